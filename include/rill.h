@@ -1,0 +1,14 @@
+/* rill — hybrid coroutine-thread dataflow engine. Include this one header. */
+#ifndef RILL_H
+#define RILL_H
+
+#include "rill/version.h"
+#include "rill/error.h"
+#include "rill/coro.h"
+#include "rill/item.h"
+#include "rill/pipeline.h"
+#include "rill/lines.h"
+#include "rill/stages.h"
+#include "rill/count.h"
+
+#endif

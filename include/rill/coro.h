@@ -1,0 +1,165 @@
+/* rill — stackless generators and coroutines.
+ *
+ * A generator is a function body plus an explicit state struct that the
+ * caller owns. The body is resumed with a `switch` on a stored resume point
+ * (the technique of Duff's device, Tatham's coroutines and Dunkels'
+ * protothreads) instead of a separate stack: a resume costs about a function
+ * call, the engine state is sizeof(rill_gen) bytes, and sanitizers and
+ * debuggers see ordinary C.
+ *
+ * Semantics follow Python generators:
+ *   rill_gen_next  = next(g)       rill_gen_send  = g.send(v)
+ *   rill_gen_close = g.close()     RILL_YIELD_FROM = yield from sub
+ * Exhaustion is reported as RILL_EDONE (StopIteration) with the body's return
+ * value in *out.
+ *
+ * Writing a body:
+ *
+ *     struct fib { rill_gen gen; long a, b; };      // state: never statics
+ *
+ *     static int fib_body(rill_gen *g) {
+ *         struct fib *f = RILL_CONTAINER_OF(g, struct fib, gen);
+ *         RILL_GEN_BEGIN(g);
+ *         for (f->a = 0, f->b = 1;; ) {
+ *             RILL_YIELD(g, &f->a);
+ *             long t = f->a + f->b; f->b = f->a; f->a = t;
+ *         }
+ *         RILL_GEN_END(g);
+ *     }
+ *
+ * Rules of the technique (the compiler cannot check them all):
+ *  - Local variables do not survive a RILL_YIELD: keep everything that must
+ *    live across a yield in the state struct.
+ *  - A RILL_YIELD / RILL_YIELD_FROM may not sit inside a `switch` statement
+ *    of the body: its hidden `case` label would belong to the inner switch.
+ *    Use if/else chains around yields.
+ *  - Exactly one RILL_GEN_BEGIN ... RILL_GEN_END pair per body.
+ *
+ * Thread-safety: a generator is not thread-safe; one thread at a time may
+ * call its functions. Different generators are independent.
+ */
+#ifndef RILL_CORO_H
+#define RILL_CORO_H
+
+#include <stddef.h>
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rill_gen rill_gen;
+
+/* The body: run from the current resume point to the next yield or to the
+ * end. Use the RILL_GEN_* macros; do not return values of your own except a
+ * negative rill error code, which ends the generator with that error. */
+typedef int (*rill_gen_body_fn)(rill_gen *g);
+
+/* Cleanup of a generator abandoned while suspended (Python's GeneratorExit
+ * handler): called exactly once when rill_gen_close() closes a suspended
+ * generator, or when a generator it delegates to with RILL_YIELD_FROM fails.
+ * It is not called when the body runs to its end or returns an error: the
+ * body did its own cleanup then. A negative return is returned by close. */
+typedef int (*rill_gen_close_fn)(rill_gen *g);
+
+typedef enum rill_gen_status {
+    RILL_GEN_CREATED = 0,  /* never resumed */
+    RILL_GEN_SUSPENDED,    /* stopped at a yield */
+    RILL_GEN_RUNNING,      /* its body is executing now */
+    RILL_GEN_DONE          /* returned, failed or closed */
+} rill_gen_status;
+
+/* Engine state, embedded in the caller's own struct. Fields are private
+ * (used by the macros); initialize with rill_gen_init(). */
+struct rill_gen {
+    rill_gen_body_fn rill__body;
+    rill_gen_close_fn rill__on_close;
+    rill_gen *rill__sub;   /* generator delegated to by RILL_YIELD_FROM */
+    void *rill__val;       /* value yielded out, sent in, or returned */
+    int rill__pc;          /* resume point: 0 = start */
+    int rill__status;      /* rill_gen_status */
+};
+
+/* Prepare g to run body. on_close may be NULL. g is caller-owned memory and
+ * holds no resources: a generator that is done may simply be forgotten, and a
+ * suspended one needs rill_gen_close() only if its on_close frees something.
+ * Re-initializing restarts it from the beginning. */
+void rill_gen_init(rill_gen *g, rill_gen_body_fn body, rill_gen_close_fn on_close);
+
+/* Resume g with value (the result of the pending RILL_YIELD, read with
+ * RILL_SENT()). Returns 0 with the next yielded value in *out; RILL_EDONE
+ * when the body has finished, with its return value in *out (NULL if none) —
+ * and again RILL_EDONE, *out = NULL, on every later call; a negative error
+ * code if the body (or a generator it delegates to) failed; RILL_EINVAL if g
+ * was never started and value is not NULL (as in Python, start with NULL);
+ * RILL_ESTATE if g is running (called from inside itself). out may be NULL.
+ * If g delegates (RILL_YIELD_FROM), value goes to the innermost delegate. */
+int rill_gen_send(rill_gen *g, void *value, void **out);
+
+/* rill_gen_send(g, NULL, out): Python's next(g). */
+int rill_gen_next(rill_gen *g, void **out);
+
+/* Close g (Python's g.close()). A suspended generator's delegates are closed
+ * innermost first, then each on_close runs exactly once. Closing a created
+ * (never started) or finished generator only marks it done: no callback runs.
+ * Returns 0, the first negative on_close result, or RILL_ESTATE if g is
+ * running. After close, g is RILL_GEN_DONE and next/send return RILL_EDONE. */
+int rill_gen_close(rill_gen *g);
+
+/* Current status of g. */
+rill_gen_status rill_gen_status_of(const rill_gen *g);
+
+/* ---- macros for bodies ------------------------------------------------ */
+
+#define RILL_CONTAINER_OF(ptr, type, member) \
+    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/* Internal results of one body step. */
+#define RILL__GEN_YIELD 1
+#define RILL__GEN_DELEGATE 2
+
+#define RILL_GEN_BEGIN(g) switch ((g)->rill__pc) { case 0:
+
+/* Suspend, handing v (any pointer) to the caller of next/send. */
+#define RILL_YIELD(g, v) RILL__YIELD_AT(g, v, __COUNTER__ + 1)
+#define RILL__YIELD_AT(g, v, n)                                          \
+    do {                                                                 \
+        (g)->rill__pc = (n);                                             \
+        (g)->rill__val = (void *)(v);                                    \
+        return RILL__GEN_YIELD;                                          \
+        case (n):;                                                       \
+    } while (0)
+
+/* The value the generator was resumed with: after RILL_YIELD, what the
+ * caller passed to send (NULL for next); after RILL_YIELD_FROM, the return
+ * value of the sub-generator. */
+#define RILL_SENT(g) ((g)->rill__val)
+
+/* Delegate to sub (a rill_gen * whose state outlives the delegation) until
+ * it is exhausted: everything it yields goes to our caller, everything sent
+ * goes to it. Python's `yield from sub`. */
+#define RILL_YIELD_FROM(g, sub) RILL__YIELD_FROM_AT(g, sub, __COUNTER__ + 1)
+#define RILL__YIELD_FROM_AT(g, sub, n)                                   \
+    do {                                                                 \
+        (g)->rill__pc = (n);                                             \
+        (g)->rill__sub = (sub);                                          \
+        return RILL__GEN_DELEGATE;                                       \
+        case (n):;                                                       \
+    } while (0)
+
+/* Finish with a return value (StopIteration.value / result of yield from). */
+#define RILL_RETURN(g, v)                                                \
+    do {                                                                 \
+        (g)->rill__val = (void *)(v);                                    \
+        return 0;                                                        \
+    } while (0)
+
+#define RILL_GEN_END(g)                                                  \
+    }                                                                    \
+    (g)->rill__val = NULL;                                               \
+    return 0
+
+#ifdef __cplusplus
+}
+#endif
+#endif

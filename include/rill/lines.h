@@ -1,0 +1,68 @@
+/* rill — streaming line source.
+ *
+ * Reads a file descriptor in large chunks into reference-counted buffers and
+ * emits every line as a slice of its buffer: no copy of the bytes, no malloc
+ * and no atomic operation per line. Memory stays bounded by the chunk size
+ * plus the longest line allowed, whatever the file size.
+ *
+ * What counts as a line: the bytes up to (not including) each '\n'; a last
+ * line without '\n' is a line too; an empty file has no lines. CR before LF,
+ * NUL bytes and invalid UTF-8 are data and reach the item unchanged (unless
+ * RILL_LINES_STRIP_CR). A line longer than max_line is an error
+ * (RILL_ETOOLONG, the default) or, with RILL_LINES_TRUNCATE, emitted cut to
+ * max_line bytes and counted in rill_lines_stats.truncated — never silent.
+ */
+#ifndef RILL_LINES_H
+#define RILL_LINES_H
+
+#include <stdint.h>
+
+#include "rill/pipeline.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+    RILL_LINES_TRUNCATE = 1u << 0, /* over-long lines: truncate, do not fail */
+    RILL_LINES_STRIP_CR = 1u << 1, /* drop one '\r' before each '\n' */
+    RILL_LINES_CLOSE_FD = 1u << 2  /* the stage closes fd when destroyed */
+};
+
+#define RILL_LINES_DEFAULT_MAX_LINE (1u << 20) /* 1 MiB */
+#define RILL_LINES_DEFAULT_CHUNK (256u << 10)  /* 256 KiB per read buffer */
+
+typedef struct rill_lines_opts {
+    size_t max_line;  /* longest line in bytes; 0 = RILL_LINES_DEFAULT_MAX_LINE */
+    size_t chunk;     /* read buffer size; 0 = RILL_LINES_DEFAULT_CHUNK */
+    unsigned flags;   /* RILL_LINES_* */
+} rill_lines_opts;
+
+typedef struct rill_lines_stats {
+    uint64_t lines;      /* lines emitted */
+    uint64_t bytes;      /* bytes read from the fd */
+    uint64_t truncated;  /* lines cut to max_line (RILL_LINES_TRUNCATE) */
+} rill_lines_stats;
+
+/* Add a source stage reading lines from fd (which must stay open until the
+ * pipeline is destroyed; closed then only with RILL_LINES_CLOSE_FD). lopts
+ * and opts may be NULL. Returns 0, RILL_EINVAL, or an error of
+ * rill_stage_add. Read errors fail the pipeline with -errno. */
+int rill_lines_fd_add(rill_pipeline *p, const char *name, int fd,
+                      const rill_lines_opts *lopts, const rill_stage_opts *opts,
+                      rill_stage **out);
+
+/* Open path read-only now (so a missing file is reported here, as -errno:
+ * -ENOENT, -EACCES, -EISDIR...) and add a line source that owns the fd. */
+int rill_lines_file_add(rill_pipeline *p, const char *name, const char *path,
+                        const rill_lines_opts *lopts, const rill_stage_opts *opts,
+                        rill_stage **out);
+
+/* Counters of a line source stage. Exact once the pipeline is closed.
+ * RILL_EINVAL if st is not a line source. */
+int rill_lines_stats_of(const rill_stage *st, rill_lines_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,183 @@
+/* rill — stages and pipelines.
+ *
+ * A pipeline is an acyclic graph of stages. A stage is a coroutine in the
+ * push style of the seed's `@coroutine` stages: it is sent items one at a
+ * time, emits items to the stages connected after it, and is closed exactly
+ * once when every stage feeding it has closed (end of stream), after which
+ * it closes the stages after it. Its state is a struct the pipeline owns from
+ * rill_stage_add() until rill_pipeline_destroy() — not just until close, so
+ * items pointing into it stay valid while results are read.
+ *
+ * Writing a stage takes a state struct and one or two functions (see
+ * docs/stages.md):
+ *
+ *     static int upper_send(rill_stage *st, void *state, const rill_item *it);
+ *     static const rill_stage_ops upper_ops = { .send = upper_send };
+ *
+ * Sources have `produce` instead of `send`; rill_pipeline_run() drives them.
+ * Data can also be pushed from outside with rill_pipeline_push().
+ *
+ * Threading: unless documented otherwise, a pipeline and its stages are used
+ * from one thread at a time. Stage callbacks run on the thread that runs the
+ * stage and never concurrently with themselves.
+ */
+#ifndef RILL_PIPELINE_H
+#define RILL_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "rill/item.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rill_pipeline rill_pipeline; /* opaque */
+typedef struct rill_stage rill_stage;       /* opaque; owned by its pipeline */
+
+typedef struct rill_stage_ops {
+    /* Receive one item (borrowed: see rill/item.h). Emit with rill_emit*().
+     * Return 0, or a negative code that stops the pipeline (record details
+     * with rill_stage_fail()). Required unless produce is set. */
+    int (*send)(rill_stage *st, void *state, const rill_item *item);
+
+    /* Sources only: emit the next items (any number, e.g. one read buffer's
+     * worth) and return 0 to be called again, RILL_EDONE when exhausted, or
+     * a negative code on failure. */
+    int (*produce)(rill_stage *st, void *state);
+
+    /* End of stream (Python's GeneratorExit): every producer has closed.
+     * Flush, emit final items, release resources. Called exactly once for
+     * every stage of a started pipeline — also after an error or abort,
+     * when emits are discarded (rill_emit returns the pipeline's error).
+     * The stages after this one are closed when it returns. Optional. */
+    int (*close)(rill_stage *st, void *state);
+
+    /* Free the state. Called once by rill_pipeline_destroy(), after every
+     * close. Optional (NULL: the state is not the pipeline's to free). */
+    void (*destroy)(void *state);
+} rill_stage_ops;
+
+enum {
+    /* Run the stage in a worker thread of its own, behind a bounded queue.
+     * (Threaded stages arrive with issue #3; until then RILL_ENOTSUP.) */
+    RILL_STAGE_THREADED = 1u << 0
+};
+
+/* Per-stage options. Zero-initialize, then set what you need; NULL means all
+ * defaults. */
+typedef struct rill_stage_opts {
+    unsigned flags;     /* RILL_STAGE_* */
+    unsigned capacity;  /* threaded: queue capacity in items; 0 = default */
+} rill_stage_opts;
+
+/* ---- pipeline ----------------------------------------------------------- */
+
+/* Create an empty pipeline named name (copied; NULL gives "pipeline").
+ * On success *out is the caller's, to be freed with rill_pipeline_destroy().
+ * Returns 0 or RILL_ENOMEM. */
+int rill_pipeline_new(rill_pipeline **out, const char *name);
+
+/* Add a stage. name is copied and must be unique in the pipeline (NULL
+ * gives "stage-<n>"); ops must stay valid until the pipeline is destroyed
+ * (normally a static const). On success the pipeline owns state (see
+ * ops->destroy) and *out (if out is not NULL) is a handle valid until
+ * rill_pipeline_destroy(). On failure nothing is kept: state is still the
+ * caller's. Returns 0, RILL_EINVAL (no send and no produce, or both),
+ * RILL_EEXIST (name taken), RILL_ESTATE (pipeline already started),
+ * RILL_ENOTSUP (an option not available) or RILL_ENOMEM. */
+int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage_ops *ops,
+                   void *state, const rill_stage_opts *opts, rill_stage **out);
+
+/* Connect from's next output port to to. Ports are numbered in connect
+ * order from 0 (rill_emit_to). A stage may feed many stages (fan-out) and be
+ * fed by many (fan-in: it is closed when the last producer closes). Returns
+ * 0, RILL_ECYCLE if to already reaches from (or to == from), RILL_EINVAL if
+ * to is a source or a stage of another pipeline, RILL_ESTATE if the pipeline
+ * has started, or RILL_ENOMEM. Connecting the same pair twice delivers every
+ * item twice. */
+int rill_connect(rill_stage *from, rill_stage *to);
+
+/* Validate and start the pipeline (threads start here). Called by run and
+ * push when needed. Returns 0, or a negative code (the pipeline is then
+ * failed: close returns that code). Starting twice returns 0. */
+int rill_pipeline_start(rill_pipeline *p);
+
+/* Start if needed, drive every source to exhaustion (in the order added),
+ * then close. Returns 0 or the first error (see rill_pipeline_errmsg). */
+int rill_pipeline_run(rill_pipeline *p);
+
+/* Start if needed and send item (borrowed for the call) into entry, a stage
+ * that no stage feeds and that is not a source — the seed's flow.send(line).
+ * Returns 0, the pipeline's first error, RILL_EINVAL (entry not an entry of
+ * p) or RILL_ECLOSED after close. */
+int rill_pipeline_push(rill_pipeline *p, rill_stage *entry, const rill_item *item);
+
+/* End of stream for the whole pipeline: close every entry, which closes the
+ * rest in order (a stage after all its producers). When it returns, every
+ * close callback has run and results are complete. Returns 0 or the first
+ * error; later calls return the same. */
+int rill_pipeline_close(rill_pipeline *p);
+
+/* Request a stop: sources stop producing, pending work is discarded, and the
+ * next or current run/close returns RILL_EABORTED (unless an error came
+ * first). Only sets a flag: callable from any thread and from a signal
+ * handler. Does nothing after close. */
+void rill_pipeline_abort(rill_pipeline *p);
+
+/* Free the pipeline: close it if it was started and not closed (as after an
+ * abort: nothing more is delivered), call every stage's destroy, free all.
+ * Invalidates p, every rill_stage handle, and every item pointing into stage
+ * state. NULL is a no-op. */
+void rill_pipeline_destroy(rill_pipeline *p);
+
+/* The first error (0 if none). */
+int rill_pipeline_status(const rill_pipeline *p);
+
+/* The first error as text, "stage 'NAME': DETAIL: STRERROR", or "" if none.
+ * Valid until the pipeline is destroyed. */
+const char *rill_pipeline_errmsg(const rill_pipeline *p);
+
+/* The name of the stage that raised the first error, or NULL. */
+const char *rill_pipeline_errstage(const rill_pipeline *p);
+
+/* The pipeline's name (valid until destroy). */
+const char *rill_pipeline_name(const rill_pipeline *p);
+
+/* The stage named name, or NULL. */
+rill_stage *rill_pipeline_find(const rill_pipeline *p, const char *name);
+
+/* ---- inside stage callbacks ------------------------------------------- */
+
+/* Send item to every stage connected after st, in connect order. The item is
+ * borrowed for the call. Returns 0 or the first error of a downstream stage
+ * (stop and return it). Call only from st's callbacks. */
+int rill_emit(rill_stage *st, const rill_item *item);
+
+/* Send item to output port `port` only. RILL_EINVAL if there is no such port. */
+int rill_emit_to(rill_stage *st, unsigned port, const rill_item *item);
+
+/* Number of output ports (connected stages) of st. */
+unsigned rill_stage_outputs(const rill_stage *st);
+
+/* Record why st fails, printf-style, and return code (pass through):
+ *     return rill_stage_fail(st, -errno, "cannot read '%s'", path);
+ * The first failure of the pipeline becomes its error message. */
+int rill_stage_fail(rill_stage *st, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* ---- handles ------------------------------------------------------------ */
+
+const char *rill_stage_name(const rill_stage *st);
+void *rill_stage_state(const rill_stage *st);
+const rill_stage_ops *rill_stage_ops_of(const rill_stage *st);
+rill_pipeline *rill_stage_pipeline(const rill_stage *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,107 @@
+/* rill — built-in stages: broadcast, filter, map, selector, collect, print.
+ * (The line source is in rill/lines.h, the counting reducer in rill/count.h.)
+ *
+ * Every constructor has the form rill_X_add(pipeline, name, ..., opts, &out):
+ * it allocates the stage state, adds the stage (see rill_stage_add for name,
+ * opts and ownership), and returns 0 or a negative code. Configuration that
+ * points to memory (patterns, prefixes) is copied unless stated otherwise.
+ */
+#ifndef RILL_STAGES_H
+#define RILL_STAGES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "rill/pipeline.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A key extracted from an item: a slice of it (or of memory that outlives
+ * the call). Set *key and *len. */
+typedef void (*rill_key_fn)(const rill_item *item, void *arg, const void **key,
+                            size_t *len);
+
+/* Key function: the first field, i.e. the bytes up to the first space (the
+ * whole item if it has none). The client address of an access-log line. */
+void rill_key_first_field(const rill_item *item, void *arg, const void **key,
+                          size_t *len);
+
+/* ---- broadcast: every item to every output (the seed's broadcast) ------- */
+int rill_broadcast_add(rill_pipeline *p, const char *name,
+                       const rill_stage_opts *opts, rill_stage **out);
+
+/* ---- filter ------------------------------------------------------------- */
+typedef bool (*rill_pred_fn)(const rill_item *item, void *arg);
+
+typedef enum rill_match {
+    RILL_MATCH_PRED = 0,     /* pred(item, arg) */
+    RILL_MATCH_PREFIX,       /* item starts with pattern (the seed's startswith) */
+    RILL_MATCH_FIRST_FIELD   /* rill_key_first_field(item) equals pattern */
+} rill_match;
+
+typedef struct rill_filter_spec {
+    rill_match match;
+    rill_pred_fn pred;        /* RILL_MATCH_PRED */
+    void *arg;                /* passed to pred (not owned) */
+    const void *pattern;      /* RILL_MATCH_PREFIX / _FIRST_FIELD (copied) */
+    size_t pattern_len;
+    /* false: emit the matching item. true: emit the pattern itself instead
+     * (an item pointing into the stage state), as the seed's map_ sends the
+     * IP it matched rather than the line. */
+    bool emit_pattern;
+} rill_filter_spec;
+
+int rill_filter_add(rill_pipeline *p, const char *name, const rill_filter_spec *spec,
+                    const rill_stage_opts *opts, rill_stage **out);
+
+/* ---- map ---------------------------------------------------------------- */
+/* Compute *out from in. Return 0 to emit *out, 1 to emit nothing for this
+ * item, or a negative code to fail. If out->owner is set, the map stage
+ * takes over that one reference and drops it after emitting (so
+ * rill_item_copy() results are freed); a slice of in (same owner) or memory
+ * that outlives the pipeline needs no reference. */
+typedef int (*rill_map_fn)(const rill_item *in, rill_item *out, void *arg);
+
+int rill_map_add(rill_pipeline *p, const char *name, rill_map_fn fn, void *arg,
+                 const rill_stage_opts *opts, rill_stage **out);
+
+/* ---- selector: each item to exactly one output -------------------------- */
+/* Return the output port for item (0 .. nports-1), or a negative code. */
+typedef int (*rill_select_fn)(const rill_item *item, unsigned nports, void *arg);
+
+typedef struct rill_selector_spec {
+    rill_select_fn select;  /* route by predicate/function ... */
+    void *arg;
+    rill_key_fn key;        /* ... or, if select is NULL, by a hash of this key
+                               (whole item if NULL) modulo the port count */
+    void *key_arg;
+} rill_selector_spec;
+
+/* An item routed to a port that does not exist fails the pipeline with
+ * RILL_EINVAL; a selector with no outputs drops nothing silently: it fails. */
+int rill_selector_add(rill_pipeline *p, const char *name,
+                      const rill_selector_spec *spec, const rill_stage_opts *opts,
+                      rill_stage **out);
+
+/* ---- collect: keep every item in memory --------------------------------- */
+/* Items are kept by reference (one reference per distinct owner, not per
+ * item) and stay valid until the pipeline is destroyed. */
+int rill_collect_add(rill_pipeline *p, const char *name, const rill_stage_opts *opts,
+                     rill_stage **out);
+
+/* The collected items in arrival order; *n is their number. RILL_EINVAL if
+ * st is not a collect stage. Read after close (or from the stage's thread). */
+int rill_collect_items(const rill_stage *st, const rill_item **items, size_t *n);
+
+/* ---- print: write each item and a '\n' to fd ----------------------------- */
+/* Buffered; flushed at close. A write error (EPIPE, ENOSPC...) fails the
+ * pipeline with -errno. fd is not closed. */
+int rill_print_add(rill_pipeline *p, const char *name, int fd,
+                   const rill_stage_opts *opts, rill_stage **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
