@@ -1,0 +1,15 @@
+/* broadcast: every item to every output, in connect order (the seed's
+ * broadcast). Stateless: rill_emit already does the fan-out. */
+#include "rill_int.h"
+
+static int rill__broadcast_send(rill_stage *st, void *state, const rill_item *item) {
+    RILL__UNUSED(state);
+    return rill_emit(st, item);
+}
+
+static const rill_stage_ops rill__broadcast_ops = { .send = rill__broadcast_send };
+
+RILL_API int rill_broadcast_add(rill_pipeline *p, const char *name,
+                                const rill_stage_opts *opts, rill_stage **out) {
+    return rill_stage_add(p, name, &rill__broadcast_ops, NULL, opts, out);
+}

@@ -1,0 +1,268 @@
+/* count: items counted by key in an open-addressing hash table.
+ *
+ * Linear probing over a power-of-two array of slots; each slot keeps the full
+ * hash (cheap rejection and rehash without rehashing bytes), the key and its
+ * count. count == 0 marks an empty slot. Keys are copied once into chunked
+ * arena memory; an item whose key is already present costs one hash, one
+ * probe sequence and no allocation. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "hash.h"
+#include "rill_int.h"
+
+#define RILL__COUNT_CHUNK (64u << 10)
+#define RILL__COUNT_MIN_CAP 64u
+
+typedef struct rill__slot {
+    uint64_t hash;
+    const char *key;
+    size_t len;
+    uint64_t count;
+} rill__slot;
+
+typedef struct rill__chunk {
+    struct rill__chunk *next;
+    size_t used, cap;
+    char bytes[];
+} rill__chunk;
+
+typedef struct rill__count {
+    rill_key_fn key;
+    void *key_arg;
+    rill__slot *slots;
+    size_t mask;   /* capacity - 1 */
+    size_t nkeys;
+    uint64_t total;
+    rill__chunk *arena;
+} rill__count;
+
+static const char *rill__arena_copy(rill__count *c, const void *key, size_t len) {
+    if (len == 0)
+        return "";
+    rill__chunk *ch = c->arena;
+    if (!ch || ch->cap - ch->used < len) {
+        size_t cap = len > RILL__COUNT_CHUNK ? len : RILL__COUNT_CHUNK;
+        if (cap > SIZE_MAX - sizeof *ch)
+            return NULL;
+        ch = malloc(sizeof *ch + cap);
+        if (!ch)
+            return NULL;
+        ch->used = 0;
+        ch->cap = cap;
+        ch->next = c->arena;
+        c->arena = ch;
+    }
+    char *dst = ch->bytes + ch->used;
+    memcpy(dst, key, len);
+    ch->used += len;
+    return dst;
+}
+
+/* Double the table. Slots carry their hash, so no key bytes are read. */
+static int rill__count_grow(rill__count *c) {
+    size_t cap = (c->mask + 1) * 2;
+    if (cap > SIZE_MAX / sizeof(rill__slot))
+        return RILL_ENOMEM;
+    rill__slot *s = calloc(cap, sizeof *s);
+    if (!s)
+        return RILL_ENOMEM;
+    size_t mask = cap - 1;
+    for (size_t i = 0; i <= c->mask; i++) {
+        const rill__slot *o = &c->slots[i];
+        if (!o->count)
+            continue;
+        size_t j = (size_t)o->hash & mask;
+        while (s[j].count)
+            j = (j + 1) & mask;
+        s[j] = *o;
+    }
+    free(c->slots);
+    c->slots = s;
+    c->mask = mask;
+    return 0;
+}
+
+/* The slot holding key, or the empty slot where it belongs. */
+static inline rill__slot *rill__count_find(const rill__count *c, uint64_t h, const void *key,
+                                           size_t len) {
+    size_t i = (size_t)h & c->mask;
+    for (;;) {
+        rill__slot *s = &c->slots[i];
+        if (!s->count ||
+            (s->hash == h && s->len == len && (len == 0 || memcmp(s->key, key, len) == 0)))
+            return s;
+        i = (i + 1) & c->mask;
+    }
+}
+
+static int rill__count_send(rill_stage *st, void *state, const rill_item *item) {
+    rill__count *c = state;
+    const void *key = item->data;
+    size_t len = item->len;
+    if (c->key)
+        c->key(item, c->key_arg, &key, &len);
+    uint64_t h = rill__hash_bytes(key, len);
+    rill__slot *s = rill__count_find(c, h, key, len);
+    if (RILL__LIKELY(s->count)) {
+        s->count++;
+        c->total++;
+        return 0;
+    }
+    /* New key. Keep the load under 70 %: grow first, then find the new
+     * empty slot (the key is known absent, so the probe compares nothing). */
+    if ((c->nkeys + 1) * 10 > (c->mask + 1) * 7) {
+        int rc = rill__count_grow(c);
+        if (rc)
+            return rill_stage_fail(st, rc, "cannot grow the table to %zu keys", c->nkeys + 1);
+        size_t i = (size_t)h & c->mask;
+        while (c->slots[i].count)
+            i = (i + 1) & c->mask;
+        s = &c->slots[i];
+    }
+    const char *copy = rill__arena_copy(c, key, len);
+    if (!copy)
+        return rill_stage_fail(st, RILL_ENOMEM, "cannot copy a key of %zu bytes", len);
+    s->hash = h;
+    s->key = copy;
+    s->len = len;
+    s->count = 1;
+    c->nkeys++;
+    c->total++;
+    return 0;
+}
+
+static void rill__count_destroy(void *state) {
+    rill__count *c = state;
+    while (c->arena) {
+        rill__chunk *next = c->arena->next;
+        free(c->arena);
+        c->arena = next;
+    }
+    free(c->slots);
+    free(c);
+}
+
+static const rill_stage_ops rill__count_ops = { .send = rill__count_send,
+                                                .destroy = rill__count_destroy };
+
+RILL_API int rill_count_add(rill_pipeline *p, const char *name, rill_key_fn key,
+                            void *key_arg, const rill_stage_opts *opts, rill_stage **out) {
+    if (out)
+        *out = NULL;
+    if (!p)
+        return RILL_EINVAL;
+    rill__count *c = calloc(1, sizeof *c);
+    if (!c)
+        return RILL_ENOMEM;
+    c->slots = calloc(RILL__COUNT_MIN_CAP, sizeof *c->slots);
+    if (!c->slots) {
+        free(c);
+        return RILL_ENOMEM;
+    }
+    c->mask = RILL__COUNT_MIN_CAP - 1;
+    c->key = key;
+    c->key_arg = key_arg;
+    int rc = rill_stage_add(p, name, &rill__count_ops, c, opts, out);
+    if (rc)
+        rill__count_destroy(c);
+    return rc;
+}
+
+/* The state of st if it is a count stage. */
+static const rill__count *rill__count_of(const rill_stage *st) {
+    return st && rill_stage_ops_of(st) == &rill__count_ops ? rill_stage_state(st) : NULL;
+}
+
+RILL_API int rill_count_get(const rill_stage *st, const void *key, size_t len,
+                            uint64_t *count) {
+    const rill__count *c = rill__count_of(st);
+    if (!c || !count || (!key && len))
+        return RILL_EINVAL;
+    *count = rill__count_find(c, rill__hash_bytes(key, len), key, len)->count;
+    return 0;
+}
+
+RILL_API int rill_count_size(const rill_stage *st, size_t *keys, uint64_t *total) {
+    const rill__count *c = rill__count_of(st);
+    if (!c)
+        return RILL_EINVAL;
+    if (keys)
+        *keys = c->nkeys;
+    if (total)
+        *total = c->total;
+    return 0;
+}
+
+/* ---- top N ---------------------------------------------------------------- */
+
+/* < 0 if a ranks before b: count descending, then key ascending bytewise
+ * with a proper prefix first. */
+static int rill__entry_cmp(const rill_count_entry *a, const rill_count_entry *b) {
+    if (a->count != b->count)
+        return a->count > b->count ? -1 : 1;
+    size_t n = a->len < b->len ? a->len : b->len;
+    int r = n ? memcmp(a->key, b->key, n) : 0;
+    if (r)
+        return r;
+    return (a->len > b->len) - (a->len < b->len);
+}
+
+static int rill__entry_qcmp(const void *a, const void *b) { return rill__entry_cmp(a, b); }
+
+/* Restore the heap below i: a max-heap by rank, so h[0] is the entry that
+ * ranks last among those kept, the one a better newcomer replaces. */
+static void rill__sift_down(rill_count_entry *h, size_t n, size_t i) {
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && rill__entry_cmp(&h[l], &h[m]) > 0)
+            m = l;
+        if (r < n && rill__entry_cmp(&h[r], &h[m]) > 0)
+            m = r;
+        if (m == i)
+            return;
+        rill_count_entry t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+static void rill__sift_up(rill_count_entry *h, size_t i) {
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (rill__entry_cmp(&h[i], &h[parent]) <= 0)
+            return;
+        rill_count_entry t = h[i];
+        h[i] = h[parent];
+        h[parent] = t;
+        i = parent;
+    }
+}
+
+/* Heap selection in out itself (O(keys log n), no allocation), then a sort
+ * of the n kept. */
+RILL_API int rill_count_top(const rill_stage *st, size_t n, rill_count_entry *out,
+                            size_t *nout) {
+    const rill__count *c = rill__count_of(st);
+    if (!c || !nout || (n && !out))
+        return RILL_EINVAL;
+    size_t k = 0;
+    for (size_t i = 0; n && i <= c->mask; i++) {
+        const rill__slot *s = &c->slots[i];
+        if (!s->count)
+            continue;
+        rill_count_entry e = { s->key, s->len, s->count };
+        if (k < n) {
+            out[k] = e;
+            rill__sift_up(out, k++);
+        } else if (rill__entry_cmp(&e, &out[0]) < 0) {
+            out[0] = e;
+            rill__sift_down(out, k, 0);
+        }
+    }
+    if (k > 1)
+        qsort(out, k, sizeof *out, rill__entry_qcmp);
+    *nout = k;
+    return 0;
+}
