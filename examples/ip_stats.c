@@ -1,0 +1,170 @@
+/* ip_stats — the seed's IP statistics over a web access log, on rill.
+ *
+ *   ip_stats [options] [LOG [IP...]]
+ *
+ * With IPs: one line "<ip> <count>" per IP, in argument order. With a LOG and
+ * no IPs: the --top N most frequent client addresses. With no arguments: the
+ * shipped log and the seed's three IPs. Results on stdout, everything else on
+ * stderr; exit 1 on a runtime error, 2 on bad usage. */
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ipstats.h"
+
+static const char *const seed_ips[] = {"83.149.9.216", "93.114.45.13", "207.241.237.101"};
+
+static void usage(FILE *to) {
+    fprintf(to,
+            "usage: ip_stats [options] [LOG [IP...]]\n"
+            "Count requests per client IP in a web access log (LOG '-' = stdin).\n"
+            "  (no arguments)  the shipped sample log and the seed's three IPs\n"
+            "  LOG IP...       one line '<ip> <count>' per IP, in argument order\n"
+            "  LOG             the most frequent client addresses (see --top)\n"
+            "options:\n"
+            "  --prefix        an IP matches lines that start with it (the seed's\n"
+            "                  startswith: 10.0.0.1 also counts 10.0.0.12)\n"
+            "  --top N         how many addresses without IPs (default 10)\n"
+            "  -h, --help      this text\n");
+}
+
+/* The shipped log, wherever the program runs from: $RILL_DATA_DIR, the
+ * source tree it was built from, or data/ next to the installed binary. */
+static int find_shipped_log(char *out, size_t len) {
+    const char *dirs[3] = {getenv("RILL_DATA_DIR"), RILL_DATA_DIR, NULL};
+    char exe[PATH_MAX], beside[PATH_MAX + 16];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(beside, sizeof beside, "%s/../data", exe);
+            dirs[2] = beside;
+        }
+    }
+    for (size_t i = 0; i < 3; i++) {
+        if (!dirs[i] || !*dirs[i])
+            continue;
+        snprintf(out, len, "%s/apache_logs", dirs[i]);
+        if (access(out, R_OK) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+static int parse_count(const char *s, size_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || v == 0 || v > 1000000000ull || s[0] == '-')
+        return -1;
+    *out = (size_t)v;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    static const struct option longopts[] = {
+        {"prefix", no_argument, NULL, 'p'},
+        {"top", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    ipstats_config cfg = {0};
+    size_t top = 10;
+    bool top_given = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'p': cfg.prefix = true; break;
+        case 't':
+            if (parse_count(optarg, &top)) {
+                fprintf(stderr, "ip_stats: --top needs a positive number, not '%s'\n", optarg);
+                return 2;
+            }
+            top_given = true;
+            break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    char shipped[PATH_MAX + 32];
+    const char **ips = NULL;
+    size_t nargs = (size_t)(argc - optind);
+    if (nargs == 0) {
+        if (find_shipped_log(shipped, sizeof shipped)) {
+            fprintf(stderr, "ip_stats: cannot find the shipped log (set RILL_DATA_DIR or pass LOG)\n");
+            return 1;
+        }
+        cfg.log = shipped;
+        if (!top_given) {
+            ips = (const char **)seed_ips;
+            nargs = 1 + sizeof seed_ips / sizeof seed_ips[0];
+        }
+    } else {
+        cfg.log = argv[optind];
+        ips = (const char **)argv + optind + 1;
+    }
+    size_t nips = nargs ? nargs - 1 : 0;
+
+    /* One filter per distinct IP: a repeated argument must not count twice. */
+    const char **uniq = calloc(nips ? nips : 1, sizeof *uniq);
+    if (!uniq) {
+        fprintf(stderr, "ip_stats: out of memory\n");
+        return 1;
+    }
+    for (size_t i = 0; i < nips; i++) {
+        if (!*ips[i]) {
+            fprintf(stderr, "ip_stats: empty IP argument\n");
+            free(uniq);
+            return 2;
+        }
+        bool seen = false;
+        for (size_t j = 0; j < cfg.nips && !seen; j++)
+            seen = strcmp(uniq[j], ips[i]) == 0;
+        if (!seen)
+            uniq[cfg.nips++] = ips[i];
+    }
+    cfg.ips = uniq;
+
+    rill_pipeline *p = NULL;
+    rill_stage *reduce = NULL;
+    char err[512] = "";
+    int status = 0;
+    if (ipstats_build(&cfg, &p, &reduce, err, sizeof err)) {
+        fprintf(stderr, "ip_stats: %s\n", err);
+        free(uniq);
+        return 1;
+    }
+    if (rill_pipeline_run(p)) {
+        fprintf(stderr, "ip_stats: %s\n", rill_pipeline_errmsg(p));
+        status = 1;
+    } else if (nips) {
+        for (size_t i = 0; i < nips; i++) {
+            uint64_t n = 0;
+            rill_count_get(reduce, ips[i], strlen(ips[i]), &n);
+            printf("%s %llu\n", ips[i], (unsigned long long)n);
+        }
+    } else {
+        rill_count_entry *best = calloc(top, sizeof *best);
+        size_t nbest = 0;
+        if (!best || rill_count_top(reduce, top, best, &nbest)) {
+            fprintf(stderr, "ip_stats: out of memory\n");
+            status = 1;
+        }
+        for (size_t i = 0; i < nbest; i++)
+            printf("%.*s %llu\n", (int)best[i].len, (const char *)best[i].key,
+                   (unsigned long long)best[i].count);
+        free(best);
+    }
+    rill_pipeline_destroy(p);
+    free(uniq);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        perror("ip_stats: stdout");
+        status = 1;
+    }
+    return status;
+}

@@ -1,0 +1,79 @@
+/* The seed's IP-statistics topology, shared by examples/ip_stats.c and
+ * bench/ip_stats.c so the benchmark measures exactly what users run:
+ *
+ *   source -> broadcast -> filter-1..N -> reduce      (IPs given)
+ *   source -> reduce                                   (no IPs: every client)
+ *
+ * Each filter matches one IP (first field equal, or --prefix: the seed's
+ * startswith) and emits the IP itself, as the seed's map_ sends `ip`, so the
+ * reducer counts per requested IP even when prefixes overlap. */
+#ifndef IPSTATS_H
+#define IPSTATS_H
+
+#include <stdbool.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rill.h"
+
+typedef struct ipstats_config {
+    const char *log;          /* path, or "-" for standard input */
+    const char *const *ips;   /* distinct IPs (or prefixes) */
+    size_t nips;
+    bool prefix;              /* startswith instead of first-field equality */
+    rill_stage_opts stage;    /* applied to every stage (e.g. threaded) */
+} ipstats_config;
+
+/* Build the pipeline. On success *out is the caller's to destroy and
+ * *reduce the counting stage. On failure returns a negative code and, where
+ * it helps, a message in err (size errlen). */
+static inline int ipstats_build(const ipstats_config *cfg, rill_pipeline **out,
+                                rill_stage **reduce, char *err, size_t errlen) {
+    rill_pipeline *p = NULL;
+    rill_stage *src = NULL, *bcast = NULL, *red = NULL;
+    int rc = rill_pipeline_new(&p, "ip_stats");
+    if (rc)
+        return rc;
+    if (strcmp(cfg->log, "-") == 0)
+        rc = rill_lines_fd_add(p, "source", STDIN_FILENO, NULL, &cfg->stage, &src);
+    else
+        rc = rill_lines_file_add(p, "source", cfg->log, NULL, &cfg->stage, &src);
+    if (rc) {
+        snprintf(err, errlen, "cannot read '%s': %s", cfg->log, rill_strerror(rc));
+        goto fail;
+    }
+    if (cfg->nips == 0) {
+        if ((rc = rill_count_add(p, "reduce", rill_key_first_field, NULL, &cfg->stage, &red)) ||
+            (rc = rill_connect(src, red)))
+            goto fail_generic;
+    } else {
+        if ((rc = rill_broadcast_add(p, "broadcast", &cfg->stage, &bcast)) ||
+            (rc = rill_connect(src, bcast)) ||
+            (rc = rill_count_add(p, "reduce", NULL, NULL, &cfg->stage, &red)))
+            goto fail_generic;
+        for (size_t i = 0; i < cfg->nips; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "filter-%zu", i + 1);
+            rill_filter_spec spec = {
+                .match = cfg->prefix ? RILL_MATCH_PREFIX : RILL_MATCH_FIRST_FIELD,
+                .pattern = cfg->ips[i],
+                .pattern_len = strlen(cfg->ips[i]),
+                .emit_pattern = true,
+            };
+            rill_stage *f = NULL;
+            if ((rc = rill_filter_add(p, name, &spec, &cfg->stage, &f)) ||
+                (rc = rill_connect(bcast, f)) || (rc = rill_connect(f, red)))
+                goto fail_generic;
+        }
+    }
+    *out = p;
+    *reduce = red;
+    return 0;
+fail_generic:
+    snprintf(err, errlen, "cannot build the pipeline: %s", rill_strerror(rc));
+fail:
+    rill_pipeline_destroy(p);
+    return rc;
+}
+
+#endif
