@@ -20,6 +20,7 @@ struct rill_stage {
     unsigned nout, capout;
     unsigned nin;     /* producers connected */
     unsigned open_in; /* producers not yet closed */
+    unsigned mark;    /* cycle check: visited in search number mark */
     bool closed;
     rill_stage_opts opts;
     char *name;
@@ -31,6 +32,7 @@ struct rill_pipeline {
     int phase;
     rill_stage **stages;
     unsigned n, cap;
+    unsigned search;  /* number of the last cycle check */
     rill_stage *errstage;
     char *name;
     char errmsg[512];
@@ -149,13 +151,17 @@ RILL_API int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage
     return 0;
 }
 
-/* Does a path of connections lead from `from` to `to`? Depth-first; the
- * graph is acyclic by construction, so this terminates. */
-static bool rill__reaches(const rill_stage *from, const rill_stage *to) {
+/* Does a path of connections lead from `from` to `to`? Depth-first, each
+ * stage visited once per search: following every path instead is
+ * exponential in the number of diamonds (fan-out joined again). */
+static bool rill__reaches(rill_stage *from, const rill_stage *to, unsigned search) {
     if (from == to)
         return true;
+    if (from->mark == search)
+        return false;
+    from->mark = search;
     for (unsigned i = 0; i < from->nout; i++)
-        if (rill__reaches(from->out[i], to))
+        if (rill__reaches(from->out[i], to, search))
             return true;
     return false;
 }
@@ -165,7 +171,7 @@ RILL_API int rill_connect(rill_stage *from, rill_stage *to) {
         return RILL_EINVAL;
     if (from->p->phase != RILL__NEW)
         return RILL_ESTATE;
-    if (rill__reaches(to, from))
+    if (rill__reaches(to, from, ++from->p->search))
         return RILL_ECYCLE;
     if (from->nout == from->capout) {
         unsigned cap = from->capout ? 2 * from->capout : 4;
