@@ -118,9 +118,11 @@ RILL_API int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage
     if (opts && (opts->flags & ~(unsigned)RILL_STAGE_THREADED))
         return RILL_EINVAL;
     char auto_name[32];
-    if (!name) {
-        snprintf(auto_name, sizeof auto_name, "stage-%u", p->n + 1);
-        name = auto_name;
+    /* "stage-<n>", or the next number free if the caller took that name. */
+    for (unsigned k = p->n + 1; !name; k++) {
+        snprintf(auto_name, sizeof auto_name, "stage-%u", k);
+        if (!rill_pipeline_find(p, auto_name))
+            name = auto_name;
     }
     if (rill_pipeline_find(p, name))
         return RILL_EEXIST;
