@@ -69,9 +69,12 @@ RILL_API int rill_stage_fail(rill_stage *st, int code, const char *fmt, ...) {
     return code;
 }
 
-/* st's callback returned rc < 0: keep it unless an earlier error is known. */
+/* st's callback returned rc < 0: keep it unless an earlier error is known.
+ * RILL_EABORTED after an abort is rill_emit's answer passed back up, not a
+ * failure of st: rill_pipeline_close reports the abort, naming no stage. */
 static int rill__failed(rill_stage *st, int rc) {
-    rill__record(st->p, st, rc, NULL);
+    if (rc != RILL_EABORTED || !__atomic_load_n(&st->p->stop, __ATOMIC_RELAXED))
+        rill__record(st->p, st, rc, NULL);
     return rc;
 }
 
@@ -253,8 +256,10 @@ RILL_API int rill_pipeline_close(rill_pipeline *p) {
     for (unsigned i = 0; i < p->n; i++)
         if (p->stages[i]->nin == 0)
             rill__close_stage(p->stages[i]);
-    if (__atomic_load_n(&p->stop, __ATOMIC_RELAXED) && !p->err)
+    if (__atomic_load_n(&p->stop, __ATOMIC_RELAXED) && !p->err) {
         p->err = RILL_EABORTED;
+        snprintf(p->errmsg, sizeof p->errmsg, "%s", rill_strerror(RILL_EABORTED));
+    }
     p->phase = RILL__CLOSED;
     return p->err;
 }
