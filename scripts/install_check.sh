@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Install a configured and built rill into a temporary prefix and prove that
+# a program built only with `pkg-config --cflags --libs rill` compiles in strict
+# C11, links through the soname (librill.so.0) and runs.
+# Usage: scripts/install_check.sh BUILD_DIR
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+build=${1:?usage: install_check.sh BUILD_DIR}
+prefix=$(mktemp -d "${TMPDIR:-/tmp}/rill-install.XXXXXX")
+trap 'rm -rf "$prefix"' EXIT
+
+fail() { echo "install check: $*" >&2; exit 1; }
+
+echo "+ cmake --install $build --prefix $prefix"
+cmake --install "$build" --prefix "$prefix" >/dev/null
+
+pc=$(find "$prefix" -name rill.pc -path '*/pkgconfig/*' | head -n1)
+[ -n "$pc" ] || fail "no rill.pc installed"
+export PKG_CONFIG_PATH=$(dirname "$pc")
+libdir=$(pkg-config --variable=libdir rill)
+flags=$(pkg-config --cflags --libs rill) || fail "pkg-config cannot resolve rill.pc"
+echo "pkg-config --cflags --libs rill: $flags"
+
+[ -f "$prefix/include/rill.h" ] || fail "include/rill.h not installed"
+for h in "$root"/include/rill/*.h; do
+    [ -f "$prefix/include/rill/$(basename "$h")" ] || fail "rill/$(basename "$h") not installed"
+done
+[ -L "$libdir/librill.so" ] || fail "$libdir/librill.so is not a symlink"
+[ -L "$libdir/librill.so.0" ] || fail "$libdir/librill.so.0 (soname link) missing"
+soname=$(readelf -d "$libdir/librill.so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+[ "$soname" = librill.so.0 ] || fail "SONAME is '$soname', want librill.so.0"
+
+# Only the public API leaves the library: rill_ names, never rill__ internals.
+leaked=$(nm -D --defined-only "$libdir/librill.so" | awk '{print $3}' | grep -v '^rill_[a-z0-9]' || true)
+[ -z "$leaked" ] || fail "symbols exported outside the rill_ API: $leaked"
+
+exe=$prefix/install_check
+# shellcheck disable=SC2086  # flags is a word list from pkg-config
+cc -std=c11 -Wall -Wextra -Wpedantic -Werror "$root/tests/install_check/main.c" $flags -o "$exe" ||
+    fail "cannot compile a C11 program against the installed headers"
+readelf -d "$exe" | grep -q 'NEEDED.*\[librill\.so\.0\]' || fail "program does not need librill.so.0"
+out=$(LD_LIBRARY_PATH=$libdir "$exe") || fail "installed program failed"
+echo "$out"
+[ "$out" = "rill $(pkg-config --modversion rill) installed and working" ] || fail "unexpected output"
+echo "install check: ok"
