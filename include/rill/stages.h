@@ -57,11 +57,13 @@ int rill_filter_add(rill_pipeline *p, const char *name, const rill_filter_spec *
                     const rill_stage_opts *opts, rill_stage **out);
 
 /* ---- map ---------------------------------------------------------------- */
-/* Compute *out from in. Return 0 to emit *out, 1 to emit nothing for this
- * item, or a negative code to fail. If out->owner is set, the map stage
- * takes over that one reference and drops it after emitting (so
- * rill_item_copy() results are freed); a slice of in (same owner) or memory
- * that outlives the pipeline needs no reference. */
+/* Compute *out from in (*out starts zeroed). Return 0 to emit *out, 1 to
+ * emit nothing for this item, or a negative code to fail. If out->owner is
+ * set and differs from in->owner, the map stage takes over that one
+ * reference and drops it after the call, whatever the outcome (emitted,
+ * skipped, failed, or a failed emit), so rill_item_copy() results are freed.
+ * A slice of in (same owner as in) or memory that outlives the pipeline
+ * (owner NULL) needs no reference and is not released. */
 typedef int (*rill_map_fn)(const rill_item *in, rill_item *out, void *arg);
 
 int rill_map_add(rill_pipeline *p, const char *name, rill_map_fn fn, void *arg,
