@@ -54,6 +54,14 @@ static int rill__filter_field_send(rill_stage *st, void *state, const rill_item 
     return rill__filter_pass(st, f, item);
 }
 
+/* A FIRST_FIELD pattern with a space in it: no first field contains one. */
+static int rill__filter_never_send(rill_stage *st, void *state, const rill_item *item) {
+    RILL__UNUSED(st);
+    RILL__UNUSED(state);
+    RILL__UNUSED(item);
+    return 0;
+}
+
 static void rill__filter_destroy(void *state) { free(state); }
 
 static const rill_stage_ops rill__filter_pred_ops = {
@@ -62,6 +70,8 @@ static const rill_stage_ops rill__filter_prefix_ops = {
     .send = rill__filter_prefix_send, .destroy = rill__filter_destroy };
 static const rill_stage_ops rill__filter_field_ops = {
     .send = rill__filter_field_send, .destroy = rill__filter_destroy };
+static const rill_stage_ops rill__filter_never_ops = {
+    .send = rill__filter_never_send, .destroy = rill__filter_destroy };
 
 RILL_API int rill_filter_add(rill_pipeline *p, const char *name, const rill_filter_spec *spec,
                              const rill_stage_opts *opts, rill_stage **out) {
@@ -80,7 +90,9 @@ RILL_API int rill_filter_add(rill_pipeline *p, const char *name, const rill_filt
         ops = &rill__filter_prefix_ops;
         break;
     case RILL_MATCH_FIRST_FIELD:
-        ops = &rill__filter_field_ops;
+        ops = spec->pattern_len && memchr(spec->pattern, ' ', spec->pattern_len)
+                  ? &rill__filter_never_ops
+                  : &rill__filter_field_ops;
         break;
     default:
         return RILL_EINVAL;

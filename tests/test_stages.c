@@ -204,6 +204,14 @@ RILL_TEST(stages, filter_prefix_versus_first_field) {
     CHECK(nprefix > nfield);
     CHECK(starts_with("10.0.0.12 -", pat) && !first_field_is("10.0.0.12 -", pat));
     CHECK(nfield >= 3); /* with a space, alone, and with a trailing space */
+
+    /* A first field never contains a space, so such a pattern matches
+     * nothing, although "10.0.0.1 -" starts lines followed by a space. */
+    rill_filter_spec sn = { .match = RILL_MATCH_FIRST_FIELD, .pattern = "10.0.0.1 -",
+                            .pattern_len = 10 };
+    check_filter(&sn, first_field_is, "10.0.0.1 -", &nfield);
+    CHECK_EQ(nfield, 0);
+    CHECK(starts_with(filter_inputs[0], "10.0.0.1 -"));
 }
 
 RILL_TEST(stages, filter_emit_pattern) {
