@@ -8,9 +8,19 @@
  * What counts as a line: the bytes up to (not including) each '\n'; a last
  * line without '\n' is a line too; an empty file has no lines. CR before LF,
  * NUL bytes and invalid UTF-8 are data and reach the item unchanged (unless
- * RILL_LINES_STRIP_CR). A line longer than max_line is an error
+ * RILL_LINES_STRIP_CR, which removes one '\r' right before a '\n' only: a
+ * '\r' ending a file without a final '\n' stays). A line longer than
+ * max_line (measured as emitted, after any '\r' is stripped) is an error
  * (RILL_ETOOLONG, the default) or, with RILL_LINES_TRUNCATE, emitted cut to
- * max_line bytes and counted in rill_lines_stats.truncated — never silent.
+ * max_line bytes and counted in rill_lines_stats.truncated — never silent;
+ * the rest of a cut line is skipped as it is read, never buffered.
+ *
+ * Items point into the source's current buffer and are borrowed for the
+ * emit call (rill/item.h): a stage that keeps one retains item->owner, which
+ * keeps that whole buffer alive; the source then reads into a new buffer
+ * instead of reusing it. Each call of the source's produce callback does
+ * one read() and emits the lines it completes; a short read (a pipe, a
+ * terminal) is fine. A non-blocking fd is waited on with poll().
  */
 #ifndef RILL_LINES_H
 #define RILL_LINES_H

@@ -98,8 +98,12 @@ int rill_collect_add(rill_pipeline *p, const char *name, const rill_stage_opts *
 int rill_collect_items(const rill_stage *st, const rill_item **items, size_t *n);
 
 /* ---- print: write each item and a '\n' to fd ----------------------------- */
-/* Buffered; flushed at close. A write error (EPIPE, ENOSPC...) fails the
- * pipeline with -errno. fd is not closed. */
+/* Buffered (64 KiB; larger items are written directly); flushed at close,
+ * also after an error elsewhere. Short writes and EINTR are retried. A write
+ * error (EPIPE, ENOSPC...) fails the pipeline with -errno and drops what is
+ * still buffered. Writing to a pipe without a reader raises SIGPIPE, which
+ * kills the process by default: ignore SIGPIPE to get -EPIPE instead. fd is
+ * not closed. */
 int rill_print_add(rill_pipeline *p, const char *name, int fd,
                    const rill_stage_opts *opts, rill_stage **out);
 
