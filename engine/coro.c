@@ -1,5 +1,17 @@
 /* Generator driver: runs bodies step by step and resolves yield-from chains
- * iteratively, so a deep delegation costs no C stack. */
+ * iteratively, so a deep delegation costs no C stack.
+ *
+ * A chain is g -> g->rill__sub -> ... -> leaf. rill_gen has no parent
+ * pointer (it would cost 8 bytes per generator for the rare delegating
+ * case), so a resume walks down from g once and threads the way back up
+ * through rill__val of each delegator: a delegator's rill__val is unused
+ * while it waits (it is overwritten with the sub's result when it resumes).
+ * Every step is then O(1) after that single O(depth) walk, so building,
+ * resuming and unwinding an n-level chain is O(n), not O(n^2).
+ *
+ * While the chain is driven every delegator on it is RILL_GEN_RUNNING, as in
+ * Python (gi_running): re-entering any of them from the leaf's body, or
+ * delegating to one of them (a cycle), is RILL_ESTATE. */
 #include "rill_int.h"
 
 RILL_API void rill_gen_init(rill_gen *g, rill_gen_body_fn body, rill_gen_close_fn on_close) {
@@ -15,33 +27,81 @@ RILL_API rill_gen_status rill_gen_status_of(const rill_gen *g) {
     return (rill_gen_status)g->rill__status;
 }
 
-/* The generator under top whose rill__sub is child. */
-static rill_gen *rill__gen_parent(rill_gen *top, rill_gen *child) {
-    for (rill_gen *p = top; p; p = p->rill__sub)
-        if (p->rill__sub == child)
-            return p;
-    return NULL;
+/* Hand the delegators from up to the top of the chain (linked through
+ * rill__val) back to the caller as suspended. */
+static void rill__gen_release(rill_gen *up) {
+    while (up) {
+        rill_gen *next = up->rill__val;
+        up->rill__status = RILL_GEN_SUSPENDED;
+        up = next;
+    }
 }
 
-/* Abandon every generator from g down its delegation chain: innermost first,
- * each suspended one's on_close runs once. Returns the first close error. */
+/* Whether g or a generator it delegates to is running. */
+static int rill__gen_busy(const rill_gen *g) {
+    for (; g; g = g->rill__sub)
+        if (g->rill__status == RILL_GEN_RUNNING)
+            return 1;
+    return 0;
+}
+
+/* From cur down to its innermost delegate, which is returned: the delegators
+ * on the way are marked running and linked up through rill__val. */
+static rill_gen *rill__gen_descend(rill_gen *cur, rill_gen **up) {
+    while (cur->rill__sub) {
+        cur->rill__status = RILL_GEN_RUNNING;
+        cur->rill__val = *up;
+        *up = cur;
+        cur = cur->rill__sub;
+    }
+    return cur;
+}
+
+/* Abandon g and its delegation chain: innermost first, each suspended
+ * generator's on_close runs once. Returns the first close error.
+ *
+ * The chain is marked RUNNING before any callback so that an on_close that
+ * re-enters the chain gets RILL_ESTATE instead of resuming a half-closed
+ * generator; each generator is marked DONE before its own on_close, and is
+ * not touched afterwards, so on_close may free the generator's memory. */
 static int rill__gen_abandon(rill_gen *g) {
+    rill_gen *up = NULL, *cur = g;
+    for (;;) {
+        cur->rill__status = cur->rill__status == RILL_GEN_SUSPENDED
+                                ? RILL_GEN_RUNNING /* "closing": callback due */
+                                : RILL_GEN_DONE;
+        cur->rill__val = up;
+        rill_gen *sub = cur->rill__sub;
+        if (!sub || sub->rill__status == RILL_GEN_DONE)
+            break; /* a sub closed directly by its owner is already done */
+        up = cur;
+        cur = sub;
+    }
     int first = 0;
-    while (g->rill__status != RILL_GEN_DONE) {
-        rill_gen *leaf = g;
-        while (leaf->rill__sub && leaf->rill__sub->rill__status != RILL_GEN_DONE)
-            leaf = leaf->rill__sub;
-        int was_suspended = leaf->rill__status == RILL_GEN_SUSPENDED;
-        leaf->rill__status = RILL_GEN_DONE;
-        leaf->rill__sub = NULL;
-        leaf->rill__val = NULL;
-        if (was_suspended && leaf->rill__on_close) {
-            int rc = leaf->rill__on_close(leaf);
+    while (cur) {
+        rill_gen *parent = cur->rill__val;
+        int due = cur->rill__status == RILL_GEN_RUNNING;
+        cur->rill__status = RILL_GEN_DONE;
+        cur->rill__sub = NULL;
+        cur->rill__val = NULL;
+        if (due && cur->rill__on_close) {
+            int rc = cur->rill__on_close(cur);
             if (rc < 0 && first == 0)
                 first = rc;
         }
+        cur = parent;
     }
     return first;
+}
+
+/* The delegation chain under g failed at its bottom (cur, whose delegators
+ * are up...g): the waiting delegators are abandoned and rc goes out. */
+static int rill__gen_fail(rill_gen *g, rill_gen *cur, rill_gen *up, int rc) {
+    cur->rill__sub = NULL;
+    cur->rill__status = RILL_GEN_SUSPENDED;
+    rill__gen_release(up);
+    rill__gen_abandon(g);
+    return rc;
 }
 
 RILL_API int rill_gen_send(rill_gen *g, void *value, void **out) {
@@ -63,52 +123,60 @@ RILL_API int rill_gen_send(rill_gen *g, void *value, void **out) {
     default:
         break;
     }
+
+    if (rill__gen_busy(g->rill__sub))
+        return RILL_ESTATE; /* re-entered from inside one of its delegates */
+    rill_gen *up = NULL;
+    rill_gen *cur = rill__gen_descend(g, &up);
+
     for (;;) {
-        rill_gen *leaf = g;
-        while (leaf->rill__sub)
-            leaf = leaf->rill__sub;
-        int rc;
-        if (leaf->rill__status == RILL_GEN_RUNNING) {
-            return RILL_ESTATE; /* re-entered from inside a delegate */
-        } else if (leaf->rill__status == RILL_GEN_DONE) {
-            rc = 0; /* yield from an exhausted generator: result NULL */
-            leaf->rill__val = NULL;
-        } else {
-            leaf->rill__val = value;
-            leaf->rill__status = RILL_GEN_RUNNING;
-            rc = leaf->rill__body(leaf);
-            if (rc == RILL__GEN_YIELD) {
-                leaf->rill__status = RILL_GEN_SUSPENDED;
-                *out = leaf->rill__val;
+        int rc = 0;
+        void *result = NULL; /* an exhausted delegate's yield from gives NULL */
+        if (cur->rill__status != RILL_GEN_DONE) {
+            cur->rill__val = value;
+            cur->rill__status = RILL_GEN_RUNNING;
+            rc = cur->rill__body(cur);
+            if (RILL__LIKELY(rc == RILL__GEN_YIELD)) {
+                cur->rill__status = RILL_GEN_SUSPENDED;
+                *out = cur->rill__val;
+                rill__gen_release(up);
                 return 0;
             }
             if (rc == RILL__GEN_DELEGATE) {
-                leaf->rill__status = RILL_GEN_SUSPENDED;
-                value = NULL; /* yield from starts the delegate with next() */
+                rill_gen *sub = cur->rill__sub;
+                /* Python: `yield from None` is a TypeError and delegating to
+                 * a running generator a ValueError, raised in the delegator. */
+                if (!sub)
+                    return rill__gen_fail(g, cur, up, RILL_EINVAL);
+                if (rill__gen_busy(sub))
+                    return rill__gen_fail(g, cur, up, RILL_ESTATE);
+                cur->rill__val = up; /* cur stays RUNNING while it waits */
+                up = cur;
+                cur = rill__gen_descend(sub, &up); /* sub may be delegating */
+                value = NULL; /* yield from starts/resumes the sub with next() */
                 continue;
             }
-            leaf->rill__status = RILL_GEN_DONE;
-            leaf->rill__sub = NULL;
+            cur->rill__status = RILL_GEN_DONE;
+            cur->rill__sub = NULL;
+            if (rc >= 0)
+                result = cur->rill__val;
+            cur->rill__val = NULL;
         }
-        if (leaf == g) {
-            if (rc < 0) {
-                g->rill__val = NULL;
+        if (!up) { /* cur == g: the generator itself finished */
+            if (rc < 0)
                 return rc;
-            }
-            *out = g->rill__val;
-            g->rill__val = NULL;
+            *out = result;
             return RILL_EDONE;
         }
-        rill_gen *parent = rill__gen_parent(g, leaf);
+        /* cur is not touched again: its owner may free it as soon as the
+         * delegator resumes. */
+        rill_gen *parent = up;
+        up = parent->rill__val;
         parent->rill__sub = NULL;
-        if (rc < 0) {
-            /* The delegate failed: every generator waiting on it is
-             * abandoned (its cleanup runs) and the error goes to the caller. */
-            rill__gen_abandon(g);
-            return rc;
-        }
-        value = leaf->rill__val; /* result of the yield from */
-        leaf->rill__val = NULL;
+        if (rc < 0) /* the delegate failed: its waiting delegators are abandoned */
+            return rill__gen_fail(g, parent, up, rc);
+        cur = parent;
+        value = result; /* the result of the yield from (RILL_SENT) */
     }
 }
 
@@ -117,8 +185,7 @@ RILL_API int rill_gen_next(rill_gen *g, void **out) { return rill_gen_send(g, NU
 RILL_API int rill_gen_close(rill_gen *g) {
     if (!g)
         return RILL_EINVAL;
-    for (rill_gen *p = g; p; p = p->rill__sub)
-        if (p->rill__status == RILL_GEN_RUNNING)
-            return RILL_ESTATE;
+    if (rill__gen_busy(g))
+        return RILL_ESTATE;
     return rill__gen_abandon(g);
 }

@@ -28,6 +28,8 @@ static void usage(FILE *to) {
             "  --prefix        an IP matches lines that start with it (the seed's\n"
             "                  startswith: 10.0.0.1 also counts 10.0.0.12)\n"
             "  --top N         how many addresses without IPs (default 10)\n"
+            "  --threaded      run every stage in a thread of its own\n"
+            "  --capacity N    queue capacity in items per producer (default 1024)\n"
             "  -h, --help      this text\n");
 }
 
@@ -70,6 +72,8 @@ int main(int argc, char **argv) {
     static const struct option longopts[] = {
         {"prefix", no_argument, NULL, 'p'},
         {"top", required_argument, NULL, 't'},
+        {"threaded", no_argument, NULL, 'T'},
+        {"capacity", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -87,6 +91,17 @@ int main(int argc, char **argv) {
             }
             top_given = true;
             break;
+        case 'T': cfg.stage.flags |= RILL_STAGE_THREADED; break;
+        case 'c': {
+            size_t cap;
+            if (parse_count(optarg, &cap) || cap > 1u << 24) {
+                fprintf(stderr, "ip_stats: --capacity needs a number from 1 to %u, not '%s'\n",
+                        1u << 24, optarg);
+                return 2;
+            }
+            cfg.stage.capacity = (unsigned)cap;
+            break;
+        }
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

@@ -17,15 +17,16 @@
  * Sources have `produce` instead of `send`; rill_pipeline_run() drives them.
  * Data can also be pushed from outside with rill_pipeline_push().
  *
- * Threading: unless documented otherwise, a pipeline and its stages are used
- * from one thread at a time. Stage callbacks run on the thread that runs the
- * stage and never concurrently with themselves.
+ * Threading: unless documented otherwise, a pipeline is used from one thread
+ * (the one that calls run/push/close). Stage callbacks run on the thread that
+ * runs the stage and never concurrently with themselves.
  */
 #ifndef RILL_PIPELINE_H
 #define RILL_PIPELINE_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "rill/item.h"
 
@@ -60,16 +61,26 @@ typedef struct rill_stage_ops {
 } rill_stage_ops;
 
 enum {
-    /* Run the stage in a worker thread of its own, behind a bounded queue.
-     * (Threaded stages arrive with issue #3; until then RILL_ENOTSUP.) */
+    /* Run the stage in a worker thread of its own. Its producers reach it
+     * through bounded queues (one per producer, see capacity); the stage's
+     * code does not change. Inline stages after it that only it feeds run on
+     * its thread too. See docs/threads.md. */
     RILL_STAGE_THREADED = 1u << 0
 };
 
 /* Per-stage options. Zero-initialize, then set what you need; NULL means all
- * defaults. */
+ * defaults. The queue options apply to a stage that receives items from
+ * another thread (a threaded stage, or one promoted to a thread because it is
+ * fed from several threads). */
 typedef struct rill_stage_opts {
-    unsigned flags;     /* RILL_STAGE_* */
-    unsigned capacity;  /* threaded: queue capacity in items; 0 = default */
+    unsigned flags;          /* RILL_STAGE_* */
+    unsigned capacity;       /* items each producer may have queued for this
+                                stage; enforced exactly; 0 = 1024 */
+    unsigned batch;          /* items per hand-off between threads (clamped to
+                                capacity); 0 = 256 */
+    unsigned max_latency_us; /* a partial batch is handed over after about
+                                this long even if its producer stays busy;
+                                0 = 1000 */
 } rill_stage_opts;
 
 /* ---- pipeline ----------------------------------------------------------- */
@@ -99,30 +110,44 @@ int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage_ops *ops
  * item twice. */
 int rill_connect(rill_stage *from, rill_stage *to);
 
-/* Validate and start the pipeline (threads start here). Called by run and
- * push when needed. Returns 0, or a negative code (the pipeline is then
- * failed: close returns that code). Starting twice returns 0. */
+/* Validate and start the pipeline: worker threads start here. Called by run
+ * and push when needed. Returns 0, or a negative code (the pipeline is then
+ * failed: close returns that code and joins whatever started). Starting
+ * twice returns 0. An inline stage fed from stages on different threads
+ * would be entered by two threads at once: it gets a thread of its own
+ * instead (rill_stage_threaded() tells). */
 int rill_pipeline_start(rill_pipeline *p);
 
 /* Start if needed, drive every source to exhaustion (in the order added),
  * then close. Returns 0 or the first error (see rill_pipeline_errmsg). */
 int rill_pipeline_run(rill_pipeline *p);
 
-/* Start if needed and send item (borrowed for the call) into entry, a stage
- * that no stage feeds and that is not a source — the seed's flow.send(line).
- * Returns 0, the pipeline's first error, RILL_EINVAL (entry not an entry of
- * p) or RILL_ECLOSED after close. */
+/* Start if needed and send item into entry, a stage that no stage feeds and
+ * that is not a source — the seed's flow.send(line). The item is borrowed
+ * for the call, except that items crossing to another thread are kept by
+ * reference: give them an owner, or bytes that live until close. If entry is
+ * threaded this may block while its queue is full. Returns 0, the pipeline's
+ * first error, RILL_EINVAL (entry not an entry of p) or RILL_ECLOSED after
+ * close. Call run, push, flush and close from one thread. */
 int rill_pipeline_push(rill_pipeline *p, rill_stage *entry, const rill_item *item);
 
+/* Hand partial batches pushed so far to the threads they are bound for now,
+ * rather than when full or after max_latency_us. Returns 0. */
+int rill_pipeline_flush(rill_pipeline *p);
+
 /* End of stream for the whole pipeline: close every entry, which closes the
- * rest in order (a stage after all its producers). When it returns, every
- * close callback has run and results are complete. Returns 0 or the first
+ * rest in order (a stage after all its producers, a threaded stage after the
+ * end-of-stream marker of each producer has come through its queue). When it
+ * returns every queue has drained, every worker thread has been joined and
+ * every close callback has run: results are complete. Returns 0 or the first
  * error; later calls return the same. */
 int rill_pipeline_close(rill_pipeline *p);
 
-/* Request a stop: sources stop producing, pending work is discarded, and the
- * next or current run/close returns RILL_EABORTED (unless an error came
- * first). Only sets a flag: callable from any thread and from a signal
+/* Request a stop: sources stop producing, producers and consumers blocked on
+ * queues wake up, queued items are discarded (rill_pipeline_discarded), and
+ * the current or next run/close joins every thread and returns RILL_EABORTED
+ * (unless an error came first). Only sets flags and wakes sleepers (atomic
+ * stores and futex wake-ups): callable from any thread and from a signal
  * handler. Does nothing after close. */
 void rill_pipeline_abort(rill_pipeline *p);
 
@@ -131,6 +156,10 @@ void rill_pipeline_abort(rill_pipeline *p);
  * Invalidates p, every rill_stage handle, and every item pointing into stage
  * state. NULL is a no-op. */
 void rill_pipeline_destroy(rill_pipeline *p);
+
+/* Items that were queued between threads but never delivered because the
+ * pipeline stopped (error or abort). Exact after close. */
+uint64_t rill_pipeline_discarded(const rill_pipeline *p);
 
 /* The first error (0 if none). */
 int rill_pipeline_status(const rill_pipeline *p);
@@ -173,6 +202,9 @@ int rill_stage_fail(rill_stage *st, int code, const char *fmt, ...)
 /* ---- handles ------------------------------------------------------------ */
 
 const char *rill_stage_name(const rill_stage *st);
+/* True once the pipeline has started if st runs a thread of its own
+ * (RILL_STAGE_THREADED, or promoted because it is fed from several threads). */
+bool rill_stage_threaded(const rill_stage *st);
 void *rill_stage_state(const rill_stage *st);
 const rill_stage_ops *rill_stage_ops_of(const rill_stage *st);
 rill_pipeline *rill_stage_pipeline(const rill_stage *st);

@@ -1,0 +1,144 @@
+/* Building a pipeline: stages, names, connections, cycle rejection. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipeline_int.h"
+
+RILL_API int rill_pipeline_new(rill_pipeline **out, const char *name) {
+    if (!out)
+        return RILL_EINVAL;
+    *out = NULL;
+    rill_pipeline *p = calloc(1, sizeof *p);
+    if (!p)
+        return RILL_ENOMEM;
+    p->name = rill__strdup(name ? name : "pipeline");
+    if (!p->name || pthread_mutex_init(&p->errlock, NULL) != 0) {
+        free(p->name);
+        free(p);
+        return RILL_ENOMEM;
+    }
+    *out = p;
+    return 0;
+}
+
+RILL_API rill_stage *rill_pipeline_find(const rill_pipeline *p, const char *name) {
+    if (!p || !name)
+        return NULL;
+    for (unsigned i = 0; i < p->n; i++)
+        if (strcmp(p->stages[i]->name, name) == 0)
+            return p->stages[i];
+    return NULL;
+}
+
+RILL_API int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage_ops *ops,
+                            void *state, const rill_stage_opts *opts, rill_stage **out) {
+    if (out)
+        *out = NULL;
+    if (!p || !ops || !ops->send == !ops->produce)
+        return RILL_EINVAL;
+    if (p->phase != RILL__NEW)
+        return RILL_ESTATE;
+    if (opts && (opts->flags & ~(unsigned)RILL_STAGE_THREADED))
+        return RILL_EINVAL;
+    char auto_name[32];
+    /* "stage-<n>", or the next number free if the caller took that name. */
+    for (unsigned k = p->n + 1; !name; k++) {
+        snprintf(auto_name, sizeof auto_name, "stage-%u", k);
+        if (!rill_pipeline_find(p, auto_name))
+            name = auto_name;
+    }
+    if (rill_pipeline_find(p, name))
+        return RILL_EEXIST;
+    if (p->n == p->cap) {
+        unsigned cap = p->cap ? 2 * p->cap : 8;
+        rill_stage **s = realloc(p->stages, cap * sizeof *s);
+        if (!s)
+            return RILL_ENOMEM;
+        p->stages = s;
+        p->cap = cap;
+    }
+    rill_stage *st = calloc(1, sizeof *st);
+    if (!st)
+        return RILL_ENOMEM;
+    st->name = rill__strdup(name);
+    if (!st->name) {
+        free(st);
+        return RILL_ENOMEM;
+    }
+    st->p = p;
+    st->ops = ops;
+    st->state = state;
+    if (opts)
+        st->opts = *opts;
+    p->stages[p->n++] = st;
+    if (out)
+        *out = st;
+    return 0;
+}
+
+/* Does a path of connections lead from `from` to `to`? Depth-first, each
+ * stage visited once per search: following every path instead is
+ * exponential in the number of diamonds (fan-out joined again). */
+static bool rill__reaches(rill_stage *from, const rill_stage *to, unsigned search) {
+    if (from == to)
+        return true;
+    if (from->mark == search)
+        return false;
+    from->mark = search;
+    for (unsigned i = 0; i < from->nout; i++)
+        if (rill__reaches(from->out[i].to, to, search))
+            return true;
+    return false;
+}
+
+RILL_API int rill_connect(rill_stage *from, rill_stage *to) {
+    if (!from || !to || from->p != to->p || to->ops->produce)
+        return RILL_EINVAL;
+    if (from->p->phase != RILL__NEW)
+        return RILL_ESTATE;
+    if (rill__reaches(to, from, ++from->p->search))
+        return RILL_ECYCLE;
+    if (from->nout == from->capout) {
+        unsigned cap = from->capout ? 2 * from->capout : 4;
+        rill__port *o = realloc(from->out, cap * sizeof *o);
+        if (!o)
+            return RILL_ENOMEM;
+        from->out = o;
+        from->capout = cap;
+    }
+    from->out[from->nout++] = (rill__port){to, NULL};
+    to->nin++;
+    return 0;
+}
+
+void rill__graph_free(rill_pipeline *p) {
+    for (unsigned i = 0; i < p->n; i++) {
+        rill_stage *st = p->stages[i];
+        if (st->ops->destroy)
+            st->ops->destroy(st->state);
+        free(st->out);
+        free(st->name);
+        free(st);
+    }
+    free(p->stages);
+    pthread_mutex_destroy(&p->errlock);
+    free(p->name);
+    free(p);
+}
+
+/* ---- accessors ----------------------------------------------------------- */
+
+RILL_API int rill_pipeline_status(const rill_pipeline *p) {
+    return p ? __atomic_load_n(&p->err, __ATOMIC_ACQUIRE) : RILL_EINVAL;
+}
+RILL_API const char *rill_pipeline_name(const rill_pipeline *p) { return p ? p->name : NULL; }
+RILL_API unsigned rill_stage_outputs(const rill_stage *st) { return st ? st->nout : 0; }
+RILL_API const char *rill_stage_name(const rill_stage *st) { return st ? st->name : NULL; }
+RILL_API void *rill_stage_state(const rill_stage *st) { return st ? st->state : NULL; }
+RILL_API const rill_stage_ops *rill_stage_ops_of(const rill_stage *st) { return st ? st->ops : NULL; }
+RILL_API rill_pipeline *rill_stage_pipeline(const rill_stage *st) { return st ? st->p : NULL; }
+RILL_API bool rill_stage_threaded(const rill_stage *st) {
+    return st && st->p->phase != RILL__NEW && st->domain != 0 &&
+           st->p->workers[st->domain - 1].head == st;
+}

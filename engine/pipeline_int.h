@@ -1,0 +1,98 @@
+/* The pipeline's internal structures, shared by graph.c (building),
+ * pipeline.c (running, closing, errors) and worker.c (threads). */
+#ifndef RILL_PIPELINE_INT_H
+#define RILL_PIPELINE_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "park.h"
+#include "queue.h"
+#include "rill_int.h"
+
+enum { RILL__NEW, RILL__STARTED, RILL__CLOSED };
+
+#define RILL__DEFAULT_CAPACITY 1024u
+#define RILL__DEFAULT_BATCH 256u
+#define RILL__DEFAULT_LATENCY_US 1000u
+
+/* One output port. edge == NULL: `to` runs on the same thread and is called
+ * directly; otherwise items cross to its thread through the edge. */
+typedef struct rill__port {
+    rill_stage *to;
+    rill__edge *edge;
+} rill__port;
+
+/* A thread running one threaded stage and the inline stages after it that
+ * only it feeds (its "domain"). Domain 0 is the caller's thread. */
+typedef struct rill__worker {
+    rill_pipeline *p;
+    rill_stage *head;     /* the threaded stage */
+    pthread_t tid;
+    bool started;
+    rill__park data;      /* the worker sleeps here when its inputs are empty */
+    rill__edge **in;      /* one edge per producer port */
+    unsigned nin;
+    rill__edge **out;     /* edges this domain produces into (to flush) */
+    unsigned nout;
+    uint64_t latency_ns;  /* flush partial output batches older than this */
+} rill__worker;
+
+struct rill_stage {
+    rill_pipeline *p;
+    const rill_stage_ops *ops;
+    void *state;
+    rill__port *out;  /* output ports, in connect order */
+    unsigned nout, capout;
+    unsigned nin;     /* producers connected */
+    unsigned open_in; /* producers not yet closed (inline stages) */
+    unsigned mark;    /* cycle check: visited in search number mark */
+    unsigned domain;  /* 0: caller's thread; k: workers[k-1] */
+    bool closed;
+    bool promoted;    /* got a thread because it is fed from several */
+    rill_stage_opts opts;
+    char *name;
+};
+
+struct rill_pipeline {
+    int stop;    /* atomic: nonzero once an error or an abort stops delivery */
+    int err;     /* atomic reads; written once under errlock */
+    int aborted; /* atomic */
+    int phase;
+    rill_stage **stages;
+    unsigned n, cap;
+    unsigned search; /* number of the last cycle check */
+    rill__worker *workers;
+    unsigned nworkers; /* atomic: published after the workers are set up */
+    rill__edge **edges;  /* every edge, for wake-ups and teardown */
+    unsigned nedges;
+    rill__worker main;   /* domain 0's outgoing edges (no thread) */
+    uint64_t discarded;
+    pthread_mutex_t errlock;
+    rill_stage *errstage;
+    char *name;
+    char errmsg[512];
+};
+
+/* pipeline.c */
+int rill__failed(rill_stage *st, int rc);
+int rill__stop_code(rill_pipeline *p);
+void rill__close_stage(rill_stage *st);
+void rill__deliver_eos(rill_stage *to);
+
+static inline bool rill__stopped(const rill_pipeline *p) {
+    return __atomic_load_n(&p->stop, __ATOMIC_RELAXED) != 0;
+}
+
+/* worker.c */
+int rill__threads_start(rill_pipeline *p);
+void rill__threads_join(rill_pipeline *p);
+void rill__threads_free(rill_pipeline *p);
+void rill__wake_all(rill_pipeline *p);
+void rill__flush_outputs(rill__worker *w);
+
+/* graph.c */
+void rill__graph_free(rill_pipeline *p);
+
+#endif

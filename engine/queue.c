@@ -1,0 +1,243 @@
+/* Batched SPSC edge on concurrencykit rings; see queue.h. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "queue.h"
+#include "rill_int.h"
+
+/* ck's atomics are inline assembly that ThreadSanitizer cannot see: tell it
+ * that publishing a batch through a ring orders the batch's contents. */
+#if defined(__SANITIZE_THREAD__)
+#define RILL__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RILL__TSAN 1
+#endif
+#endif
+#ifdef RILL__TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define RILL__PUBLISH(p) __tsan_release(p)
+#define RILL__RECEIVE(p) __tsan_acquire(p)
+#else
+#define RILL__PUBLISH(p) ((void)0)
+#define RILL__RECEIVE(p) ((void)0)
+#endif
+
+enum { RILL__SPINS = 200 };
+
+uint64_t rill__now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static unsigned rill__pow2_at_least(unsigned n) {
+    unsigned p = 2;
+    while (p < n)
+        p <<= 1;
+    return p;
+}
+
+int rill__edge_init(rill__edge *e, unsigned capacity, unsigned batch_cap, uint64_t latency_ns,
+                    rill__park *data, const int *stop) {
+    memset(e, 0, sizeof *e);
+    if (capacity == 0 || batch_cap == 0)
+        return RILL_EINVAL;
+    e->capacity = capacity;
+    e->batch_cap = batch_cap < capacity ? batch_cap : capacity;
+    /* Enough batches for a full queue of full batches, plus the one being
+     * filled, the one being delivered, and slack for partial flushes. */
+    unsigned need = (capacity + e->batch_cap - 1) / e->batch_cap;
+    e->max_batches = need > (1u << 20) ? (1u << 20) : need + 4;
+    unsigned ring = rill__pow2_at_least(e->max_batches + 2);
+    e->full_buf = calloc(ring, sizeof *e->full_buf);
+    e->empty_buf = calloc(ring, sizeof *e->empty_buf);
+    if (!e->full_buf || !e->empty_buf) {
+        free(e->full_buf);
+        free(e->empty_buf);
+        return RILL_ENOMEM;
+    }
+    ck_ring_init(&e->full, ring);
+    ck_ring_init(&e->empty, ring);
+    atomic_init(&e->produced, 0);
+    atomic_init(&e->consumed, 0);
+    rill__park_init(&e->space);
+    e->latency_ns = latency_ns;
+    e->data = data;
+    e->stop = stop;
+    return 0;
+}
+
+static void rill__batch_drop(rill__batch *b) {
+    for (unsigned i = 0; i < b->nowners; i++)
+        rill_ref_release(b->owners[i]);
+    b->nowners = 0;
+    b->n = 0;
+    b->eos = false;
+}
+
+uint64_t rill__edge_fini(rill__edge *e) {
+    uint64_t dropped = 0;
+    void *v;
+    if (!e->full_buf)
+        return 0;
+    while (ck_ring_dequeue_spsc(&e->full, e->full_buf, &v)) {
+        RILL__RECEIVE(v);
+        dropped += ((rill__batch *)v)->n;
+        rill__batch_drop(v);
+        free(v);
+    }
+    while (ck_ring_dequeue_spsc(&e->empty, e->empty_buf, &v)) {
+        RILL__RECEIVE(v);
+        free(v);
+    }
+    if (e->cur) {
+        dropped += e->cur->n;
+        rill__batch_drop(e->cur);
+        free(e->cur);
+    }
+    free(e->full_buf);
+    free(e->empty_buf);
+    e->full_buf = e->empty_buf = NULL;
+    e->cur = NULL;
+    return dropped;
+}
+
+static bool rill__stopped(const rill__edge *e) {
+    return __atomic_load_n(e->stop, __ATOMIC_RELAXED) != 0;
+}
+
+/* Wait on e->space until ready(e) holds or the pipeline stops. */
+static int rill__edge_wait(rill__edge *e, bool (*ready)(rill__edge *), int stop_code) {
+    for (unsigned spin = 0;; spin++) {
+        if (ready(e))
+            return 0;
+        if (rill__stopped(e))
+            return stop_code;
+        if (spin < RILL__SPINS) {
+            rill__cpu_relax();
+            continue;
+        }
+        uint32_t seen = rill__park_epoch(&e->space);
+        if (ready(e))
+            return 0;
+        if (rill__stopped(e))
+            return stop_code;
+        rill__park_wait(&e->space, seen, 0);
+    }
+}
+
+static bool rill__has_room(rill__edge *e) {
+    e->consumed_seen = atomic_load_explicit(&e->consumed, memory_order_acquire);
+    return e->produced_local - e->consumed_seen < e->capacity;
+}
+
+static bool rill__got_batch(rill__edge *e) {
+    void *v;
+    if (ck_ring_dequeue_spsc(&e->empty, e->empty_buf, &v)) {
+        RILL__RECEIVE(v);
+        e->cur = v;
+        return true;
+    }
+    return false;
+}
+
+static int rill__edge_new_batch(rill__edge *e, int stop_code) {
+    if (rill__got_batch(e))
+        return 0;
+    if (e->nalloc < e->max_batches) {
+        size_t n = e->batch_cap;
+        rill__batch *b = malloc(sizeof *b + n * sizeof(rill_item) + n * sizeof(rill_ref *));
+        if (!b)
+            return RILL_ENOMEM;
+        b->items = (rill_item *)(b + 1);
+        b->owners = (rill_ref **)(b->items + n);
+        b->n = b->nowners = 0;
+        b->eos = false;
+        e->nalloc++;
+        e->cur = b;
+        return 0;
+    }
+    return rill__edge_wait(e, rill__got_batch, stop_code);
+}
+
+void rill__edge_flush(rill__edge *e) {
+    rill__batch *b = e->cur;
+    if (!b || (b->n == 0 && !b->eos))
+        return;
+    e->cur = NULL;
+    e->produced_local += b->n;
+    RILL__PUBLISH(b);
+    /* Cannot fail: at most max_batches exist and the ring holds more. */
+    ck_ring_enqueue_spsc(&e->full, e->full_buf, b);
+    atomic_store_explicit(&e->produced, e->produced_local, memory_order_release);
+    rill__park_wake(e->data);
+}
+
+int rill__edge_push(rill__edge *e, const rill_item *item, int stop_code) {
+    rill__batch *b = e->cur;
+    uint64_t queued = e->produced_local - e->consumed_seen + (b ? b->n : 0);
+    if (queued >= e->capacity) {
+        /* Full as far as we know: look again, and if it really is, let the
+         * consumer see our partial batch before waiting for room. */
+        e->consumed_seen = atomic_load_explicit(&e->consumed, memory_order_acquire);
+        queued = e->produced_local - e->consumed_seen + (b ? b->n : 0);
+        if (queued >= e->capacity) {
+            rill__edge_flush(e);
+            int rc = rill__edge_wait(e, rill__has_room, stop_code);
+            if (rc)
+                return rc;
+        }
+        b = e->cur;
+    }
+    if (!b) {
+        int rc = rill__edge_new_batch(e, stop_code);
+        if (rc)
+            return rc;
+        b = e->cur;
+    }
+    if (b->n == 0)
+        b->started = 0; /* stamped lazily by the latency check */
+    b->items[b->n++] = *item;
+    rill_ref *o = item->owner;
+    if (o && (b->nowners == 0 || b->owners[b->nowners - 1] != o)) {
+        rill_ref_retain(o);
+        b->owners[b->nowners++] = o;
+    }
+    if (b->n == e->batch_cap)
+        rill__edge_flush(e);
+    return 0;
+}
+
+int rill__edge_close(rill__edge *e, int stop_code) {
+    if (e->eos_sent)
+        return 0;
+    if (!e->cur) {
+        int rc = rill__edge_new_batch(e, stop_code);
+        if (rc)
+            return rc;
+    }
+    e->cur->eos = true;
+    e->eos_sent = true;
+    rill__edge_flush(e);
+    return 0;
+}
+
+rill__batch *rill__edge_take(rill__edge *e) {
+    void *v;
+    if (!ck_ring_dequeue_spsc(&e->full, e->full_buf, &v))
+        return NULL;
+    RILL__RECEIVE(v);
+    return v;
+}
+
+void rill__edge_done(rill__edge *e, rill__batch *b) {
+    uint64_t n = b->n;
+    rill__batch_drop(b);
+    RILL__PUBLISH(b);
+    ck_ring_enqueue_spsc(&e->empty, e->empty_buf, b);
+    atomic_fetch_add_explicit(&e->consumed, n, memory_order_release);
+    rill__park_wake(&e->space);
+}

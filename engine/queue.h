@@ -1,0 +1,104 @@
+/* A bounded, batched SPSC hand-off of items from one producer thread to one
+ * consumer thread: the edge between a stage and a threaded stage after it.
+ *
+ * Built on two concurrencykit SPSC rings of batch pointers: `full` carries
+ * batches of items to the consumer, `empty` returns them for reuse, so the
+ * steady state allocates nothing. A batch retains each distinct owner of its
+ * items once (per buffer, not per item) and the consumer drops those
+ * references after delivering the batch.
+ *
+ * Capacity is counted in items and enforced exactly: items in the producer's
+ * partial batch already count as queued, so the depth never exceeds the
+ * capacity and reaches it when the consumer is slow. The counters
+ * `produced` and `consumed` each have a single writer; their difference is
+ * the number of visible queued items.
+ *
+ * Progress: enqueue and dequeue are wait-free; a producer on a full queue
+ * (or with every batch in flight) and a consumer on an empty one spin
+ * briefly and then park (park.h). */
+#ifndef RILL_QUEUE_H
+#define RILL_QUEUE_H
+
+#include <ck_ring.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "park.h"
+#include "rill/item.h"
+
+typedef struct rill__batch {
+    unsigned n;        /* items */
+    unsigned nowners;  /* distinct owners retained for this batch */
+    bool eos;          /* end of stream: the producer sends nothing after it */
+    uint64_t started;  /* monotonic ns of the first item (latency flushes) */
+    rill_item *items;
+    rill_ref **owners;
+} rill__batch;
+
+typedef struct rill__edge {
+    /* producer side */
+    rill__batch *cur;         /* partial batch being filled */
+    uint64_t produced_local;  /* == produced, without the atomic load */
+    uint64_t consumed_seen;   /* last value of consumed read by the producer */
+    unsigned nalloc;          /* batches allocated so far */
+    bool eos_sent;
+    /* both sides */
+    _Atomic uint64_t produced; /* items made visible to the consumer */
+    _Atomic uint64_t consumed; /* items taken by the consumer */
+    rill__park space;          /* the producer sleeps here when full */
+    rill__park *data;          /* the consumer sleeps here when empty */
+    const int *stop;           /* nonzero: give up waiting (pipeline stopped) */
+    unsigned capacity, batch_cap, max_batches;
+    uint64_t latency_ns;       /* partial batches wait at most about this */
+    ck_ring_t full, empty;
+    ck_ring_buffer_t *full_buf, *empty_buf;
+} rill__edge;
+
+/* Prepare e. batch_cap is clamped to capacity. Returns 0 or RILL_ENOMEM. */
+int rill__edge_init(rill__edge *e, unsigned capacity, unsigned batch_cap, uint64_t latency_ns,
+                    rill__park *data, const int *stop);
+
+/* Free e. Only once neither thread uses it any more. Items still queued are
+ * dropped (their owners released) and their number returned. */
+uint64_t rill__edge_fini(rill__edge *e);
+
+/* Producer: append item (retaining its owner if needed). Blocks while the
+ * queue is full. Returns 0, the stop code if the pipeline stopped while it
+ * waited (the item is then not queued), or RILL_ENOMEM. */
+int rill__edge_push(rill__edge *e, const rill_item *item, int stop_code);
+
+/* Producer: make the partial batch visible now. Never blocks. */
+void rill__edge_flush(rill__edge *e);
+
+/* Producer: send end of stream (after a flush). Blocks only if every batch is
+ * in flight; returns 0 or the stop code. */
+int rill__edge_close(rill__edge *e, int stop_code);
+
+/* Consumer: the next batch, or NULL if none is visible. */
+rill__batch *rill__edge_take(rill__edge *e);
+
+/* Consumer: b is delivered; release its owners, recycle it, wake the producer. */
+void rill__edge_done(rill__edge *e, rill__batch *b);
+
+/* Items queued now (visible ones; read from the counters of the rings). */
+static inline uint64_t rill__edge_depth(rill__edge *e) {
+    uint64_t c = atomic_load_explicit(&e->consumed, memory_order_acquire);
+    uint64_t p = atomic_load_explicit(&e->produced, memory_order_acquire);
+    return p - c;
+}
+
+uint64_t rill__now_ns(void);
+
+/* Producer: flush the partial batch if its first item waited longer than the
+ * edge's latency bound (stamping it on first sight). */
+static inline void rill__edge_flush_if_old(rill__edge *e, uint64_t now) {
+    rill__batch *b = e->cur;
+    if (!b || b->n == 0)
+        return;
+    if (!b->started)
+        b->started = now;
+    else if (now - b->started >= e->latency_ns)
+        rill__edge_flush(e);
+}
+
+#endif

@@ -1,0 +1,282 @@
+/* Threads: which stage runs where, the queues between threads, the worker
+ * loop, and joining.
+ *
+ * Every stage belongs to a domain: the caller's thread (0) or a worker
+ * thread. A threaded stage heads a domain of its own; an inline stage runs
+ * in the domain of its producers. An inline stage fed from two domains would
+ * be called from two threads at once (the seed's threaded reducer), so it is
+ * given a thread of its own instead ("promoted"). Edges between domains get
+ * a bounded queue; end of stream travels through it as the last batch. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipeline_int.h"
+
+enum { RILL__UNSET = -1, RILL__MIXED = -2, RILL__WAIT_SPINS = 200 };
+
+static rill__worker *rill__worker_of(rill_pipeline *p, unsigned domain) {
+    return domain ? &p->workers[domain - 1] : &p->main;
+}
+
+static int rill__append(rill__edge ***arr, unsigned *n, rill__edge *e) {
+    rill__edge **a = realloc(*arr, (*n + 1) * sizeof *a);
+    if (!a)
+        return RILL_ENOMEM;
+    a[(*n)++] = e;
+    *arr = a;
+    return 0;
+}
+
+/* Stages in an order where every stage comes after all its producers. */
+static int rill__topo_order(rill_pipeline *p, rill_stage **order) {
+    unsigned *indeg = calloc(p->n ? p->n : 1, sizeof *indeg), head = 0, tail = 0;
+    if (!indeg)
+        return RILL_ENOMEM;
+    for (unsigned i = 0; i < p->n; i++)
+        p->stages[i]->mark = i; /* index, for indeg[] */
+    for (unsigned i = 0; i < p->n; i++)
+        if ((indeg[i] = p->stages[i]->nin) == 0)
+            order[tail++] = p->stages[i];
+    while (head < tail) {
+        rill_stage *st = order[head++];
+        for (unsigned k = 0; k < st->nout; k++)
+            if (--indeg[st->out[k].to->mark] == 0)
+                order[tail++] = st->out[k].to;
+    }
+    free(indeg);
+    p->search = 0; /* marks were reused: restart cycle-check numbering */
+    return 0;
+}
+
+static rill__edge *rill__edge_new(rill_pipeline *p, rill_stage *to, rill__worker *producer) {
+    rill__worker *w = rill__worker_of(p, to->domain);
+    rill__edge *e = malloc(sizeof *e);
+    unsigned cap = to->opts.capacity ? to->opts.capacity : RILL__DEFAULT_CAPACITY;
+    unsigned batch = to->opts.batch ? to->opts.batch : RILL__DEFAULT_BATCH;
+    unsigned lat = to->opts.max_latency_us ? to->opts.max_latency_us : RILL__DEFAULT_LATENCY_US;
+    if (!e)
+        return NULL;
+    if (rill__edge_init(e, cap, batch, (uint64_t)lat * 1000u, &w->data, &p->stop)) {
+        free(e);
+        return NULL;
+    }
+    if (rill__append(&p->edges, &p->nedges, e)) {
+        rill__edge_fini(e);
+        free(e);
+        return NULL;
+    }
+    if (rill__append(&w->in, &w->nin, e) || rill__append(&producer->out, &producer->nout, e))
+        return NULL; /* e is freed with p->edges */
+    return e;
+}
+
+/* Assign domains and build the workers and edges (no thread started yet). */
+static int rill__plan(rill_pipeline *p) {
+    rill_stage **order = calloc(p->n ? p->n : 1, sizeof *order);
+    if (!order)
+        return RILL_ENOMEM;
+    int rc = rill__topo_order(p, order);
+    unsigned nw = 0;
+    for (unsigned i = 0; i < p->n; i++)
+        p->stages[i]->domain = (unsigned)RILL__UNSET;
+    for (unsigned i = 0; i < p->n && !rc; i++) {
+        rill_stage *st = order[i];
+        int d = (int)st->domain;
+        if (st->opts.flags & RILL_STAGE_THREADED) {
+            st->domain = ++nw;
+        } else if (st->nin == 0) {
+            st->domain = 0;
+        } else if (d == RILL__MIXED) {
+            st->promoted = true;
+            st->domain = ++nw;
+        }
+        for (unsigned k = 0; k < st->nout; k++) {
+            rill_stage *to = st->out[k].to;
+            if ((int)to->domain == RILL__UNSET)
+                to->domain = st->domain;
+            else if (to->domain != st->domain)
+                to->domain = (unsigned)RILL__MIXED;
+        }
+    }
+    if (!rc && nw) {
+        p->workers = calloc(nw, sizeof *p->workers);
+        if (!p->workers)
+            rc = RILL_ENOMEM;
+    }
+    for (unsigned i = 0; i < p->n && !rc; i++) {
+        rill_stage *st = order[i];
+        if (st->domain == 0)
+            continue;
+        rill__worker *w = &p->workers[st->domain - 1];
+        if (w->head)
+            continue;
+        w->p = p;
+        w->head = st;
+        rill__park_init(&w->data);
+        /* A threaded entry fed by rill_pipeline_push: an edge from the caller. */
+        if (st->nin == 0 && !st->ops->produce && !rill__edge_new(p, st, &p->main))
+            rc = RILL_ENOMEM;
+    }
+    for (unsigned i = 0; i < p->n && !rc; i++) {
+        rill_stage *st = p->stages[i];
+        for (unsigned k = 0; k < st->nout && !rc; k++) {
+            rill__port *o = &st->out[k];
+            if (o->to->domain != st->domain &&
+                !(o->edge = rill__edge_new(p, o->to, rill__worker_of(p, st->domain))))
+                rc = RILL_ENOMEM;
+        }
+    }
+    free(order);
+    /* Published last: rill__wake_all (maybe in a signal handler) reads it. */
+    __atomic_store_n(&p->nworkers, nw, __ATOMIC_RELEASE);
+    return rc;
+}
+
+void rill__flush_outputs(rill__worker *w) {
+    for (unsigned i = 0; i < w->nout; i++)
+        rill__edge_flush(w->out[i]);
+}
+
+void rill__wake_all(rill_pipeline *p) {
+    unsigned nw = __atomic_load_n(&p->nworkers, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < nw; i++)
+        rill__park_wake(&p->workers[i].data);
+    if (nw)
+        for (unsigned i = 0; i < p->nedges; i++)
+            rill__park_wake(&p->edges[i]->space);
+}
+
+/* The next batch from any input, round robin; NULL if none is visible. */
+static rill__batch *rill__poll(rill__worker *w, unsigned *rr, rill__edge **from) {
+    for (unsigned k = 0; k < w->nin; k++) {
+        rill__edge *e = w->in[(*rr + k) % w->nin];
+        rill__batch *b = rill__edge_take(e);
+        if (b) {
+            *rr = (*rr + k + 1) % w->nin;
+            *from = e;
+            return b;
+        }
+    }
+    return NULL;
+}
+
+/* Wait for input: flush what this thread produced (nobody else will), spin
+ * briefly, then park. NULL once the pipeline stops. */
+static rill__batch *rill__wait_input(rill__worker *w, unsigned *rr, rill__edge **from) {
+    rill__batch *b;
+    rill__flush_outputs(w);
+    for (unsigned spin = 0; spin < RILL__WAIT_SPINS; spin++) {
+        if ((b = rill__poll(w, rr, from)) || rill__stopped(w->p))
+            return b;
+        rill__cpu_relax();
+    }
+    for (;;) {
+        uint32_t seen = rill__park_epoch(&w->data);
+        if ((b = rill__poll(w, rr, from)) || rill__stopped(w->p))
+            return b;
+        rill__park_wait(&w->data, seen, 0);
+    }
+}
+
+static void rill__run_source(rill__worker *w) {
+    rill_stage *st = w->head;
+    while (!rill__stopped(w->p)) {
+        int rc = st->ops->produce(st, st->state);
+        rill__flush_outputs(w);
+        if (rc == RILL_EDONE)
+            break;
+        if (rc < 0) {
+            rill__failed(st, rc);
+            break;
+        }
+    }
+}
+
+static void rill__run_consumer(rill__worker *w) {
+    rill_stage *st = w->head;
+    unsigned open = w->nin, rr = 0;
+    while (open && !rill__stopped(w->p)) {
+        rill__edge *e;
+        rill__batch *b = rill__poll(w, &rr, &e);
+        if (!b && !(b = rill__wait_input(w, &rr, &e)))
+            break;
+        for (unsigned i = 0; i < b->n; i++) {
+            int rc = st->ops->send(st, st->state, &b->items[i]);
+            if (RILL__UNLIKELY(rc < 0)) {
+                rill__failed(st, rc);
+                break;
+            }
+        }
+        if (b->eos)
+            open--;
+        rill__edge_done(e, b);
+        uint64_t now = w->nout ? rill__now_ns() : 0;
+        for (unsigned i = 0; i < w->nout; i++)
+            rill__edge_flush_if_old(w->out[i], now);
+    }
+}
+
+static void *rill__worker_main(void *arg) {
+    rill__worker *w = arg;
+    if (w->head->ops->produce)
+        rill__run_source(w);
+    else
+        rill__run_consumer(w);
+    /* Also after a stop: every stage's close runs once (emits are dropped). */
+    rill__close_stage(w->head);
+    rill__flush_outputs(w);
+    return NULL;
+}
+
+int rill__threads_start(rill_pipeline *p) {
+    int rc = rill__plan(p);
+    if (rc) {
+        rill_stage_fail(p->stages[0], rc, "cannot plan the pipeline's threads");
+        return rc;
+    }
+    const char *fault = getenv("RILL_FAULT_THREAD_START"); /* tests: fail this stage's thread */
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        rill__worker *w = &p->workers[i];
+        int err = fault && strcmp(fault, w->head->name) == 0
+                      ? EAGAIN
+                      : pthread_create(&w->tid, NULL, rill__worker_main, w);
+        if (err) {
+            rill_stage_fail(w->head, -err, "cannot start its thread");
+            return -err;
+        }
+        w->started = true;
+    }
+    return 0;
+}
+
+void rill__threads_join(rill_pipeline *p) {
+    for (unsigned i = 0; i < p->nworkers; i++)
+        if (p->workers[i].started) {
+            pthread_join(p->workers[i].tid, NULL);
+            p->workers[i].started = false;
+        } else if (p->workers[i].head) {
+            /* Never ran: its stages still get their one close. */
+            rill__close_stage(p->workers[i].head);
+        }
+}
+
+void rill__threads_free(rill_pipeline *p) {
+    for (unsigned i = 0; i < p->nedges; i++) {
+        p->discarded += rill__edge_fini(p->edges[i]);
+        free(p->edges[i]);
+    }
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        free(p->workers[i].in);
+        free(p->workers[i].out);
+    }
+    free(p->main.in);
+    free(p->main.out);
+    free(p->edges);
+    free(p->workers);
+    __atomic_store_n(&p->nworkers, 0, __ATOMIC_RELEASE);
+    p->edges = NULL;
+    p->nedges = 0;
+    p->workers = NULL;
+    p->main = (rill__worker){0};
+}
