@@ -779,7 +779,7 @@ static int shout(rill_pipeline *p, const char *const *list, rill_stage *sink) {
 }
 /* END docs/stages.md example */
 
-RILL_TEST(docs, example_push_mode) {
+RILL_TEST(stages_doc, example_push_mode) {
     static const char *const lines[] = {"hello", "World", "", "rill 1.0", NULL};
     size_t n = 0, bytes = 0;
     for (; lines[n]; n++)
@@ -790,7 +790,7 @@ RILL_TEST(docs, example_push_mode) {
     CHECK_STREQ(got, want);
 }
 
-RILL_TEST(docs, example_run_mode) {
+RILL_TEST(stages_doc, example_run_mode) {
     static const char *const list[] = {"a", "Bc", "d-e", "xyz", "Q", NULL};
     tlog log = {0};
     rill_pipeline *p;
@@ -826,7 +826,7 @@ static char *slurp(const char *path) {
     return buf;
 }
 
-RILL_TEST(docs, example_is_the_documented_code) {
+RILL_TEST(stages_doc, example_is_the_documented_code) {
     static const char begin[] = "/* BEGIN docs/stages.md example */\n";
     static const char end[] = "/* END docs/stages.md example */";
     char *self = slurp(__FILE__);

@@ -120,7 +120,7 @@ static int add_gen(rill_pipeline *p, const char *name, int limit, gen **g, rill_
 
 /* ---- graph validation --------------------------------------------------------- */
 
-RILL_TEST(build, cycles_rejected_and_pipeline_still_usable) {
+RILL_TEST(pipeline_build, cycles_rejected_and_pipeline_still_usable) {
     rill_pipeline *p;
     rill_stage *s, *a, *b, *c;
     gen *gs;
@@ -150,7 +150,7 @@ RILL_TEST(build, cycles_rejected_and_pipeline_still_usable) {
     rill_pipeline_destroy(p);
 }
 
-RILL_TEST(build, connect_rejections) {
+RILL_TEST(pipeline_build, connect_rejections) {
     rill_pipeline *p, *q;
     rill_stage *s, *a, *qa;
     CHECK_OK(rill_pipeline_new(&p, "p"));
@@ -170,7 +170,7 @@ RILL_TEST(build, connect_rejections) {
     rill_pipeline_destroy(p);
 }
 
-RILL_TEST(build, add_rejections_leave_state_with_caller) {
+RILL_TEST(pipeline_build, add_rejections_leave_state_with_caller) {
     static const rill_stage_ops neither = {.close = NULL, .destroy = counted_free};
     static const rill_stage_ops both = {
         .send = node_send, .produce = gen_produce, .destroy = counted_free};
@@ -198,7 +198,7 @@ RILL_TEST(build, add_rejections_leave_state_with_caller) {
     CHECK_EQ(g_destroyed, 1); /* x only: the refused states were never the pipeline's */
 }
 
-RILL_TEST(build, auto_names_skip_taken_ones) {
+RILL_TEST(pipeline_build, auto_names_skip_taken_ones) {
     rill_pipeline *p;
     rill_stage *a, *b;
     CHECK_OK(rill_pipeline_new(&p, "names"));
@@ -210,7 +210,7 @@ RILL_TEST(build, auto_names_skip_taken_ones) {
     rill_pipeline_destroy(p);
 }
 
-RILL_TEST(build, no_changes_after_start) {
+RILL_TEST(pipeline_build, no_changes_after_start) {
     rill_pipeline *p;
     rill_stage *e, *r, *late = NULL;
     node *x = calloc(1, sizeof *x);
@@ -231,7 +231,7 @@ RILL_TEST(build, no_changes_after_start) {
     rill_pipeline_destroy(p);
 }
 
-RILL_TEST(build, diamond_ladder_cycle_check_is_linear) {
+RILL_TEST(pipeline_build, diamond_ladder_cycle_check_is_linear) {
     /* 60 diamonds in a row have 2^60 paths: a cycle check that walks paths
      * instead of stages never finishes. */
     enum { K = 60 };
@@ -263,7 +263,7 @@ RILL_TEST(build, diamond_ladder_cycle_check_is_linear) {
 
 /* ---- stage errors ------------------------------------------------------------- */
 
-RILL_TEST(errors, send_failure_innermost_stage_first_error) {
+RILL_TEST(pipeline_errors, send_failure_innermost_stage_first_error) {
     rill_pipeline *p;
     rill_stage *s, *s2, *a, *b, *c;
     gen *gs, *gs2;
@@ -308,7 +308,7 @@ RILL_TEST(errors, send_failure_innermost_stage_first_error) {
     CHECK_EQ(g_destroyed, 5);
 }
 
-RILL_TEST(errors, plain_return_code_names_innermost_stage) {
+RILL_TEST(pipeline_errors, plain_return_code_names_innermost_stage) {
     rill_pipeline *p;
     rill_stage *s, *a, *b;
     node *nb;
@@ -328,7 +328,7 @@ RILL_TEST(errors, plain_return_code_names_innermost_stage) {
     rill_pipeline_destroy(p);
 }
 
-RILL_TEST(errors, close_failure_reported_and_rest_closed) {
+RILL_TEST(pipeline_errors, close_failure_reported_and_rest_closed) {
     rill_pipeline *p;
     rill_stage *s, *a, *b;
     node *na, *nb;
@@ -351,7 +351,7 @@ RILL_TEST(errors, close_failure_reported_and_rest_closed) {
     rill_pipeline_destroy(p);
 }
 
-RILL_TEST(errors, produce_failure) {
+RILL_TEST(pipeline_errors, produce_failure) {
     rill_pipeline *p;
     rill_stage *s, *s2, *a;
     gen *gs, *gs2;
@@ -375,7 +375,7 @@ RILL_TEST(errors, produce_failure) {
     rill_pipeline_destroy(p);
 }
 
-RILL_TEST(errors, push_after_error_returns_it) {
+RILL_TEST(pipeline_errors, push_after_error_returns_it) {
     rill_pipeline *p;
     rill_stage *e, *r;
     node *nr;
@@ -398,7 +398,7 @@ RILL_TEST(errors, push_after_error_returns_it) {
 
 /* ---- abort ------------------------------------------------------------------------- */
 
-RILL_TEST(abort, from_inside_a_stage) {
+RILL_TEST(pipeline_abort, from_inside_a_stage) {
     rill_pipeline *p;
     rill_stage *s, *a, *b;
     gen *gs;
@@ -425,7 +425,7 @@ RILL_TEST(abort, from_inside_a_stage) {
     rill_pipeline_destroy(p);
 }
 
-RILL_TEST(abort, before_run) {
+RILL_TEST(pipeline_abort, before_run) {
     rill_pipeline *p;
     rill_stage *s, *a;
     gen *gs;
@@ -442,7 +442,7 @@ RILL_TEST(abort, before_run) {
     rill_pipeline_destroy(p);
 }
 
-RILL_TEST(abort, after_close_changes_nothing) {
+RILL_TEST(pipeline_abort, after_close_changes_nothing) {
     rill_pipeline *p;
     rill_stage *s, *a;
     node *na;
@@ -461,7 +461,7 @@ RILL_TEST(abort, after_close_changes_nothing) {
     rill_pipeline_destroy(p);
 }
 
-RILL_TEST(abort, push_mode) {
+RILL_TEST(pipeline_abort, push_mode) {
     rill_pipeline *p;
     rill_stage *e;
     node *ne;
@@ -485,7 +485,7 @@ static void on_sigusr1(int sig) {
     rill_pipeline_abort(g_sig_pipeline);
 }
 
-RILL_TEST(abort, from_signal_handler) {
+RILL_TEST(pipeline_abort, from_signal_handler) {
     rill_pipeline *p;
     rill_stage *s, *a;
     gen *gs;
