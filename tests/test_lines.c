@@ -603,3 +603,59 @@ RILL_TEST(lines, retained_buffers_are_not_overwritten) {
     rill_pipeline_destroy(r.p);
     free(d);
 }
+
+/* A threaded consumer reads lines after the source's emit has returned: the
+ * source must see the in-flight buffers as shared and not read into them. */
+typedef struct hasher {
+    uint64_t h, lines;
+} hasher;
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ ((const unsigned char *)p)[i]) * 0x100000001b3u;
+    return (h ^ 0xff) * 0x100000001b3u; /* line separator */
+}
+
+static int hasher_send(rill_stage *st, void *state, const rill_item *it) {
+    (void)st;
+    hasher *h = state;
+    h->h = fnv(h->h, it->data, it->len);
+    h->lines++;
+    return 0;
+}
+
+static const rill_stage_ops hasher_ops = {.send = hasher_send};
+
+RILL_TEST(lines, threaded_consumer_sees_intact_lines) {
+    size_t len;
+    const char *path = repeat_log("thr", 1, &len);
+    CHECK(path);
+    char *d = malloc(len);
+    span *exp = malloc((len + 1) * sizeof *exp);
+    FILE *f = fopen(path, "rb");
+    CHECK(d && exp && f && fread(d, 1, len, f) == len);
+    fclose(f);
+    uint64_t ntrunc, want = 0xcbf29ce484222325u;
+    bool toolong;
+    size_t k = ref_split(d, len, 0, RILL_LINES_DEFAULT_MAX_LINE, exp, &ntrunc, &toolong);
+    for (size_t i = 0; i < k; i++)
+        want = fnv(want, d + exp[i].off, exp[i].len);
+    for (unsigned cap = 1; cap <= 4096; cap *= 64) {
+        rill_pipeline *p;
+        rill_stage *src, *hs;
+        hasher h = {.h = 0xcbf29ce484222325u};
+        rill_lines_opts lo = {.chunk = 1000};
+        rill_stage_opts so = {.flags = RILL_STAGE_THREADED, .capacity = cap};
+        CHECK_OK(rill_pipeline_new(&p, "t"));
+        CHECK_OK(rill_lines_file_add(p, "src", path, &lo, NULL, &src));
+        CHECK_OK(rill_stage_add(p, "hash", &hasher_ops, &h, &so, &hs));
+        CHECK_OK(rill_connect(src, hs));
+        CHECK_OK(rill_pipeline_run(p));
+        rill_pipeline_destroy(p);
+        CHECK_EQ(h.lines, k);
+        CHECK(h.h == want);
+    }
+    unlink(path);
+    free(exp);
+    free(d);
+}
