@@ -104,7 +104,67 @@ static int rill__gen_fail(rill_gen *g, rill_gen *cur, rill_gen *up, int rc) {
     return rc;
 }
 
-RILL_API int rill_gen_send(rill_gen *g, void *value, void **out) {
+/* Drive the chain g -> ... -> up -> cur once cur's body has returned rc
+ * (ran), or cur was found exhausted (!ran), until a value comes out of the
+ * chain or g itself finishes. */
+static int rill__gen_drive(rill_gen *g, rill_gen *up, rill_gen *cur, int rc, int ran,
+                           void **out) {
+    *out = NULL;
+    for (;;) {
+        void *value = NULL; /* what cur is resumed with next */
+        if (ran && rc == RILL__GEN_YIELD) {
+            cur->rill__status = RILL_GEN_SUSPENDED;
+            *out = cur->rill__val;
+            rill__gen_release(up);
+            return 0;
+        }
+        if (ran && rc == RILL__GEN_DELEGATE) {
+            rill_gen *sub = cur->rill__sub;
+            /* Python: `yield from None` is a TypeError and delegating to a
+             * running generator a ValueError, raised in the delegator. */
+            if (!sub)
+                return rill__gen_fail(g, cur, up, RILL_EINVAL);
+            if (rill__gen_busy(sub))
+                return rill__gen_fail(g, cur, up, RILL_ESTATE);
+            cur->rill__val = up; /* cur stays RUNNING while it waits */
+            up = cur;
+            cur = rill__gen_descend(sub, &up); /* sub may be delegating */
+        } else {
+            void *result = NULL; /* an exhausted delegate's yield from gives NULL */
+            if (ran) {
+                cur->rill__status = RILL_GEN_DONE;
+                cur->rill__sub = NULL;
+                if (rc >= 0)
+                    result = cur->rill__val;
+                cur->rill__val = NULL;
+            }
+            if (!up) { /* cur == g: the generator itself finished */
+                if (ran && rc < 0)
+                    return rc;
+                *out = result;
+                return RILL_EDONE;
+            }
+            /* cur is not touched again: its owner may free it as soon as the
+             * delegator resumes. */
+            rill_gen *parent = up;
+            up = parent->rill__val;
+            parent->rill__sub = NULL;
+            if (ran && rc < 0) /* a failed delegate: its delegators are abandoned */
+                return rill__gen_fail(g, parent, up, rc);
+            cur = parent;
+            value = result; /* the result of the yield from (RILL_SENT) */
+        }
+        ran = cur->rill__status != RILL_GEN_DONE;
+        if (ran) { /* a fresh sub is started, a partly consumed one resumed */
+            cur->rill__val = value;
+            cur->rill__status = RILL_GEN_RUNNING;
+            rc = cur->rill__body(cur);
+        }
+    }
+}
+
+/* Everything but a plain resume of a suspended, non-delegating generator. */
+static int rill__gen_send_slow(rill_gen *g, void *value, void **out) {
     void *dummy;
     if (!out)
         out = &dummy;
@@ -123,61 +183,32 @@ RILL_API int rill_gen_send(rill_gen *g, void *value, void **out) {
     default:
         break;
     }
-
     if (rill__gen_busy(g->rill__sub))
         return RILL_ESTATE; /* re-entered from inside one of its delegates */
     rill_gen *up = NULL;
     rill_gen *cur = rill__gen_descend(g, &up);
+    if (cur->rill__status == RILL_GEN_DONE) /* its delegate was closed by its owner */
+        return rill__gen_drive(g, up, cur, 0, 0, out);
+    cur->rill__val = value;
+    cur->rill__status = RILL_GEN_RUNNING;
+    return rill__gen_drive(g, up, cur, cur->rill__body(cur), 1, out);
+}
 
-    for (;;) {
-        int rc = 0;
-        void *result = NULL; /* an exhausted delegate's yield from gives NULL */
-        if (cur->rill__status != RILL_GEN_DONE) {
-            cur->rill__val = value;
-            cur->rill__status = RILL_GEN_RUNNING;
-            rc = cur->rill__body(cur);
-            if (RILL__LIKELY(rc == RILL__GEN_YIELD)) {
-                cur->rill__status = RILL_GEN_SUSPENDED;
-                *out = cur->rill__val;
-                rill__gen_release(up);
-                return 0;
-            }
-            if (rc == RILL__GEN_DELEGATE) {
-                rill_gen *sub = cur->rill__sub;
-                /* Python: `yield from None` is a TypeError and delegating to
-                 * a running generator a ValueError, raised in the delegator. */
-                if (!sub)
-                    return rill__gen_fail(g, cur, up, RILL_EINVAL);
-                if (rill__gen_busy(sub))
-                    return rill__gen_fail(g, cur, up, RILL_ESTATE);
-                cur->rill__val = up; /* cur stays RUNNING while it waits */
-                up = cur;
-                cur = rill__gen_descend(sub, &up); /* sub may be delegating */
-                value = NULL; /* yield from starts/resumes the sub with next() */
-                continue;
-            }
-            cur->rill__status = RILL_GEN_DONE;
-            cur->rill__sub = NULL;
-            if (rc >= 0)
-                result = cur->rill__val;
-            cur->rill__val = NULL;
+RILL_API int rill_gen_send(rill_gen *g, void *value, void **out) {
+    /* The common case inline: only a yield comes back in O(1) without the
+     * bookkeeping of chains. */
+    if (RILL__LIKELY(g && out && g->rill__status == RILL_GEN_SUSPENDED && !g->rill__sub)) {
+        g->rill__val = value;
+        g->rill__status = RILL_GEN_RUNNING;
+        int rc = g->rill__body(g);
+        if (RILL__LIKELY(rc == RILL__GEN_YIELD)) {
+            g->rill__status = RILL_GEN_SUSPENDED;
+            *out = g->rill__val;
+            return 0;
         }
-        if (!up) { /* cur == g: the generator itself finished */
-            if (rc < 0)
-                return rc;
-            *out = result;
-            return RILL_EDONE;
-        }
-        /* cur is not touched again: its owner may free it as soon as the
-         * delegator resumes. */
-        rill_gen *parent = up;
-        up = parent->rill__val;
-        parent->rill__sub = NULL;
-        if (rc < 0) /* the delegate failed: its waiting delegators are abandoned */
-            return rill__gen_fail(g, parent, up, rc);
-        cur = parent;
-        value = result; /* the result of the yield from (RILL_SENT) */
+        return rill__gen_drive(g, NULL, g, rc, 1, out);
     }
+    return rill__gen_send_slow(g, value, out);
 }
 
 RILL_API int rill_gen_next(rill_gen *g, void **out) { return rill_gen_send(g, NULL, out); }

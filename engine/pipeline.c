@@ -15,7 +15,8 @@
 
 static void rill__record(rill_pipeline *p, rill_stage *st, int code, const char *detail) {
     pthread_mutex_lock(&p->errlock);
-    if (!p->err) {
+    /* After an abort nothing more is recorded: close reports the abort. */
+    if (!p->err && !__atomic_load_n(&p->aborted, __ATOMIC_ACQUIRE)) {
         p->errstage = st;
         if (detail && *detail)
             snprintf(p->errmsg, sizeof p->errmsg, "stage '%s': %s: %s", st->name, detail,
@@ -173,9 +174,7 @@ RILL_API int rill_pipeline_run(rill_pipeline *p) {
                 continue;
             while (!rill__stopped(p)) {
                 int rc = st->ops->produce(st, st->state);
-                /* The next produce may block on input: let threads downstream
-                 * have what is ready (partial batches) first. */
-                rill__flush_outputs(&p->main);
+                rill__flush_old_outputs(&p->main);
                 if (rc == RILL_EDONE)
                     break;
                 if (rc < 0) {
@@ -208,6 +207,11 @@ RILL_API int rill_pipeline_push(rill_pipeline *p, rill_stage *entry, const rill_
         return rc == RILL_EABORTED ? rill__stop_code(p) : rc;
     rill__edge_flush_if_old(e, rill__now_ns());
     return 0;
+}
+
+RILL_API void rill_stage_flush(rill_stage *st) {
+    if (st && st->p->phase == RILL__STARTED)
+        rill__flush_outputs(st->domain ? &st->p->workers[st->domain - 1] : &st->p->main);
 }
 
 RILL_API int rill_pipeline_flush(rill_pipeline *p) {

@@ -91,6 +91,7 @@ void rill__threads_join(rill_pipeline *p);
 void rill__threads_free(rill_pipeline *p);
 void rill__wake_all(rill_pipeline *p);
 void rill__flush_outputs(rill__worker *w);
+void rill__flush_old_outputs(rill__worker *w);
 
 /* graph.c */
 void rill__graph_free(rill_pipeline *p);

@@ -25,7 +25,7 @@ void __tsan_release(void *addr);
 #define RILL__RECEIVE(p) ((void)0)
 #endif
 
-enum { RILL__SPINS = 200 };
+enum { RILL__SPINS = 64 };
 
 uint64_t rill__now_ns(void) {
     struct timespec ts;
@@ -65,6 +65,7 @@ int rill__edge_init(rill__edge *e, unsigned capacity, unsigned batch_cap, uint64
     atomic_init(&e->consumed, 0);
     rill__park_init(&e->space);
     e->latency_ns = latency_ns;
+    e->wake_depth = capacity / 2 > e->batch_cap ? capacity / 2 : e->batch_cap;
     e->data = data;
     e->stop = stop;
     return 0;
@@ -163,7 +164,11 @@ static int rill__edge_new_batch(rill__edge *e, int stop_code) {
     return rill__edge_wait(e, rill__got_batch, stop_code);
 }
 
-void rill__edge_flush(rill__edge *e) {
+/* Hand the partial batch to the consumer. Waking a sleeping consumer costs a
+ * futex call and a context switch, so a full batch only wakes it once half
+ * the capacity is queued (wake == false); every other flush — end of
+ * stream, latency, the producer about to wait — wakes it (wake == true). */
+static void rill__edge_publish(rill__edge *e, bool wake) {
     rill__batch *b = e->cur;
     if (!b || (b->n == 0 && !b->eos))
         return;
@@ -173,8 +178,11 @@ void rill__edge_flush(rill__edge *e) {
     /* Cannot fail: at most max_batches exist and the ring holds more. */
     ck_ring_enqueue_spsc(&e->full, e->full_buf, b);
     atomic_store_explicit(&e->produced, e->produced_local, memory_order_release);
-    rill__park_wake(e->data);
+    if (wake || e->produced_local - e->consumed_seen >= e->wake_depth)
+        rill__park_wake(e->data);
 }
+
+void rill__edge_flush(rill__edge *e) { rill__edge_publish(e, true); }
 
 int rill__edge_push(rill__edge *e, const rill_item *item, int stop_code) {
     rill__batch *b = e->cur;
@@ -207,7 +215,7 @@ int rill__edge_push(rill__edge *e, const rill_item *item, int stop_code) {
         b->owners[b->nowners++] = o;
     }
     if (b->n == e->batch_cap)
-        rill__edge_flush(e);
+        rill__edge_publish(e, false);
     return 0;
 }
 
@@ -238,6 +246,11 @@ void rill__edge_done(rill__edge *e, rill__batch *b) {
     rill__batch_drop(b);
     RILL__PUBLISH(b);
     ck_ring_enqueue_spsc(&e->empty, e->empty_buf, b);
-    atomic_fetch_add_explicit(&e->consumed, n, memory_order_release);
-    rill__park_wake(&e->space);
+    e->consumed_local += n;
+    atomic_store_explicit(&e->consumed, e->consumed_local, memory_order_release);
+    /* A producer waiting for room sleeps until the queue is half empty (or
+     * the consumer runs dry): fewer, larger wake-ups. */
+    uint64_t depth = atomic_load_explicit(&e->produced, memory_order_acquire) - e->consumed_local;
+    if (depth <= e->capacity - e->wake_depth || ck_ring_size(&e->full) == 0)
+        rill__park_wake(&e->space);
 }

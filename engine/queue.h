@@ -45,10 +45,12 @@ typedef struct rill__edge {
     /* both sides */
     _Atomic uint64_t produced; /* items made visible to the consumer */
     _Atomic uint64_t consumed; /* items taken by the consumer */
+    uint64_t consumed_local;   /* == consumed, consumer side */
     rill__park space;          /* the producer sleeps here when full */
     rill__park *data;          /* the consumer sleeps here when empty */
     const int *stop;           /* nonzero: give up waiting (pipeline stopped) */
     unsigned capacity, batch_cap, max_batches;
+    unsigned wake_depth;       /* queued items that justify waking the consumer */
     uint64_t latency_ns;       /* partial batches wait at most about this */
     ck_ring_t full, empty;
     ck_ring_buffer_t *full_buf, *empty_buf;

@@ -13,7 +13,7 @@
 
 #include "pipeline_int.h"
 
-enum { RILL__UNSET = -1, RILL__MIXED = -2, RILL__WAIT_SPINS = 200 };
+enum { RILL__UNSET = -1, RILL__MIXED = -2, RILL__WAIT_SPINS = 64 };
 
 static rill__worker *rill__worker_of(rill_pipeline *p, unsigned domain) {
     return domain ? &p->workers[domain - 1] : &p->main;
@@ -138,6 +138,12 @@ void rill__flush_outputs(rill__worker *w) {
         rill__edge_flush(w->out[i]);
 }
 
+void rill__flush_old_outputs(rill__worker *w) {
+    uint64_t now = w->nout ? rill__now_ns() : 0;
+    for (unsigned i = 0; i < w->nout; i++)
+        rill__edge_flush_if_old(w->out[i], now);
+}
+
 void rill__wake_all(rill_pipeline *p) {
     unsigned nw = __atomic_load_n(&p->nworkers, __ATOMIC_ACQUIRE);
     for (unsigned i = 0; i < nw; i++)
@@ -183,7 +189,7 @@ static void rill__run_source(rill__worker *w) {
     rill_stage *st = w->head;
     while (!rill__stopped(w->p)) {
         int rc = st->ops->produce(st, st->state);
-        rill__flush_outputs(w);
+        rill__flush_old_outputs(w);
         if (rc == RILL_EDONE)
             break;
         if (rc < 0) {
@@ -211,9 +217,7 @@ static void rill__run_consumer(rill__worker *w) {
         if (b->eos)
             open--;
         rill__edge_done(e, b);
-        uint64_t now = w->nout ? rill__now_ns() : 0;
-        for (unsigned i = 0; i < w->nout; i++)
-            rill__edge_flush_if_old(w->out[i], now);
+        rill__flush_old_outputs(w);
     }
 }
 

@@ -30,6 +30,7 @@ typedef struct rill__lines {
     bool skipping; /* TRUNCATE: discarding the rest of an over-long line */
     bool strip_cr;
     bool truncate;
+    bool regular;  /* a regular file: read() does not wait for a writer */
     size_t chunk, max_line;
     size_t slack;    /* 1 with STRIP_CR: a tail of max_line+1 may end in '\r' */
     size_t cap_init; /* first capacity of a buffer; grows up to cap_max */
@@ -79,6 +80,13 @@ static int rill__lines_prepare(rill_stage *st, rill__lines *s) {
 
 /* One read(): bytes read, 0 at EOF, or a negative code (recorded). */
 static ssize_t rill__lines_read(rill_stage *st, rill__lines *s, char *dst, size_t len) {
+    if (!s->regular) {
+        /* A pipe or socket may make read() wait: hand the lines already cut
+         * to threads downstream first, or they would wait with us. */
+        struct pollfd ready = {.fd = s->fd, .events = POLLIN};
+        if (poll(&ready, 1, 0) == 0)
+            rill_stage_flush(st);
+    }
     for (;;) {
         ssize_t n = read(s->fd, dst, len);
         if (n >= 0)
@@ -245,6 +253,8 @@ static int rill__lines_add(rill_pipeline *p, const char *name, int fd, const cha
     if (!s)
         return RILL_ENOMEM;
     s->fd = fd;
+    struct stat sb;
+    s->regular = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
     s->close_fd = own_fd || (lo.flags & RILL_LINES_CLOSE_FD);
     s->strip_cr = slack;
     s->truncate = lo.flags & RILL_LINES_TRUNCATE;

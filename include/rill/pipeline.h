@@ -164,8 +164,9 @@ uint64_t rill_pipeline_discarded(const rill_pipeline *p);
 /* The first error (0 if none). */
 int rill_pipeline_status(const rill_pipeline *p);
 
-/* The first error as text, "stage 'NAME': DETAIL: STRERROR", or "" if none.
- * Valid until the pipeline is destroyed. */
+/* The first error as text, "stage 'NAME': DETAIL: STRERROR" ("pipeline
+ * aborted" after an abort), or "" if none. Read it after close (or from the
+ * thread that calls run/close); valid until the pipeline is destroyed. */
 const char *rill_pipeline_errmsg(const rill_pipeline *p);
 
 /* The name of the stage that raised the first error, or NULL. */
@@ -186,6 +187,13 @@ int rill_emit(rill_stage *st, const rill_item *item);
 
 /* Send item to output port `port` only. RILL_EINVAL if there is no such port. */
 int rill_emit_to(rill_stage *st, unsigned port, const rill_item *item);
+
+/* Hand every partial batch that st's thread has queued for other threads to
+ * them now. A source calls it before an operation that may wait for input
+ * (a read on a pipe or socket), so items already produced do not wait too.
+ * Otherwise partial batches go when full, at close, when the thread waits
+ * for its own input, or after max_latency_us. Call only from st's callbacks. */
+void rill_stage_flush(rill_stage *st);
 
 /* Number of output ports (connected stages) of st. */
 unsigned rill_stage_outputs(const rill_stage *st);
