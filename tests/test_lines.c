@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rill.h"
@@ -658,4 +660,61 @@ RILL_TEST(lines, threaded_consumer_sees_intact_lines) {
     unlink(path);
     free(exp);
     free(d);
+}
+
+/* A signal arriving while read() waits on an empty pipe (handler installed
+ * without SA_RESTART, so read fails with EINTR) must not end the stream. */
+static volatile sig_atomic_t signals_seen;
+static void on_signal(int sig) {
+    (void)sig;
+    signals_seen++;
+}
+
+typedef struct poker {
+    pthread_t target;
+    int fd;
+} poker;
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {0, ms * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+static void *poker_main(void *arg) {
+    poker *k = arg;
+    ssize_t w = write(k->fd, "first\nsec", 9);
+    for (int i = 0; i < 3; i++) {
+        sleep_ms(30); /* let the reader block in read() */
+        pthread_kill(k->target, SIGUSR1);
+    }
+    sleep_ms(30);
+    w += write(k->fd, "ond\nthird", 9);
+    close(k->fd);
+    return (void *)(intptr_t)w;
+}
+
+RILL_TEST(lines, eintr_is_retried) {
+    struct sigaction sa = {0}, old;
+    sa.sa_handler = on_signal; /* no SA_RESTART */
+    sigemptyset(&sa.sa_mask);
+    CHECK(sigaction(SIGUSR1, &sa, &old) == 0);
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    poker k = {.target = pthread_self(), .fd = fds[1]};
+    pthread_t t;
+    signals_seen = 0;
+    CHECK(pthread_create(&t, NULL, poker_main, &k) == 0);
+    lrun r = run_lines(NULL, fds[0], NULL);
+    void *written;
+    pthread_join(t, &written);
+    sigaction(SIGUSR1, &old, NULL);
+    close(fds[0]);
+    CHECK_EQ((intptr_t)written, 18);
+    CHECK_EQ(signals_seen, 3);
+    CHECK_OK(r.rc);
+    CHECK_EQ(r.n, 3);
+    CHECK(item_is(&r.items[0], "first") && item_is(&r.items[1], "second"));
+    CHECK(item_is(&r.items[2], "third"));
+    rill_pipeline_destroy(r.p);
 }
