@@ -6,12 +6,14 @@
  * case), so a resume walks down from g once and threads the way back up
  * through rill__val of each delegator: a delegator's rill__val is unused
  * while it waits (it is overwritten with the sub's result when it resumes).
- * Every step is then O(1) after that single O(depth) walk, so building,
- * resuming and unwinding an n-level chain is O(n), not O(n^2).
+ * Every later step is O(1), so building, resuming and unwinding an n-level
+ * chain is O(n), not O(n^2).
  *
- * While the chain is driven every delegator on it is RILL_GEN_RUNNING, as in
- * Python (gi_running): re-entering any of them from the leaf's body, or
- * delegating to one of them (a cycle), is RILL_ESTATE. */
+ * Only the generator whose body executes is RILL_GEN_RUNNING; its delegators
+ * stay SUSPENDED, which keeps a resume through k levels at k reads and k
+ * writes. Re-entry is still caught: any path into the running chain (next,
+ * send or close of a delegator, or a yield from that would close a cycle)
+ * walks down to the running generator and gets RILL_ESTATE. */
 #include "rill_int.h"
 
 RILL_API void rill_gen_init(rill_gen *g, rill_gen_body_fn body, rill_gen_close_fn on_close) {
@@ -27,16 +29,6 @@ RILL_API rill_gen_status rill_gen_status_of(const rill_gen *g) {
     return (rill_gen_status)g->rill__status;
 }
 
-/* Hand the delegators from up to the top of the chain (linked through
- * rill__val) back to the caller as suspended. */
-static void rill__gen_release(rill_gen *up) {
-    while (up) {
-        rill_gen *next = up->rill__val;
-        up->rill__status = RILL_GEN_SUSPENDED;
-        up = next;
-    }
-}
-
 /* Whether g or a generator it delegates to is running. */
 static int rill__gen_busy(const rill_gen *g) {
     for (; g; g = g->rill__sub)
@@ -45,16 +37,17 @@ static int rill__gen_busy(const rill_gen *g) {
     return 0;
 }
 
-/* From cur down to its innermost delegate, which is returned: the delegators
- * on the way are marked running and linked up through rill__val. */
+/* From cur down to its innermost delegate, which is returned, linking the
+ * delegators on the way up through rill__val; NULL if one of them is running
+ * (re-entry, or a cycle of delegation). */
 static rill_gen *rill__gen_descend(rill_gen *cur, rill_gen **up) {
-    while (cur->rill__sub) {
-        cur->rill__status = RILL_GEN_RUNNING;
+    for (; cur->rill__status != RILL_GEN_RUNNING; cur = cur->rill__sub) {
+        if (!cur->rill__sub)
+            return cur;
         cur->rill__val = *up;
         *up = cur;
-        cur = cur->rill__sub;
     }
-    return cur;
+    return NULL;
 }
 
 /* Abandon g and its delegation chain: innermost first, each suspended
@@ -94,12 +87,11 @@ static int rill__gen_abandon(rill_gen *g) {
     return first;
 }
 
-/* The delegation chain under g failed at its bottom (cur, whose delegators
- * are up...g): the waiting delegators are abandoned and rc goes out. */
-static int rill__gen_fail(rill_gen *g, rill_gen *cur, rill_gen *up, int rc) {
+/* The delegation chain under g failed at its bottom, cur: cur and the
+ * delegators above it are abandoned and rc goes to the caller. */
+static int rill__gen_fail(rill_gen *g, rill_gen *cur, int rc) {
     cur->rill__sub = NULL;
     cur->rill__status = RILL_GEN_SUSPENDED;
-    rill__gen_release(up);
     rill__gen_abandon(g);
     return rc;
 }
@@ -115,20 +107,23 @@ static int rill__gen_drive(rill_gen *g, rill_gen *up, rill_gen *cur, int rc, int
         if (ran && rc == RILL__GEN_YIELD) {
             cur->rill__status = RILL_GEN_SUSPENDED;
             *out = cur->rill__val;
-            rill__gen_release(up);
             return 0;
         }
         if (ran && rc == RILL__GEN_DELEGATE) {
             rill_gen *sub = cur->rill__sub;
-            /* Python: `yield from None` is a TypeError and delegating to a
-             * running generator a ValueError, raised in the delegator. */
-            if (!sub)
-                return rill__gen_fail(g, cur, up, RILL_EINVAL);
-            if (rill__gen_busy(sub))
-                return rill__gen_fail(g, cur, up, RILL_ESTATE);
-            cur->rill__val = up; /* cur stays RUNNING while it waits */
+            cur->rill__val = up;
             up = cur;
-            cur = rill__gen_descend(sub, &up); /* sub may be delegating */
+            /* Python: `yield from None` is a TypeError and delegating to a
+             * running generator a ValueError, raised in the delegator. cur
+             * is still RUNNING here, so a sub whose chain leads back to it
+             * (a cycle) is found by the descent. */
+            if (!sub)
+                return rill__gen_fail(g, cur, RILL_EINVAL);
+            rill_gen *leaf = rill__gen_descend(sub, &up); /* sub may be delegating */
+            if (!leaf)
+                return rill__gen_fail(g, cur, RILL_ESTATE);
+            cur->rill__status = RILL_GEN_SUSPENDED;
+            cur = leaf;
         } else {
             void *result = NULL; /* an exhausted delegate's yield from gives NULL */
             if (ran) {
@@ -150,7 +145,7 @@ static int rill__gen_drive(rill_gen *g, rill_gen *up, rill_gen *cur, int rc, int
             up = parent->rill__val;
             parent->rill__sub = NULL;
             if (ran && rc < 0) /* a failed delegate: its delegators are abandoned */
-                return rill__gen_fail(g, parent, up, rc);
+                return rill__gen_fail(g, parent, rc);
             cur = parent;
             value = result; /* the result of the yield from (RILL_SENT) */
         }
@@ -183,10 +178,10 @@ static int rill__gen_send_slow(rill_gen *g, void *value, void **out) {
     default:
         break;
     }
-    if (rill__gen_busy(g->rill__sub))
-        return RILL_ESTATE; /* re-entered from inside one of its delegates */
     rill_gen *up = NULL;
     rill_gen *cur = rill__gen_descend(g, &up);
+    if (!cur)
+        return RILL_ESTATE; /* re-entered from inside one of its delegates */
     if (cur->rill__status == RILL_GEN_DONE) /* its delegate was closed by its owner */
         return rill__gen_drive(g, up, cur, 0, 0, out);
     cur->rill__val = value;
@@ -195,8 +190,7 @@ static int rill__gen_send_slow(rill_gen *g, void *value, void **out) {
 }
 
 RILL_API int rill_gen_send(rill_gen *g, void *value, void **out) {
-    /* The common case inline: only a yield comes back in O(1) without the
-     * bookkeeping of chains. */
+    /* The common case first: a suspended generator that does not delegate. */
     if (RILL__LIKELY(g && out && g->rill__status == RILL_GEN_SUSPENDED && !g->rill__sub)) {
         g->rill__val = value;
         g->rill__status = RILL_GEN_RUNNING;

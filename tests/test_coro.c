@@ -249,7 +249,7 @@ RILL_TEST(coro, calling_a_delegator_from_its_delegate_is_estate) {
     CHECK_EQ(p.rc_next, RILL_ESTATE);
     CHECK_EQ(p.rc_send, RILL_ESTATE);
     CHECK_EQ(p.rc_close, RILL_ESTATE);
-    CHECK_EQ(p.status, RILL_GEN_RUNNING); /* as Python's gi_running */
+    CHECK_EQ(p.status, RILL_GEN_SUSPENDED); /* only the executing body runs */
     CHECK_EQ(rill_gen_status_of(&d.gen), RILL_GEN_SUSPENDED);
     /* While the chain is being closed its delegators cannot be resumed. */
     CHECK_OK(rill_gen_close(&d.gen));

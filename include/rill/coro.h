@@ -66,8 +66,8 @@ typedef int (*rill_gen_close_fn)(rill_gen *g);
 
 typedef enum rill_gen_status {
     RILL_GEN_CREATED = 0,  /* never resumed */
-    RILL_GEN_SUSPENDED,    /* stopped at a yield */
-    RILL_GEN_RUNNING,      /* its body, or one it delegates to, is executing */
+    RILL_GEN_SUSPENDED,    /* stopped at a yield, or waiting in a yield from */
+    RILL_GEN_RUNNING,      /* its body is executing now */
     RILL_GEN_DONE          /* returned, failed or closed */
 } rill_gen_status;
 
@@ -106,8 +106,8 @@ int rill_gen_next(rill_gen *g, void **out);
 /* Close g (Python's g.close()). A suspended generator's delegates are closed
  * innermost first, then each on_close runs exactly once. Closing a created
  * (never started) or finished generator only marks it done: no callback runs.
- * Returns 0, the first negative on_close result, or RILL_ESTATE if g is
- * running. After close, g is RILL_GEN_DONE and next/send return RILL_EDONE. */
+ * Returns 0, the first negative on_close result, or RILL_ESTATE if g or a
+ * generator it delegates to is running. After close, g is RILL_GEN_DONE and next/send return RILL_EDONE. */
 int rill_gen_close(rill_gen *g);
 
 /* Current status of g. */
