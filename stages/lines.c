@@ -119,7 +119,6 @@ static int rill__lines_overlong(rill_stage *st, rill__lines *s, const char *ls) 
 
 /* EOF: the last line, if it had no '\n'. Never stripped of '\r'. */
 static int rill__lines_finish(rill_stage *st, rill__lines *s) {
-    s->done = true;
     if (s->tlen == 0)
         return RILL_EDONE;
     const char *ls = s->buf->data + s->toff;
@@ -171,22 +170,15 @@ static int rill__lines_scan(rill_stage *st, rill__lines *s, const char *ls, cons
     return rc;
 }
 
-static int rill__lines_produce(rill_stage *st, void *state) {
-    rill__lines *s = state;
-    if (s->done)
-        return RILL_EDONE;
+/* One read and the lines it completes: 0, RILL_EDONE, or a negative code. */
+static int rill__lines_step(rill_stage *st, rill__lines *s) {
     int rc = rill__lines_prepare(st, s);
     if (rc < 0)
         return rc;
     char *data = s->buf->data;
     ssize_t n = rill__lines_read(st, s, data + s->tlen, s->chunk);
-    if (n <= 0) {
-        if (n < 0) {
-            s->done = true;
-            return (int)n;
-        }
-        return rill__lines_finish(st, s);
-    }
+    if (n <= 0)
+        return n < 0 ? (int)n : rill__lines_finish(st, s);
     s->stats.bytes += (uint64_t)n;
     const char *ls = data, *p = data + s->tlen, *end = p + n;
     if (s->skipping) {
@@ -199,17 +191,28 @@ static int rill__lines_produce(rill_stage *st, void *state) {
         ls = p = nl + 1;
     }
     rc = rill__lines_scan(st, s, ls, p, end);
-    if (rc < 0) {
-        s->done = true;
-        return rc;
-    }
-    if (s->tlen > s->max_line + s->slack) {
+    if (rc == 0 && s->tlen > s->max_line + s->slack) {
         /* No '\n' yet and already too long, whatever follows. */
         rc = rill__lines_overlong(st, s, s->buf->data + s->toff);
         s->tlen = 0;
         s->skipping = true;
-        if (rc < 0)
-            s->done = true;
+    }
+    return rc;
+}
+
+static int rill__lines_produce(rill_stage *st, void *state) {
+    rill__lines *s = state;
+    if (s->done)
+        return RILL_EDONE;
+    int rc = rill__lines_step(st, s);
+    if (rc < 0) {
+        /* Exhausted or failed: the buffer is no longer needed here (stages
+         * that kept lines hold their own references). */
+        s->done = true;
+        if (s->buf)
+            rill_ref_release(&s->buf->ref);
+        s->buf = NULL;
+        s->tlen = 0;
     }
     return rc;
 }
