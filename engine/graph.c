@@ -139,6 +139,8 @@ RILL_API void *rill_stage_state(const rill_stage *st) { return st ? st->state : 
 RILL_API const rill_stage_ops *rill_stage_ops_of(const rill_stage *st) { return st ? st->ops : NULL; }
 RILL_API rill_pipeline *rill_stage_pipeline(const rill_stage *st) { return st ? st->p : NULL; }
 RILL_API bool rill_stage_threaded(const rill_stage *st) {
+    /* From the plan, not p->workers: those are freed at close, and handles
+     * are still asked after close. */
     return st && st->p->phase != RILL__NEW && st->domain != 0 &&
-           st->p->workers[st->domain - 1].head == st;
+           ((st->opts.flags & RILL_STAGE_THREADED) || st->promoted);
 }
