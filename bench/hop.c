@@ -1,0 +1,433 @@
+/* One thread hop: a producer thread hands items to a consumer thread, which
+ * sums a field of each. Three contenders in the same run, rounds interleaved
+ * so machine noise hits them alike:
+ *   raw1     concurrencykit SPSC ring, one item pointer per slot: the loop
+ *            one would write by hand (~40 M items/s on the developers' box)
+ *   rawB     the same ring carrying batches of B items (copied in, as rill
+ *            does), batches recycled through a second ring: the best a
+ *            batched hand-off can do, so rill's figure shows more than batching
+ *   rill     a RILL_STAGE_THREADED source emitting from a preallocated array
+ *            of owner-less items into a RILL_STAGE_THREADED sink, timed from
+ *            start to close (rill_pipeline_run)
+ * Both raw loops spin (ck_pr_stall) and never park; rill spins briefly then
+ * parks. Then a sweep of rill's capacity x batch.
+ *
+ *   bench_hop [--n ITEMS] [--rounds R] [--capacity C] [--batch B]
+ *             [--max-s SECONDS] [--sweep-n ITEMS] [--no-sweep]
+ *
+ * A run stops early after --max-s seconds (a spinning raw loop on a busy
+ * machine can crawl) and its rate counts the items it moved. Every
+ * contender must deliver every item it produced: the consumer's count and
+ * sum are checked against the producer's. */
+#include <ck_pr.h>
+#include <ck_ring.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rill.h"
+
+enum { POOL = 4096, CHUNK = 4096, MAXR = 64 };
+
+static rill_item pool[POOL];
+static char bytes[POOL + 256];
+static double deadline; /* set before each run; read by producers */
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static unsigned pow2_at_least(unsigned n) {
+    unsigned p = 2;
+    while (p < n)
+        p <<= 1;
+    return p;
+}
+
+/* Sum of the len field over items 0..n-1 of the cycled pool. */
+static uint64_t expected_sum(uint64_t n) {
+    uint64_t whole = 0, part = 0;
+    for (unsigned i = 0; i < POOL; i++) {
+        whole += pool[i].len;
+        if (i < n % POOL)
+            part += pool[i].len;
+    }
+    return whole * (n / POOL) + part;
+}
+
+/* What a run moved: produced by the producer, count/sum by the consumer. */
+struct moved {
+    uint64_t produced, count, sum;
+    double t;
+};
+
+/* ---- raw1: one item per ring slot ---------------------------------------- */
+
+struct raw1 {
+    ck_ring_t ring;
+    ck_ring_buffer_t *buf;
+    uint64_t n;
+    struct moved m;
+};
+
+static void *raw1_produce(void *arg) {
+    struct raw1 *r = arg;
+    uint64_t i = 0;
+    for (; i < r->n; i++) {
+        if ((i & (CHUNK - 1)) == 0 && i && now() > deadline)
+            break;
+        while (!ck_ring_enqueue_spsc(&r->ring, r->buf, &pool[i & (POOL - 1)]))
+            ck_pr_stall();
+    }
+    r->m.produced = i;
+    while (!ck_ring_enqueue_spsc(&r->ring, r->buf, NULL)) /* end of stream */
+        ck_pr_stall();
+    return NULL;
+}
+
+static void *raw1_consume(void *arg) {
+    struct raw1 *r = arg;
+    uint64_t sum = 0, got = 0;
+    for (;;) {
+        void *v;
+        if (!ck_ring_dequeue_spsc(&r->ring, r->buf, &v)) {
+            ck_pr_stall();
+            continue;
+        }
+        if (!v)
+            break;
+        sum += ((const rill_item *)v)->len;
+        got++;
+    }
+    r->m.sum = sum;
+    r->m.count = got;
+    return NULL;
+}
+
+/* slots: ring size (it holds slots - 1 items). */
+static struct moved run_raw1(uint64_t n, unsigned slots) {
+    struct raw1 r = {.n = n};
+    r.buf = calloc(slots, sizeof *r.buf);
+    ck_ring_init(&r.ring, slots);
+    pthread_t prod, cons;
+    double t0 = now();
+    pthread_create(&cons, NULL, raw1_consume, &r);
+    pthread_create(&prod, NULL, raw1_produce, &r);
+    pthread_join(prod, NULL);
+    pthread_join(cons, NULL);
+    r.m.t = now() - t0;
+    free(r.buf);
+    return r.m;
+}
+
+/* ---- rawB: batches of B items, recycled -------------------------------------- */
+
+struct batch {
+    unsigned n;
+    rill_item items[];
+};
+
+struct rawb {
+    ck_ring_t full, empty;
+    ck_ring_buffer_t *full_buf, *empty_buf;
+    uint64_t n;
+    unsigned b;
+    struct moved m;
+};
+
+static void *rawb_produce(void *arg) {
+    struct rawb *r = arg;
+    uint64_t i = 0;
+    for (unsigned nb = 0; i < r->n; nb++) {
+        if (nb * r->b >= CHUNK) { /* look at the clock about every CHUNK items */
+            nb = 0;
+            if (now() > deadline)
+                break;
+        }
+        void *v;
+        while (!ck_ring_dequeue_spsc(&r->empty, r->empty_buf, &v))
+            ck_pr_stall();
+        struct batch *b = v;
+        unsigned k = r->n - i < r->b ? (unsigned)(r->n - i) : r->b;
+        for (unsigned j = 0; j < k; j++)
+            b->items[j] = pool[(i + j) & (POOL - 1)];
+        b->n = k;
+        i += k;
+        while (!ck_ring_enqueue_spsc(&r->full, r->full_buf, b))
+            ck_pr_stall();
+    }
+    r->m.produced = i;
+    while (!ck_ring_enqueue_spsc(&r->full, r->full_buf, NULL))
+        ck_pr_stall();
+    return NULL;
+}
+
+static void *rawb_consume(void *arg) {
+    struct rawb *r = arg;
+    uint64_t sum = 0, got = 0;
+    for (;;) {
+        void *v;
+        if (!ck_ring_dequeue_spsc(&r->full, r->full_buf, &v)) {
+            ck_pr_stall();
+            continue;
+        }
+        if (!v)
+            break;
+        struct batch *b = v;
+        for (unsigned j = 0; j < b->n; j++)
+            sum += b->items[j].len;
+        got += b->n;
+        while (!ck_ring_enqueue_spsc(&r->empty, r->empty_buf, b))
+            ck_pr_stall();
+    }
+    r->m.sum = sum;
+    r->m.count = got;
+    return NULL;
+}
+
+/* capacity/B batches in circulation: at most `capacity` items in flight. */
+static struct moved run_rawb(uint64_t n, unsigned capacity, unsigned bsz) {
+    struct rawb r = {.n = n, .b = bsz};
+    unsigned nb = capacity / bsz ? capacity / bsz : 1, slots = pow2_at_least(nb + 2);
+    struct batch **all = calloc(nb, sizeof *all);
+    r.full_buf = calloc(slots, sizeof *r.full_buf);
+    r.empty_buf = calloc(slots, sizeof *r.empty_buf);
+    ck_ring_init(&r.full, slots);
+    ck_ring_init(&r.empty, slots);
+    for (unsigned i = 0; i < nb; i++) {
+        all[i] = malloc(sizeof(struct batch) + bsz * sizeof(rill_item));
+        ck_ring_enqueue_spsc(&r.empty, r.empty_buf, all[i]);
+    }
+    pthread_t prod, cons;
+    double t0 = now();
+    pthread_create(&cons, NULL, rawb_consume, &r);
+    pthread_create(&prod, NULL, rawb_produce, &r);
+    pthread_join(prod, NULL);
+    pthread_join(cons, NULL);
+    r.m.t = now() - t0;
+    for (unsigned i = 0; i < nb; i++)
+        free(all[i]);
+    free(all);
+    free(r.full_buf);
+    free(r.empty_buf);
+    return r.m;
+}
+
+/* ---- rill: threaded source -> threaded sink ------------------------------------ */
+
+struct src {
+    uint64_t left, produced;
+};
+
+static int src_produce(rill_stage *st, void *state) {
+    struct src *s = state;
+    if (s->produced && now() > deadline)
+        return RILL_EDONE;
+    unsigned k = s->left < CHUNK ? (unsigned)s->left : CHUNK;
+    for (unsigned i = 0; i < k; i++) {
+        int rc = rill_emit(st, &pool[i]); /* CHUNK == POOL: i indexes the pool */
+        if (rc < 0)
+            return rc;
+    }
+    s->left -= k;
+    s->produced += k;
+    return s->left ? 0 : RILL_EDONE;
+}
+
+struct sink {
+    uint64_t sum, count;
+};
+
+static int sink_send(rill_stage *st, void *state, const rill_item *it) {
+    (void)st;
+    struct sink *k = state;
+    k->sum += it->len;
+    k->count++;
+    return 0;
+}
+
+static const rill_stage_ops src_ops = {.produce = src_produce};
+static const rill_stage_ops sink_ops = {.send = sink_send};
+
+static struct moved run_rill(uint64_t n, unsigned capacity, unsigned bsz) {
+    struct src s = {.left = n};
+    struct sink k = {0};
+    struct moved m = {0};
+    rill_pipeline *p;
+    rill_stage *a, *b;
+    rill_stage_opts so = {.flags = RILL_STAGE_THREADED};
+    rill_stage_opts ko = {.flags = RILL_STAGE_THREADED, .capacity = capacity, .batch = bsz};
+    if (rill_pipeline_new(&p, "hop") || rill_stage_add(p, "source", &src_ops, &s, &so, &a) ||
+        rill_stage_add(p, "sink", &sink_ops, &k, &ko, &b) || rill_connect(a, b)) {
+        fprintf(stderr, "bench_hop: cannot build the pipeline\n");
+        exit(1);
+    }
+    double t0 = now();
+    int rc = rill_pipeline_run(p);
+    m.t = now() - t0;
+    if (rc)
+        fprintf(stderr, "bench_hop: run failed: %s\n", rill_pipeline_errmsg(p));
+    rill_pipeline_destroy(p);
+    m.produced = rc ? UINT64_MAX : s.produced;
+    m.count = k.count;
+    m.sum = k.sum;
+    return m;
+}
+
+/* ---- driver ------------------------------------------------------------------------ */
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* rates[] sorted in place; best and median. */
+static void stats(double *rates, int r, double *best, double *med) {
+    qsort(rates, (size_t)r, sizeof *rates, cmp_double);
+    *best = rates[r - 1];
+    *med = r % 2 ? rates[r / 2] : (rates[r / 2 - 1] + rates[r / 2]) / 2;
+}
+
+static int bad; /* a contender lost or invented items */
+
+/* Items/s of run m, after checking that it delivered what it produced. */
+static double rate(const char *who, struct moved m, uint64_t n) {
+    if (m.count != m.produced || m.sum != expected_sum(m.produced) || m.produced == 0) {
+        fprintf(stderr, "bench_hop: %s produced %llu, delivered %llu items (sum %llu, want %llu)\n",
+                who, (unsigned long long)m.produced, (unsigned long long)m.count,
+                (unsigned long long)m.sum, (unsigned long long)expected_sum(m.produced));
+        bad = 1;
+        return 0;
+    }
+    if (m.produced < n)
+        printf("  (%s stopped at the time limit after %llu items)\n", who,
+               (unsigned long long)m.produced);
+    return (double)m.produced / m.t;
+}
+
+static double loadavg(void) {
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1)
+            l = -1;
+        fclose(f);
+    }
+    return l;
+}
+
+static unsigned long long arg_num(const char *s) {
+    char *end;
+    double v = strtod(s, &end); /* accepts 1e8 */
+    if (end == s || *end || v <= 0) {
+        fprintf(stderr, "bench_hop: bad number '%s'\n", s);
+        exit(2);
+    }
+    return (unsigned long long)v;
+}
+
+int main(int argc, char **argv) {
+    uint64_t n = 100000000, sweep_n = 0;
+    int rounds = 3, sweep = 1;
+    unsigned cap = 1024, bsz = 256;
+    double max_s = 2.5;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        if (!strcmp(o, "--no-sweep")) {
+            sweep = 0;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "usage: bench_hop [--n ITEMS] [--rounds R] [--capacity C] [--batch B] "
+                            "[--max-s SECONDS] [--sweep-n ITEMS] [--no-sweep]\n");
+            return 2;
+        }
+        const char *val = argv[++i];
+        if (!strcmp(o, "--max-s")) {
+            max_s = strtod(val, NULL);
+            continue;
+        }
+        unsigned long long v = arg_num(val);
+        if (!strcmp(o, "--n"))
+            n = v;
+        else if (!strcmp(o, "--rounds"))
+            rounds = v > MAXR ? MAXR : (int)v;
+        else if (!strcmp(o, "--capacity"))
+            cap = (unsigned)v;
+        else if (!strcmp(o, "--batch"))
+            bsz = (unsigned)v;
+        else if (!strcmp(o, "--sweep-n"))
+            sweep_n = v;
+        else {
+            fprintf(stderr, "bench_hop: unknown option %s\n", o);
+            return 2;
+        }
+    }
+    if (max_s <= 0)
+        max_s = 1e9;
+    if (bsz > cap)
+        bsz = cap;
+    if (!sweep_n)
+        sweep_n = n / 4;
+    for (unsigned i = 0; i < POOL; i++)
+        pool[i] = rill_item_static(bytes + (i % 256), 1 + (i * 2654435761u) % 200);
+
+    printf("one thread hop: %llu items (at most %.1f s a run), %d rounds, capacity %u, batch %u, "
+           "raw1 ring %u slots; load average %.2f\n",
+           (unsigned long long)n, max_s, rounds, cap, bsz, pow2_at_least(cap), loadavg());
+    double r1[MAXR], rb[MAXR], rr[MAXR];
+    for (int r = 0; r < rounds; r++) {
+        deadline = now() + max_s;
+        r1[r] = rate("raw1", run_raw1(n, pow2_at_least(cap)), n);
+        deadline = now() + max_s;
+        rb[r] = rate("rawB", run_rawb(n, cap, bsz), n);
+        deadline = now() + max_s;
+        rr[r] = rate("rill", run_rill(n, cap, bsz), n);
+        printf("  round %d: raw1 %7.1f M/s   rawB %7.1f M/s   rill %7.1f M/s\n", r + 1,
+               r1[r] / 1e6, rb[r] / 1e6, rr[r] / 1e6);
+        fflush(stdout);
+    }
+    double b1, m1, bb, mb, br, mr;
+    stats(r1, rounds, &b1, &m1);
+    stats(rb, rounds, &bb, &mb);
+    stats(rr, rounds, &br, &mr);
+    printf("                 best M items/s   median M items/s\n");
+    printf("  raw1 per-item  %14.1f   %16.1f\n", b1 / 1e6, m1 / 1e6);
+    printf("  rawB batch %-4u%14.1f   %16.1f\n", bsz, bb / 1e6, mb / 1e6);
+    printf("  rill           %14.1f   %16.1f\n", br / 1e6, mr / 1e6);
+    printf("  rill/raw1: best %.2fx median %.2fx (target >= 2.5x)   "
+           "rill/rawB: best %.2fx median %.2fx\n",
+           br / b1, mr / m1, br / bb, mr / mb);
+
+    if (sweep) {
+        static const unsigned caps[] = {1024, 4096, 16384}, bats[] = {64, 256, 1024};
+        int sr = rounds < 2 ? rounds : 2;
+        printf("rill capacity x batch sweep: %llu items, best of %d (M items/s)\n",
+               (unsigned long long)sweep_n, sr);
+        printf("  capacity \\ batch %10u %10u %10u\n", bats[0], bats[1], bats[2]);
+        for (int c = 0; c < 3; c++) {
+            printf("  %16u", caps[c]);
+            for (int b = 0; b < 3; b++) {
+                double best = 0;
+                for (int r = 0; r < sr; r++) {
+                    deadline = now() + max_s / 2;
+                    double v = rate("rill sweep", run_rill(sweep_n, caps[c], bats[b]), sweep_n);
+                    best = v > best ? v : best;
+                }
+                printf(" %10.1f", best / 1e6);
+                fflush(stdout);
+            }
+            printf("\n");
+        }
+    }
+    printf("load average at the end %.2f\n", loadavg());
+    printf("RESULT hop rill_items_per_s=%.0f median=%.0f raw1_items_per_s=%.0f "
+           "rawB_items_per_s=%.0f ratio_vs_raw=%.2f ratio_vs_raw_batched=%.2f sums_ok=%s\n",
+           br, mr, b1, bb, br / b1, br / bb, bad ? "no" : "yes");
+    return bad;
+}
