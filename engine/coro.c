@@ -10,7 +10,7 @@
  * chain is O(n), not O(n^2).
  *
  * Only the generator whose body executes is RILL_GEN_RUNNING; its delegators
- * stay SUSPENDED, which keeps a resume through k levels at k reads and k
+ * stay SUSPENDED, which keeps a resume through k levels at 2k reads and k
  * writes. Re-entry is still caught: any path into the running chain (next,
  * send or close of a delegator, or a yield from that would close a cycle)
  * walks down to the running generator and gets RILL_ESTATE. */
@@ -39,15 +39,17 @@ static int rill__gen_busy(const rill_gen *g) {
 
 /* From cur down to its innermost delegate, which is returned, linking the
  * delegators on the way up through rill__val; NULL if one of them is running
- * (re-entry, or a cycle of delegation). */
+ * (re-entry, or a cycle of delegation). The check comes before any link is
+ * written: a refused re-entry walks into the chain being driven, whose
+ * links its driver still needs. */
 static rill_gen *rill__gen_descend(rill_gen *cur, rill_gen **up) {
-    for (; cur->rill__status != RILL_GEN_RUNNING; cur = cur->rill__sub) {
-        if (!cur->rill__sub)
-            return cur;
+    if (rill__gen_busy(cur))
+        return NULL;
+    for (; cur->rill__sub; cur = cur->rill__sub) {
         cur->rill__val = *up;
         *up = cur;
     }
-    return NULL;
+    return cur;
 }
 
 /* Abandon g and its delegation chain: innermost first, each suspended

@@ -206,6 +206,7 @@ struct poke {
     rill_gen gen;
     rill_gen *target;
     int rc_next, rc_send, rc_close, status, close_next, close_close;
+    int finish; /* return right after poking instead of yielding first */
 };
 
 static int poke_body(rill_gen *g) {
@@ -215,7 +216,8 @@ static int poke_body(rill_gen *g) {
     p->rc_send = rill_gen_send(p->target, P(1), NULL);
     p->rc_close = rill_gen_close(p->target);
     p->status = rill_gen_status_of(p->target);
-    RILL_YIELD(g, P(1));
+    if (!p->finish)
+        RILL_YIELD(g, P(1));
     RILL_RETURN(g, P(2));
     RILL_GEN_END(g);
 }
@@ -258,6 +260,27 @@ RILL_TEST(coro, calling_a_delegator_from_its_delegate_is_estate) {
     CHECK_EQ(d.pr.closes, 1);
     CHECK_EQ(d.resumed, 0);
     CHECK_DONE(&d.gen, 0);
+}
+
+/* A refused re-entry must not disturb the chain being driven: top -> mid ->
+ * poke, where poke pokes mid itself, or x, a fresh generator that tries to
+ * yield from mid, and then returns at once: the same resume must still
+ * unwind level by level. */
+RILL_TEST(coro, a_refused_reentry_leaves_the_running_chain_intact) {
+    for (int via_x = 0; via_x < 2; via_x++) {
+        struct poke p = {.finish = 1};
+        struct deleg top, mid, x;
+        rill_gen_init(&p.gen, poke_body, NULL);
+        deleg_init(&mid, &p.gen, 0, 0, NULL);
+        deleg_init(&top, &mid.gen, 0, 1, NULL);
+        deleg_init(&x, &mid.gen, 0, 0, NULL);
+        p.target = via_x ? &x.gen : &mid.gen;
+        CHECK_NEXT(&top.gen, 3); /* poke returned 2, mid 3, top echoes */
+        CHECK_EQ(p.rc_next, RILL_ESTATE);
+        CHECK_EQ(x.pr.closes, via_x); /* x failed in its yield from */
+        CHECK_DONE(&top.gen, 4);
+        CHECK_EQ(mid.resumed + top.resumed, 2);
+    }
 }
 
 RILL_TEST(coro, close_new_or_finished_runs_no_callback) {
