@@ -140,7 +140,9 @@ RILL_API const rill_stage_ops *rill_stage_ops_of(const rill_stage *st) { return 
 RILL_API rill_pipeline *rill_stage_pipeline(const rill_stage *st) { return st ? st->p : NULL; }
 RILL_API bool rill_stage_threaded(const rill_stage *st) {
     /* From the plan, not p->workers: those are freed at close, and handles
-     * are still asked after close. */
+     * are still asked after close. The atomic load keeps the compiler from
+     * fusing it with `closed`, next to it, which the stage's thread writes. */
     return st && st->p->phase != RILL__NEW && st->domain != 0 &&
-           ((st->opts.flags & RILL_STAGE_THREADED) || st->promoted);
+           ((st->opts.flags & RILL_STAGE_THREADED) ||
+            __atomic_load_n(&st->promoted, __ATOMIC_RELAXED));
 }
