@@ -13,7 +13,7 @@
  * parks. Then a sweep of rill's capacity x batch.
  *
  *   bench_hop [--n ITEMS] [--rounds R] [--capacity C] [--batch B]
- *             [--max-s SECONDS] [--sweep-n ITEMS] [--no-sweep]
+ *             [--max-s SECONDS] [--sweep-n ITEMS] [--no-sweep] [--only raw1|rawB|rill]
  *
  * A run stops early after --max-s seconds (a spinning raw loop on a busy
  * machine can crawl) and its rate counts the items it moved. Every
@@ -334,6 +334,7 @@ static unsigned long long arg_num(const char *s) {
 int main(int argc, char **argv) {
     uint64_t n = 100000000, sweep_n = 0;
     int rounds = 3, sweep = 1;
+    const char *only = NULL; /* profile one contender: raw1, rawB or rill */
     unsigned cap = 1024, bsz = 256;
     double max_s = 2.5;
     for (int i = 1; i < argc; i++) {
@@ -344,10 +345,15 @@ int main(int argc, char **argv) {
         }
         if (i + 1 >= argc) {
             fprintf(stderr, "usage: bench_hop [--n ITEMS] [--rounds R] [--capacity C] [--batch B] "
-                            "[--max-s SECONDS] [--sweep-n ITEMS] [--no-sweep]\n");
+                            "[--max-s SECONDS] [--sweep-n ITEMS] [--no-sweep] [--only raw1|rawB|rill]\n");
             return 2;
         }
         const char *val = argv[++i];
+        if (!strcmp(o, "--only")) {
+            only = val;
+            sweep = 0;
+            continue;
+        }
         if (!strcmp(o, "--max-s")) {
             max_s = strtod(val, NULL);
             continue;
@@ -383,11 +389,15 @@ int main(int argc, char **argv) {
     double r1[MAXR], rb[MAXR], rr[MAXR];
     for (int r = 0; r < rounds; r++) {
         deadline = now() + max_s;
-        r1[r] = rate("raw1", run_raw1(n, pow2_at_least(cap)), n);
+        r1[r] = rb[r] = rr[r] = 1;
+        if (!only || !strcmp(only, "raw1"))
+            r1[r] = rate("raw1", run_raw1(n, pow2_at_least(cap)), n);
         deadline = now() + max_s;
-        rb[r] = rate("rawB", run_rawb(n, cap, bsz), n);
+        if (!only || !strcmp(only, "rawB"))
+            rb[r] = rate("rawB", run_rawb(n, cap, bsz), n);
         deadline = now() + max_s;
-        rr[r] = rate("rill", run_rill(n, cap, bsz), n);
+        if (!only || !strcmp(only, "rill"))
+            rr[r] = rate("rill", run_rill(n, cap, bsz), n);
         printf("  round %d: raw1 %7.1f M/s   rawB %7.1f M/s   rill %7.1f M/s\n", r + 1,
                r1[r] / 1e6, rb[r] / 1e6, rr[r] / 1e6);
         fflush(stdout);
