@@ -98,10 +98,10 @@ void rill_gen_init(rill_gen *g, rill_gen_body_fn body, rill_gen_close_fn on_clos
  * it delegates to). out may be NULL. If g delegates (RILL_YIELD_FROM), value
  * goes to the innermost delegate. Cost: O(1), plus O(depth) while g
  * delegates; no C stack is used per level of delegation. */
-int rill_gen_send(rill_gen *g, void *value, void **out);
+static inline int rill_gen_send(rill_gen *g, void *value, void **out);
 
 /* rill_gen_send(g, NULL, out): Python's next(g). */
-int rill_gen_next(rill_gen *g, void **out);
+static inline int rill_gen_next(rill_gen *g, void **out);
 
 /* Close g (Python's g.close()). A suspended generator's delegates are closed
  * innermost first, then each on_close runs exactly once. Closing a created
@@ -168,6 +168,31 @@ rill_gen_status rill_gen_status_of(const rill_gen *g);
     }                                                                    \
     (g)->rill__val = NULL;                                               \
     return 0
+
+/* ---- resume: the common case inline, the rest in the library ------------ */
+
+/* Internal to rill_gen_send (exported for it; do not call them directly). */
+int rill__gen_send_slow(rill_gen *g, void *value, void **out);
+int rill__gen_step_done(rill_gen *g, int rc, void **out);
+
+static inline int rill_gen_send(rill_gen *g, void *value, void **out) {
+    /* A suspended generator that does not delegate: resuming it is one
+     * indirect call, so keep it out of the library call. */
+    if (__builtin_expect(g && out && g->rill__status == RILL_GEN_SUSPENDED && !g->rill__sub, 1)) {
+        g->rill__val = value;
+        g->rill__status = RILL_GEN_RUNNING;
+        int rc = g->rill__body(g);
+        if (__builtin_expect(rc == RILL__GEN_YIELD, 1)) {
+            g->rill__status = RILL_GEN_SUSPENDED;
+            *out = g->rill__val;
+            return 0;
+        }
+        return rill__gen_step_done(g, rc, out);
+    }
+    return rill__gen_send_slow(g, value, out);
+}
+
+static inline int rill_gen_next(rill_gen *g, void **out) { return rill_gen_send(g, NULL, out); }
 
 #ifdef __cplusplus
 }
