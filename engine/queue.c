@@ -26,6 +26,7 @@ void __tsan_release(void *addr);
 #endif
 
 enum { RILL__SPINS = 64 };
+#define RILL__LAZY_WAKE_NS 1000000u
 
 uint64_t rill__now_ns(void) {
     struct timespec ts;
@@ -110,8 +111,12 @@ static bool rill__stopped(const rill__edge *e) {
     return __atomic_load_n(e->stop, __ATOMIC_RELAXED) != 0;
 }
 
-/* Wait on e->space until ready(e) holds or the pipeline stops. */
+/* Wait on e->space until ready(e) holds or the pipeline stops. Whatever we
+ * wait for (room, or a batch back) comes from the consumer: make sure it is
+ * awake first, even if what we published was announced lazily. */
 static int rill__edge_wait(rill__edge *e, bool (*ready)(rill__edge *), int stop_code) {
+    rill__park_wake(e->data);
+    e->lazy_since = 0;
     for (unsigned spin = 0;; spin++) {
         if (ready(e))
             return 0;
@@ -178,11 +183,31 @@ static void rill__edge_publish(rill__edge *e, bool wake) {
     /* Cannot fail: at most max_batches exist and the ring holds more. */
     ck_ring_enqueue_spsc(&e->full, e->full_buf, b);
     atomic_store_explicit(&e->produced, e->produced_local, memory_order_release);
-    if (wake || e->produced_local - e->consumed_seen >= e->wake_depth)
+    if (wake || e->produced_local - e->consumed_seen >= e->wake_depth) {
         rill__park_wake(e->data);
+        e->lazy_since = 0;
+    } else if (!e->lazy_since) {
+        e->lazy_since = rill__now_ns(); /* a sleeping consumer may not know yet */
+    }
 }
 
 void rill__edge_flush(rill__edge *e) { rill__edge_publish(e, true); }
+
+void rill__edge_flush_lazy(rill__edge *e) { rill__edge_publish(e, false); }
+
+uint64_t rill__edge_nudge(rill__edge *e, uint64_t now) {
+    if (!e->lazy_since)
+        return UINT64_MAX;
+    /* Published before its producer parked: the consumer must learn of it
+     * soon whatever the latency bound, so never later than 1 ms. */
+    uint64_t delay = e->latency_ns < RILL__LAZY_WAKE_NS ? e->latency_ns : RILL__LAZY_WAKE_NS;
+    uint64_t due = e->lazy_since + delay;
+    if (now < due)
+        return due - now;
+    rill__park_wake(e->data);
+    e->lazy_since = 0;
+    return UINT64_MAX;
+}
 
 int rill__edge_push(rill__edge *e, const rill_item *item, int stop_code) {
     rill__batch *b = e->cur;

@@ -51,6 +51,8 @@ typedef struct rill__edge {
     const int *stop;           /* nonzero: give up waiting (pipeline stopped) */
     unsigned capacity, batch_cap, max_batches;
     unsigned wake_depth;       /* queued items that justify waking the consumer */
+    uint64_t lazy_since;       /* producer: ns since items were published without
+                                  waking the consumer (0: none) */
     uint64_t latency_ns;       /* partial batches wait at most about this */
     ck_ring_t full, empty;
     ck_ring_buffer_t *full_buf, *empty_buf;
@@ -69,8 +71,20 @@ uint64_t rill__edge_fini(rill__edge *e);
  * waited (the item is then not queued), or RILL_ENOMEM. */
 int rill__edge_push(rill__edge *e, const rill_item *item, int stop_code);
 
-/* Producer: make the partial batch visible now. Never blocks. */
+/* Producer: make the partial batch visible now and wake the consumer if it
+ * sleeps. Never blocks. */
 void rill__edge_flush(rill__edge *e);
+
+/* Producer: make the partial batch visible now, but wake a sleeping consumer
+ * only if half the capacity is queued; otherwise rill__edge_nudge() wakes it
+ * once the oldest unannounced batch is min(latency_ns, 1 ms) old. For a producer about
+ * to wait for its own input: a trickle of items then costs one wake-up per
+ * latency period, not one per item. */
+void rill__edge_flush_lazy(rill__edge *e);
+
+/* Producer: wake the consumer if items announced lazily are due. Returns the
+ * nanoseconds until the next one is due, or UINT64_MAX if none waits. */
+uint64_t rill__edge_nudge(rill__edge *e, uint64_t now);
 
 /* Producer: send end of stream (after a flush). Blocks only if every batch is
  * in flight; returns 0 or the stop code. */

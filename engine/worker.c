@@ -140,8 +140,23 @@ void rill__flush_outputs(rill__worker *w) {
 
 void rill__flush_old_outputs(rill__worker *w) {
     uint64_t now = w->nout ? rill__now_ns() : 0;
-    for (unsigned i = 0; i < w->nout; i++)
+    for (unsigned i = 0; i < w->nout; i++) {
         rill__edge_flush_if_old(w->out[i], now);
+        rill__edge_nudge(w->out[i], now);
+    }
+}
+
+/* Before waiting for input: publish every partial output batch, and return
+ * how long this thread may sleep before a lazily announced batch is due
+ * (0 = no limit). */
+static uint64_t rill__publish_before_wait(rill__worker *w) {
+    uint64_t now = w->nout ? rill__now_ns() : 0, sleep = UINT64_MAX;
+    for (unsigned i = 0; i < w->nout; i++) {
+        rill__edge_flush_lazy(w->out[i]);
+        uint64_t due = rill__edge_nudge(w->out[i], now);
+        sleep = due < sleep ? due : sleep;
+    }
+    return sleep == UINT64_MAX ? 0 : sleep;
 }
 
 void rill__wake_all(rill_pipeline *p) {
@@ -167,11 +182,12 @@ static rill__batch *rill__poll(rill__worker *w, unsigned *rr, rill__edge **from)
     return NULL;
 }
 
-/* Wait for input: flush what this thread produced (nobody else will), spin
- * briefly, then park. NULL once the pipeline stops. */
+/* Wait for input: publish what this thread produced (nobody else will),
+ * spin briefly, then park — with a timeout while a consumer downstream has
+ * items it has not been woken for. NULL once the pipeline stops. */
 static rill__batch *rill__wait_input(rill__worker *w, unsigned *rr, rill__edge **from) {
     rill__batch *b;
-    rill__flush_outputs(w);
+    uint64_t sleep = rill__publish_before_wait(w);
     for (unsigned spin = 0; spin < RILL__WAIT_SPINS; spin++) {
         if ((b = rill__poll(w, rr, from)) || rill__stopped(w->p))
             return b;
@@ -181,7 +197,9 @@ static rill__batch *rill__wait_input(rill__worker *w, unsigned *rr, rill__edge *
         uint32_t seen = rill__park_epoch(&w->data);
         if ((b = rill__poll(w, rr, from)) || rill__stopped(w->p))
             return b;
-        rill__park_wait(&w->data, seen, 0);
+        rill__park_wait(&w->data, seen, sleep);
+        if (sleep)
+            sleep = rill__publish_before_wait(w);
     }
 }
 

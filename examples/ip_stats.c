@@ -29,7 +29,7 @@ static void usage(FILE *to) {
             "                  startswith: 10.0.0.1 also counts 10.0.0.12)\n"
             "  --top N         how many addresses without IPs (default 10)\n"
             "  --threaded      run every stage in a thread of its own\n"
-            "  --capacity N    queue capacity in items per producer (default 1024)\n"
+            "  --capacity N    queue capacity in items per producer (default 4096)\n"
             "  -h, --help      this text\n");
 }
 
