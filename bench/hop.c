@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "rill.h"
@@ -310,6 +311,39 @@ static double rate(const char *who, struct moved m, uint64_t n) {
     return (double)m.produced / m.t;
 }
 
+/* CPU time and context switches of the whole process so far. */
+struct usage {
+    double cpu;
+    long csw;
+};
+
+static struct usage usage_now(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    struct usage r = {(double)u.ru_utime.tv_sec + (double)u.ru_stime.tv_sec +
+                          ((double)u.ru_utime.tv_usec + (double)u.ru_stime.tv_usec) * 1e-6,
+                      u.ru_nvcsw + u.ru_nivcsw};
+    return r;
+}
+
+enum { RAW1, RAWB, RILL };
+
+/* One timed run of a contender: its items/s, and in note how many CPUs it
+ * kept busy and how often its threads were switched out (parking or
+ * preemption: what makes a hop slow on a shared machine). */
+static double measure(int which, uint64_t n, unsigned cap, unsigned bsz, double max_s,
+                      char note[48]) {
+    static const char *const names[] = {"raw1", "rawB", "rill"};
+    struct usage u0 = usage_now();
+    deadline = now() + max_s;
+    struct moved m = which == RAW1   ? run_raw1(n, pow2_at_least(cap))
+                     : which == RAWB ? run_rawb(n, cap, bsz)
+                                     : run_rill(n, cap, bsz);
+    struct usage u1 = usage_now();
+    snprintf(note, 48, "[%.2f cpu %ld csw]", (u1.cpu - u0.cpu) / m.t, u1.csw - u0.csw);
+    return rate(names[which], m, n);
+}
+
 static double loadavg(void) {
     double l = -1;
     FILE *f = fopen("/proc/loadavg", "r");
@@ -388,18 +422,16 @@ int main(int argc, char **argv) {
            (unsigned long long)n, max_s, rounds, cap, bsz, pow2_at_least(cap), loadavg());
     double r1[MAXR], rb[MAXR], rr[MAXR];
     for (int r = 0; r < rounds; r++) {
-        deadline = now() + max_s;
+        char n1[48] = "", nb[48] = "", nr[48] = "";
         r1[r] = rb[r] = rr[r] = 1;
         if (!only || !strcmp(only, "raw1"))
-            r1[r] = rate("raw1", run_raw1(n, pow2_at_least(cap)), n);
-        deadline = now() + max_s;
+            r1[r] = measure(RAW1, n, cap, bsz, max_s, n1);
         if (!only || !strcmp(only, "rawB"))
-            rb[r] = rate("rawB", run_rawb(n, cap, bsz), n);
-        deadline = now() + max_s;
+            rb[r] = measure(RAWB, n, cap, bsz, max_s, nb);
         if (!only || !strcmp(only, "rill"))
-            rr[r] = rate("rill", run_rill(n, cap, bsz), n);
-        printf("  round %d: raw1 %7.1f M/s   rawB %7.1f M/s   rill %7.1f M/s\n", r + 1,
-               r1[r] / 1e6, rb[r] / 1e6, rr[r] / 1e6);
+            rr[r] = measure(RILL, n, cap, bsz, max_s, nr);
+        printf("  round %d: raw1 %6.1f M/s %s  rawB %6.1f M/s %s  rill %6.1f M/s %s\n", r + 1,
+               r1[r] / 1e6, n1, rb[r] / 1e6, nb, rr[r] / 1e6, nr);
         fflush(stdout);
     }
     double b1, m1, bb, mb, br, mr;
@@ -425,8 +457,8 @@ int main(int argc, char **argv) {
             for (int b = 0; b < 3; b++) {
                 double best = 0;
                 for (int r = 0; r < sr; r++) {
-                    deadline = now() + max_s / 2;
-                    double v = rate("rill sweep", run_rill(sweep_n, caps[c], bats[b]), sweep_n);
+                    char note[48];
+                    double v = measure(RILL, sweep_n, caps[c], bats[b], max_s / 2, note);
                     best = v > best ? v : best;
                 }
                 printf(" %10.1f", best / 1e6);
