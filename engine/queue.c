@@ -117,9 +117,13 @@ static bool rill__stopped(const rill__edge *e) {
 static int rill__edge_wait(rill__edge *e, bool (*ready)(rill__edge *), int stop_code) {
     rill__park_wake(e->data);
     e->lazy_since = 0;
+    /* A consumer that stops frees room as it hands back its batch: the stop
+     * is read again after the room (ordered after it by the acquire in
+     * ready), so an emit that waited across the stop fails instead of
+     * queueing an item nobody will deliver. */
     for (unsigned spin = 0;; spin++) {
         if (ready(e))
-            return 0;
+            return rill__stopped(e) ? stop_code : 0;
         if (rill__stopped(e))
             return stop_code;
         if (spin < RILL__SPINS) {
@@ -128,7 +132,7 @@ static int rill__edge_wait(rill__edge *e, bool (*ready)(rill__edge *), int stop_
         }
         uint32_t seen = rill__park_epoch(&e->space);
         if (ready(e))
-            return 0;
+            return rill__stopped(e) ? stop_code : 0;
         if (rill__stopped(e))
             return stop_code;
         rill__park_wait(&e->space, seen, 0);
