@@ -37,6 +37,7 @@ typedef struct rill__worker {
     rill__edge **out;     /* edges this domain produces into (to flush) */
     unsigned nout;
     uint64_t latency_ns;  /* flush partial output batches older than this */
+    uint64_t undelivered; /* items of taken batches left undelivered by a stop */
 } rill__worker;
 
 struct rill_stage {

@@ -225,13 +225,17 @@ static void rill__run_consumer(rill__worker *w) {
         rill__batch *b = rill__poll(w, &rr, &e);
         if (!b && !(b = rill__wait_input(w, &rr, &e)))
             break;
-        for (unsigned i = 0; i < b->n; i++) {
-            int rc = st->ops->send(st, st->state, &b->items[i]);
+        /* After a stop the rest of the batch is not delivered either; it
+         * counts as discarded, like the items still queued. */
+        unsigned i = 0;
+        while (i < b->n && !rill__stopped(w->p)) {
+            int rc = st->ops->send(st, st->state, &b->items[i++]);
             if (RILL__UNLIKELY(rc < 0)) {
                 rill__failed(st, rc);
                 break;
             }
         }
+        w->undelivered += b->n - i;
         if (b->eos)
             open--;
         rill__edge_done(e, b);
@@ -289,6 +293,7 @@ void rill__threads_free(rill_pipeline *p) {
         free(p->edges[i]);
     }
     for (unsigned i = 0; i < p->nworkers; i++) {
+        p->discarded += p->workers[i].undelivered;
         free(p->workers[i].in);
         free(p->workers[i].out);
     }
