@@ -205,9 +205,11 @@ RILL_API int rill_pipeline_push(rill_pipeline *p, rill_stage *entry, const rill_
     rc = rill__edge_push(e, item, RILL_EABORTED);
     if (rc < 0)
         return rc == RILL_EABORTED ? rill__stop_code(p) : rc;
-    uint64_t now = rill__now_ns();
-    rill__edge_flush_if_old(e, now);
-    rill__edge_nudge(e, now);
+    rill__edge_flush_if_old(e, rill__now_ns());
+    /* The caller is not a worker that comes back to wake the consumer later
+     * (it may idle for good after this push): a batch published without a
+     * wake-up must be announced now. */
+    rill__edge_announce(e);
     return 0;
 }
 

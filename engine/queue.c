@@ -199,6 +199,13 @@ void rill__edge_flush(rill__edge *e) { rill__edge_publish(e, true); }
 
 void rill__edge_flush_lazy(rill__edge *e) { rill__edge_publish(e, false); }
 
+void rill__edge_announce(rill__edge *e) {
+    if (e->lazy_since) {
+        rill__park_wake(e->data);
+        e->lazy_since = 0;
+    }
+}
+
 uint64_t rill__edge_nudge(rill__edge *e, uint64_t now) {
     if (!e->lazy_since)
         return UINT64_MAX;

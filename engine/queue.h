@@ -82,6 +82,9 @@ void rill__edge_flush(rill__edge *e);
  * latency period, not one per item. */
 void rill__edge_flush_lazy(rill__edge *e);
 
+/* Producer: wake the consumer now if items were published without waking it. */
+void rill__edge_announce(rill__edge *e);
+
 /* Producer: wake the consumer if items announced lazily are due. Returns the
  * nanoseconds until the next one is due, or UINT64_MAX if none waits. */
 uint64_t rill__edge_nudge(rill__edge *e, uint64_t now);

@@ -79,7 +79,10 @@ typedef struct rill_stage_opts {
     unsigned batch;          /* items per hand-off between threads (clamped to
                                 capacity); 0 = 256 */
     unsigned max_latency_us; /* a partial batch is handed over after about
-                                this long even if its producer stays busy;
+                                this long even if its producer stays busy
+                                (checked by rill's threads as they work, and
+                                by rill_pipeline_push: a caller that pushes
+                                and then idles calls rill_pipeline_flush);
                                 0 = 1000 */
 } rill_stage_opts;
 
@@ -131,8 +134,10 @@ int rill_pipeline_run(rill_pipeline *p);
  * close. Call run, push, flush and close from one thread. */
 int rill_pipeline_push(rill_pipeline *p, rill_stage *entry, const rill_item *item);
 
-/* Hand partial batches pushed so far to the threads they are bound for now,
- * rather than when full or after max_latency_us. Returns 0. */
+/* Hand partial batches pushed so far to the threads they are bound for now.
+ * Without it, items pushed into a threaded entry move on when their batch is
+ * full, at a later push once max_latency_us has passed, or at close — like
+ * stdio's buffering, where this is fflush. Returns 0. */
 int rill_pipeline_flush(rill_pipeline *p);
 
 /* End of stream for the whole pipeline: close every entry, which closes the
