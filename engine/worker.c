@@ -8,6 +8,7 @@
  * given a thread of its own instead ("promoted"). Edges between domains get
  * a bounded queue; end of stream travels through it as the last batch. */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -160,12 +161,16 @@ static uint64_t rill__publish_before_wait(rill__worker *w) {
 }
 
 void rill__wake_all(rill_pipeline *p) {
-    unsigned nw = __atomic_load_n(&p->nworkers, __ATOMIC_ACQUIRE);
+    /* Announce the reads first: rill__threads_free, on another thread (an
+     * abort racing close), waits for them before freeing (seq_cst pair). */
+    __atomic_fetch_add(&p->waking, 1, __ATOMIC_SEQ_CST);
+    unsigned nw = __atomic_load_n(&p->nworkers, __ATOMIC_SEQ_CST);
     for (unsigned i = 0; i < nw; i++)
         rill__park_wake(&p->workers[i].data);
     if (nw)
         for (unsigned i = 0; i < p->nedges; i++)
             rill__park_wake(&p->edges[i]->space);
+    __atomic_fetch_sub(&p->waking, 1, __ATOMIC_SEQ_CST);
 }
 
 /* The next batch from any input, round robin; NULL if none is visible. */
@@ -288,11 +293,18 @@ void rill__threads_join(rill_pipeline *p) {
 }
 
 void rill__threads_free(rill_pipeline *p) {
+    /* Hide the workers and queues from rill_pipeline_abort (any thread, or a
+     * signal handler) before freeing them, and let an abort that already
+     * reads them finish: it never blocks, so this wait is short. */
+    unsigned nw = p->nworkers;
+    __atomic_store_n(&p->nworkers, 0, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&p->waking, __ATOMIC_SEQ_CST))
+        sched_yield();
     for (unsigned i = 0; i < p->nedges; i++) {
         p->discarded += rill__edge_fini(p->edges[i]);
         free(p->edges[i]);
     }
-    for (unsigned i = 0; i < p->nworkers; i++) {
+    for (unsigned i = 0; i < nw; i++) {
         p->discarded += p->workers[i].undelivered;
         free(p->workers[i].in);
         free(p->workers[i].out);
@@ -301,7 +313,6 @@ void rill__threads_free(rill_pipeline *p) {
     free(p->main.out);
     free(p->edges);
     free(p->workers);
-    __atomic_store_n(&p->nworkers, 0, __ATOMIC_RELEASE);
     p->edges = NULL;
     p->nedges = 0;
     p->workers = NULL;
