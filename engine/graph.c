@@ -18,6 +18,19 @@ RILL_API int rill_pipeline_new(rill_pipeline **out, const char *name) {
         free(p);
         return RILL_ENOMEM;
     }
+    if (pthread_mutex_init(&p->statlock, NULL) != 0) {
+        pthread_mutex_destroy(&p->errlock);
+        free(p->name);
+        free(p);
+        return RILL_ENOMEM;
+    }
+    if (pthread_mutex_init(&p->sampler.lock, NULL) != 0) {
+        pthread_mutex_destroy(&p->statlock);
+        pthread_mutex_destroy(&p->errlock);
+        free(p->name);
+        free(p);
+        return RILL_ENOMEM;
+    }
     *out = p;
     return 0;
 }
@@ -39,7 +52,8 @@ RILL_API int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage
         return RILL_EINVAL;
     if (p->phase != RILL__NEW)
         return RILL_ESTATE;
-    if (opts && (opts->flags & ~(unsigned)RILL_STAGE_THREADED))
+    if (opts && ((opts->flags & ~(unsigned)RILL_STAGE_THREADED) ||
+                 opts->overflow > RILL_OVERFLOW_DROP_OLDEST))
         return RILL_EINVAL;
     char auto_name[32];
     /* "stage-<n>", or the next number free if the caller took that name. */
@@ -123,6 +137,10 @@ void rill__graph_free(rill_pipeline *p) {
     }
     free(p->stages);
     pthread_mutex_destroy(&p->errlock);
+    pthread_mutex_destroy(&p->statlock);
+    pthread_mutex_destroy(&p->sampler.lock);
+    free(p->sampler.buf);
+    free(p->qstats);
     free(p->name);
     free(p);
 }

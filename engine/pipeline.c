@@ -78,6 +78,7 @@ RILL_API uint64_t rill_pipeline_discarded(const rill_pipeline *p) { return p ? p
 static inline int rill__deliver(rill_stage *st, const rill__port *o, const rill_item *item) {
     if (!o->edge) {
         rill_stage *t = o->to;
+        rill__stage_count(&t->n_in, 1);
         int rc = t->ops->send(t, t->state, item);
         return RILL__UNLIKELY(rc < 0) ? rill__failed(t, rc) : 0;
     }
@@ -88,6 +89,7 @@ static inline int rill__deliver(rill_stage *st, const rill__port *o, const rill_
 RILL_API int rill_emit(rill_stage *st, const rill_item *item) {
     if (RILL__UNLIKELY(rill__stopped(st->p)))
         return rill__stop_code(st->p);
+    rill__stage_count(&st->n_out, 1);
     const rill__port *o = st->out;
     for (unsigned i = 0, n = st->nout; i < n; i++) {
         int rc = rill__deliver(st, &o[i], item);
@@ -102,6 +104,7 @@ RILL_API int rill_emit_to(rill_stage *st, unsigned port, const rill_item *item) 
         return rill__stop_code(st->p);
     if (port >= st->nout)
         return RILL_EINVAL;
+    rill__stage_count(&st->n_out, 1);
     return rill__deliver(st, &st->out[port], item);
 }
 
@@ -198,6 +201,7 @@ RILL_API int rill_pipeline_push(rill_pipeline *p, rill_stage *entry, const rill_
     if (rill__stopped(p))
         return rill__stop_code(p);
     if (entry->domain == 0) {
+        rill__stage_count(&entry->n_in, 1);
         rc = entry->ops->send(entry, entry->state, item);
         return rc < 0 ? rill__failed(entry, rc) : 0;
     }

@@ -10,6 +10,7 @@
 #include "park.h"
 #include "queue.h"
 #include "rill_int.h"
+#include "stats_int.h"
 
 enum { RILL__NEW, RILL__STARTED, RILL__CLOSED };
 
@@ -37,7 +38,6 @@ typedef struct rill__worker {
     rill__edge **out;     /* edges this domain produces into (to flush) */
     unsigned nout;
     uint64_t latency_ns;  /* flush partial output batches older than this */
-    uint64_t undelivered; /* items of taken batches left undelivered by a stop */
 } rill__worker;
 
 struct rill_stage {
@@ -52,9 +52,26 @@ struct rill_stage {
     unsigned domain;  /* 0: caller's thread; k: workers[k-1] */
     bool closed;
     bool promoted;    /* got a thread because it is fed from several */
+    _Atomic uint64_t n_in, n_out; /* items received / emitted (its thread only) */
+    _Atomic uint64_t waited_ns;   /* threaded: time its thread waited */
     rill_stage_opts opts;
     char *name;
 };
+
+/* Depth sampler and stall watchdog (stats.c). */
+typedef struct rill__sampler {
+    bool enabled, started;
+    size_t max, n;              /* buffer size and use, in samples */
+    uint64_t interval_ns;
+    rill_depth_sample *buf;
+    pthread_mutex_t lock;       /* buf, n, interval_ns: sampler vs snapshots */
+    pthread_t tid;
+    rill__park park;
+    _Atomic int quit;
+    uint64_t stall_ns;          /* watchdog timeout; 0 = off */
+    rill_stall_fn stall_fn;
+    void *stall_arg;
+} rill__sampler;
 
 struct rill_pipeline {
     int stop;    /* atomic: nonzero once an error or an abort stops delivery */
@@ -71,6 +88,12 @@ struct rill_pipeline {
     unsigned nedges;
     rill__worker main;   /* domain 0's outgoing edges (no thread) */
     uint64_t discarded;
+    rill__qstat *qstats;  /* one per queue, kept until destroy */
+    size_t nq;
+    _Atomic uint64_t main_waited; /* the caller's thread, blocked on full queues */
+    uint64_t t_start, t_end;      /* monotonic ns of start and of the last join */
+    pthread_mutex_t statlock;     /* snapshots vs freeing the queues */
+    rill__sampler sampler;
     pthread_mutex_t errlock;
     rill_stage *errstage;
     char *name;
@@ -94,6 +117,16 @@ void rill__threads_free(rill_pipeline *p);
 void rill__wake_all(rill_pipeline *p);
 void rill__flush_outputs(rill__worker *w);
 void rill__flush_old_outputs(rill__worker *w);
+
+/* stats.c */
+int rill__sampler_start(rill_pipeline *p);
+void rill__sampler_stop(rill_pipeline *p);
+
+/* Count n more items on a stage counter that only its own thread writes. */
+static inline void rill__stage_count(_Atomic uint64_t *c, uint64_t n) {
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
 
 /* graph.c */
 void rill__graph_free(rill_pipeline *p);

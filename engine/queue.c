@@ -42,7 +42,7 @@ static unsigned rill__pow2_at_least(unsigned n) {
 }
 
 int rill__edge_init(rill__edge *e, unsigned capacity, unsigned batch_cap, uint64_t latency_ns,
-                    rill__park *data, const int *stop) {
+                    unsigned policy, rill__qstat *q, rill__park *data, const int *stop) {
     memset(e, 0, sizeof *e);
     if (capacity == 0 || batch_cap == 0)
         return RILL_EINVAL;
@@ -66,6 +66,9 @@ int rill__edge_init(rill__edge *e, unsigned capacity, unsigned batch_cap, uint64
     atomic_init(&e->consumed, 0);
     rill__park_init(&e->space);
     e->latency_ns = latency_ns;
+    e->policy = policy;
+    e->q = q;
+    atomic_init(&e->delivering, NULL);
     e->wake_depth = capacity / 2 > e->batch_cap ? capacity / 2 : e->batch_cap;
     e->data = data;
     e->stop = stop;
@@ -80,31 +83,54 @@ static void rill__batch_drop(rill__batch *b) {
     b->eos = false;
 }
 
-uint64_t rill__edge_fini(rill__edge *e) {
-    uint64_t dropped = 0;
+/* drop_oldest makes the producer a second consumer of the ring. */
+static bool rill__ring_take(rill__edge *e, void **v) {
+    return e->policy == RILL_OVERFLOW_DROP_OLDEST ? ck_ring_dequeue_spmc(&e->full, e->full_buf, v)
+                                                  : ck_ring_dequeue_spsc(&e->full, e->full_buf, v);
+}
+
+void rill__edge_fini(rill__edge *e) {
+    uint64_t dropped = 0, unsent = 0;
     void *v;
     if (!e->full_buf)
-        return 0;
-    while (ck_ring_dequeue_spsc(&e->full, e->full_buf, &v)) {
+        return;
+    rill__q_begin(e->q);
+    while (rill__ring_take(e, &v)) {
         RILL__RECEIVE(v);
         dropped += ((rill__batch *)v)->n;
         rill__batch_drop(v);
         free(v);
     }
+    if (e->cur) {
+        unsent = e->cur->n; /* never handed over: counted in and discarded */
+        rill__batch_drop(e->cur);
+        free(e->cur);
+    }
+    rill__q_add(&e->q->in, unsent);
+    rill__q_add(&e->q->discarded, dropped + unsent);
+    atomic_store(&e->q->edge, NULL);
+    rill__q_end(e->q);
     while (ck_ring_dequeue_spsc(&e->empty, e->empty_buf, &v)) {
         RILL__RECEIVE(v);
         free(v);
-    }
-    if (e->cur) {
-        dropped += e->cur->n;
-        rill__batch_drop(e->cur);
-        free(e->cur);
     }
     free(e->full_buf);
     free(e->empty_buf);
     e->full_buf = e->empty_buf = NULL;
     e->cur = NULL;
-    return dropped;
+}
+
+uint64_t rill__edge_ring_items(rill__edge *e) {
+    unsigned c = ck_pr_load_uint(&e->full.c_head), t = ck_pr_load_uint(&e->full.p_tail);
+    uint64_t n = 0;
+    if (t - c <= e->full.size) /* else a torn read: the caller retries */
+        for (unsigned i = c; i != t; i++) {
+            rill__batch *b = ck_pr_load_ptr(&e->full_buf[i & e->full.mask].value);
+            if (b)
+                n += atomic_load(&b->pub_n);
+        }
+    rill__batch *d = atomic_load(&e->delivering);
+    return n + (d ? atomic_load(&d->pub_n) : 0);
 }
 
 static bool rill__stopped(const rill__edge *e) {
@@ -114,7 +140,18 @@ static bool rill__stopped(const rill__edge *e) {
 /* Wait on e->space until ready(e) holds or the pipeline stops. Whatever we
  * wait for (room, or a batch back) comes from the consumer: make sure it is
  * awake first, even if what we published was announced lazily. */
+static int rill__edge_wait_loop(rill__edge *e, bool (*ready)(rill__edge *), int stop_code);
+
 static int rill__edge_wait(rill__edge *e, bool (*ready)(rill__edge *), int stop_code) {
+    uint64_t t0 = rill__now_ns();
+    int rc = rill__edge_wait_loop(e, ready, stop_code);
+    uint64_t waited = rill__now_ns() - t0;
+    rill__q_add(&e->q->wait_full_ns, waited);
+    rill__q_add(e->producer_waited, waited);
+    return rc;
+}
+
+static int rill__edge_wait_loop(rill__edge *e, bool (*ready)(rill__edge *), int stop_code) {
     rill__park_wake(e->data);
     e->lazy_since = 0;
     /* A consumer that stops frees room as it hands back its batch: the stop
@@ -141,7 +178,7 @@ static int rill__edge_wait(rill__edge *e, bool (*ready)(rill__edge *), int stop_
 
 static bool rill__has_room(rill__edge *e) {
     e->consumed_seen = atomic_load_explicit(&e->consumed, memory_order_acquire);
-    return e->produced_local - e->consumed_seen < e->capacity;
+    return e->produced_local - e->dropped_local - e->consumed_seen < e->capacity;
 }
 
 static bool rill__got_batch(rill__edge *e) {
@@ -166,6 +203,7 @@ static int rill__edge_new_batch(rill__edge *e, int stop_code) {
         b->owners = (rill_ref **)(b->items + n);
         b->n = b->nowners = 0;
         b->eos = false;
+        atomic_init(&b->pub_n, 0);
         e->nalloc++;
         e->cur = b;
         return 0;
@@ -181,12 +219,23 @@ static void rill__edge_publish(rill__edge *e, bool wake) {
     rill__batch *b = e->cur;
     if (!b || (b->n == 0 && !b->eos))
         return;
+    /* Once in the ring the batch is the consumer's: read nothing of it after. */
+    unsigned n = b->n;
     e->cur = NULL;
-    e->produced_local += b->n;
+    e->produced_local += n;
+    rill__qstat *q = e->q;
+    rill__q_begin(q);
+    atomic_store(&b->pub_n, n);
     RILL__PUBLISH(b);
     /* Cannot fail: at most max_batches exist and the ring holds more. */
     ck_ring_enqueue_spsc(&e->full, e->full_buf, b);
     atomic_store_explicit(&e->produced, e->produced_local, memory_order_release);
+    rill__q_add(&q->in, n);
+    rill__q_add(&q->batches, 1);
+    uint64_t depth = e->produced_local - e->dropped_local - atomic_load(&e->consumed);
+    if (depth > atomic_load_explicit(&q->high_water, memory_order_relaxed))
+        atomic_store(&q->high_water, depth);
+    rill__q_end(q);
     if (wake || e->produced_local - e->consumed_seen >= e->wake_depth) {
         rill__park_wake(e->data);
         e->lazy_since = 0;
@@ -220,15 +269,53 @@ uint64_t rill__edge_nudge(rill__edge *e, uint64_t now) {
     return UINT64_MAX;
 }
 
+/* drop_oldest on a full queue: take the oldest waiting batch back out of the
+ * ring and drop its items. False if none waits (the consumer is delivering
+ * the only one): then the new item is dropped instead. */
+static bool rill__edge_drop_oldest(rill__edge *e) {
+    void *v;
+    rill__q_begin(e->q);
+    bool ok = ck_ring_dequeue_spmc(&e->full, e->full_buf, &v);
+    if (ok) {
+        RILL__RECEIVE(v);
+        rill__batch *b = v;
+        rill__q_add(&e->q->dropped, b->n);
+        e->dropped_local += b->n;
+        atomic_store(&b->pub_n, 0);
+    }
+    rill__q_end(e->q);
+    if (!ok)
+        return false;
+    rill__batch_drop(v);
+    if (!e->cur) {
+        e->cur = v;
+    } else {
+        free(v); /* the empty ring has one producer, the consumer: not us */
+        e->nalloc--;
+    }
+    return true;
+}
+
+static int rill__edge_drop_newest(rill__edge *e) {
+    rill__q_begin(e->q);
+    rill__q_add(&e->q->in, 1);
+    rill__q_add(&e->q->dropped, 1);
+    rill__q_end(e->q);
+    return 0;
+}
+
 int rill__edge_push(rill__edge *e, const rill_item *item, int stop_code) {
     rill__batch *b = e->cur;
-    uint64_t queued = e->produced_local - e->consumed_seen + (b ? b->n : 0);
+    uint64_t queued = e->produced_local - e->dropped_local - e->consumed_seen + (b ? b->n : 0);
     if (queued >= e->capacity) {
         /* Full as far as we know: look again, and if it really is, let the
          * consumer see our partial batch before waiting for room. */
         e->consumed_seen = atomic_load_explicit(&e->consumed, memory_order_acquire);
-        queued = e->produced_local - e->consumed_seen + (b ? b->n : 0);
-        if (queued >= e->capacity) {
+        queued = e->produced_local - e->dropped_local - e->consumed_seen + (b ? b->n : 0);
+        if (queued >= e->capacity && e->policy != RILL_OVERFLOW_BLOCK) {
+            if (e->policy == RILL_OVERFLOW_DROP_NEWEST || !rill__edge_drop_oldest(e))
+                return rill__edge_drop_newest(e);
+        } else if (queued >= e->capacity) {
             rill__edge_flush(e);
             int rc = rill__edge_wait(e, rill__has_room, stop_code);
             if (rc)
@@ -271,19 +358,32 @@ int rill__edge_close(rill__edge *e, int stop_code) {
 
 rill__batch *rill__edge_take(rill__edge *e) {
     void *v;
-    if (!ck_ring_dequeue_spsc(&e->full, e->full_buf, &v))
+    if (ck_ring_size(&e->full) == 0) /* polled while idle: keep it cheap */
+        return NULL;
+    rill__q_begin(e->q);
+    bool ok = rill__ring_take(e, &v);
+    if (ok)
+        atomic_store(&e->delivering, (rill__batch *)v);
+    rill__q_end(e->q);
+    if (!ok)
         return NULL;
     RILL__RECEIVE(v);
     return v;
 }
 
-void rill__edge_done(rill__edge *e, rill__batch *b) {
+void rill__edge_done(rill__edge *e, rill__batch *b, unsigned delivered) {
     uint64_t n = b->n;
+    rill__q_begin(e->q);
+    atomic_store(&e->delivering, NULL);
+    atomic_store(&b->pub_n, 0);
+    rill__q_add(&e->q->out, delivered);
+    rill__q_add(&e->q->discarded, n - delivered);
+    e->consumed_local += n;
+    atomic_store_explicit(&e->consumed, e->consumed_local, memory_order_release);
+    rill__q_end(e->q);
     rill__batch_drop(b);
     RILL__PUBLISH(b);
     ck_ring_enqueue_spsc(&e->empty, e->empty_buf, b);
-    e->consumed_local += n;
-    atomic_store_explicit(&e->consumed, e->consumed_local, memory_order_release);
     /* A producer waiting for room sleeps until the queue is half empty (or
      * the consumer runs dry): fewer, larger wake-ups. */
     uint64_t depth = atomic_load_explicit(&e->produced, memory_order_acquire) - e->consumed_local;

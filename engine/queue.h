@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "park.h"
+#include "stats_int.h"
 #include "rill/item.h"
 
 typedef struct rill__batch {
@@ -31,15 +32,21 @@ typedef struct rill__batch {
     unsigned nowners;  /* distinct owners retained for this batch */
     bool eos;          /* end of stream: the producer sends nothing after it */
     uint64_t started;  /* monotonic ns of the first item (latency flushes) */
+    _Atomic unsigned pub_n; /* n as published, for statistics readers */
     rill_item *items;
     rill_ref **owners;
 } rill__batch;
 
-typedef struct rill__edge {
+struct rill__edge {
+    rill__qstat *q;           /* counters of this queue (outlive it) */
+    _Atomic uint64_t *producer_waited; /* producing thread's waiting time */
+    unsigned policy;          /* RILL_OVERFLOW_* */
+    rill__batch *_Atomic delivering; /* the batch the consumer is delivering */
     /* producer side */
     rill__batch *cur;         /* partial batch being filled */
     uint64_t produced_local;  /* == produced, without the atomic load */
     uint64_t consumed_seen;   /* last value of consumed read by the producer */
+    uint64_t dropped_local;   /* items drop_oldest took back out of the ring */
     unsigned nalloc;          /* batches allocated so far */
     bool eos_sent;
     /* both sides */
@@ -56,15 +63,15 @@ typedef struct rill__edge {
     uint64_t latency_ns;       /* partial batches wait at most about this */
     ck_ring_t full, empty;
     ck_ring_buffer_t *full_buf, *empty_buf;
-} rill__edge;
+};
 
 /* Prepare e. batch_cap is clamped to capacity. Returns 0 or RILL_ENOMEM. */
 int rill__edge_init(rill__edge *e, unsigned capacity, unsigned batch_cap, uint64_t latency_ns,
-                    rill__park *data, const int *stop);
+                    unsigned policy, rill__qstat *q, rill__park *data, const int *stop);
 
 /* Free e. Only once neither thread uses it any more. Items still queued are
- * dropped (their owners released) and their number returned. */
-uint64_t rill__edge_fini(rill__edge *e);
+ * dropped (their owners released) and counted as discarded. */
+void rill__edge_fini(rill__edge *e);
 
 /* Producer: append item (retaining its owner if needed). Blocks while the
  * queue is full. Returns 0, the stop code if the pipeline stopped while it
@@ -96,8 +103,14 @@ int rill__edge_close(rill__edge *e, int stop_code);
 /* Consumer: the next batch, or NULL if none is visible. */
 rill__batch *rill__edge_take(rill__edge *e);
 
-/* Consumer: b is delivered; release its owners, recycle it, wake the producer. */
-void rill__edge_done(rill__edge *e, rill__batch *b);
+/* Consumer: the first `delivered` items of b were delivered (the rest were
+ * not: the pipeline stopped); release its owners, recycle it, wake the
+ * producer. */
+void rill__edge_done(rill__edge *e, rill__batch *b, unsigned delivered);
+
+/* Items in the ring and in the batch being delivered, counted there; for
+ * rill__q_read, which retries if a hand-over ran meanwhile. */
+uint64_t rill__edge_ring_items(rill__edge *e);
 
 /* Items queued now (visible ones; read from the counters of the rings). */
 static inline uint64_t rill__edge_depth(rill__edge *e) {

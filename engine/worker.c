@@ -50,7 +50,17 @@ static int rill__topo_order(rill_pipeline *p, rill_stage **order) {
     return 0;
 }
 
-static rill__edge *rill__edge_new(rill_pipeline *p, rill_stage *to, rill__worker *producer) {
+static unsigned rill__index_of(const rill_pipeline *p, const rill_stage *st) {
+    for (unsigned i = 0; i < p->n; i++)
+        if (p->stages[i] == st)
+            return i;
+    return UINT32_MAX;
+}
+
+/* The queue from `from` (NULL: the caller's pushes) to `to`, produced by the
+ * thread of `producer`. Its counters live in p->qstats until destroy. */
+static rill__edge *rill__edge_new(rill_pipeline *p, rill_stage *from, rill_stage *to,
+                                  rill__worker *producer) {
     rill__worker *w = rill__worker_of(p, to->domain);
     rill__edge *e = malloc(sizeof *e);
     unsigned cap = to->opts.capacity ? to->opts.capacity : RILL__DEFAULT_CAPACITY;
@@ -58,10 +68,21 @@ static rill__edge *rill__edge_new(rill_pipeline *p, rill_stage *to, rill__worker
     unsigned lat = to->opts.max_latency_us ? to->opts.max_latency_us : RILL__DEFAULT_LATENCY_US;
     if (!e)
         return NULL;
-    if (rill__edge_init(e, cap, batch, (uint64_t)lat * 1000u, &w->data, &p->stop)) {
+    rill__qstat *q = &p->qstats[p->nq];
+    if (rill__edge_init(e, cap, batch, (uint64_t)lat * 1000u, to->opts.overflow, q, &w->data,
+                        &p->stop)) {
         free(e);
         return NULL;
     }
+    p->nq++;
+    q->from = from ? from->name : "(push)";
+    q->to = to->name;
+    q->capacity = cap;
+    q->policy = to->opts.overflow;
+    q->consumer = rill__index_of(p, to);
+    q->producer = from ? rill__index_of(p, from) : UINT32_MAX;
+    atomic_store(&q->edge, e);
+    e->producer_waited = producer->head ? &producer->head->waited_ns : &p->main_waited;
     if (rill__append(&p->edges, &p->nedges, e)) {
         rill__edge_fini(e);
         free(e);
@@ -105,6 +126,13 @@ static int rill__plan(rill_pipeline *p) {
         if (!p->workers)
             rc = RILL_ENOMEM;
     }
+    /* At most one queue per connection plus one per pushed entry; the
+     * counters must not move (edges point at them), so size them now. */
+    size_t maxq = p->n;
+    for (unsigned i = 0; i < p->n; i++)
+        maxq += p->stages[i]->nout;
+    if (!rc && !(p->qstats = calloc(maxq ? maxq : 1, sizeof *p->qstats)))
+        rc = RILL_ENOMEM;
     for (unsigned i = 0; i < p->n && !rc; i++) {
         rill_stage *st = order[i];
         if (st->domain == 0)
@@ -116,7 +144,7 @@ static int rill__plan(rill_pipeline *p) {
         w->head = st;
         rill__park_init(&w->data);
         /* A threaded entry fed by rill_pipeline_push: an edge from the caller. */
-        if (st->nin == 0 && !st->ops->produce && !rill__edge_new(p, st, &p->main))
+        if (st->nin == 0 && !st->ops->produce && !rill__edge_new(p, NULL, st, &p->main))
             rc = RILL_ENOMEM;
     }
     for (unsigned i = 0; i < p->n && !rc; i++) {
@@ -124,7 +152,7 @@ static int rill__plan(rill_pipeline *p) {
         for (unsigned k = 0; k < st->nout && !rc; k++) {
             rill__port *o = &st->out[k];
             if (o->to->domain != st->domain &&
-                !(o->edge = rill__edge_new(p, o->to, rill__worker_of(p, st->domain))))
+                !(o->edge = rill__edge_new(p, st, o->to, rill__worker_of(p, st->domain))))
                 rc = RILL_ENOMEM;
         }
     }
@@ -190,7 +218,21 @@ static rill__batch *rill__poll(rill__worker *w, unsigned *rr, rill__edge **from)
 /* Wait for input: publish what this thread produced (nobody else will),
  * spin briefly, then park — with a timeout while a consumer downstream has
  * items it has not been woken for. NULL once the pipeline stops. */
+static rill__batch *rill__wait_input_loop(rill__worker *w, unsigned *rr, rill__edge **from);
+
+/* The time spent here is the consumer's wait on empty queues, for every one
+ * of its inputs (all were empty), and not busy time of its thread. */
 static rill__batch *rill__wait_input(rill__worker *w, unsigned *rr, rill__edge **from) {
+    uint64_t t0 = rill__now_ns();
+    rill__batch *b = rill__wait_input_loop(w, rr, from);
+    uint64_t waited = rill__now_ns() - t0;
+    for (unsigned i = 0; i < w->nin; i++)
+        rill__q_add(&w->in[i]->q->wait_empty_ns, waited);
+    rill__q_add(&w->head->waited_ns, waited);
+    return b;
+}
+
+static rill__batch *rill__wait_input_loop(rill__worker *w, unsigned *rr, rill__edge **from) {
     rill__batch *b;
     uint64_t sleep = rill__publish_before_wait(w);
     for (unsigned spin = 0; spin < RILL__WAIT_SPINS; spin++) {
@@ -240,10 +282,10 @@ static void rill__run_consumer(rill__worker *w) {
                 break;
             }
         }
-        w->undelivered += b->n - i;
+        rill__stage_count(&st->n_in, i);
         if (b->eos)
             open--;
-        rill__edge_done(e, b);
+        rill__edge_done(e, b, i);
         rill__flush_old_outputs(w);
     }
 }
@@ -261,9 +303,14 @@ static void *rill__worker_main(void *arg) {
 }
 
 int rill__threads_start(rill_pipeline *p) {
+    p->t_start = rill__now_ns();
     int rc = rill__plan(p);
     if (rc) {
         rill_stage_fail(p->stages[0], rc, "cannot plan the pipeline's threads");
+        return rc;
+    }
+    if ((rc = rill__sampler_start(p))) {
+        rill_stage_fail(p->stages[0], rc, "cannot start the statistics sampler");
         return rc;
     }
     const char *fault = getenv("RILL_FAULT_THREAD_START"); /* tests: fail this stage's thread */
@@ -290,6 +337,8 @@ void rill__threads_join(rill_pipeline *p) {
             /* Never ran: its stages still get their one close. */
             rill__close_stage(p->workers[i].head);
         }
+    rill__sampler_stop(p);
+    p->t_end = rill__now_ns();
 }
 
 void rill__threads_free(rill_pipeline *p) {
@@ -300,12 +349,16 @@ void rill__threads_free(rill_pipeline *p) {
     __atomic_store_n(&p->nworkers, 0, __ATOMIC_SEQ_CST);
     while (__atomic_load_n(&p->waking, __ATOMIC_SEQ_CST))
         sched_yield();
+    /* Snapshots read the queues: not while they go away. */
+    pthread_mutex_lock(&p->statlock);
     for (unsigned i = 0; i < p->nedges; i++) {
-        p->discarded += rill__edge_fini(p->edges[i]);
+        rill__edge_fini(p->edges[i]);
         free(p->edges[i]);
     }
+    pthread_mutex_unlock(&p->statlock);
+    for (size_t k = 0; k < p->nq; k++)
+        p->discarded += atomic_load(&p->qstats[k].discarded);
     for (unsigned i = 0; i < nw; i++) {
-        p->discarded += p->workers[i].undelivered;
         free(p->workers[i].in);
         free(p->workers[i].out);
     }

@@ -10,5 +10,6 @@
 #include "rill/lines.h"
 #include "rill/stages.h"
 #include "rill/count.h"
+#include "rill/stats.h"
 
 #endif

@@ -84,7 +84,20 @@ typedef struct rill_stage_opts {
                                 by rill_pipeline_push: a caller that pushes
                                 and then idles calls rill_pipeline_flush);
                                 0 = 1000 */
+    unsigned overflow;       /* RILL_OVERFLOW_*: what a producer does when the
+                                queue is full; 0 = RILL_OVERFLOW_BLOCK */
 } rill_stage_opts;
+
+/* Overflow policies of a queue (rill_stage_opts.overflow). Drops are counted
+ * per queue (rill/stats.h), never silent. */
+enum {
+    RILL_OVERFLOW_BLOCK = 0,   /* the producer waits for room: backpressure */
+    RILL_OVERFLOW_DROP_NEWEST, /* the item that does not fit is dropped */
+    RILL_OVERFLOW_DROP_OLDEST  /* the oldest batch still waiting is dropped to
+                                  make room (leaky, for live sources that must
+                                  never stall); if none waits — the consumer is
+                                  delivering the only one — the new item is */
+};
 
 /* ---- pipeline ----------------------------------------------------------- */
 

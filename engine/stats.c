@@ -1,0 +1,293 @@
+/* Snapshots of a running pipeline, the depth sampler and the stall watchdog.
+ * Readers never block the threads that move items: they retry instead. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipeline_int.h"
+
+bool rill__q_read(rill__qstat *q, rill_queue_stats *out) {
+    for (unsigned tries = 0; tries < 100000; tries++) {
+        if (atomic_load(&q->busy)) {
+            rill__cpu_relax();
+            continue;
+        }
+        uint64_t v = atomic_load(&q->version);
+        out->in = atomic_load(&q->in);
+        out->out = atomic_load(&q->out);
+        out->dropped = atomic_load(&q->dropped);
+        out->discarded = atomic_load(&q->discarded);
+        out->batches = atomic_load(&q->batches);
+        out->high_water = atomic_load(&q->high_water);
+        rill__edge *e = atomic_load(&q->edge);
+        out->depth = e ? rill__edge_ring_items(e) : 0;
+        if (atomic_load(&q->busy) == 0 && atomic_load(&q->version) == v)
+            return true;
+    }
+    return false;
+}
+
+static double rill__mean_fill(const rill_queue_stats *q) {
+    if (q->samples == 0)
+        return q->capacity ? (double)q->high_water / (double)q->capacity : 0;
+    double sum = 0;
+    for (int b = 0; b < RILL_STATS_BANDS; b++)
+        sum += (double)q->bands[b] * ((double)b + 0.5) / RILL_STATS_BANDS;
+    return sum / (double)q->samples;
+}
+
+/* The stage whose input queues run fullest while its output queues run
+ * emptiest: everything upstream waits for it, nothing downstream does. */
+static int rill__bottleneck(const rill_pipeline *p, const rill_stats *s) {
+    int best = -1;
+    double best_score = 0.25; /* below this no queue is worth naming */
+    for (unsigned i = 0; i < p->n; i++) {
+        double in = 0, out = 0;
+        unsigned nin = 0, nout = 0;
+        for (size_t k = 0; k < s->nqueues; k++) {
+            const rill__qstat *q = &p->qstats[k];
+            double f = rill__mean_fill(&s->queues[k]);
+            if (q->consumer == i)
+                in = f > in ? f : in, nin++;
+            if (q->producer == i)
+                out = f > out ? f : out, nout++;
+        }
+        double score = in - out;
+        if (nin && score > best_score) {
+            best_score = score;
+            best = (int)i;
+        }
+    }
+    return best;
+}
+
+RILL_API int rill_pipeline_stats(rill_pipeline *p, rill_stats **out) {
+    if (!p || !out)
+        return RILL_EINVAL;
+    *out = NULL;
+    rill_stats *s = calloc(1, sizeof *s);
+    if (!s)
+        return RILL_ENOMEM;
+    pthread_mutex_lock(&p->statlock);
+    int phase = __atomic_load_n(&p->phase, __ATOMIC_ACQUIRE);
+    uint64_t now = rill__now_ns();
+    s->pipeline = p->name;
+    s->running = phase == RILL__STARTED;
+    s->elapsed_ns = phase == RILL__NEW ? 0 : (s->running ? now : p->t_end) - p->t_start;
+    s->nstages = p->n;
+    s->nqueues = p->nq;
+    s->stages = calloc(p->n ? p->n : 1, sizeof *s->stages);
+    s->queues = calloc(p->nq ? p->nq : 1, sizeof *s->queues);
+    rill__sampler *sm = &p->sampler;
+    pthread_mutex_lock(&sm->lock);
+    s->nsamples = sm->n;
+    s->sample_interval_ns = sm->interval_ns;
+    s->samples = malloc((sm->n ? sm->n : 1) * sizeof *s->samples);
+    if (s->samples && sm->n)
+        memcpy(s->samples, sm->buf, sm->n * sizeof *s->samples);
+    pthread_mutex_unlock(&sm->lock);
+    if (!s->stages || !s->queues || !s->samples) {
+        pthread_mutex_unlock(&p->statlock);
+        rill_stats_free(s);
+        return RILL_ENOMEM;
+    }
+    for (size_t k = 0; k < p->nq; k++) {
+        rill__qstat *q = &p->qstats[k];
+        rill_queue_stats *o = &s->queues[k];
+        rill__q_read(q, o);
+        o->from = q->from;
+        o->to = q->to;
+        o->policy = q->policy;
+        o->capacity = q->capacity;
+        o->wait_full_ns = atomic_load(&q->wait_full_ns);
+        o->wait_empty_ns = atomic_load(&q->wait_empty_ns);
+        o->samples = atomic_load(&q->samples);
+        for (int b = 0; b < RILL_STATS_BANDS; b++)
+            o->bands[b] = atomic_load(&q->bands[b]);
+    }
+    for (unsigned i = 0; i < p->n; i++) {
+        rill_stage *st = p->stages[i];
+        rill_stage_stats *o = &s->stages[i];
+        o->name = st->name;
+        o->threaded = rill_stage_threaded(st);
+        o->items_in = atomic_load_explicit(&st->n_in, memory_order_relaxed);
+        o->items_out = atomic_load_explicit(&st->n_out, memory_order_relaxed);
+        if (o->threaded && phase != RILL__NEW) {
+            uint64_t end = s->running ? now : p->t_end;
+            uint64_t waited = atomic_load(&st->waited_ns);
+            uint64_t span = end - p->t_start;
+            o->busy_ns = span > waited ? span - waited : 0;
+        }
+        for (size_t k = 0; k < p->nq; k++)
+            if (p->qstats[k].consumer == i) {
+                o->input_depth += s->queues[k].depth;
+                o->input_capacity += s->queues[k].capacity;
+            }
+    }
+    s->bottleneck = rill__bottleneck(p, s);
+    pthread_mutex_unlock(&p->statlock);
+    *out = s;
+    return 0;
+}
+
+RILL_API void rill_stats_free(rill_stats *s) {
+    if (!s)
+        return;
+    free(s->stages);
+    free(s->queues);
+    free(s->samples);
+    free(s);
+}
+
+/* ---- sampler and watchdog ------------------------------------------------ */
+
+RILL_API int rill_pipeline_sampler(rill_pipeline *p, unsigned interval_us, size_t max_samples) {
+    if (!p || (max_samples && max_samples < 16))
+        return RILL_EINVAL;
+    if (p->phase != RILL__NEW)
+        return RILL_ESTATE;
+    rill__sampler *sm = &p->sampler;
+    sm->enabled = true;
+    sm->interval_ns = (uint64_t)(interval_us ? interval_us : 2000) * 1000u;
+    sm->max = max_samples ? max_samples : 65536;
+    return 0;
+}
+
+RILL_API int rill_pipeline_watchdog(rill_pipeline *p, unsigned timeout_ms, rill_stall_fn fn,
+                                    void *arg) {
+    if (!p || timeout_ms == 0)
+        return RILL_EINVAL;
+    if (p->phase != RILL__NEW)
+        return RILL_ESTATE;
+    if (!p->sampler.enabled) {
+        int rc = rill_pipeline_sampler(p, 0, 0);
+        if (rc)
+            return rc;
+    }
+    p->sampler.stall_ns = (uint64_t)timeout_ms * 1000000u;
+    p->sampler.stall_fn = fn;
+    p->sampler.stall_arg = arg;
+    return 0;
+}
+
+/* Keep the whole run in a bounded buffer: when full, keep every other round
+ * of samples and sample half as often. */
+static void rill__sampler_halve(rill__sampler *sm, size_t nq) {
+    size_t rounds = sm->n / nq, kept = 0;
+    for (size_t r = 0; r < rounds; r += 2, kept++)
+        memmove(&sm->buf[kept * nq], &sm->buf[r * nq], nq * sizeof *sm->buf);
+    sm->n = kept * nq;
+    sm->interval_ns *= 2;
+}
+
+static void rill__stall_report(rill_pipeline *p, rill_stall kind, const char *stage,
+                               const rill_stats *s, void *arg) {
+    (void)p;
+    (void)arg;
+    fprintf(stderr, "rill: pipeline '%s' stalled: %s '%s'\n", s->pipeline,
+            kind == RILL_STALL_STARVED ? "every queue is empty; waiting for the source"
+                                       : "items wait for the stage",
+            stage ? stage : "?");
+    for (size_t k = 0; k < s->nqueues; k++)
+        fprintf(stderr, "rill:   queue %s -> %s: %llu of %llu items\n", s->queues[k].from,
+                s->queues[k].to, (unsigned long long)s->queues[k].depth,
+                (unsigned long long)s->queues[k].capacity);
+}
+
+static void rill__watchdog_fire(rill_pipeline *p) {
+    rill_stats *s = NULL;
+    if (rill_pipeline_stats(p, &s))
+        return;
+    size_t fullest = SIZE_MAX;
+    for (size_t k = 0; k < s->nqueues; k++)
+        if (s->queues[k].depth && (fullest == SIZE_MAX ||
+                                   s->queues[k].depth * s->queues[fullest].capacity >
+                                       s->queues[fullest].depth * s->queues[k].capacity))
+            fullest = k;
+    rill_stall kind = fullest == SIZE_MAX ? RILL_STALL_STARVED : RILL_STALL_STUCK;
+    const char *stage = NULL;
+    if (kind == RILL_STALL_STUCK) {
+        stage = s->queues[fullest].to;
+    } else {
+        for (unsigned i = 0; i < p->n && !stage; i++)
+            if (p->stages[i]->nin == 0)
+                stage = p->stages[i]->name;
+    }
+    rill_stall_fn fn = p->sampler.stall_fn ? p->sampler.stall_fn : rill__stall_report;
+    fn(p, kind, stage, s, p->sampler.stall_arg);
+    rill_stats_free(s);
+}
+
+static void *rill__sampler_main(void *arg) {
+    rill_pipeline *p = arg;
+    rill__sampler *sm = &p->sampler;
+    size_t nq = p->nq;
+    uint64_t moved_last = UINT64_MAX, still_since = rill__now_ns(), next = still_since;
+    bool fired = false;
+    while (!atomic_load(&sm->quit)) {
+        uint64_t now = rill__now_ns();
+        if (now < next) {
+            uint32_t seen = rill__park_epoch(&sm->park);
+            if (atomic_load(&sm->quit))
+                break;
+            rill__park_wait(&sm->park, seen, next - now);
+            continue;
+        }
+        next = now + sm->interval_ns;
+        uint64_t moved = 0;
+        pthread_mutex_lock(&sm->lock);
+        if (nq && sm->n + nq > sm->max)
+            rill__sampler_halve(sm, nq);
+        for (size_t k = 0; k < nq; k++) {
+            rill__qstat *q = &p->qstats[k];
+            rill_queue_stats r;
+            rill__q_read(q, &r);
+            moved += r.in + r.out + r.dropped;
+            unsigned band = q->capacity ? (unsigned)(r.depth * RILL_STATS_BANDS / q->capacity) : 0;
+            band = band >= RILL_STATS_BANDS ? RILL_STATS_BANDS - 1 : band;
+            rill__q_add(&q->bands[band], 1);
+            rill__q_add(&q->samples, 1);
+            if (sm->n < sm->max)
+                sm->buf[sm->n++] = (rill_depth_sample){now - p->t_start, (uint32_t)k,
+                                                       r.depth > UINT32_MAX ? UINT32_MAX
+                                                                            : (uint32_t)r.depth};
+        }
+        pthread_mutex_unlock(&sm->lock);
+        for (unsigned i = 0; i < p->n; i++)
+            moved += atomic_load_explicit(&p->stages[i]->n_in, memory_order_relaxed);
+        if (moved != moved_last) {
+            moved_last = moved;
+            still_since = now;
+            fired = false;
+        } else if (sm->stall_ns && !fired && now - still_since >= sm->stall_ns) {
+            fired = true;
+            rill__watchdog_fire(p);
+        }
+    }
+    return NULL;
+}
+
+int rill__sampler_start(rill_pipeline *p) {
+    rill__sampler *sm = &p->sampler;
+    if (!sm->enabled)
+        return 0;
+    sm->buf = malloc(sm->max * sizeof *sm->buf);
+    if (!sm->buf)
+        return RILL_ENOMEM;
+    rill__park_init(&sm->park);
+    atomic_init(&sm->quit, 0);
+    int err = pthread_create(&sm->tid, NULL, rill__sampler_main, p);
+    if (err)
+        return -err;
+    sm->started = true;
+    return 0;
+}
+
+void rill__sampler_stop(rill_pipeline *p) {
+    rill__sampler *sm = &p->sampler;
+    if (!sm->started)
+        return;
+    atomic_store(&sm->quit, 1);
+    rill__park_wake(&sm->park);
+    pthread_join(sm->tid, NULL);
+    sm->started = false;
+}

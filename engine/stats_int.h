@@ -1,0 +1,50 @@
+/* Per-queue counters and their consistent snapshot (see rill/stats.h).
+ *
+ * The threads that move items update a queue's counters once per batch. A
+ * hand-over (publish, take, done, drop) is bracketed by rill__q_begin and
+ * rill__q_end: `busy` counts hand-overs in progress, `version` completed
+ * ones. A reader that sees busy == 0 and the same version before and after
+ * reading saw no hand-over in between: its counters and the ring agree. All
+ * of it is sequentially consistent, so the argument needs no fences; it costs
+ * three atomic read-modify-writes per batch and nothing per item. */
+#ifndef RILL_STATS_INT_H
+#define RILL_STATS_INT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "rill/stats.h"
+
+typedef struct rill__edge rill__edge;
+
+typedef struct rill__qstat {
+    const char *from, *to;
+    unsigned capacity, policy;
+    unsigned consumer;          /* index of the consuming stage */
+    unsigned producer;          /* index of the producing stage, or UINT32_MAX (push) */
+    _Atomic uint32_t busy;      /* hand-overs in progress */
+    _Atomic uint64_t version;   /* hand-overs completed */
+    _Atomic uint64_t in, out, dropped, discarded, batches, high_water;
+    _Atomic uint64_t wait_full_ns, wait_empty_ns;
+    _Atomic uint64_t samples, bands[RILL_STATS_BANDS];
+    rill__edge *_Atomic edge;   /* the live queue; NULL once closed */
+} rill__qstat;
+
+static inline void rill__q_begin(rill__qstat *q) { atomic_fetch_add(&q->busy, 1); }
+
+static inline void rill__q_end(rill__qstat *q) {
+    atomic_fetch_add(&q->version, 1);
+    atomic_fetch_sub(&q->busy, 1);
+}
+
+/* Single-writer counter: a plain add, but readable from other threads. */
+static inline void rill__q_add(_Atomic uint64_t *c, uint64_t n) {
+    atomic_store(c, atomic_load_explicit(c, memory_order_relaxed) + n);
+}
+
+/* Read q consistently into out (all fields but samples/bands). Never blocks
+ * the writers; gives up after many tries under constant traffic and returns
+ * false (out then holds the last, possibly torn, read). */
+bool rill__q_read(rill__qstat *q, rill_queue_stats *out);
+
+#endif

@@ -1,0 +1,125 @@
+/* rill — measuring a pipeline: per-queue and per-stage statistics, the
+ * depth sampler, and the stall watchdog.
+ *
+ * A queue is the bounded hand-off in front of a stage on another thread: one
+ * per producer edge (see docs/threads.md). Counters are kept by the threads
+ * that move items, per batch, with no lock; rill_pipeline_stats() reads a
+ * consistent snapshot of each queue at any moment — from any thread while
+ * the pipeline runs, and after close (final values) until destroy. For every
+ * queue of every snapshot:
+ *
+ *     in == out + dropped + discarded + depth
+ *
+ * where depth is counted in the ring itself (the batches waiting in it and
+ * the one being delivered), not derived from the other counters.
+ * docs/stats.md describes every field and the JSON and SVG reports.
+ */
+#ifndef RILL_STATS_H
+#define RILL_STATS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "rill/pipeline.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Occupancy histogram: band i counts samples with depth in
+ * [i*capacity/10, (i+1)*capacity/10); the last band also holds full. */
+#define RILL_STATS_BANDS 10
+
+typedef struct rill_queue_stats {
+    const char *from;       /* producing stage ("(push)" for rill_pipeline_push) */
+    const char *to;         /* consuming stage */
+    unsigned policy;        /* RILL_OVERFLOW_* */
+    uint64_t capacity;      /* items */
+    uint64_t depth;         /* items in the queue now (counted in the ring) */
+    uint64_t high_water;    /* largest depth seen (at hand-over time) */
+    uint64_t in;            /* items handed to the queue */
+    uint64_t out;           /* items delivered to the consumer */
+    uint64_t dropped;       /* items dropped by the overflow policy */
+    uint64_t discarded;     /* items thrown away when the pipeline stopped */
+    uint64_t batches;       /* batches handed over */
+    uint64_t wait_full_ns;  /* time the producer waited because it was full */
+    uint64_t wait_empty_ns; /* time the consumer waited with all inputs empty */
+    uint64_t samples;       /* depth samples taken (sampler) */
+    uint64_t bands[RILL_STATS_BANDS]; /* samples per fill band */
+} rill_queue_stats;
+
+typedef struct rill_stage_stats {
+    const char *name;
+    bool threaded;          /* runs a thread of its own */
+    uint64_t items_in;      /* items received (send calls) */
+    uint64_t items_out;     /* items emitted (rill_emit / rill_emit_to calls) */
+    uint64_t busy_ns;       /* threaded stages: time its thread spent working
+                               (not waiting for input or for room); 0 inline */
+    uint64_t input_depth;   /* items queued in front of it now (all inputs) */
+    uint64_t input_capacity;/* sum of its input queues' capacities */
+} rill_stage_stats;
+
+typedef struct rill_depth_sample {
+    uint64_t t_ns;          /* since the pipeline started */
+    uint32_t queue;         /* index into rill_stats.queues */
+    uint32_t depth;
+} rill_depth_sample;
+
+typedef struct rill_stats {
+    const char *pipeline;   /* name */
+    uint64_t elapsed_ns;    /* since start (until close once closed) */
+    bool running;           /* started and not yet closed */
+    size_t nstages;
+    rill_stage_stats *stages;   /* in the order added */
+    size_t nqueues;
+    rill_queue_stats *queues;
+    size_t nsamples;            /* depth over time, oldest first */
+    rill_depth_sample *samples;
+    uint64_t sample_interval_ns;/* between samples of one queue (it doubles
+                                   when the bounded buffer fills) */
+    int bottleneck;         /* index into stages, or -1: the stage whose input
+                               queues are fullest while its outputs are emptiest */
+} rill_stats;
+
+/* Take a snapshot. *out is the caller's, freed with rill_stats_free(); its
+ * strings stay valid until the pipeline is destroyed. Thread-safe: callable
+ * from any thread while the pipeline runs (it never blocks the pipeline),
+ * and after close. Returns 0, RILL_EINVAL or RILL_ENOMEM. */
+int rill_pipeline_stats(rill_pipeline *p, rill_stats **out);
+
+void rill_stats_free(rill_stats *s);
+
+/* Record every queue's depth every interval_us (0: 2000) into a buffer of at
+ * most max_samples samples (0: 65536); when it fills, every other sample is
+ * dropped and the interval doubles, so the whole run stays covered. Runs a
+ * sampler thread from start to close. Call before the pipeline starts:
+ * RILL_ESTATE after. */
+int rill_pipeline_sampler(rill_pipeline *p, unsigned interval_us, size_t max_samples);
+
+/* What the watchdog saw. */
+typedef enum rill_stall {
+    RILL_STALL_STARVED = 1, /* every queue empty: the source is slow or idle */
+    RILL_STALL_STUCK        /* items wait in a queue whose consumer does not run */
+} rill_stall;
+
+/* Called from the sampler thread when no item has moved anywhere for the
+ * watchdog's timeout (once per stall). stage names the slow source (starved)
+ * or the consumer that does not run (stuck); s is a snapshot, freed after the
+ * call. NULL: a report on stderr. */
+typedef void (*rill_stall_fn)(rill_pipeline *p, rill_stall kind, const char *stage,
+                              const rill_stats *s, void *arg);
+
+/* Opt in to the stall watchdog (it uses the sampler thread, started if
+ * needed). Call before start. */
+int rill_pipeline_watchdog(rill_pipeline *p, unsigned timeout_ms, rill_stall_fn fn, void *arg);
+
+/* Reports. Each returns 0 or -errno of the write. */
+int rill_stats_print(const rill_stats *s, FILE *to);      /* human table */
+int rill_stats_write_json(const rill_stats *s, FILE *to);  /* docs/stats.md */
+int rill_stats_write_svg(const rill_stats *s, FILE *to);   /* depth over time */
+
+#ifdef __cplusplus
+}
+#endif
+#endif
