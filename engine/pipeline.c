@@ -80,6 +80,8 @@ static inline int rill__deliver(rill_stage *st, const rill__port *o, const rill_
         rill_stage *t = o->to;
         rill__stage_count(&t->n_in, 1);
         int rc = t->ops->send(t, t->state, item);
+        if (RILL__UNLIKELY(t->delay_ns))
+            rill__busy_wait(t->delay_ns);
         return RILL__UNLIKELY(rc < 0) ? rill__failed(t, rc) : 0;
     }
     int rc = rill__edge_push(o->edge, item, RILL_EABORTED);
@@ -90,6 +92,8 @@ RILL_API int rill_emit(rill_stage *st, const rill_item *item) {
     if (RILL__UNLIKELY(rill__stopped(st->p)))
         return rill__stop_code(st->p);
     rill__stage_count(&st->n_out, 1);
+    if (RILL__UNLIKELY(st->delay_ns) && st->ops->produce)
+        rill__busy_wait(st->delay_ns);
     const rill__port *o = st->out;
     for (unsigned i = 0, n = st->nout; i < n; i++) {
         int rc = rill__deliver(st, &o[i], item);
@@ -220,6 +224,21 @@ RILL_API int rill_pipeline_push(rill_pipeline *p, rill_stage *entry, const rill_
 RILL_API void rill_stage_flush(rill_stage *st) {
     if (st && st->p->phase == RILL__STARTED)
         rill__flush_outputs(st->domain ? &st->p->workers[st->domain - 1] : &st->p->main);
+}
+
+void rill__busy_wait(uint64_t ns) {
+    uint64_t end = rill__now_ns() + ns;
+    while (rill__now_ns() < end)
+        rill__cpu_relax();
+}
+
+RILL_API int rill_stage_set_delay(rill_stage *st, unsigned delay_us) {
+    if (!st)
+        return RILL_EINVAL;
+    if (st->p->phase != RILL__NEW)
+        return RILL_ESTATE;
+    st->delay_ns = (uint64_t)delay_us * 1000u;
+    return 0;
 }
 
 RILL_API int rill_pipeline_flush(rill_pipeline *p) {

@@ -54,6 +54,7 @@ struct rill_stage {
     bool promoted;    /* got a thread because it is fed from several */
     _Atomic uint64_t n_in, n_out; /* items received / emitted (its thread only) */
     _Atomic uint64_t waited_ns;   /* threaded: time its thread waited */
+    uint64_t delay_ns;            /* rill_stage_set_delay: busy time per item */
     rill_stage_opts opts;
     char *name;
 };
@@ -127,6 +128,9 @@ static inline void rill__stage_count(_Atomic uint64_t *c, uint64_t n) {
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
                           memory_order_relaxed);
 }
+
+/* Spin for ns nanoseconds (rill_stage_set_delay). */
+void rill__busy_wait(uint64_t ns);
 
 /* graph.c */
 void rill__graph_free(rill_pipeline *p);

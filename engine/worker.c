@@ -277,6 +277,8 @@ static void rill__run_consumer(rill__worker *w) {
         unsigned i = 0;
         while (i < b->n && !rill__stopped(w->p)) {
             int rc = st->ops->send(st, st->state, &b->items[i++]);
+            if (RILL__UNLIKELY(st->delay_ns))
+                rill__busy_wait(st->delay_ns);
             if (RILL__UNLIKELY(rc < 0)) {
                 rill__failed(st, rc);
                 break;

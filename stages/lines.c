@@ -41,6 +41,11 @@ typedef struct rill__lines {
     char *desc;      /* "'path'" or "fd N", for error messages */
 } rill__lines;
 
+/* Counters only the source's thread writes, readable from others (progress
+ * reports) while it runs: a plain add, stored atomically. */
+#define RILL__LINES_ADD(field, n) \
+    __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
+
 static void rill__lbuf_release(rill_ref *ref) { free(ref); }
 
 static rill__lbuf *rill__lbuf_new(size_t cap) {
@@ -112,8 +117,8 @@ static int rill__lines_overlong(rill_stage *st, rill__lines *s, const char *ls) 
     int rc = rill_emit(st, &it);
     if (rc < 0)
         return rc;
-    s->stats.lines++;
-    s->stats.truncated++;
+    RILL__LINES_ADD(s->stats.lines, 1);
+    RILL__LINES_ADD(s->stats.truncated, 1);
     return 0;
 }
 
@@ -129,7 +134,7 @@ static int rill__lines_finish(rill_stage *st, rill__lines *s) {
         rill_item it = {ls, s->tlen, &s->buf->ref};
         rc = rill_emit(st, &it);
         if (rc == 0)
-            s->stats.lines++;
+            RILL__LINES_ADD(s->stats.lines, 1);
     }
     s->tlen = 0;
     return rc < 0 ? rc : RILL_EDONE;
@@ -156,7 +161,7 @@ static int rill__lines_scan(rill_stage *st, rill__lines *s, const char *ls, cons
                 break;
             n++;
         } else {
-            s->stats.lines += n;
+            RILL__LINES_ADD(s->stats.lines, n);
             n = 0;
             rc = rill__lines_overlong(st, s, ls);
             if (rc < 0)
@@ -164,7 +169,7 @@ static int rill__lines_scan(rill_stage *st, rill__lines *s, const char *ls, cons
         }
         ls = p = nl + 1;
     }
-    s->stats.lines += n;
+    RILL__LINES_ADD(s->stats.lines, n);
     s->toff = (size_t)(ls - s->buf->data);
     s->tlen = (size_t)(end - ls);
     return rc;
@@ -179,7 +184,7 @@ static int rill__lines_step(rill_stage *st, rill__lines *s) {
     ssize_t n = rill__lines_read(st, s, data + s->tlen, s->chunk);
     if (n <= 0)
         return n < 0 ? (int)n : rill__lines_finish(st, s);
-    s->stats.bytes += (uint64_t)n;
+    RILL__LINES_ADD(s->stats.bytes, (uint64_t)n);
     const char *ls = data, *p = data + s->tlen, *end = p + n;
     if (s->skipping) {
         const char *nl = memchr(p, '\n', (size_t)n);
@@ -316,6 +321,9 @@ RILL_API int rill_lines_file_add(rill_pipeline *p, const char *name, const char 
 RILL_API int rill_lines_stats_of(const rill_stage *st, rill_lines_stats *out) {
     if (!st || !out || rill_stage_ops_of(st) != &rill__lines_ops)
         return RILL_EINVAL;
-    *out = ((const rill__lines *)rill_stage_state(st))->stats;
+    const rill_lines_stats *in = &((const rill__lines *)rill_stage_state(st))->stats;
+    out->lines = __atomic_load_n(&in->lines, __ATOMIC_RELAXED);
+    out->bytes = __atomic_load_n(&in->bytes, __ATOMIC_RELAXED);
+    out->truncated = __atomic_load_n(&in->truncated, __ATOMIC_RELAXED);
     return 0;
 }

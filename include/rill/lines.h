@@ -68,7 +68,9 @@ int rill_lines_file_add(rill_pipeline *p, const char *name, const char *path,
                         const rill_lines_opts *lopts, const rill_stage_opts *opts,
                         rill_stage **out);
 
-/* Counters of a line source stage. Exact once the pipeline is closed.
+/* Counters of a line source stage. Callable from any thread while the
+ * pipeline runs (progress reports: each counter is current, not all taken
+ * at the same instant); exact once the pipeline is closed.
  * RILL_EINVAL if st is not a line source. */
 int rill_lines_stats_of(const rill_stage *st, rill_lines_stats *out);
 

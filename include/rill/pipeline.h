@@ -225,6 +225,13 @@ int rill_stage_fail(rill_stage *st, int code, const char *fmt, ...)
 #endif
     ;
 
+/* An experiment knob, to see backpressure happen: st spends at least
+ * delay_us per item it receives (per item it emits, for a source), by
+ * busy-waiting after its callback — sleeping is far too coarse for a few
+ * microseconds. 0 turns it off. Call before the pipeline starts: RILL_ESTATE
+ * after, RILL_EINVAL for a NULL stage. */
+int rill_stage_set_delay(rill_stage *st, unsigned delay_us);
+
 /* ---- handles ------------------------------------------------------------ */
 
 const char *rill_stage_name(const rill_stage *st);
