@@ -1,12 +1,19 @@
 /* Snapshots of a running pipeline, the depth sampler and the stall watchdog.
  * Readers never block the threads that move items: they retry instead. */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pipeline_int.h"
 
-bool rill__q_read(rill__qstat *q, rill_queue_stats *out) {
-    for (unsigned tries = 0; tries < 100000; tries++) {
+/* A hand-over in progress takes a few instructions once its thread runs, but
+ * that thread may have been preempted inside one (more threads than cores):
+ * yield now and then rather than give up, since a read given up on is torn
+ * and breaks in == out + dropped + discarded + depth. */
+void rill__q_read(rill__qstat *q, rill_queue_stats *out) {
+    for (unsigned tries = 1;; tries++) {
+        if (tries % 64 == 0)
+            sched_yield();
         if (atomic_load(&q->busy)) {
             rill__cpu_relax();
             continue;
@@ -21,9 +28,8 @@ bool rill__q_read(rill__qstat *q, rill_queue_stats *out) {
         rill__edge *e = atomic_load(&q->edge);
         out->depth = e ? rill__edge_ring_items(e) : 0;
         if (atomic_load(&q->busy) == 0 && atomic_load(&q->version) == v)
-            return true;
+            return;
     }
-    return false;
 }
 
 static double rill__mean_fill(const rill_queue_stats *q) {

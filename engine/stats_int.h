@@ -43,8 +43,8 @@ static inline void rill__q_add(_Atomic uint64_t *c, uint64_t n) {
 }
 
 /* Read q consistently into out (all fields but samples/bands). Never blocks
- * the writers; gives up after many tries under constant traffic and returns
- * false (out then holds the last, possibly torn, read). */
-bool rill__q_read(rill__qstat *q, rill_queue_stats *out);
+ * the writers: retries until no hand-over ran during the read, yielding now
+ * and then so that a preempted writer can finish its hand-over. */
+void rill__q_read(rill__qstat *q, rill_queue_stats *out);
 
 #endif
