@@ -165,7 +165,13 @@ RILL_API int rill_pipeline_close(rill_pipeline *p) {
         p->err = RILL_EABORTED;
         snprintf(p->errmsg, sizeof p->errmsg, "%s", rill_strerror(RILL_EABORTED));
     }
+    /* The end of the run and the phase change together, under the lock that
+     * snapshots take: a snapshot taken while running never reports more
+     * elapsed time than the final one. */
+    pthread_mutex_lock(&p->statlock);
+    p->t_end = rill__now_ns();
     __atomic_store_n(&p->phase, RILL__CLOSED, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&p->statlock);
     return p->err;
 }
 

@@ -92,7 +92,7 @@ struct rill_pipeline {
     rill__qstat *qstats;  /* one per queue, kept until destroy */
     size_t nq;
     _Atomic uint64_t main_waited; /* the caller's thread, blocked on full queues */
-    uint64_t t_start, t_end;      /* monotonic ns of start and of the last join */
+    uint64_t t_start, t_end;      /* monotonic ns of start and of close */
     pthread_mutex_t statlock;     /* snapshots vs freeing the queues */
     rill__sampler sampler;
     pthread_mutex_t errlock;

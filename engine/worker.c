@@ -340,7 +340,6 @@ void rill__threads_join(rill_pipeline *p) {
             rill__close_stage(p->workers[i].head);
         }
     rill__sampler_stop(p);
-    p->t_end = rill__now_ns();
 }
 
 void rill__threads_free(rill_pipeline *p) {
