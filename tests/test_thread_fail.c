@@ -418,11 +418,13 @@ static bool in_emit(node *n) {
     return atomic_load(&n->attempts) == atomic_load(&n->finished) + 1;
 }
 
-/* prod is blocked on the full queue of a consumer that has finished no batch:
- * exactly cap items went in and the next emit has not returned. */
+/* prod is blocked on the full queue of a consumer stalled in its first item
+ * (so it has finished no batch): exactly cap items went in and the next emit
+ * has not returned. */
 static bool blocked_first(void *arg) {
     node *prod = arg;
-    return in_emit(prod) && atomic_load(&prod->ok[0]) == prod->to[0]->cap;
+    return atomic_load(&prod->to[0]->stalled) && in_emit(prod) &&
+           atomic_load(&prod->ok[0]) == prod->to[0]->cap;
 }
 
 /* The chain is jammed behind its last stage, stalled on its first item: the
