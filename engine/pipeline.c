@@ -121,8 +121,14 @@ RILL_API int rill_pipeline_start(rill_pipeline *p) {
         return p->phase == RILL__CLOSED ? RILL_ECLOSED : 0;
     for (unsigned i = 0; i < p->n; i++)
         p->stages[i]->open_in = p->stages[i]->nin;
+    /* A snapshot from another thread sees the pipeline new, or started with
+     * its start time set and its queues built: not half-planned queues (it
+     * would size its copy by one count of them and read another). */
+    pthread_mutex_lock(&p->statlock);
     __atomic_store_n(&p->phase, RILL__STARTED, __ATOMIC_RELEASE);
-    return rill__threads_start(p);
+    int rc = rill__threads_start(p);
+    pthread_mutex_unlock(&p->statlock);
+    return rc;
 }
 
 /* End of stream for st: its close callback, then every stage after it whose
