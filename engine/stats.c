@@ -199,20 +199,47 @@ static void rill__stall_report(rill_pipeline *p, rill_stall kind, const char *st
                 (unsigned long long)s->queues[k].capacity);
 }
 
+static unsigned rill__domain_of(const rill_pipeline *p, unsigned stage) {
+    return stage < p->n ? p->stages[stage]->domain : 0; /* UINT32_MAX: the pushing caller */
+}
+
+static bool rill__fuller(const rill_queue_stats *a, const rill_queue_stats *b) {
+    return a->depth * b->capacity > b->depth * a->capacity;
+}
+
+/* The queue in front of the stage that does not run: the fullest one whose
+ * consumer's thread is not itself waiting for room in a full queue (behind a
+ * stuck stage every queue upstream fills too, and the first of them is not
+ * the culprit). SIZE_MAX if every queue is empty. */
+static size_t rill__stuck_queue(const rill_pipeline *p, const rill_stats *s) {
+    size_t best = SIZE_MAX, fullest = SIZE_MAX;
+    for (size_t k = 0; k < s->nqueues; k++) {
+        const rill_queue_stats *q = &s->queues[k];
+        if (!q->depth)
+            continue;
+        if (fullest == SIZE_MAX || rill__fuller(q, &s->queues[fullest]))
+            fullest = k;
+        unsigned d = rill__domain_of(p, p->qstats[k].consumer);
+        bool waits = false;
+        for (size_t j = 0; j < s->nqueues && !waits; j++)
+            waits = s->queues[j].policy == RILL_OVERFLOW_BLOCK &&
+                    s->queues[j].depth >= s->queues[j].capacity &&
+                    rill__domain_of(p, p->qstats[j].producer) == d;
+        if (!waits && (best == SIZE_MAX || rill__fuller(q, &s->queues[best])))
+            best = k;
+    }
+    return best != SIZE_MAX ? best : fullest;
+}
+
 static void rill__watchdog_fire(rill_pipeline *p) {
     rill_stats *s = NULL;
     if (rill_pipeline_stats(p, &s))
         return;
-    size_t fullest = SIZE_MAX;
-    for (size_t k = 0; k < s->nqueues; k++)
-        if (s->queues[k].depth && (fullest == SIZE_MAX ||
-                                   s->queues[k].depth * s->queues[fullest].capacity >
-                                       s->queues[fullest].depth * s->queues[k].capacity))
-            fullest = k;
-    rill_stall kind = fullest == SIZE_MAX ? RILL_STALL_STARVED : RILL_STALL_STUCK;
+    size_t stuck = rill__stuck_queue(p, s);
+    rill_stall kind = stuck == SIZE_MAX ? RILL_STALL_STARVED : RILL_STALL_STUCK;
     const char *stage = NULL;
     if (kind == RILL_STALL_STUCK) {
-        stage = s->queues[fullest].to;
+        stage = s->queues[stuck].to;
     } else {
         for (unsigned i = 0; i < p->n && !stage; i++)
             if (p->stages[i]->nin == 0)
