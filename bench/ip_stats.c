@@ -38,6 +38,8 @@ static int make_log(const char *path, uint64_t want) {
     static char sample[4 << 20];
     size_t n = fread(sample, 1, sizeof sample, in);
     fclose(in);
+    if (n == 0)
+        return -1;
     FILE *out = fopen(path, "wb");
     if (!out)
         return -1;
@@ -79,6 +81,10 @@ static int hand_loop(const char *path, uint64_t counts[NIPS]) {
         return -1;
     size_t have = 0;
     for (;;) {
+        if (have == BUF) { /* a line longer than the buffer: not this log */
+            close(fd);
+            return -1;
+        }
         ssize_t n = read(fd, buf + have, BUF - have);
         if (n < 0) {
             close(fd);
@@ -180,6 +186,8 @@ int main(int argc, char **argv) {
     scan(path, &bytes, &lines);
     printf("log: %s, %.3f GB, %llu lines\n", path, (double)bytes / 1e9,
            (unsigned long long)lines);
+    if (bytes < 1000000000ull)
+        printf("WARNING: the log is under 1 GB: use --mb 1000 or more for figures that count\n");
 
     rill_stage_opts single = {0};
     rill_stage_opts threaded = {.flags = RILL_STAGE_THREADED, .capacity = capacity};
@@ -217,6 +225,10 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         printf("%-26s %8.3f s %7.2f GB/s %7.1f M lines/s\n", rows[i].name, rows[i].t,
                (double)bytes / rows[i].t / 1e9, (double)lines / rows[i].t / 1e6);
+    if ((double)bytes / best_hand < 3.5e9)
+        printf("WARNING: the hand loop reached only %.2f GB/s (< 3.5): the machine is busy or the "
+               "file is not cached, so it is not the limit and the ratios mean little\n",
+               (double)bytes / best_hand / 1e9);
     printf("ratio rill single/hand: %.3f (target <= 1.25), threaded/hand: %.3f (target <= 1.0),"
            " best of %d rounds\n",
            best_rill / best_hand, best_thr / best_hand, rounds);

@@ -5,6 +5,8 @@
  * reader has gone raises SIGPIPE, which kills the process by default: a
  * caller that wants -EPIPE instead ignores SIGPIPE.
  */
+#include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,6 +27,13 @@ static int rill__print_write(rill_stage *st, rill__print *pr, const char *p, siz
         ssize_t n = write(pr->fd, p, len);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* A non-blocking fd (a shared stdout): wait for room, as the
+             * line source waits for data, instead of failing. */
+            struct pollfd pfd = {.fd = pr->fd, .events = POLLOUT};
+            if (poll(&pfd, 1, -1) >= 0 || errno == EINTR)
+                continue;
+        }
         if (n <= 0) {
             pr->failed = true;
             return rill_stage_fail(st, n < 0 ? -errno : -EIO, "cannot write to fd %d", pr->fd);
