@@ -137,7 +137,8 @@ RILL_API int rill_pipeline_start(rill_pipeline *p) {
 void rill__close_stage(rill_stage *st) {
     if (st->closed)
         return;
-    st->closed = true;
+    /* Atomic: the watchdog, on the sampler thread, asks which sources are done. */
+    __atomic_store_n(&st->closed, true, __ATOMIC_RELAXED);
     if (st->ops->close) {
         int rc = st->ops->close(st, st->state);
         if (rc < 0)

@@ -241,6 +241,11 @@ static void rill__watchdog_fire(rill_pipeline *p) {
     if (kind == RILL_STALL_STUCK) {
         stage = s->queues[stuck].to;
     } else {
+        /* A source still open, not one that is done (threaded sources close
+         * when exhausted; those run by rill_pipeline_run only at its end). */
+        for (unsigned i = 0; i < p->n && !stage; i++)
+            if (p->stages[i]->nin == 0 && !__atomic_load_n(&p->stages[i]->closed, __ATOMIC_RELAXED))
+                stage = p->stages[i]->name;
         for (unsigned i = 0; i < p->n && !stage; i++)
             if (p->stages[i]->nin == 0)
                 stage = p->stages[i]->name;
