@@ -13,7 +13,6 @@ static const struct {
     {RILL_ESTATE, "RILL_ESTATE", "not allowed in the current state"},
     {RILL_ECYCLE, "RILL_ECYCLE", "connection would create a cycle"},
     {RILL_ETOOLONG, "RILL_ETOOLONG", "line longer than the configured limit"},
-    {RILL_EYIELD, "RILL_EYIELD", "generator yielded while closing"},
     {RILL_EABORTED, "RILL_EABORTED", "pipeline aborted"},
     {RILL_ENOTSUP, "RILL_ENOTSUP", "operation not supported"},
     {RILL_ESTAGE, "RILL_ESTAGE", "stage failed"},

@@ -72,7 +72,9 @@ typedef enum rill_gen_status {
 } rill_gen_status;
 
 /* Engine state, embedded in the caller's own struct. Fields are private
- * (used by the macros); initialize with rill_gen_init(). */
+ * (used by the macros); initialize with rill_gen_init(). ABI note: the inline
+ * rill_gen_send below compiles this layout and the two rill__gen_* entry
+ * points into programs, so changing either is an ABI break (a new soname). */
 struct rill_gen {
     rill_gen_body_fn rill__body;
     rill_gen_close_fn rill__on_close;

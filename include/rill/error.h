@@ -25,7 +25,6 @@ enum {
     RILL_ESTATE = -10003,    /* call not allowed in the object's current state */
     RILL_ECYCLE = -10004,    /* connecting these stages would make a cycle */
     RILL_ETOOLONG = -10005,  /* a line is longer than the configured limit */
-    RILL_EYIELD = -10006,    /* generator yielded while being closed */
     RILL_EABORTED = -10007,  /* the pipeline was aborted */
     RILL_ENOTSUP = -10008,   /* not supported (yet) */
     RILL_ESTAGE = -10009,    /* a stage failed without a more precise code */

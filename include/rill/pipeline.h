@@ -111,9 +111,9 @@ int rill_pipeline_new(rill_pipeline **out, const char *name);
  * (normally a static const). On success the pipeline owns state (see
  * ops->destroy) and *out (if out is not NULL) is a handle valid until
  * rill_pipeline_destroy(). On failure nothing is kept: state is still the
- * caller's. Returns 0, RILL_EINVAL (no send and no produce, or both),
- * RILL_EEXIST (name taken), RILL_ESTATE (pipeline already started),
- * RILL_ENOTSUP (an option not available) or RILL_ENOMEM. */
+ * caller's. Returns 0, RILL_EINVAL (no send and no produce, or both, or an
+ * unknown flag or overflow policy), RILL_EEXIST (name taken), RILL_ESTATE
+ * (pipeline already started) or RILL_ENOMEM. */
 int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage_ops *ops,
                    void *state, const rill_stage_opts *opts, rill_stage **out);
 
@@ -135,7 +135,9 @@ int rill_connect(rill_stage *from, rill_stage *to);
 int rill_pipeline_start(rill_pipeline *p);
 
 /* Start if needed, drive every source to exhaustion (in the order added),
- * then close. Returns 0 or the first error (see rill_pipeline_errmsg). */
+ * then close. Returns 0 or the first error (see rill_pipeline_errmsg);
+ * RILL_ECLOSED if the pipeline was closed already (a pipeline runs once).
+ * Not from a stage callback of the same pipeline. */
 int rill_pipeline_run(rill_pipeline *p);
 
 /* Start if needed and send item into entry, a stage that no stage feeds and
@@ -218,7 +220,8 @@ unsigned rill_stage_outputs(const rill_stage *st);
 
 /* Record why st fails, printf-style, and return code (pass through):
  *     return rill_stage_fail(st, -errno, "cannot read '%s'", path);
- * The first failure of the pipeline becomes its error message. */
+ * The first failure of the pipeline becomes its error message. A code that
+ * is not negative becomes RILL_ESTAGE (a failure must stop the pipeline). */
 int rill_stage_fail(rill_stage *st, int code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
