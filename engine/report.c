@@ -160,17 +160,12 @@ static const char *policy_name(unsigned policy) {
     }
 }
 
-/* Mean fill in [0, 1] from the occupancy bands (band midpoints), or -1 when
- * no sample was taken. The bands' sum, not `samples`, is the denominator:
- * the two are read one after the other while the sampler runs. */
+/* Mean fill in [0, 1]: the mean sampled depth over the capacity, or -1 when
+ * no sample was taken (or no capacity is known). */
 static double mean_fill(const rill_queue_stats *q) {
-    uint64_t n = 0;
-    double sum = 0;
-    for (int b = 0; b < RILL_STATS_BANDS; b++) {
-        n += q->bands[b];
-        sum += (double)q->bands[b] * ((double)b + 0.5) / RILL_STATS_BANDS;
-    }
-    return n ? sum / (double)n : -1;
+    if (!q->samples || !q->capacity)
+        return -1;
+    return (double)q->depth_sum / (double)q->samples / (double)q->capacity;
 }
 
 static double ms(uint64_t ns) { return (double)ns / 1e6; }
@@ -356,7 +351,8 @@ RILL_API int rill_stats_write_json(const rill_stats *s, FILE *to) {
         json_u64(&w, "batches", q->batches, ",\n     ");
         json_u64(&w, "wait_full_ns", q->wait_full_ns, ", ");
         json_u64(&w, "wait_empty_ns", q->wait_empty_ns, ", ");
-        json_u64(&w, "samples", q->samples, ",\n     \"bands\": [");
+        json_u64(&w, "samples", q->samples, ", ");
+        json_u64(&w, "depth_sum", q->depth_sum, ",\n     \"bands\": [");
         for (int b = 0; b < RILL_STATS_BANDS; b++)
             rep_printf(&w, "%s%" PRIu64, b ? ", " : "", q->bands[b]);
         rep_puts(&w, "]}");

@@ -33,12 +33,11 @@ void rill__q_read(rill__qstat *q, rill_queue_stats *out) {
 }
 
 static double rill__mean_fill(const rill_queue_stats *q) {
+    if (q->capacity == 0)
+        return 0;
     if (q->samples == 0)
-        return q->capacity ? (double)q->high_water / (double)q->capacity : 0;
-    double sum = 0;
-    for (int b = 0; b < RILL_STATS_BANDS; b++)
-        sum += (double)q->bands[b] * ((double)b + 0.5) / RILL_STATS_BANDS;
-    return sum / (double)q->samples;
+        return (double)q->high_water / (double)q->capacity;
+    return (double)q->depth_sum / (double)q->samples / (double)q->capacity;
 }
 
 /* The stage whose input queues run fullest while its output queues run
@@ -106,9 +105,13 @@ RILL_API int rill_pipeline_stats(rill_pipeline *p, rill_stats **out) {
         o->capacity = q->capacity;
         o->wait_full_ns = atomic_load(&q->wait_full_ns);
         o->wait_empty_ns = atomic_load(&q->wait_empty_ns);
+        /* The sampled fields change together, under the sampler's lock. */
+        pthread_mutex_lock(&p->sampler.lock);
         o->samples = atomic_load(&q->samples);
+        o->depth_sum = atomic_load(&q->depth_sum);
         for (int b = 0; b < RILL_STATS_BANDS; b++)
             o->bands[b] = atomic_load(&q->bands[b]);
+        pthread_mutex_unlock(&p->sampler.lock);
     }
     for (unsigned i = 0; i < p->n; i++) {
         rill_stage *st = p->stages[i];
@@ -284,6 +287,7 @@ static void *rill__sampler_main(void *arg) {
             band = band >= RILL_STATS_BANDS ? RILL_STATS_BANDS - 1 : band;
             rill__q_add(&q->bands[band], 1);
             rill__q_add(&q->samples, 1);
+            rill__q_add(&q->depth_sum, r.depth);
             if (sm->n < sm->max)
                 sm->buf[sm->n++] = (rill_depth_sample){now - p->t_start, (uint32_t)k,
                                                        r.depth > UINT32_MAX ? UINT32_MAX

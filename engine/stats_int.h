@@ -26,7 +26,7 @@ typedef struct rill__qstat {
     _Atomic uint64_t version;   /* hand-overs completed */
     _Atomic uint64_t in, out, dropped, discarded, batches, high_water;
     _Atomic uint64_t wait_full_ns, wait_empty_ns;
-    _Atomic uint64_t samples, bands[RILL_STATS_BANDS];
+    _Atomic uint64_t samples, depth_sum, bands[RILL_STATS_BANDS]; /* under sampler.lock */
     rill__edge *_Atomic edge;   /* the live queue; NULL once closed */
 } rill__qstat;
 

@@ -8,6 +8,9 @@
  * stderr; exit 1 on a runtime error, 2 on bad usage. */
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +33,12 @@ static void usage(FILE *to) {
             "  --top N         how many addresses without IPs (default 10)\n"
             "  --threaded      run every stage in a thread of its own\n"
             "  --capacity N    queue capacity in items per producer (default 4096)\n"
+            "  --slow STAGE:US make STAGE spend at least US microseconds per item\n"
+            "                  (stages: source, broadcast, filter-1..N, reduce)\n"
+            "  --stats         print queue and stage statistics on stderr\n"
+            "  --stats-json F  write them as JSON to file F (docs/stats.md)\n"
+            "  --stats-svg F   plot every queue's fill over time as SVG to file F\n"
+            "  --quiet         no progress line, even on a terminal\n"
             "  -h, --help      this text\n");
 }
 
@@ -58,6 +67,93 @@ static int find_shipped_log(char *out, size_t len) {
     return -1;
 }
 
+/* A progress line on stderr while a long run goes on, if it is a terminal:
+ * bytes read of the total and lines per second. */
+typedef struct progress {
+    rill_pipeline *p;
+    rill_stage *source;
+    uint64_t total;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;
+} progress;
+
+static void *progress_main(void *arg) {
+    progress *pr = arg;
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    bool shown = false;
+    pthread_mutex_lock(&pr->lock);
+    while (!pr->done) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 250000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&pr->cond, &pr->lock, &until);
+        if (pr->done)
+            break;
+        rill_lines_stats ls;
+        if (rill_lines_stats_of(pr->source, &ls))
+            continue;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double secs = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) * 1e-9;
+        if (pr->total)
+            fprintf(stderr, "\r%.1f of %.1f MB (%.0f%%), %.2f M lines/s   ",
+                    (double)ls.bytes / 1e6, (double)pr->total / 1e6,
+                    100.0 * (double)ls.bytes / (double)pr->total, (double)ls.lines / secs / 1e6);
+        else
+            fprintf(stderr, "\r%.1f MB, %.2f M lines/s   ", (double)ls.bytes / 1e6,
+                    (double)ls.lines / secs / 1e6);
+        shown = true;
+    }
+    pthread_mutex_unlock(&pr->lock);
+    if (shown)
+        fprintf(stderr, "\r%60s\r", "");
+    return NULL;
+}
+
+/* Apply one --slow STAGE:US. */
+static int apply_slow(rill_pipeline *p, const char *arg) {
+    const char *colon = strrchr(arg, ':');
+    char name[128];
+    char *end;
+    if (!colon || colon == arg || (size_t)(colon - arg) >= sizeof name)
+        return -1;
+    memcpy(name, arg, (size_t)(colon - arg));
+    name[colon - arg] = '\0';
+    errno = 0;
+    unsigned long us = strtoul(colon + 1, &end, 10);
+    if (errno || end == colon + 1 || *end || us > 10000000ul || colon[1] == '-')
+        return -1;
+    rill_stage *st = rill_pipeline_find(p, name);
+    if (!st) {
+        fprintf(stderr, "ip_stats: --slow: no stage named '%s'\n", name);
+        return -1;
+    }
+    return rill_stage_set_delay(st, (unsigned)us) ? -1 : 0;
+}
+
+static int write_report(rill_pipeline *p, const char *path,
+                        int (*write)(const rill_stats *, FILE *)) {
+    rill_stats *s = NULL;
+    if (rill_pipeline_stats(p, &s)) {
+        fprintf(stderr, "ip_stats: cannot read the statistics\n");
+        return -1;
+    }
+    FILE *f = path ? fopen(path, "w") : stderr;
+    int rc = f ? write(s, f) : -errno;
+    if (path && f && fclose(f) != 0 && rc == 0)
+        rc = -errno;
+    if (rc)
+        fprintf(stderr, "ip_stats: cannot write %s: %s\n", path ? path : "the statistics",
+                rill_strerror(rc));
+    rill_stats_free(s);
+    return rc ? -1 : 0;
+}
+
 static int parse_count(const char *s, size_t *out) {
     char *end;
     errno = 0;
@@ -74,12 +170,20 @@ int main(int argc, char **argv) {
         {"top", required_argument, NULL, 't'},
         {"threaded", no_argument, NULL, 'T'},
         {"capacity", required_argument, NULL, 'c'},
+        {"slow", required_argument, NULL, 's'},
+        {"stats", no_argument, NULL, 'S'},
+        {"stats-json", required_argument, NULL, 'J'},
+        {"stats-svg", required_argument, NULL, 'G'},
+        {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     ipstats_config cfg = {0};
     size_t top = 10;
-    bool top_given = false;
+    bool top_given = false, stats = false, quiet = false;
+    const char *json = NULL, *svg = NULL;
+    const char *slow[16];
+    size_t nslow = 0;
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
@@ -102,6 +206,17 @@ int main(int argc, char **argv) {
             cfg.stage.capacity = (unsigned)cap;
             break;
         }
+        case 's':
+            if (nslow == sizeof slow / sizeof slow[0]) {
+                fprintf(stderr, "ip_stats: too many --slow options\n");
+                return 2;
+            }
+            slow[nslow++] = optarg;
+            break;
+        case 'S': stats = true; break;
+        case 'J': json = optarg; break;
+        case 'G': svg = optarg; break;
+        case 'q': quiet = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -154,7 +269,42 @@ int main(int argc, char **argv) {
         free(uniq);
         return 1;
     }
-    if (rill_pipeline_run(p)) {
+    for (size_t i = 0; i < nslow; i++)
+        if (apply_slow(p, slow[i])) {
+            fprintf(stderr, "ip_stats: --slow needs STAGE:MICROSECONDS, not '%s'\n", slow[i]);
+            rill_pipeline_destroy(p);
+            free(uniq);
+            return 2;
+        }
+    if ((stats || json || svg) && rill_pipeline_sampler(p, 0, 0)) {
+        fprintf(stderr, "ip_stats: cannot start the statistics sampler\n");
+        rill_pipeline_destroy(p);
+        free(uniq);
+        return 1;
+    }
+    progress pr = {.p = p, .source = rill_pipeline_find(p, "source"), .done = false};
+    pthread_t prt;
+    bool show = !quiet && isatty(STDERR_FILENO) && strcmp(cfg.log, "-") != 0;
+    if (show) {
+        struct stat sb;
+        pr.total = stat(cfg.log, &sb) == 0 && S_ISREG(sb.st_mode) ? (uint64_t)sb.st_size : 0;
+        pthread_mutex_init(&pr.lock, NULL);
+        pthread_cond_init(&pr.cond, NULL);
+        show = pthread_create(&prt, NULL, progress_main, &pr) == 0;
+    }
+    int run = rill_pipeline_run(p);
+    if (show) {
+        pthread_mutex_lock(&pr.lock);
+        pr.done = true;
+        pthread_cond_signal(&pr.cond);
+        pthread_mutex_unlock(&pr.lock);
+        pthread_join(prt, NULL);
+    }
+    if ((stats && write_report(p, NULL, rill_stats_print)) ||
+        (json && write_report(p, json, rill_stats_write_json)) ||
+        (svg && write_report(p, svg, rill_stats_write_svg)))
+        status = 1;
+    if (run) {
         fprintf(stderr, "ip_stats: %s\n", rill_pipeline_errmsg(p));
         status = 1;
     } else if (nips) {
@@ -164,7 +314,10 @@ int main(int argc, char **argv) {
             printf("%s %llu\n", ips[i], (unsigned long long)n);
         }
     } else {
-        rill_count_entry *best = calloc(top, sizeof *best);
+        size_t keys = 0;
+        rill_count_size(reduce, &keys, NULL);
+        top = top < keys ? top : keys; /* --top 1000000000 must not allocate that */
+        rill_count_entry *best = calloc(top ? top : 1, sizeof *best);
         size_t nbest = 0;
         if (!best || rill_count_top(reduce, top, best, &nbest)) {
             fprintf(stderr, "ip_stats: out of memory\n");

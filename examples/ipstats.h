@@ -2,7 +2,9 @@
  * bench/ip_stats.c so the benchmark measures exactly what users run:
  *
  *   source -> broadcast -> filter-1..N -> reduce      (IPs given)
- *   source -> reduce                                   (no IPs: every client)
+ *   source -> filter-1 -> reduce                       (no IPs: every client;
+ *                                                       the filter drops lines
+ *                                                       without an address)
  *
  * Each filter matches one IP (first field equal, or --prefix: the seed's
  * startswith) and emits the IP itself, as the seed's map_ sends `ip`, so the
@@ -11,10 +13,18 @@
 #define IPSTATS_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "rill.h"
+
+/* A line names a client if its first field is not empty (blank lines, or a
+ * line starting with a space, do not). */
+static inline bool ipstats_has_client(const rill_item *item, void *arg) {
+    (void)arg;
+    return item->len > 0 && ((const char *)item->data)[0] != ' ';
+}
 
 typedef struct ipstats_config {
     const char *log;          /* path, or "-" for standard input */
@@ -43,8 +53,11 @@ static inline int ipstats_build(const ipstats_config *cfg, rill_pipeline **out,
         goto fail;
     }
     if (cfg->nips == 0) {
-        if ((rc = rill_count_add(p, "reduce", rill_key_first_field, NULL, &cfg->stage, &red)) ||
-            (rc = rill_connect(src, red)))
+        rill_filter_spec clients = {.match = RILL_MATCH_PRED, .pred = ipstats_has_client};
+        rill_stage *f = NULL;
+        if ((rc = rill_filter_add(p, "filter-1", &clients, &cfg->stage, &f)) ||
+            (rc = rill_count_add(p, "reduce", rill_key_first_field, NULL, &cfg->stage, &red)) ||
+            (rc = rill_connect(src, f)) || (rc = rill_connect(f, red)))
             goto fail_generic;
     } else {
         if ((rc = rill_broadcast_add(p, "broadcast", &cfg->stage, &bcast)) ||

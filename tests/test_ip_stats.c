@@ -176,3 +176,43 @@ RILL_TEST(ip_stats, errors_and_usage) {
     CHECK_EQ(run(cmd, out, sizeof out), 0);
     CHECK(strstr(out, "usage: ip_stats") != NULL);
 }
+
+/* Top mode counts client addresses: blank lines and lines without a first
+ * field are not a client with an empty address. */
+RILL_TEST(ip_stats, top_ignores_lines_without_an_address) {
+    char out[512], cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "printf '1.2.3.4 a\\n\\n\\n\\n 5.6.7.8 x\\n1.2.3.4 b\\n9.9.9.9\\n' | %s -", BIN);
+    CHECK_EQ(run(cmd, out, sizeof out), 0);
+    CHECK_STREQ(out, "1.2.3.4 2\n9.9.9.9 1\n");
+}
+
+/* --top larger than the number of clients prints every client once and does
+ * not try to allocate the number asked for. */
+RILL_TEST(ip_stats, top_larger_than_the_clients) {
+    char out[64], cmd[512];
+    snprintf(cmd, sizeof cmd, "%s --top 1000000000 %s | wc -l", BIN, LOG);
+    CHECK_EQ(run(cmd, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, "cut -d' ' -f1 %s | sort -u | grep -c .", LOG);
+    char want[64];
+    CHECK_EQ(run(cmd, want, sizeof want), 0);
+    CHECK_EQ(atol(out), atol(want));
+}
+
+/* The slow-stage knob and the reports (issue 4): names are checked, the
+ * threaded run still counts right, and --stats names every stage. */
+RILL_TEST(ip_stats, slow_stage_and_stats_table) {
+    char out[8192], cmd[512], want[128];
+    snprintf(cmd, sizeof cmd, "%s --threaded --slow filter-1:5 --stats %s 83.149.9.216 2>&1", BIN,
+             LOG);
+    CHECK_EQ(run(cmd, out, sizeof out), 0);
+    snprintf(want, sizeof want, "83.149.9.216 %ld\n", count_in_file("83.149.9.216", 0));
+    CHECK(strstr(out, want) != NULL);
+    const char *names[] = {"source", "broadcast", "filter-1", "reduce"};
+    for (size_t i = 0; i < 4; i++)
+        CHECK(strstr(out, names[i]) != NULL);
+    snprintf(cmd, sizeof cmd, "%s --threaded --slow nosuch:5 %s 1.2.3.4 2>/dev/null", BIN, LOG);
+    CHECK_EQ(run(cmd, out, sizeof out), 2);
+    snprintf(cmd, sizeof cmd, "%s --slow filter-1 %s 1.2.3.4 2>/dev/null", BIN, LOG);
+    CHECK_EQ(run(cmd, out, sizeof out), 2);
+}

@@ -62,6 +62,7 @@ static void fixture_init(fixture *f, size_t nsamples) {
         q->wait_empty_ns = 2500000;
         q->samples = 100;
         q->bands[k == 0 ? 9 : 0] = 100; /* the first queue runs 95% full */
+        q->depth_sum = k == 0 ? 100 * (q->capacity * 95 / 100) : 0;
     }
     f->queues[2].in = UINT64_MAX;
     f->queues[2].dropped = UINT64_MAX - 1;
@@ -175,7 +176,7 @@ static const char json_check[] =
     "                  'bottleneck', 'queues', 'stages', 'samples'}, sorted(d)\n"
     "qkeys = {'from', 'to', 'policy', 'capacity', 'depth', 'high_water', 'in', 'out',\n"
     "         'dropped', 'discarded', 'batches', 'wait_full_ns', 'wait_empty_ns',\n"
-    "         'samples', 'bands'}\n"
+    "         'samples', 'depth_sum', 'bands'}\n"
     "skeys = {'name', 'threaded', 'items_in', 'items_out', 'busy_ns', 'input_depth',\n"
     "         'input_capacity'}\n"
     "for q in d['queues']:\n"

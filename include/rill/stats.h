@@ -46,6 +46,8 @@ typedef struct rill_queue_stats {
     uint64_t wait_full_ns;  /* time the producer waited because it was full */
     uint64_t wait_empty_ns; /* time the consumer waited with all inputs empty */
     uint64_t samples;       /* depth samples taken (sampler) */
+    uint64_t depth_sum;     /* sum of the sampled depths: the mean depth is
+                               depth_sum / samples, exactly */
     uint64_t bands[RILL_STATS_BANDS]; /* samples per fill band */
 } rill_queue_stats;
 
