@@ -244,16 +244,22 @@ static void rill__edge_publish(rill__edge *e, bool wake) {
     }
 }
 
-void rill__edge_flush(rill__edge *e) { rill__edge_publish(e, true); }
-
-void rill__edge_flush_lazy(rill__edge *e) { rill__edge_publish(e, false); }
-
 void rill__edge_announce(rill__edge *e) {
     if (e->lazy_since) {
         rill__park_wake(e->data);
         e->lazy_since = 0;
     }
 }
+
+/* With no partial batch, a full one may still have been published without a
+ * wake-up: announce it, or a source that flushes and then blocks in its
+ * produce (waiting for input) leaves it unseen by a sleeping consumer. */
+void rill__edge_flush(rill__edge *e) {
+    rill__edge_publish(e, true);
+    rill__edge_announce(e);
+}
+
+void rill__edge_flush_lazy(rill__edge *e) { rill__edge_publish(e, false); }
 
 uint64_t rill__edge_nudge(rill__edge *e, uint64_t now) {
     if (!e->lazy_since)

@@ -79,7 +79,7 @@ void rill__edge_fini(rill__edge *e);
 int rill__edge_push(rill__edge *e, const rill_item *item, int stop_code);
 
 /* Producer: make the partial batch visible now and wake the consumer if it
- * sleeps. Never blocks. */
+ * sleeps (also for batches published lazily before). Never blocks. */
 void rill__edge_flush(rill__edge *e);
 
 /* Producer: make the partial batch visible now, but wake a sleeping consumer
