@@ -106,6 +106,11 @@ void rill__edge_fini(rill__edge *e) {
         rill__batch_drop(e->cur);
         free(e->cur);
     }
+    while (e->spare) {
+        rill__batch *b = e->spare;
+        e->spare = b->spare_next;
+        free(b);
+    }
     rill__q_add(&e->q->in, unsent);
     rill__q_add(&e->q->discarded, dropped + unsent);
     atomic_store(&e->q->edge, NULL);
@@ -192,6 +197,11 @@ static bool rill__got_batch(rill__edge *e) {
 }
 
 static int rill__edge_new_batch(rill__edge *e, int stop_code) {
+    if (e->spare) {
+        e->cur = e->spare;
+        e->spare = e->spare->spare_next;
+        return 0;
+    }
     if (rill__got_batch(e))
         return 0;
     if (e->nalloc < e->max_batches) {
@@ -296,8 +306,12 @@ static bool rill__edge_drop_oldest(rill__edge *e) {
     if (!e->cur) {
         e->cur = v;
     } else {
-        free(v); /* the empty ring has one producer, the consumer: not us */
-        e->nalloc--;
+        /* Kept for our next batch, not freed: a snapshot may still read it
+         * through a stale ring slot (rill__edge_ring_items). The empty ring
+         * is not an option: its one producer is the consumer. */
+        rill__batch *b = v;
+        b->spare_next = e->spare;
+        e->spare = b;
     }
     return true;
 }

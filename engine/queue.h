@@ -35,6 +35,7 @@ typedef struct rill__batch {
     _Atomic unsigned pub_n; /* n as published, for statistics readers */
     rill_item *items;
     rill_ref **owners;
+    struct rill__batch *spare_next; /* producer's list of spare batches */
 } rill__batch;
 
 struct rill__edge {
@@ -47,6 +48,7 @@ struct rill__edge {
     uint64_t produced_local;  /* == produced, without the atomic load */
     uint64_t consumed_seen;   /* last value of consumed read by the producer */
     uint64_t dropped_local;   /* items drop_oldest took back out of the ring */
+    rill__batch *spare;       /* batches drop_oldest took back, for reuse */
     unsigned nalloc;          /* batches allocated so far */
     bool eos_sent;
     /* both sides */
