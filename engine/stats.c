@@ -276,8 +276,12 @@ static void *rill__sampler_main(void *arg) {
         next = now + sm->interval_ns;
         uint64_t moved = 0;
         pthread_mutex_lock(&sm->lock);
-        if (nq && sm->n + nq > sm->max)
+        /* Halve only with two rounds or more held: below that it frees no
+         * room, and would double the interval (which also paces the
+         * watchdog) every round. Only whole rounds are recorded. */
+        if (nq && sm->n + nq > sm->max && sm->n >= 2 * nq)
             rill__sampler_halve(sm, nq);
+        bool record = sm->n + nq <= sm->max;
         for (size_t k = 0; k < nq; k++) {
             rill__qstat *q = &p->qstats[k];
             rill_queue_stats r;
@@ -288,7 +292,7 @@ static void *rill__sampler_main(void *arg) {
             rill__q_add(&q->bands[band], 1);
             rill__q_add(&q->samples, 1);
             rill__q_add(&q->depth_sum, r.depth);
-            if (sm->n < sm->max)
+            if (record)
                 sm->buf[sm->n++] = (rill_depth_sample){now - p->t_start, (uint32_t)k,
                                                        r.depth > UINT32_MAX ? UINT32_MAX
                                                                             : (uint32_t)r.depth};
