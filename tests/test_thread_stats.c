@@ -858,3 +858,59 @@ RILL_TEST(thread_stats, watchdog_names_the_idle_source_when_starved) {
     for (int i = 0; i < 3; i++)
         free(n[i].pay);
 }
+
+static bool is_stuck(const stall_log *l) { return l->kind == RILL_STALL_STUCK; }
+
+/* A sample buffer too small to hold two rounds (9 queues, 16 samples):
+ * halving it frees nothing, so it must not be done — or the interval, which
+ * also paces the watchdog, doubles every round and the watchdog goes blind.
+ * The source feeds 9 threaded sinks; the first waits at a gate. */
+RILL_TEST(thread_stats, sampler_with_room_for_one_round_keeps_its_pace) {
+    enum { NS = 9, N = 40, MAXS = 16 };
+    node src, k[NS];
+    rill_stage *s = NULL, *st[NS];
+    gate g;
+    stall_log log = {.m = PTHREAD_MUTEX_INITIALIZER};
+    rill_pipeline *p = NULL;
+    rill_stats *snap = NULL;
+    gate_init(&g);
+    CHECK_OK(rill_pipeline_new(&p, "wide"));
+    node_init(&src, 0, N);
+    CHECK(src.pay != NULL);
+    rill_stage_opts o = topts(4, 2);
+    CHECK_OK(rill_stage_add(p, "src", &src_ops, &src, &o, &s));
+    for (int i = 0; i < NS; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "sink-%d", i);
+        node_init(&k[i], (unsigned)i + 1, N);
+        CHECK(k[i].pay != NULL);
+        CHECK_OK(rill_stage_add(p, name, &pass_ops, &k[i], &o, &st[i]));
+        CHECK_OK(rill_connect(s, st[i]));
+    }
+    k[0].g = &g;
+    CHECK_OK(rill_pipeline_sampler(p, 200, MAXS));
+    CHECK_OK(rill_pipeline_watchdog(p, 50, on_stall, &log));
+    CHECK_OK(rill_pipeline_start(p));
+    stall_log got = wait_stall(&log, is_stuck);
+    sleep_ms(300);
+    int rc = rill_pipeline_stats(p, &snap);
+    gate_open(&g);
+    CHECK_OK(rill_pipeline_close(p));
+    CHECK_OK(rc);
+    CHECK_EQ(got.kind, RILL_STALL_STUCK);
+    CHECK_STREQ(got.stage, "sink-0");
+    CHECK_EQ(snap->nqueues, NS);
+    /* Still sampling (and watching) at least once per watchdog timeout. */
+    CHECK(snap->sample_interval_ns <= 50000000ull);
+    rill_stats_free(snap);
+    CHECK_OK(rill_pipeline_stats(p, &snap));
+    CHECK(snap->nsamples <= MAXS);
+    CHECK_EQ(snap->nsamples % NS, 0);
+    rill_stats_free(snap);
+    rill_pipeline_destroy(p);
+    gate_fini(&g);
+    pthread_mutex_destroy(&log.m);
+    free(src.pay);
+    for (int i = 0; i < NS; i++)
+        free(k[i].pay);
+}
