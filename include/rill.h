@@ -11,5 +11,6 @@
 #include "rill/stages.h"
 #include "rill/count.h"
 #include "rill/stats.h"
+#include "rill/sched.h"
 
 #endif

@@ -1,0 +1,139 @@
+/* The scheduler's id map and task records.
+ *
+ * Ids are sequential, so Fibonacci hashing (multiply, keep the top bits)
+ * spreads them almost evenly and linear probing stays short at a 3/4 load.
+ * A slot is only a task pointer (8 bytes; the key is the record's id), and
+ * deletion shifts the probe run back instead of leaving tombstones, so a
+ * long-running server that spawns and ends tasks forever keeps short probes.
+ *
+ * Records are carved out of chunks and recycled through a free list: after
+ * warm-up, spawning and ending tasks allocates nothing, and there is no
+ * malloc header per task. */
+#include <stdlib.h>
+
+#include "sched_int.h"
+
+#define RILL__MAP_MIN_BITS 6
+#define RILL__CHUNK_MIN 64
+#define RILL__CHUNK_MAX 4096
+
+static size_t rill__slot(uint64_t id, unsigned bits) {
+    return (size_t)((id * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - bits));
+}
+
+static void rill__map_insert(rill__task **map, size_t mask, unsigned bits, rill__task *t) {
+    size_t i = rill__slot(t->id, bits);
+    while (map[i]) /* ids are unique: no key comparison needed */
+        i = (i + 1) & mask;
+    map[i] = t;
+}
+
+static int rill__map_grow(rill_sched *s) {
+    unsigned bits = s->map ? s->map_bits + 1 : RILL__MAP_MIN_BITS;
+    size_t cap = (size_t)1 << bits;
+    rill__task **map = calloc(cap, sizeof *map);
+    if (!map)
+        return RILL_ENOMEM;
+    for (size_t i = 0; i < s->map_cap; i++)
+        if (s->map[i])
+            rill__map_insert(map, cap - 1, bits, s->map[i]);
+    free(s->map);
+    s->map = map;
+    s->map_cap = cap;
+    s->map_bits = bits;
+    return 0;
+}
+
+int rill__sched_map_put(rill_sched *s, rill__task *t) {
+    if ((s->map_count + 1) * 4 > s->map_cap * 3) {
+        int rc = rill__map_grow(s);
+        if (rc < 0)
+            return rc;
+    }
+    rill__map_insert(s->map, s->map_cap - 1, s->map_bits, t);
+    s->map_count++;
+    return 0;
+}
+
+static size_t rill__map_find(const rill_sched *s, uint64_t id) {
+    if (!s->map)
+        return SIZE_MAX;
+    size_t mask = s->map_cap - 1;
+    for (size_t i = rill__slot(id, s->map_bits); s->map[i]; i = (i + 1) & mask)
+        if (s->map[i]->id == id)
+            return i;
+    return SIZE_MAX;
+}
+
+rill__task *rill__sched_map_get(const rill_sched *s, uint64_t id) {
+    size_t i = rill__map_find(s, id);
+    return i == SIZE_MAX ? NULL : s->map[i];
+}
+
+void rill__sched_map_del(rill_sched *s, uint64_t id) {
+    size_t i = rill__map_find(s, id);
+    if (i == SIZE_MAX)
+        return;
+    size_t mask = s->map_cap - 1;
+    s->map[i] = NULL;
+    s->map_count--;
+    /* Pull back every later member of the probe run that may not sit past
+     * the hole: one whose home slot is not cyclically in (i, j]. */
+    for (size_t j = (i + 1) & mask; s->map[j]; j = (j + 1) & mask) {
+        size_t home = rill__slot(s->map[j]->id, s->map_bits);
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            s->map[i] = s->map[j];
+            s->map[j] = NULL;
+            i = j;
+        }
+    }
+}
+
+void rill__sched_map_free(rill_sched *s) {
+    free(s->map);
+    s->map = NULL;
+    s->map_cap = s->map_count = 0;
+}
+
+/* A chunk: the next chunk's address, then records. */
+typedef struct rill__chunk {
+    struct rill__chunk *next;
+    rill__task tasks[];
+} rill__chunk;
+
+rill__task *rill__sched_task_alloc(rill_sched *s) {
+    if (!s->free_list) {
+        size_t n = s->next_chunk_len ? s->next_chunk_len : RILL__CHUNK_MIN;
+        size_t bytes = sizeof(rill__chunk) + n * sizeof(rill__task);
+        rill__chunk *c = malloc(bytes);
+        if (!c)
+            return NULL;
+        c->next = s->chunks;
+        s->chunks = c;
+        s->chunk_bytes += bytes;
+        s->next_chunk_len = n < RILL__CHUNK_MAX ? 2 * n : n;
+        for (size_t i = n; i-- > 0;) {
+            c->tasks[i].link.next = (rill__link *)s->free_list;
+            s->free_list = &c->tasks[i];
+        }
+    }
+    rill__task *t = s->free_list;
+    s->free_list = (rill__task *)t->link.next;
+    return t;
+}
+
+void rill__sched_task_release(rill_sched *s, rill__task *t) {
+    t->gen = NULL;
+    t->link.next = (rill__link *)s->free_list;
+    s->free_list = t;
+}
+
+void rill__sched_tasks_free(rill_sched *s) {
+    for (rill__chunk *c = s->chunks, *next; c; c = next) {
+        next = c->next;
+        free(c);
+    }
+    s->chunks = NULL;
+    s->free_list = NULL;
+    s->chunk_bytes = 0;
+}
