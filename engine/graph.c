@@ -55,6 +55,12 @@ RILL_API int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage
     if (opts && ((opts->flags & ~(unsigned)RILL_STAGE_THREADED) ||
                  opts->overflow > RILL_OVERFLOW_DROP_OLDEST))
         return RILL_EINVAL;
+    if (opts && opts->capacity) { /* at most 2^20 batches per queue */
+        unsigned b = opts->batch ? opts->batch : RILL__DEFAULT_BATCH;
+        b = b < opts->capacity ? b : opts->capacity;
+        if ((opts->capacity + (uint64_t)b - 1) / b > (1u << 20))
+            return RILL_EINVAL;
+    }
     char auto_name[32];
     /* "stage-<n>", or the next number free if the caller took that name. */
     for (unsigned k = p->n + 1; !name; k++) {

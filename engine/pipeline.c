@@ -169,7 +169,7 @@ RILL_API int rill_pipeline_close(rill_pipeline *p) {
     rill__threads_join(p);
     rill__threads_free(p);
     if (rill__stopped(p) && !p->err) {
-        p->err = RILL_EABORTED;
+        __atomic_store_n(&p->err, RILL_EABORTED, __ATOMIC_RELEASE);
         snprintf(p->errmsg, sizeof p->errmsg, "%s", rill_strerror(RILL_EABORTED));
     }
     /* The end of the run and the phase change together, under the lock that

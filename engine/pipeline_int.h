@@ -84,6 +84,7 @@ struct rill_pipeline {
     unsigned search; /* number of the last cycle check */
     rill__worker *workers;
     unsigned nworkers; /* atomic: published after the workers are set up */
+    unsigned nworkers_alloc; /* entries of workers[] to free */
     int waking;        /* atomic: rill__wake_all calls reading workers/edges */
     rill__edge **edges;  /* every edge, for wake-ups and teardown */
     unsigned nedges;

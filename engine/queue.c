@@ -49,9 +49,11 @@ int rill__edge_init(rill__edge *e, unsigned capacity, unsigned batch_cap, uint64
     e->capacity = capacity;
     e->batch_cap = batch_cap < capacity ? batch_cap : capacity;
     /* Enough batches for a full queue of full batches, plus the one being
-     * filled, the one being delivered, and slack for partial flushes. */
+     * filled and the one being delivered, plus slack for partial batches
+     * (flushes, latency): up to 64 of them may wait before a producer blocks
+     * on batches rather than on items. rill_stage_add keeps need <= 2^20. */
     unsigned need = (capacity + e->batch_cap - 1) / e->batch_cap;
-    e->max_batches = need > (1u << 20) ? (1u << 20) : need + 4;
+    e->max_batches = need + 2 + (capacity < 64 ? capacity : 64);
     unsigned ring = rill__pow2_at_least(e->max_batches + 2);
     e->full_buf = calloc(ring, sizeof *e->full_buf);
     e->empty_buf = calloc(ring, sizeof *e->empty_buf);
@@ -148,6 +150,10 @@ static bool rill__stopped(const rill__edge *e) {
 static int rill__edge_wait_loop(rill__edge *e, bool (*ready)(rill__edge *), int stop_code);
 
 static int rill__edge_wait(rill__edge *e, bool (*ready)(rill__edge *), int stop_code) {
+    /* This thread may block for long: what it queued for other threads must
+     * not wait with it (partial batches, batches announced lazily). */
+    if (e->before_wait)
+        e->before_wait(e->before_wait_arg);
     uint64_t t0 = rill__now_ns();
     int rc = rill__edge_wait_loop(e, ready, stop_code);
     uint64_t waited = rill__now_ns() - t0;
@@ -196,7 +202,9 @@ static bool rill__got_batch(rill__edge *e) {
     return false;
 }
 
-static int rill__edge_new_batch(rill__edge *e, int stop_code) {
+/* A batch for e->cur without waiting: a spare, one the consumer gave back,
+ * or a new one while under max_batches. 1 if none is to be had now. */
+static int rill__edge_try_batch(rill__edge *e) {
     if (e->spare) {
         e->cur = e->spare;
         e->spare = e->spare->spare_next;
@@ -218,7 +226,12 @@ static int rill__edge_new_batch(rill__edge *e, int stop_code) {
         e->cur = b;
         return 0;
     }
-    return rill__edge_wait(e, rill__got_batch, stop_code);
+    return 1;
+}
+
+static int rill__edge_new_batch(rill__edge *e, int stop_code) {
+    int rc = rill__edge_try_batch(e);
+    return rc <= 0 ? rc : rill__edge_wait(e, rill__got_batch, stop_code);
 }
 
 /* Hand the partial batch to the consumer. Waking a sleeping consumer costs a
@@ -344,7 +357,16 @@ int rill__edge_push(rill__edge *e, const rill_item *item, int stop_code) {
         b = e->cur;
     }
     if (!b) {
-        int rc = rill__edge_new_batch(e, stop_code);
+        int rc = rill__edge_try_batch(e);
+        if (rc > 0 && e->policy != RILL_OVERFLOW_BLOCK) {
+            /* Every batch in flight (many partial ones): a leaky queue drops
+             * rather than stall its producer. */
+            if (e->policy == RILL_OVERFLOW_DROP_NEWEST || !rill__edge_drop_oldest(e))
+                return rill__edge_drop_newest(e);
+            rc = e->cur ? 0 : rill__edge_try_batch(e);
+        }
+        if (rc > 0)
+            rc = rill__edge_wait(e, rill__got_batch, stop_code);
         if (rc)
             return rc;
         b = e->cur;

@@ -43,6 +43,8 @@ struct rill__edge {
     _Atomic uint64_t *producer_waited; /* producing thread's waiting time */
     unsigned policy;          /* RILL_OVERFLOW_* */
     rill__batch *_Atomic delivering; /* the batch the consumer is delivering */
+    void (*before_wait)(void *arg);  /* the producer is about to block */
+    void *before_wait_arg;
     /* producer side */
     rill__batch *cur;         /* partial batch being filled */
     uint64_t produced_local;  /* == produced, without the atomic load */

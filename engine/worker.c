@@ -16,6 +16,8 @@
 
 enum { RILL__UNSET = -1, RILL__MIXED = -2, RILL__WAIT_SPINS = 64 };
 
+static void rill__flush_outputs_of(void *w);
+
 static rill__worker *rill__worker_of(rill_pipeline *p, unsigned domain) {
     return domain ? &p->workers[domain - 1] : &p->main;
 }
@@ -83,6 +85,8 @@ static rill__edge *rill__edge_new(rill_pipeline *p, rill_stage *from, rill_stage
     q->producer = from ? rill__index_of(p, from) : UINT32_MAX;
     atomic_store(&q->edge, e);
     e->producer_waited = producer->head ? &producer->head->waited_ns : &p->main_waited;
+    e->before_wait = rill__flush_outputs_of;
+    e->before_wait_arg = producer;
     if (rill__append(&p->edges, &p->nedges, e)) {
         rill__edge_fini(e);
         free(e);
@@ -157,10 +161,24 @@ static int rill__plan(rill_pipeline *p) {
         }
     }
     free(order);
+    p->nworkers_alloc = p->workers ? nw : 0;
+    if (rc) {
+        /* No thread will run: every stage goes back to the caller's thread,
+         * with no queue, so that close still closes each of them once. The
+         * edges made so far are freed with p->edges at close. */
+        for (unsigned i = 0; i < p->n; i++) {
+            p->stages[i]->domain = 0;
+            for (unsigned k = 0; k < p->stages[i]->nout; k++)
+                p->stages[i]->out[k].edge = NULL;
+        }
+        nw = 0;
+    }
     /* Published last: rill__wake_all (maybe in a signal handler) reads it. */
     __atomic_store_n(&p->nworkers, nw, __ATOMIC_RELEASE);
     return rc;
 }
+
+static void rill__flush_outputs_of(void *w) { rill__flush_outputs(w); }
 
 void rill__flush_outputs(rill__worker *w) {
     for (unsigned i = 0; i < w->nout; i++)
@@ -308,7 +326,8 @@ int rill__threads_start(rill_pipeline *p) {
     p->t_start = rill__now_ns();
     int rc = rill__plan(p);
     if (rc) {
-        rill_stage_fail(p->stages[0], rc, "cannot plan the pipeline's threads");
+        if (p->n)
+            rill_stage_fail(p->stages[0], rc, "cannot plan the pipeline's threads");
         return rc;
     }
     if ((rc = rill__sampler_start(p))) {
@@ -346,7 +365,7 @@ void rill__threads_free(rill_pipeline *p) {
     /* Hide the workers and queues from rill_pipeline_abort (any thread, or a
      * signal handler) before freeing them, and let an abort that already
      * reads them finish: it never blocks, so this wait is short. */
-    unsigned nw = p->nworkers;
+    unsigned nw = p->nworkers_alloc;
     __atomic_store_n(&p->nworkers, 0, __ATOMIC_SEQ_CST);
     while (__atomic_load_n(&p->waking, __ATOMIC_SEQ_CST))
         sched_yield();

@@ -111,8 +111,8 @@ int rill_pipeline_new(rill_pipeline **out, const char *name);
  * (normally a static const). On success the pipeline owns state (see
  * ops->destroy) and *out (if out is not NULL) is a handle valid until
  * rill_pipeline_destroy(). On failure nothing is kept: state is still the
- * caller's. Returns 0, RILL_EINVAL (no send and no produce, or both, or an
- * unknown flag or overflow policy), RILL_EEXIST (name taken), RILL_ESTATE
+ * caller's. Returns 0, RILL_EINVAL (no send and no produce, or both, an
+ * unknown flag or overflow policy, or a capacity over 2^20 batches), RILL_EEXIST (name taken), RILL_ESTATE
  * (pipeline already started) or RILL_ENOMEM. */
 int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage_ops *ops,
                    void *state, const rill_stage_opts *opts, rill_stage **out);
