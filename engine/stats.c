@@ -234,10 +234,23 @@ static size_t rill__stuck_queue(const rill_pipeline *p, const rill_stats *s) {
     return best != SIZE_MAX ? best : fullest;
 }
 
-static void rill__watchdog_fire(rill_pipeline *p) {
+/* Report a stall seen with `moved` items moved in all. False, with no call,
+ * if items moved since: a thread that had waited for a CPU longer than the
+ * timeout ran again, the stall is over, and the snapshot would not show it
+ * (the same stall would then be reported again once it really sets in). */
+static bool rill__watchdog_fire(rill_pipeline *p, uint64_t moved) {
     rill_stats *s = NULL;
     if (rill_pipeline_stats(p, &s))
-        return;
+        return true;
+    uint64_t now_moved = 0;
+    for (size_t k = 0; k < s->nqueues; k++)
+        now_moved += s->queues[k].in + s->queues[k].out + s->queues[k].dropped;
+    for (size_t i = 0; i < s->nstages; i++)
+        now_moved += s->stages[i].items_in;
+    if (now_moved != moved) {
+        rill_stats_free(s);
+        return false;
+    }
     size_t stuck = rill__stuck_queue(p, s);
     rill_stall kind = stuck == SIZE_MAX ? RILL_STALL_STARVED : RILL_STALL_STUCK;
     const char *stage = NULL;
@@ -256,6 +269,7 @@ static void rill__watchdog_fire(rill_pipeline *p) {
     rill_stall_fn fn = p->sampler.stall_fn ? p->sampler.stall_fn : rill__stall_report;
     fn(p, kind, stage, s, p->sampler.stall_arg);
     rill_stats_free(s);
+    return true;
 }
 
 static void *rill__sampler_main(void *arg) {
@@ -305,8 +319,7 @@ static void *rill__sampler_main(void *arg) {
             still_since = now;
             fired = false;
         } else if (sm->stall_ns && !fired && now - still_since >= sm->stall_ns) {
-            fired = true;
-            rill__watchdog_fire(p);
+            fired = rill__watchdog_fire(p, moved);
         }
     }
     return NULL;
