@@ -115,6 +115,7 @@ typedef struct node {
     unsigned keep_mod;  /* drop v when v % keep_mod == id % keep_mod (0: keep all) */
     unsigned yield_permille;
     uint64_t spin;      /* ns busy per item */
+    unsigned nap_us;    /* and asleep per item */
     uint64_t rng;
     gate *g;            /* wait here at the first send (or produce, after flush_after) */
     uint32_t flush_after; /* source with g: emit this many, flush, then wait */
@@ -136,6 +137,10 @@ static void node_noise(node *n) {
         sched_yield();
     if (n->spin)
         spin_ns(n->spin);
+    if (n->nap_us) {
+        struct timespec ts = {0, (long)n->nap_us * 1000L};
+        nanosleep(&ts, NULL);
+    }
 }
 
 static int node_produce(rill_stage *st, void *state) {
@@ -465,12 +470,12 @@ RILL_TEST(thread_stats, counters_exact_at_every_snapshot_under_concurrency) {
 
 /* ---- a slow consumer ------------------------------------------------------------ */
 
-/* src -> mid -> sink, all threaded; sink busy-waits per item behind capacity
+/* src -> mid -> sink, all threaded; sink is slow per item behind capacity
  * 64. The producers wait, sink's queue reaches exactly 64, and sink — not
  * mid, whose input is just as full but whose output is full too — is the
  * bottleneck. */
 RILL_TEST(thread_stats, slow_consumer_fills_its_queue_and_is_the_bottleneck) {
-    enum { N = 1500, CAP = 64 };
+    enum { N = 150, CAP = 64 };
     node n[3];
     rill_stage *st[3];
     static const char *const nm[3] = {"src", "mid", "sink"};
@@ -486,7 +491,12 @@ RILL_TEST(thread_stats, slow_consumer_fills_its_queue_and_is_the_bottleneck) {
         if (i)
             CHECK_OK(rill_connect(st[i - 1], st[i]));
     }
+    /* Busy 30 us, then asleep 1 ms per item: far slower than the others,
+     * even under TSan, and leaving them the CPU — on two loaded cores a sink
+     * that only busy-waits can starve mid, which then really is the
+     * bottleneck (its input full, sink's queue low). */
     n[2].spin = 30000;
+    n[2].nap_us = 1000;
     CHECK_OK(rill_pipeline_sampler(p, 500, 0));
     CHECK_OK(rill_pipeline_run(p));
     CHECK_OK(rill_pipeline_stats(p, &s));
@@ -502,6 +512,12 @@ RILL_TEST(thread_stats, slow_consumer_fills_its_queue_and_is_the_bottleneck) {
     CHECK(q->wait_full_ns > 0);
     CHECK(s->queues[qm].wait_full_ns > 0); /* backpressure reached the source */
     CHECK(q->samples > 0);
+    if (s->bottleneck < 0 || strcmp(s->stages[s->bottleneck].name, "sink") != 0)
+        for (size_t k = 0; k < s->nqueues; k++)
+            rill_test__failf(__FILE__, __LINE__, "queue %s -> %s: mean depth %.1f of %llu over "
+                             "%llu samples", s->queues[k].from, s->queues[k].to,
+                             (double)s->queues[k].depth_sum / (double)s->queues[k].samples,
+                             (ull)s->queues[k].capacity, (ull)s->queues[k].samples);
     CHECK(s->bottleneck >= 0);
     CHECK_STREQ(s->stages[s->bottleneck].name, "sink");
     CHECK_EQ(s->bottleneck, find_stage(s, "sink"));
@@ -715,9 +731,10 @@ typedef struct stall_log {
     char stage[32];
     char pipeline[32];
     size_t nqueues;
-    uint64_t depth_total;
+    uint64_t depth_total, in_total, out_total;
     bool all_full;      /* every queue at capacity */
     uint64_t delivered; /* items the last stage received */
+    char history[8][200]; /* every call, for a failure message */
 } stall_log;
 
 static void on_stall(rill_pipeline *p, rill_stall kind, const char *stage, const rill_stats *s,
@@ -730,13 +747,24 @@ static void on_stall(rill_pipeline *p, rill_stall kind, const char *stage, const
     snprintf(l->stage, sizeof l->stage, "%s", stage ? stage : "(null)");
     snprintf(l->pipeline, sizeof l->pipeline, "%s", s ? s->pipeline : "(null)");
     l->nqueues = s ? s->nqueues : 0;
-    l->depth_total = 0;
+    l->depth_total = l->in_total = l->out_total = 0;
     l->all_full = s && s->nqueues;
     for (size_t k = 0; s && k < s->nqueues; k++) {
         l->depth_total += s->queues[k].depth;
+        l->in_total += s->queues[k].in;
+        l->out_total += s->queues[k].out;
         l->all_full = l->all_full && s->queues[k].depth == s->queues[k].capacity;
     }
     l->delivered = s && s->nstages ? s->stages[s->nstages - 1].items_in : 0;
+    uint64_t stage_in = 0;
+    for (size_t i = 0; s && i < s->nstages; i++)
+        stage_in += s->stages[i].items_in;
+    if (l->calls <= 8)
+        snprintf(l->history[l->calls - 1], sizeof l->history[0],
+                 "call %d at %.1f ms: %s %s, in %llu out %llu depth %llu stage-in %llu", l->calls,
+                 s ? (double)s->elapsed_ns / 1e6 : 0.0,
+                 kind == RILL_STALL_STUCK ? "stuck" : "starved", l->stage, (ull)l->in_total,
+                 (ull)l->out_total, (ull)l->depth_total, (ull)stage_in);
     pthread_mutex_unlock(&l->m);
 }
 
@@ -761,8 +789,13 @@ static int stall_calls(stall_log *l) {
     return c;
 }
 
-/* Both queues full: src and a wait for room, b waits at its gate. */
-static bool is_full_stall(const stall_log *l) { return l->all_full; }
+/* The stall set up below, and not an earlier one seen while a thread
+ * waited for a CPU: b waits at its gate on items 1-2 with 3-4 queued; a has
+ * passed 1-4 on and waits for room to emit 5, with 5-6 and 7-8 queued; src
+ * waits for room to emit 9. Nothing can move. */
+static bool is_full_stall(const stall_log *l) {
+    return l->all_full && l->in_total == 8 + 4 && l->out_total == 4;
+}
 
 /* A chain src -> a -> b, threaded, capacity 4; b waits at a gate on its
  * first item. Items pile up in both queues — a is stopped too, by
@@ -797,6 +830,11 @@ RILL_TEST(thread_stats, watchdog_names_the_stuck_consumer) {
     CHECK_OK(rc);
     CHECK(got.calls > 0);
     CHECK(got.all_full);
+    CHECK_EQ(got.in_total, 8 + 4);
+    CHECK_EQ(got.out_total, 4);
+    if (calls_later != got.calls)
+        for (int i = 0; i < calls_later && i < 8; i++)
+            rill_test__failf(__FILE__, __LINE__, "%s", log.history[i]);
     CHECK_EQ(calls_later, got.calls);
     CHECK(got.p == p);
     CHECK_EQ(got.kind, RILL_STALL_STUCK);
@@ -859,7 +897,9 @@ RILL_TEST(thread_stats, watchdog_names_the_idle_source_when_starved) {
         free(n[i].pay);
 }
 
-static bool is_stuck(const stall_log *l) { return l->kind == RILL_STALL_STUCK; }
+/* The stall set up below: sink-0 waits at its gate with items 1-4 queued,
+ * src waits for room to emit 5 to it, the other sinks got 1-4. */
+static bool is_stuck(const stall_log *l) { return l->depth_total == 4 && l->delivered == 4; }
 
 /* A sample buffer too small to hold two rounds (9 queues, 16 samples):
  * halving it frees nothing, so it must not be done — or the interval, which
@@ -897,6 +937,7 @@ RILL_TEST(thread_stats, sampler_with_room_for_one_round_keeps_its_pace) {
     gate_open(&g);
     CHECK_OK(rill_pipeline_close(p));
     CHECK_OK(rc);
+    CHECK_EQ(got.depth_total, 4);
     CHECK_EQ(got.kind, RILL_STALL_STUCK);
     CHECK_STREQ(got.stage, "sink-0");
     CHECK_EQ(snap->nqueues, NS);
