@@ -27,6 +27,7 @@
 
 #include "rill.h"
 #include "rill_test.h"
+#include "thread_util.h"
 
 enum { MAXN = 8, MAXP = 3, WAIT_S = 30 };
 
@@ -70,12 +71,6 @@ static char g_case[160]; /* the case running, for failure messages */
 static void nap_us(long us) {
     struct timespec ts = {0, us * 1000};
     nanosleep(&ts, NULL);
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static void state_text(net *t, char *buf, size_t len) {

@@ -24,57 +24,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "rill.h"
 #include "rill_test.h"
+#include "thread_util.h"
 
 /* ---- helpers ----------------------------------------------------------------- */
 
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ms(unsigned ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static void spin_ns(uint64_t ns) {
-    uint64_t end = now_ns() + ns;
-    while (now_ns() < end)
-        ;
-}
-
 enum { WAIT_S = 10 }; /* limit of every wait for another thread */
-
-/* Poll until *a >= want (at most WAIT_S seconds). */
-static bool wait_for(atomic_int *a, int want) {
-    uint64_t end = now_ns() + WAIT_S * 1000000000ull;
-    while (atomic_load(a) < want && now_ns() < end)
-        sleep_ms(1);
-    return atomic_load(a) >= want;
-}
-
-static int my_tid(void) { return (int)syscall(SYS_gettid); }
-
-/* Scheduler state of one of our threads ('R' running, 'S' sleeping...). */
-static char thread_state(int tid) {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return '?';
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    return p && p[1] == ' ' ? p[2] : '?';
-}
 
 /* The only queue's counters now (every pipeline here has one queue). */
 static rill_queue_stats queue_now(rill_pipeline *p) {
@@ -100,41 +59,6 @@ static bool wait_drained(rill_pipeline *p, uint64_t out) {
             return false;
         sched_yield();
     }
-}
-
-/* A door the test thread opens. */
-typedef struct gate {
-    pthread_mutex_t m;
-    pthread_cond_t c;
-    bool open;
-    atomic_int entered;
-} gate;
-
-static void gate_init(gate *g) {
-    pthread_mutex_init(&g->m, NULL);
-    pthread_cond_init(&g->c, NULL);
-    g->open = false;
-    atomic_init(&g->entered, 0);
-}
-
-static void gate_pass(gate *g) {
-    atomic_fetch_add(&g->entered, 1);
-    pthread_mutex_lock(&g->m);
-    while (!g->open)
-        pthread_cond_wait(&g->c, &g->m);
-    pthread_mutex_unlock(&g->m);
-}
-
-static void gate_open(gate *g) {
-    pthread_mutex_lock(&g->m);
-    g->open = true;
-    pthread_cond_broadcast(&g->c);
-    pthread_mutex_unlock(&g->m);
-}
-
-static void gate_fini(gate *g) {
-    pthread_mutex_destroy(&g->m);
-    pthread_cond_destroy(&g->c);
 }
 
 /* ---- the sink ------------------------------------------------------------------ */
@@ -222,13 +146,13 @@ static void script_run(script *sc, rill_stage *st) {
     offer(sc, st, 1);
     atomic_store(&sc->phase, 1);
     handover(sc, st);
-    if (!wait_for(&sc->g->entered, 1))
+    if (!wait_for(&sc->g->entered, 1, WAIT_S))
         sc->lost = 1;
     for (uint32_t v = 2; v <= sc->burst + 1 && !sc->rc; v++)
         offer(sc, st, v);
     atomic_store(&sc->phase, 2);
     handover(sc, st);
-    if (sc->post && !wait_for(&sc->go_post, 1))
+    if (sc->post && !wait_for(&sc->go_post, 1, WAIT_S))
         sc->lost = 2;
     uint64_t out = queue_now(sc->p).out;
     for (uint32_t v = sc->burst + 2; v < sc->burst + 2 + sc->post && !sc->rc; v++) {
@@ -318,12 +242,12 @@ static void run_case(unsigned policy, unsigned cap, unsigned burst, unsigned pos
     }
     if (!rc) {
         /* The sink is stalled on item 1; the burst is offered. */
-        bool entered = wait_for(&g.entered, 1);
+        bool entered = wait_for(&g.entered, 1, WAIT_S);
         if (policy == RILL_OVERFLOW_BLOCK) {
             r->offered_while_stalled = wait_blocked(&sc);
             r->blocked_ok = atomic_load(&sc.phase) == 1;
         } else {
-            r->blocked_ok = wait_for(&sc.phase, 2);
+            r->blocked_ok = wait_for(&sc.phase, 2, WAIT_S);
             r->offered_while_stalled = atomic_load(&sc.offered);
         }
         r->stalled = queue_now(p);

@@ -9,120 +9,18 @@
  * Stage callbacks run on worker threads: they record into their state or
  * atomics, and the test thread checks after close (or after a join). Waits
  * for another thread poll with a generous timeout; no assertion is timed. */
-#include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "rill.h"
 #include "rill_test.h"
-
-/* ---- helpers ----------------------------------------------------------------- */
-
-static uint64_t rng_next(uint64_t *s) { /* splitmix64 */
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(unsigned ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Poll flag until it is nonzero, for at most seconds. */
-static bool wait_flag(atomic_int *flag, double seconds) {
-    double end = now_s() + seconds;
-    while (!atomic_load(flag) && now_s() < end)
-        sleep_ms(1);
-    return atomic_load(flag) != 0;
-}
-
-/* Scheduler state of one of our threads ('R' running, 'S' sleeping...). */
-static char thread_state(int tid) {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return '?';
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    return p && p[1] == ' ' ? p[2] : '?';
-}
-
-static void *noop_main(void *arg) { return arg; }
-
-/* Threads of this process. A sanitizer runtime may start a helper thread
- * of its own with the first thread we create: start and join one first, so
- * a baseline taken here does not move later. */
-static int count_threads(void) {
-    static bool warm;
-    pthread_t t;
-    if (!warm && pthread_create(&t, NULL, noop_main, NULL) == 0) {
-        pthread_join(t, NULL);
-        warm = true;
-    }
-    DIR *d = opendir("/proc/self/task");
-    int n = 0;
-    if (!d)
-        return -1;
-    for (struct dirent *e; (e = readdir(d));)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
-
-static int my_tid(void) { return (int)syscall(SYS_gettid); }
-
-/* A door the test thread opens: a stage waits at it inside send. */
-typedef struct gate {
-    pthread_mutex_t m;
-    pthread_cond_t c;
-    bool open;
-    atomic_int entered;
-} gate;
-
-static void gate_init(gate *g) {
-    pthread_mutex_init(&g->m, NULL);
-    pthread_cond_init(&g->c, NULL);
-    g->open = false;
-    atomic_init(&g->entered, 0);
-}
-
-static void gate_pass(gate *g) {
-    atomic_store(&g->entered, 1);
-    pthread_mutex_lock(&g->m);
-    while (!g->open)
-        pthread_cond_wait(&g->c, &g->m);
-    pthread_mutex_unlock(&g->m);
-}
-
-static void gate_open(gate *g) {
-    pthread_mutex_lock(&g->m);
-    g->open = true;
-    pthread_cond_broadcast(&g->c);
-    pthread_mutex_unlock(&g->m);
-}
-
-static void gate_fini(gate *g) {
-    pthread_mutex_destroy(&g->m);
-    pthread_cond_destroy(&g->c);
-}
+#include "thread_util.h"
 
 /* ---- stages ------------------------------------------------------------------- */
 
@@ -293,7 +191,7 @@ static void capacity_case(unsigned cap, unsigned batch, bool push, int *ok, char
     atomic_ullong *count = push ? &u.pushed : &s.emitted;
     atomic_int *tid = push ? &u.tid : &s.tid;
     if (!rc) {
-        bool entered = wait_flag(&g.entered, 10);
+        bool entered = wait_for(&g.entered, 1, 10);
         at_block = wait_blocked(count, tid, cap);
         sleep_ms(20); /* and it stays blocked */
         later = atomic_load(count);
@@ -565,7 +463,7 @@ RILL_TEST(thread_queue, pushed_item_moves_at_next_push_after_latency_bound) {
     sleep_ms(20); /* well past the 1 ms bound */
     if (!rc)
         rc = rill_pipeline_push(p, st, &it);
-    bool arrived = wait_flag(&k.arrived, 5);
+    bool arrived = wait_for(&k.arrived, 1, 5);
     int crc = rill_pipeline_close(p);
     rill_pipeline_destroy(p);
     CHECK_OK(rc);
@@ -593,7 +491,7 @@ RILL_TEST(thread_queue, pushed_full_batch_arrives_without_further_calls) {
         rill_item it = rill_item_static(&vals[i], sizeof vals[i]);
         rc = rill_pipeline_push(p, st, &it);
     }
-    bool arrived = wait_flag(&k.arrived, 5);
+    bool arrived = wait_for(&k.arrived, 1, 5);
     int crc = rill_pipeline_close(p);
     rill_pipeline_destroy(p);
     CHECK_OK(rc);
@@ -615,7 +513,7 @@ RILL_TEST(thread_queue, flush_hands_pushed_item_over) {
     rill_item it = rill_item_static(&one_value, sizeof one_value);
     int rc = rill_pipeline_push(p, st, &it);
     int frc = rill_pipeline_flush(p);
-    bool arrived = wait_flag(&k.arrived, 5);
+    bool arrived = wait_for(&k.arrived, 1, 5);
     int crc = rill_pipeline_close(p);
     rill_pipeline_destroy(p);
     CHECK_OK(rc);
@@ -642,7 +540,7 @@ RILL_TEST(thread_queue, producer_with_dry_input_flushes_its_output) {
     int rc = rill_pipeline_push(p, sa, &it);
     if (!rc)
         rc = rill_pipeline_flush(p);
-    bool arrived = wait_flag(&b.arrived, 5);
+    bool arrived = wait_for(&b.arrived, 1, 5);
     int crc = rill_pipeline_close(p);
     rill_pipeline_destroy(p);
     CHECK_OK(rc);
@@ -705,7 +603,7 @@ RILL_TEST(thread_queue, busy_producer_flushes_after_latency_bound) {
     CHECK_OK(rill_connect(ss, sf));
     CHECK_OK(rill_connect(sf, sk));
     CHECK_OK(rill_pipeline_start(p));
-    bool arrived = wait_flag(&k.arrived, 5);
+    bool arrived = wait_for(&k.arrived, 1, 5);
     atomic_store(&stop, 1);
     int rc = rill_pipeline_run(p);
     uint32_t produced = s.n;
@@ -824,7 +722,7 @@ RILL_TEST(thread_queue, destroy_started_pipeline_without_close) {
         atomic_init(&d.done, 0);
         pthread_t th;
         CHECK(pthread_create(&th, NULL, destroyer_main, &d) == 0);
-        bool done = wait_flag(&d.done, 10);
+        bool done = wait_for(&d.done, 1, 10);
         if (!done) {
             pthread_detach(th);
             CHECK(done); /* hung: report, do not wait forever */

@@ -25,19 +25,13 @@
 
 #include "rill.h"
 #include "rill_test.h"
+#include "thread_util.h"
 
 enum { MAXS = 12, MAXIN = 3, MAXK = 240, MAXIDS = 3 * MAXK, MAX_DELIVERIES = 12000 };
 
 enum kind { K_SOURCE, K_PUSH, K_PASS, K_FILTER, K_DUP };
 
-static uint64_t rnd(uint64_t *s) { /* splitmix64 */
-    uint64_t z = (*s += 0x9e3779b97f4a7c15u);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
-static unsigned below(uint64_t *s, unsigned n) { return (unsigned)(rnd(s) % n); }
+static unsigned below(uint64_t *s, unsigned n) { return (unsigned)(rng_next(s) % n); }
 
 typedef struct topo topo;
 
@@ -315,7 +309,7 @@ static void generate(topo *t, uint64_t seed, bool owned) {
         }
         unsigned r = below(&s, 10);
         n->kind = r < 4 ? K_PASS : r < 7 ? K_FILTER : K_DUP;
-        n->salt = rnd(&s);
+        n->salt = rng_next(&s);
         n->modulus = 2 + below(&s, 3);
         unsigned r2 = below(&s, 10);
         n->nin = r2 < 6 ? 1 : r2 < 9 ? 2 : 3;

@@ -30,68 +30,7 @@
 
 #include "rill.h"
 #include "rill_test.h"
-
-/* ---- helpers ----------------------------------------------------------------- */
-
-static uint64_t rng_next(uint64_t *s) { /* splitmix64 */
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ms(unsigned ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* usleep sleeps far too long for microseconds here: busy-wait. */
-static void spin_ns(uint64_t ns) {
-    uint64_t end = now_ns() + ns;
-    while (now_ns() < end)
-        ;
-}
-
-/* A door the test thread opens: a stage waits at it inside a callback. */
-typedef struct gate {
-    pthread_mutex_t m;
-    pthread_cond_t c;
-    bool open;
-    atomic_int entered;
-} gate;
-
-static void gate_init(gate *g) {
-    pthread_mutex_init(&g->m, NULL);
-    pthread_cond_init(&g->c, NULL);
-    g->open = false;
-    atomic_init(&g->entered, 0);
-}
-
-static void gate_pass(gate *g) {
-    atomic_fetch_add(&g->entered, 1);
-    pthread_mutex_lock(&g->m);
-    while (!g->open)
-        pthread_cond_wait(&g->c, &g->m);
-    pthread_mutex_unlock(&g->m);
-}
-
-static void gate_open(gate *g) {
-    pthread_mutex_lock(&g->m);
-    g->open = true;
-    pthread_cond_broadcast(&g->c);
-    pthread_mutex_unlock(&g->m);
-}
-
-static void gate_fini(gate *g) {
-    pthread_mutex_destroy(&g->m);
-    pthread_cond_destroy(&g->c);
-}
+#include "thread_util.h"
 
 /* ---- a generic stage ------------------------------------------------------------ */
 
