@@ -12,6 +12,7 @@
 
 #include "rill.h"
 #include "rill_test.h"
+#include "line_split.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
 
@@ -32,40 +33,6 @@ static uint64_t rng_next(uint64_t *s) { /* xorshift64: reproducible inputs */
     *s ^= *s >> 7;
     *s ^= *s << 17;
     return *s;
-}
-
-typedef struct span {
-    size_t off, len;
-} span;
-
-/* The expected lines of d[0..n), computed byte by byte without the library.
- * Returns the number of lines; *toolong is set (and splitting stops) at the
- * first over-long line unless TRUNCATE. */
-static size_t ref_split(const char *d, size_t n, unsigned flags, size_t max_line, span *out,
-                        uint64_t *ntrunc, bool *toolong) {
-    size_t k = 0, i = 0;
-    *ntrunc = 0;
-    *toolong = false;
-    while (i < n) {
-        size_t j = i;
-        while (j < n && d[j] != '\n')
-            j++;
-        size_t len = j - i;
-        if (j < n && (flags & RILL_LINES_STRIP_CR) && len && d[j - 1] == '\r')
-            len--;
-        if (len > max_line) {
-            if (!(flags & RILL_LINES_TRUNCATE)) {
-                *toolong = true;
-                return k;
-            }
-            len = max_line;
-            (*ntrunc)++;
-        }
-        out[k].off = i;
-        out[k++].len = len;
-        i = j + 1;
-    }
-    return k;
 }
 
 typedef struct lrun {

@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "line_split.h"
 #include "rill.h"
 
 #define EXPECT(c)                                                              \
@@ -19,36 +20,6 @@
         if (!(c))                                                              \
             abort();                                                           \
     } while (0)
-
-typedef struct span {
-    size_t off, len;
-} span;
-
-static size_t ref_split(const uint8_t *d, size_t n, unsigned flags, size_t max_line, span *out,
-                        uint64_t *ntrunc, int *toolong) {
-    size_t k = 0, i = 0;
-    *ntrunc = 0;
-    *toolong = 0;
-    while (i < n) {
-        const uint8_t *nl = memchr(d + i, '\n', n - i);
-        size_t j = nl ? (size_t)(nl - d) : n;
-        size_t len = j - i;
-        if (nl && (flags & RILL_LINES_STRIP_CR) && len && d[j - 1] == '\r')
-            len--;
-        if (len > max_line) {
-            if (!(flags & RILL_LINES_TRUNCATE)) {
-                *toolong = 1;
-                return k;
-            }
-            len = max_line;
-            (*ntrunc)++;
-        }
-        out[k].off = i;
-        out[k++].len = len;
-        i = j + 1;
-    }
-    return k;
-}
 
 static int memfd = -1;
 
@@ -78,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     span *exp = malloc((n + 1) * sizeof *exp);
     EXPECT(exp);
     uint64_t ntrunc;
-    int toolong;
+    bool toolong;
     size_t k = ref_split(d, n, lo.flags, lo.max_line, exp, &ntrunc, &toolong);
     const rill_item *it;
     size_t got;
