@@ -4,22 +4,10 @@
  * examples end the line without the trailing space (docs/coroutines.md). */
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/wait.h>
 
 #include "rill.h"
 #include "rill_test.h"
-
-/* Run a shell command; its stdout goes to buf. Returns the exit status, or
- * -1 if it could not run or did not exit normally. */
-static int run(const char *cmd, char *buf, size_t cap) {
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    size_t n = fread(buf, 1, cap - 1, p);
-    buf[n] = '\0';
-    int st = pclose(p);
-    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+#include "run_cmd.h"
 
 #define BIN(name) "'" RILL_BIN_DIR "/" name "'"
 

@@ -3,10 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 
 #include "rill.h"
 #include "rill_test.h"
+#include "run_cmd.h"
 
 #define LOG RILL_DATA_DIR "/apache_logs"
 #define BIN RILL_BIN_DIR "/ip_stats"
@@ -30,17 +30,6 @@ static long count_in_file(const char *ip, int prefix) {
     free(line);
     fclose(f);
     return hits;
-}
-
-/* Run a shell command; its stdout into out (NUL-terminated), exit status. */
-static int run(const char *cmd, char *out, size_t len) {
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    size_t got = fread(out, 1, len - 1, p);
-    out[got] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 static void check_ips(const char *opts, const char *const *ips, int n, int prefix, int *ok) {
