@@ -369,7 +369,7 @@ int main(int argc, char **argv) {
     uint64_t n = 100000000, sweep_n = 0;
     int rounds = 3, sweep = 1;
     const char *only = NULL; /* profile one contender: raw1, rawB or rill */
-    unsigned cap = 1024, bsz = 256;
+    unsigned cap = 4096, bsz = 256; /* the engine's defaults */
     double max_s = 2.5;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
