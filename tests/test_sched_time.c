@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 #include "rill.h"
 #include "rill_test.h"
@@ -257,4 +259,50 @@ RILL_TEST(sched_time, signals_interrupting_the_wait_change_nothing) {
         CHECK(z[i].woke >= deadline_of(&z[i]));
     }
     rill_sched_free(s);
+}
+
+/* Waits until fd is readable, then kills task victim. */
+struct alarm_killer {
+    rill_gen gen;
+    rill_syscall call;
+    int fd, waited, killed;
+    uint64_t victim;
+};
+
+static int alarm_killer_body(rill_gen *g) {
+    struct alarm_killer *a = RILL_CONTAINER_OF(g, struct alarm_killer, gen);
+    RILL_GEN_BEGIN(g);
+    RILL_SYS_READABLE(g, &a->call, a->fd);
+    a->waited = a->call.result;
+    RILL_SYS_KILL(g, &a->call, a->victim);
+    a->killed = a->call.result;
+    RILL_GEN_END(g);
+}
+
+RILL_TEST(sched_time, the_longest_sleep_is_a_valid_loop_timeout) {
+    /* The only deadline is INT64_MAX ns away (saturated): the loop must
+     * block on it without an error until a timerfd fires 5 ms later. */
+    struct sleeper z;
+    struct alarm_killer a;
+    uint64_t zid;
+    rill_sched *s;
+    int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    CHECK(tfd >= 0);
+    struct itimerspec its = {{0, 0}, {0, 5 * 1000 * 1000}};
+    CHECK_OK(rill_sched_new(&s));
+    sleeper_init(&z, INT64_MAX, NULL, NULL, 0);
+    CHECK_OK(rill_sched_spawn(s, &z.gen, NULL, &zid));
+    memset(&a, 0, sizeof a);
+    a.fd = tfd;
+    a.victim = zid;
+    rill_gen_init(&a.gen, alarm_killer_body, NULL);
+    CHECK_OK(rill_sched_spawn(s, &a.gen, NULL, NULL));
+    CHECK_EQ(timerfd_settime(tfd, 0, &its, NULL), 0);
+    CHECK_OK(rill_sched_run(s));
+    CHECK_EQ(a.waited, RILL_FD_READABLE);
+    CHECK_EQ(a.killed, 1);
+    CHECK_EQ(z.closed, 1);
+    CHECK_EQ(z.resumed, 0);
+    rill_sched_free(s);
+    close(tfd);
 }
