@@ -156,8 +156,8 @@ int rill_sched_new(rill_sched **out);
 /* Free s: every task left (never run, suspended, or waiting — after a run
  * that stopped with -EDEADLK, or without a run) is closed with
  * rill_gen_close (its on_close runs if it was suspended) and released with
- * its free_fn; on_exit is not called. Not from inside rill_sched_run. NULL
- * is a no-op. */
+ * its free_fn; on_exit is not called. Not from inside rill_sched_run (nor
+ * from a task or callback). NULL is a no-op. */
 void rill_sched_free(rill_sched *s);
 
 /* Add task to the back of the ready queue; it is first resumed (with NULL)
@@ -174,9 +174,9 @@ int rill_sched_spawn(rill_sched *s, rill_gen *task, rill_task_free_fn free_fn, u
  * for the task that is running or whose call is being answered. */
 int rill_sched_kill(rill_sched *s, uint64_t id);
 
-/* Run tasks until none is left. Returns 0 if every task ended with status
- * 0 or was killed; otherwise the first negative status a task ended with
- * (the other tasks still run to their end); -EDEADLK if tasks are left that
+/* Run tasks until none is left. Returns 0 if every task that ended during
+ * this run ended with status 0 or was killed; otherwise the first negative
+ * status one ended with (the other tasks still run to their end); -EDEADLK if tasks are left that
  * can never resume (each waits for a task, none sleeps or waits on an fd:
  * they stay, for rill_sched_free or a later rill_sched_kill); RILL_ESTATE if
  * called from inside run; or a negative errno from epoll_wait. Can be called
