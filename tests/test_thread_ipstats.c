@@ -8,10 +8,12 @@
  * (including the seed's bug: three filter threads feeding one inline
  * reducer, which must be promoted to a thread of its own).
  *
- * Input: a 2,000-line slice of the shipped log in an unlinked temp file, and
- * a 400-line prefix of it for nine runs in ten at capacities 1 to 3 (the
- * batch is clamped to the capacity there: a hand-off per item or two on
- * every edge, which ThreadSanitizer makes expensive). */
+ * Input: a 2,000-line slice of the shipped log in an unlinked temp file.
+ * The 1,000 all-threaded runs read all of it at every capacity. The mixed
+ * and promotion tests read a 400-line prefix for nine runs in ten at
+ * capacities 1 to 3 (the batch is clamped to the capacity there: a
+ * hand-off per item or two on every edge, which ThreadSanitizer makes
+ * expensive). */
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -380,8 +382,8 @@ static const size_t chunks[] = {0, 4096, 65536};
 #define ALL_SIX ((1u << S_SRC) | (1u << S_BC) | (7u << S_F1) | (1u << S_RED))
 
 /* Capacities 1 to 3 clamp the batch to at most 3 items: a hand-off (and
- * often a wake-up) per item or two on every edge. Those runs read the short
- * slice, except every tenth, so the full slice is covered at every capacity. */
+ * often a wake-up) per item or two on every edge. The mixed and promotion
+ * runs there read the short slice, except every tenth. */
 static const slice *pick_input(const fixture *fx, unsigned cap, long i) {
     return cap <= 3 && i % 10 != 0 ? &fx->small : &fx->full;
 }
@@ -409,27 +411,43 @@ RILL_TEST(thread_ipstats, single_threaded_matches_independent_count) {
     CHECK(top2 >= 20);
 }
 
-/* Six threads (source, broadcast, three filters, reducer), every capacity,
- * batch 1 / small / default, with noise: 125 runs per capacity. */
-RILL_TEST(thread_ipstats, all_threaded_exact_every_run) {
+/* Six threads (source, broadcast, three filters, reducer) on the full
+ * 2,000-line slice at every capacity, one test per capacity (each stays far
+ * from ctest's per-test timeout under TSan): batch 1 / default / random,
+ * read sizes at random, and random yields and busy-waits in every run, in
+ * the source's, the filters' and the reducer's threads. Capacities 1 to 3
+ * cost a hand-off and often a wake-up per item or two on every edge (about
+ * 150, 90 and 70 ms a run under TSan here, 115, 55 and 35 without, against
+ * 20 at 64 and 4096): they get fewer runs, so the binary stays near a
+ * minute under TSan. 150 + 150 + 200 + 250 + 250 = 1,000 runs, all exact. */
+enum { R_CAP1 = 150, R_CAP2 = 150, R_CAP3 = 200, R_CAP64 = 250, R_CAP4096 = 250 };
+static const long runs_at[5] = {R_CAP1, R_CAP2, R_CAP3, R_CAP64, R_CAP4096}; /* for caps[] */
+_Static_assert(R_CAP1 + R_CAP2 + R_CAP3 + R_CAP64 + R_CAP4096 >= 1000,
+               "issue 3: at least 1,000 all-threaded runs");
+
+static void all_threaded_runs(unsigned ci, uint64_t seed) {
     fixture fx;
     CHECK(fixture_make(&fx) == 0);
     long runs = 0, failures = 0;
-    uint64_t rng = 42;
-    for (unsigned ci = 0; ci < 5; ci++)
-        for (long i = 0; i < 125 && failures < 3; i++) {
-            unsigned batch = i % 3 == 0 ? 1 : i % 3 == 1 ? 0 : 2 + (unsigned)(rng_next(&rng) % 40);
-            run_cfg c = {.threaded = ALL_SIX, .capacity = caps[ci], .batch = batch,
-                         .permille = (unsigned[]){0, 20, 100, 300}[i % 4],
-                         .chunk = chunks[rng_next(&rng) % 3], .seed = rng_next(&rng)};
-            c.in = pick_input(&fx, caps[ci], i);
-            failures += run_and_check(&fx, &c, (int)(i & 1), "all-threaded", i) != 0;
-            runs++;
-        }
+    uint64_t rng = seed;
+    for (long i = 0; i < runs_at[ci] && failures < 3; i++) {
+        unsigned batch = i % 3 == 0 ? 1 : i % 3 == 1 ? 0 : 2 + (unsigned)(rng_next(&rng) % 40);
+        run_cfg c = {.in = &fx.full, .threaded = ALL_SIX, .capacity = caps[ci], .batch = batch,
+                     .permille = (unsigned[]){5, 30, 100, 300}[rng_next(&rng) % 4],
+                     .chunk = chunks[rng_next(&rng) % 3], .seed = rng_next(&rng)};
+        failures += run_and_check(&fx, &c, (int)(i & 1), "all-threaded", i) != 0;
+        runs++;
+    }
     fixture_free(&fx);
     CHECK_EQ(failures, 0);
-    CHECK_EQ(runs, 625);
+    CHECK_EQ(runs, runs_at[ci]);
 }
+
+RILL_TEST(thread_ipstats, all_threaded_exact_capacity_1) { all_threaded_runs(0, 42); }
+RILL_TEST(thread_ipstats, all_threaded_exact_capacity_2) { all_threaded_runs(1, 43); }
+RILL_TEST(thread_ipstats, all_threaded_exact_capacity_3) { all_threaded_runs(2, 44); }
+RILL_TEST(thread_ipstats, all_threaded_exact_capacity_64) { all_threaded_runs(3, 45); }
+RILL_TEST(thread_ipstats, all_threaded_exact_capacity_4096) { all_threaded_runs(4, 46); }
 
 /* Random mixes of threaded and inline stages, the noise stages included:
  * inline stages join the thread of their producer, stages fed from several
