@@ -1,5 +1,6 @@
 /* Futex-backed parking; see park.h for the protocol. */
 #include <errno.h>
+#include <sched.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -29,6 +30,20 @@ void rill__park_wake(rill__park *k) {
     if (atomic_load_explicit(&k->sleepers, memory_order_seq_cst))
         syscall(SYS_futex, (uint32_t *)&k->epoch, FUTEX_WAKE_PRIVATE, 0x7fffffff, NULL, NULL, 0);
     errno = saved;
+}
+
+enum { RILL__SPIN_ROUNDS = 64, RILL__YIELD_ROUNDS = 16 };
+
+bool rill__backoff(unsigned round) {
+    if (round < RILL__SPIN_ROUNDS) {
+        rill__cpu_relax();
+        return true;
+    }
+    if (round < RILL__SPIN_ROUNDS + RILL__YIELD_ROUNDS) {
+        sched_yield();
+        return true;
+    }
+    return false;
 }
 
 void rill__cpu_relax(void) {

@@ -14,6 +14,7 @@
 #define RILL_PARK_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct rill__park {
@@ -40,5 +41,13 @@ void rill__park_wake(rill__park *k);
 /* Spin briefly (a few microseconds at most) for progress before parking:
  * hand-offs between two running threads then cost no syscall. */
 void rill__cpu_relax(void);
+
+/* One round of waiting before parking: a pause for the first rounds, then a
+ * sched_yield() for a bounded number more. Returns false once it is time to
+ * park. Waking a parked thread costs 5-14 us here, more than a producer
+ * takes to fill a batch, so parking on every empty moment halves a hop's
+ * throughput; yielding keeps the thread ready without burning a core that
+ * another runnable thread wants (six stages on two cores). */
+bool rill__backoff(unsigned round);
 
 #endif

@@ -25,7 +25,6 @@ void __tsan_release(void *addr);
 #define RILL__RECEIVE(p) ((void)0)
 #endif
 
-enum { RILL__SPINS = 64 };
 #define RILL__LAZY_WAKE_NS 1000000u
 
 uint64_t rill__now_ns(void) {
@@ -174,10 +173,8 @@ static int rill__edge_wait_loop(rill__edge *e, bool (*ready)(rill__edge *), int 
             return rill__stopped(e) ? stop_code : 0;
         if (rill__stopped(e))
             return stop_code;
-        if (spin < RILL__SPINS) {
-            rill__cpu_relax();
+        if (rill__backoff(spin))
             continue;
-        }
         uint32_t seen = rill__park_epoch(&e->space);
         if (ready(e))
             return rill__stopped(e) ? stop_code : 0;
@@ -192,11 +189,27 @@ static bool rill__has_room(rill__edge *e) {
     return e->produced_local - e->dropped_local - e->consumed_seen < e->capacity;
 }
 
+/* A batch back from the consumer has its item slots in the consumer's cache:
+ * ask for them in exclusive state now, so the producer's stores into them do
+ * not stall one cache miss at a time (the hop's producer spent 40% of its
+ * time on that). A no-op where the instruction is missing. */
+static void rill__prefetch_for_write(const rill__batch *b, size_t bytes) {
+#if defined(__x86_64__) || defined(__i386__)
+    const char *p = (const char *)b->items;
+    for (size_t off = 0; off < bytes; off += 64)
+        __asm__ __volatile__("prefetchw %0" : : "m"(p[off]));
+#else
+    (void)b;
+    (void)bytes;
+#endif
+}
+
 static bool rill__got_batch(rill__edge *e) {
     void *v;
     if (ck_ring_dequeue_spsc(&e->empty, e->empty_buf, &v)) {
         RILL__RECEIVE(v);
         e->cur = v;
+        rill__prefetch_for_write(e->cur, (size_t)e->batch_cap * sizeof(rill_item));
         return true;
     }
     return false;

@@ -14,7 +14,7 @@
 
 #include "pipeline_int.h"
 
-enum { RILL__UNSET = -1, RILL__MIXED = -2, RILL__WAIT_SPINS = 64 };
+enum { RILL__UNSET = -1, RILL__MIXED = -2 };
 
 static void rill__flush_outputs_of(void *w);
 
@@ -253,11 +253,9 @@ static rill__batch *rill__wait_input(rill__worker *w, unsigned *rr, rill__edge *
 static rill__batch *rill__wait_input_loop(rill__worker *w, unsigned *rr, rill__edge **from) {
     rill__batch *b;
     uint64_t sleep = rill__publish_before_wait(w);
-    for (unsigned spin = 0; spin < RILL__WAIT_SPINS; spin++) {
+    for (unsigned round = 0; rill__backoff(round); round++)
         if ((b = rill__poll(w, rr, from)) || rill__stopped(w->p))
             return b;
-        rill__cpu_relax();
-    }
     for (;;) {
         uint32_t seen = rill__park_epoch(&w->data);
         if ((b = rill__poll(w, rr, from)) || rill__stopped(w->p))
