@@ -75,7 +75,11 @@ enum {
 typedef struct rill_stage_opts {
     unsigned flags;          /* RILL_STAGE_* */
     unsigned capacity;       /* items each producer may have queued for this
-                                stage; enforced exactly; 0 = 4096 */
+                                stage; never exceeded, and reached exactly
+                                by full batches (a producer that hands over
+                                many partial batches may wait earlier, once
+                                ceil(capacity/batch) + 66 batches are out);
+                                0 = 4096 */
     unsigned batch;          /* items per hand-off between threads (clamped to
                                 capacity); 0 = 256 */
     unsigned max_latency_us; /* a partial batch is handed over after about
