@@ -25,6 +25,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "rill.h"
 
 enum { POOL = 4096, MAXR = 64, NCAP = 7, STEADY_CHUNK = 4096 };
@@ -402,16 +403,6 @@ static int parse(int argc, char **argv) {
     return 0;
 }
 
-static double loadavg(void) {
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1)
-            l = -1;
-        fclose(f);
-    }
-    return l;
-}
 
 static void print_header(void) {
     printf("backpressure: threaded source -> threaded consumer busy-waiting %llu ns per item "

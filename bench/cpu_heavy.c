@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "rill.h"
 
 enum { CHUNK = 1024, MAXR = 32 };
@@ -234,16 +235,6 @@ static void stats(double *t, int r, double *best, double *med) {
     *med = r % 2 ? t[r / 2] : (t[r / 2 - 1] + t[r / 2]) / 2;
 }
 
-static double loadavg(void) {
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1)
-            l = -1;
-        fclose(f);
-    }
-    return l;
-}
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_cpu_heavy [--n ITEMS] [--rounds R] [--us US] [--reps R] "

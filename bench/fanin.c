@@ -42,6 +42,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "rill.h"
 
 enum { NP = 3, POOL = 4096, CHUNK = 4096, SAMPLE = 16, SUB = 64, NB = 48 * SUB };
@@ -58,12 +59,6 @@ static uint64_t now_ns(void) {
 
 static double now(void) { return (double)now_ns() * 1e-9; }
 
-static unsigned pow2_at_least(unsigned n) {
-    unsigned p = 2;
-    while (p < n)
-        p <<= 1;
-    return p;
-}
 
 /* Sum of the len field over items 0..n-1 of the cycled pool. */
 static uint64_t expected_sum(uint64_t n) {
@@ -451,16 +446,6 @@ static double rate(int kind, const struct moved *m, uint64_t n) {
     return (double)m->produced / m->t;
 }
 
-static double loadavg(void) {
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1)
-            l = -1;
-        fclose(f);
-    }
-    return l;
-}
 
 static unsigned long long arg_num(const char *s) {
     char *end;

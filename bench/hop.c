@@ -29,6 +29,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "rill.h"
 
 enum { POOL = 4096, CHUNK = 4096, MAXR = 64 };
@@ -43,12 +44,6 @@ static double now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static unsigned pow2_at_least(unsigned n) {
-    unsigned p = 2;
-    while (p < n)
-        p <<= 1;
-    return p;
-}
 
 /* Sum of the len field over items 0..n-1 of the cycled pool. */
 static uint64_t expected_sum(uint64_t n) {
@@ -344,16 +339,6 @@ static double measure(int which, uint64_t n, unsigned cap, unsigned bsz, double 
     return rate(names[which], m, n);
 }
 
-static double loadavg(void) {
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1)
-            l = -1;
-        fclose(f);
-    }
-    return l;
-}
 
 static unsigned long long arg_num(const char *s) {
     char *end;
