@@ -12,5 +12,6 @@
 #include "rill/count.h"
 #include "rill/stats.h"
 #include "rill/sched.h"
+#include "rill/net.h"
 
 #endif
