@@ -38,7 +38,10 @@
 #include <unistd.h>
 
 /* Request i of a run: write it into buf (at most cap bytes) and return its
- * length; *pieces is the number of writes it is sent in (1 when untouched). */
+ * length; *pieces is the number of writes it is sent in (1 when untouched).
+ * With pieces > 1 the last write is the last byte alone, so the blank line's
+ * two newlines arrive in different writes; the bytes before it are split
+ * evenly over the other pieces-1 writes. */
 typedef size_t (*hc_request_fn)(void *arg, uint64_t i, char *buf, size_t cap, unsigned *pieces);
 
 typedef struct hc_opts {
@@ -188,7 +191,8 @@ static inline void hc_start(struct hc_run *h, unsigned k) {
 /* Send the current piece; a further piece waits for the next loop turn. */
 static inline void hc_write(struct hc_run *h, unsigned k) {
     struct hc_slot *s = &h->slot[k];
-    size_t end = s->len * (s->piece + 1) / s->pieces;
+    size_t end = s->piece + 1 >= s->pieces ? s->len
+                                           : (s->len - 1) * (s->piece + 1) / (s->pieces - 1);
     while (s->sent < end) {
         ssize_t n = send(s->fd, s->req + s->sent, end - s->sent, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
