@@ -65,7 +65,8 @@ typedef struct rill_tcp_opts {
 typedef struct rill_tcp_conn {
     int fd;                       /* non-blocking; the server closes it */
     uint64_t id;                  /* 1, 2, 3, ... in accept order */
-    uint64_t deadline;            /* rill_sched_now_ns() at which it is cut */
+    uint64_t deadline;            /* rill_sched_now_ns() at which it is cut;
+                                     UINT64_MAX: never */
     int64_t idle_ns;              /* from rill_tcp_opts */
     rill_tcp_server *server;
     struct sockaddr_storage peer; /* the client's address */
@@ -74,9 +75,11 @@ typedef struct rill_tcp_conn {
 
 /* Make the task that serves conn: set *task (created, not started: see
  * rill_gen_init) and *free_fn (may be NULL) and return 0; the server spawns
- * it and owns it from then on, as rill_sched_spawn does. Return a negative
- * code to refuse the connection: the server closes it and counts it. Called
- * on the scheduler's thread. */
+ * it and owns it from then on, as rill_sched_spawn does (if it cannot be
+ * spawned, the server releases it with *free_fn, closes the connection and
+ * counts it refused). Return a negative code to refuse the connection: the
+ * server closes it and counts it. Called on the scheduler's thread, from
+ * the accept task (so it must not block). */
 typedef int (*rill_tcp_conn_fn)(void *arg, rill_tcp_conn *conn, rill_gen **task,
                                 rill_task_free_fn *free_fn);
 
@@ -132,7 +135,8 @@ int64_t rill_tcp_wait_ns(const rill_tcp_conn *c);
 
 /* recv(2) on c's socket, retrying EINTR. Returns bytes read (> 0), 0 at end
  * of stream, -EAGAIN when nothing is there yet (wait with
- * RILL_TCP_READABLE), or another negative errno (-ECONNRESET, ...). */
+ * RILL_TCP_READABLE), or another negative errno (-ECONNRESET, ...);
+ * RILL_EINVAL if len is 0 (which would read as the end of the stream). */
 ssize_t rill_tcp_read(rill_tcp_conn *c, void *buf, size_t len);
 
 /* send(2) with MSG_NOSIGNAL (a closed peer gives -EPIPE, never SIGPIPE),

@@ -1,0 +1,297 @@
+/* TCP servers on the scheduler: the listener, the accept task, the stop
+ * task and the gate (see net_int.h and docs/scheduler.md, "TCP servers").
+ *
+ * A server's tasks end in this order: the accept task (stopped, or
+ * max_accepts reached: the listener is closed), then each connection, then
+ * the stop task, which the last of them ends (rill__tcp_maybe_done), so that
+ * rill_sched_run returns once nothing of the server is left. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "net_int.h"
+
+static int rill__gate_body(rill_gen *g) {
+    rill__tcp_task *t = RILL_CONTAINER_OF(g, rill__tcp_task, gen);
+    RILL_GEN_BEGIN(g);
+    RILL_SYS_SLEEP(g, &t->call, INT64_MAX);
+    RILL_GEN_END(g);
+}
+
+static void rill__task_gone(rill_gen *g) { RILL_CONTAINER_OF(g, rill__tcp_task, gen)->id = 0; }
+
+/* Make sure the gate exists; returns its id, or 0 if it cannot be made. */
+static uint64_t rill__gate(rill_tcp_server *srv) {
+    if (srv->gate.id == 0) {
+        rill_gen_init(&srv->gate.gen, rill__gate_body, NULL);
+        if (rill_sched_spawn(srv->s, &srv->gate.gen, rill__task_gone, &srv->gate.id) < 0)
+            srv->gate.id = 0;
+    }
+    return srv->gate.id;
+}
+
+/* A connection ended: wake the accept task if it waits on the gate. */
+void rill__tcp_gate_wake(rill_tcp_server *srv) {
+    if (srv->gate.id)
+        rill_sched_kill(srv->s, srv->gate.id);
+}
+
+/* Nothing of the server is left but the stop task: end it. (When the stop
+ * task itself is running, the kill is refused and its loop sees it.) */
+void rill__tcp_maybe_done(rill_tcp_server *srv) {
+    if (srv->accept_done && srv->st.active == 0 && srv->stopper.id)
+        rill_sched_kill(srv->s, srv->stopper.id);
+}
+
+/* No more accepts. Only once nobody waits on the listener may it close. */
+static void rill__accept_finish(rill_tcp_server *srv) {
+    if (srv->accept_done)
+        return;
+    srv->accept_done = 1;
+    if (srv->lfd >= 0)
+        close(srv->lfd);
+    srv->lfd = -1;
+    rill__tcp_gate_wake(srv);
+}
+
+enum { RILL__ACC_WAIT = 0, RILL__ACC_MORE, RILL__ACC_BACKOFF };
+
+/* Accept up to a batch. Returns RILL__ACC_* or the negative errno of a
+ * listener that cannot work any more. */
+static int rill__accept_batch(rill_tcp_server *srv) {
+    for (int n = 0; n < RILL__TCP_BATCH; n++) {
+        if (srv->st.active >= srv->max_conns ||
+            (srv->max_accepts && srv->st.accepted >= srv->max_accepts))
+            return RILL__ACC_MORE;
+        rill__tcp_slot *sl = rill__tcp_slot_get(srv);
+        if (!sl) {
+            srv->st.accept_errors++;
+            return RILL__ACC_BACKOFF;
+        }
+        sl->conn.peer_len = sizeof sl->conn.peer;
+        int fd = accept4(srv->lfd, (struct sockaddr *)&sl->conn.peer, &sl->conn.peer_len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            rill__tcp_conn_start(srv, sl, fd);
+            continue;
+        }
+        int e = errno;
+        rill__tcp_slot_put(srv, sl);
+        if (e == EAGAIN || e == EWOULDBLOCK)
+            return RILL__ACC_WAIT;
+        if (e == EINTR)
+            continue;
+        if (e == EBADF || e == EINVAL || e == ENOTSOCK || e == EFAULT)
+            return -e;
+        srv->st.accept_errors++;
+        /* Out of fds or memory: the connection waits in the listen queue.
+         * Anything else (ECONNABORTED, EPROTO, network errors passed on by
+         * Linux) concerns that one connection: go on with the next. */
+        if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)
+            return RILL__ACC_BACKOFF;
+    }
+    return RILL__ACC_MORE;
+}
+
+static int rill__accept_body(rill_gen *g) {
+    rill__tcp_task *t = RILL_CONTAINER_OF(g, rill__tcp_task, gen);
+    rill_tcp_server *srv = t->srv;
+    int rc;
+    RILL_GEN_BEGIN(g);
+    while (!srv->max_accepts || srv->st.accepted < srv->max_accepts) {
+        if (srv->st.active >= srv->max_conns) {
+            srv->st.at_limit++;
+            rc = RILL__ACC_BACKOFF; /* but without a timeout when there is a gate */
+        } else {
+            rc = rill__accept_batch(srv);
+            if (rc < 0) {
+                rill__accept_finish(srv);
+                rill__tcp_maybe_done(srv);
+                return rc;
+            }
+        }
+        if (rc == RILL__ACC_WAIT) {
+            RILL_SYS_WAIT_FD(g, &t->call, srv->lfd, RILL_FD_READABLE, RILL_SCHED_FOREVER);
+        } else if (rc == RILL__ACC_BACKOFF) {
+            /* Wait for a connection to end (the gate is killed), and on an
+             * accept error at most 100 ms. No gate (no memory): poll. */
+            if (rill__gate(srv) == 0) {
+                RILL_SYS_SLEEP(g, &t->call, RILL__TCP_BACKOFF_NS);
+            } else {
+                RILL_SYS_WAIT_TIMEOUT(g, &t->call, srv->gate.id,
+                                      srv->st.active >= srv->max_conns ? RILL_SCHED_FOREVER
+                                                                       : RILL__TCP_BACKOFF_NS);
+            }
+        } else if (srv->st.active < srv->max_conns) {
+            RILL_SYS_YIELD(g); /* a full batch: let the connections run */
+        }
+    }
+    rill__accept_finish(srv);
+    rill__tcp_maybe_done(srv);
+    RILL_GEN_END(g);
+}
+
+static int rill__accept_close(rill_gen *g) {
+    rill__accept_finish(RILL_CONTAINER_OF(g, rill__tcp_task, gen)->srv);
+    return 0;
+}
+
+/* Carry out what rill_tcp_server_stop asked for and was not done yet. */
+static void rill__stop_apply(rill_tcp_server *srv, int want) {
+    int todo = want & ~srv->stop_done;
+    srv->stop_done |= want;
+    if (todo & RILL__TCP_STOP_DRAIN) {
+        if (srv->acceptor.id)
+            rill_sched_kill(srv->s, srv->acceptor.id);
+        rill__accept_finish(srv); /* also if it was killed before it ran */
+    }
+    if (todo & RILL__TCP_STOP_NOW) {
+        for (rill__tcp_slot *sl = srv->open.next, *next; sl != &srv->open; sl = next) {
+            next = sl->next;
+            if (sl->task_alive && rill_sched_kill(srv->s, sl->task_id) == 1)
+                srv->st.killed++;
+        }
+    }
+}
+
+static int rill__stop_body(rill_gen *g) {
+    rill__tcp_task *t = RILL_CONTAINER_OF(g, rill__tcp_task, gen);
+    rill_tcp_server *srv = t->srv;
+    RILL_GEN_BEGIN(g);
+    while (!srv->accept_done || srv->st.active > 0) {
+        int want = atomic_load(&srv->stop);
+        if (want & ~srv->stop_done) {
+            rill__stop_apply(srv, want);
+            continue;
+        }
+        RILL_SYS_WAIT_FD(g, &t->call, srv->efd, RILL_FD_READABLE, RILL_SCHED_FOREVER);
+        if (t->call.result < 0)
+            return t->call.result;
+        uint64_t v;
+        if (read(srv->efd, &v, sizeof v) < 0 && errno != EAGAIN)
+            return -errno;
+    }
+    RILL_GEN_END(g);
+}
+
+RILL_API void rill_tcp_server_stop(rill_tcp_server *srv, int how) {
+    if (!srv)
+        return;
+    int saved = errno; /* a signal handler must leave errno as it found it */
+    atomic_fetch_or(&srv->stop, how == RILL_TCP_STOP_NOW
+                                    ? RILL__TCP_STOP_DRAIN | RILL__TCP_STOP_NOW
+                                    : RILL__TCP_STOP_DRAIN);
+    uint64_t one = 1;
+    ssize_t w = write(srv->efd, &one, sizeof one);
+    (void)w; /* EAGAIN: the counter is full, so the stop task is awake */
+    errno = saved;
+}
+
+static int rill__listen(rill_tcp_server *srv, const rill_tcp_opts *o) {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    const char *host = o->host ? o->host : "127.0.0.1";
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(o->port);
+        len = sizeof *a4;
+    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(o->port);
+        len = sizeof *a6;
+    } else {
+        return RILL_EINVAL;
+    }
+    srv->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (srv->lfd < 0)
+        return -errno;
+    int on = 1;
+    if (setsockopt(srv->lfd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 ||
+        bind(srv->lfd, (struct sockaddr *)&ss, len) < 0 ||
+        listen(srv->lfd, o->backlog ? o->backlog : 1024) < 0 ||
+        getsockname(srv->lfd, (struct sockaddr *)&ss, &len) < 0)
+        return -errno;
+    srv->port = ntohs(ss.ss_family == AF_INET ? a4->sin_port : a6->sin6_port);
+    return 0;
+}
+
+static int rill__valid_ns(int64_t ns) { return ns >= 0 || ns == RILL_SCHED_FOREVER; }
+
+static int64_t rill__ns_or(int64_t ns, int64_t dflt) { return ns == 0 ? dflt : ns; }
+
+RILL_API int rill_tcp_server_new(rill_sched *s, const rill_tcp_opts *opts, rill_tcp_conn_fn fn,
+                                 void *arg, rill_tcp_server **out) {
+    if (!out)
+        return RILL_EINVAL;
+    *out = NULL;
+    rill_tcp_opts o;
+    memset(&o, 0, sizeof o);
+    if (opts)
+        o = *opts;
+    if (!s || !fn || o.backlog < 0 || !rill__valid_ns(o.idle_ns) ||
+        !rill__valid_ns(o.deadline_ns))
+        return RILL_EINVAL;
+    rill_tcp_server *srv = calloc(1, sizeof *srv);
+    if (!srv)
+        return RILL_ENOMEM;
+    srv->s = s;
+    srv->fn = fn;
+    srv->arg = arg;
+    srv->lfd = srv->efd = -1;
+    srv->max_conns = o.max_conns ? o.max_conns : 1024;
+    srv->max_accepts = o.max_accepts;
+    srv->idle_ns = rill__ns_or(o.idle_ns, INT64_C(10000000000));
+    srv->deadline_ns = rill__ns_or(o.deadline_ns, INT64_C(30000000000));
+    atomic_init(&srv->stop, 0);
+    srv->open.next = srv->open.prev = &srv->open;
+    srv->acceptor.srv = srv->stopper.srv = srv->gate.srv = srv;
+    int rc = rill__listen(srv, &o);
+    if (rc == 0) {
+        srv->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (srv->efd < 0)
+            rc = -errno;
+    }
+    /* The stop task first: a stop requested before the run is carried out
+     * before the first accept. */
+    if (rc == 0) {
+        rill_gen_init(&srv->stopper.gen, rill__stop_body, NULL);
+        rc = rill_sched_spawn(s, &srv->stopper.gen, rill__task_gone, &srv->stopper.id);
+    }
+    if (rc == 0) {
+        rill_gen_init(&srv->acceptor.gen, rill__accept_body, rill__accept_close);
+        rc = rill_sched_spawn(s, &srv->acceptor.gen, rill__task_gone, &srv->acceptor.id);
+        if (rc < 0)
+            rill_sched_kill(s, srv->stopper.id);
+    }
+    if (rc < 0) {
+        rill_tcp_server_free(srv);
+        return rc;
+    }
+    *out = srv;
+    return 0;
+}
+
+RILL_API uint16_t rill_tcp_server_port(const rill_tcp_server *srv) { return srv->port; }
+
+RILL_API void rill_tcp_server_free(rill_tcp_server *srv) {
+    if (!srv)
+        return;
+    if (srv->lfd >= 0)
+        close(srv->lfd);
+    if (srv->efd >= 0)
+        close(srv->efd);
+    rill__tcp_slots_free(srv);
+    free(srv);
+}
+
+RILL_API int rill_tcp_server_get_stats(const rill_tcp_server *srv, rill_tcp_stats *out) {
+    *out = srv->st;
+    return 0;
+}

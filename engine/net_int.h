@@ -1,0 +1,76 @@
+/* Internals of the TCP server (engine/net*.c): net.c (the server, its
+ * accept and stop tasks), net_conn.c (connections and their supervisors,
+ * socket helpers).
+ *
+ * Every task of a server keeps its state in server memory: the accept task,
+ * the stop task, the gate (see below) in the server struct, and each
+ * connection's supervisor in the connection's slot. Slots are recycled
+ * through a free list and released only by rill_tcp_server_free, so a
+ * caller's on_close that runs late (in rill_sched_free) still finds its
+ * rill_tcp_conn. */
+#ifndef RILL_NET_INT_H
+#define RILL_NET_INT_H
+
+#include <stdatomic.h>
+
+#include "rill_int.h"
+
+#define RILL__TCP_BATCH 64                      /* accepts per wake-up */
+#define RILL__TCP_BACKOFF_NS INT64_C(100000000) /* EMFILE and the like */
+
+/* Stop requests (rill_tcp_server.stop; what the stop task has done). */
+enum { RILL__TCP_STOP_DRAIN = 1, RILL__TCP_STOP_NOW = 2 };
+
+/* One of the server's own tasks. id 0: not alive. */
+typedef struct rill__tcp_task {
+    rill_gen gen;
+    rill_syscall call;
+    rill_tcp_server *srv;
+    uint64_t id;
+} rill__tcp_task;
+
+/* One connection: its supervisor task and the rill_tcp_conn the caller's
+ * task sees. On the server's list of open connections from accept until
+ * the fd is closed. */
+typedef struct rill__tcp_slot {
+    rill_gen gen; /* the supervisor */
+    rill_syscall call;
+    rill_tcp_conn conn;
+    struct rill__tcp_slot *prev, *next;
+    uint64_t task_id;  /* the caller's task */
+    int task_alive;    /* the supervisor has not seen it end */
+} rill__tcp_slot;
+
+struct rill_tcp_server {
+    rill_sched *s;
+    rill_tcp_conn_fn fn;
+    void *arg;
+    int lfd, efd; /* listener (-1 once closed); stop doorbell */
+    uint16_t port;
+    unsigned max_conns;
+    uint64_t max_accepts;
+    int64_t idle_ns, deadline_ns;
+    atomic_int stop;   /* RILL__TCP_STOP_* requested (any thread, signals) */
+    int stop_done;     /* RILL__TCP_STOP_* the stop task has carried out */
+    int accept_done;   /* no more accepts: the listener is closed */
+    /* The accept task; the stop task; the gate: a task that only sleeps,
+     * which the accept task WAITs on while it waits for a connection to
+     * end. Killing the gate wakes it: a condition variable made of
+     * existing system calls, with no fd and no system call of the OS. */
+    rill__tcp_task acceptor, stopper, gate;
+    rill__tcp_slot open;   /* sentinel of the list of open connections */
+    rill__tcp_slot *free_slots;
+    rill_tcp_stats st;
+};
+
+/* net.c */
+void rill__tcp_gate_wake(rill_tcp_server *srv);
+void rill__tcp_maybe_done(rill_tcp_server *srv);
+
+/* net_conn.c */
+rill__tcp_slot *rill__tcp_slot_get(rill_tcp_server *srv);
+void rill__tcp_slot_put(rill_tcp_server *srv, rill__tcp_slot *sl);
+void rill__tcp_conn_start(rill_tcp_server *srv, rill__tcp_slot *sl, int fd);
+void rill__tcp_slots_free(rill_tcp_server *srv);
+
+#endif
