@@ -18,11 +18,15 @@
 
 #define NET_BOUND_S 30 /* seconds any single client operation may take */
 
-/* Connect to 127.0.0.1:port. Returns the fd or -errno. */
-static inline int cli_connect(uint16_t port) {
+/* Connect to 127.0.0.1:port with a receive buffer of rcvbuf bytes (0: the
+ * default; set before connecting, so the window is small from the start).
+ * Returns the fd or -errno. */
+static inline int cli_connect_buf(uint16_t port, int rcvbuf) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
+    if (rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     struct timeval tv = {NET_BOUND_S, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -38,6 +42,8 @@ static inline int cli_connect(uint16_t port) {
     }
     return fd;
 }
+
+static inline int cli_connect(uint16_t port) { return cli_connect_buf(port, 0); }
 
 /* Send all n bytes. Returns 0 or -errno. */
 static inline int cli_send(int fd, const void *p, size_t n) {
