@@ -154,18 +154,37 @@ static size_t ping(void *arg, uint64_t i, char *buf, size_t cap, unsigned *piece
     return (size_t)snprintf(buf, cap, "ping-%llu\n\n", (unsigned long long)i);
 }
 
+/* The servers' stderr (hello_server's summary, a Python traceback): shown
+ * only when something failed. */
+static char err_path[64] = "/tmp/bench_hello.XXXXXX";
+
+static void drop_stderr(void) { unlink(err_path); }
+
+static void show_stderr(void) {
+    char line[512];
+    FILE *f = fopen(err_path, "r");
+    while (f && fgets(line, sizeof line, f))
+        fprintf(stderr, "  server: %s", line);
+    if (f)
+        fclose(f);
+}
+
 /* Start server k; count 0 means no --count (the idle run). */
 static int start(int k, long count, hc_child *c) {
     static long bare_count;
     char cnt[32];
     snprintf(cnt, sizeof cnt, "%ld", count);
     char *rill[] = {rill_path, "--port", "0", "--backlog", "1024", "--count", cnt, NULL};
-    char *seed[] = {(char *)python, BASELINE, "--count", cnt, "--log", "/dev/null", NULL};
+    char *seed[] = {(char *)python, BASELINE, "--log", "/dev/null", "--count", cnt, NULL};
+    if (!count) /* drop "--count N": the server runs until SIGTERM */
+        rill[5] = seed[4] = NULL;
     bare_count = count;
-    int rc = k == BARE ? hc_spawn(NULL, bare_server, &bare_count, NULL, 10000, c)
-                       : hc_spawn(k == RILL ? rill : seed, NULL, NULL, NULL, 10000, c);
-    if (rc != 0)
+    int rc = k == BARE ? hc_spawn(NULL, bare_server, &bare_count, err_path, 10000, c)
+                       : hc_spawn(k == RILL ? rill : seed, NULL, NULL, err_path, 10000, c);
+    if (rc != 0) {
         fprintf(stderr, "bench_hello: %s did not start listening\n", names[k]);
+        show_stderr();
+    }
     return rc;
 }
 
@@ -174,6 +193,7 @@ static int exited_ok(int k, int st) {
         return 1;
     fprintf(stderr, "bench_hello: %s %s (status %d)\n", names[k],
             st == -1 ? "did not exit and was killed" : "exited with a failure", st);
+    show_stderr();
     return 0;
 }
 
@@ -212,16 +232,22 @@ static int one_round(int k, long n, unsigned conc, int round, struct result *r) 
         if (res.addr_unavail)
             fprintf(stderr, "  out of local ports: see `ss -s` (TIME_WAIT) and "
                     "net.ipv4.ip_local_port_range\n");
+        show_stderr();
         return -1;
     }
     if (!exited_ok(k, st))
         return -1;
+    if (res.peak != (conc < (unsigned long)n ? conc : (unsigned long)n)) {
+        fprintf(stderr, "bench_hello: %s: only %llu connections in flight\n", names[k],
+                (unsigned long long)res.peak);
+        return -1;
+    }
     double cps = (double)n / res.seconds, cpu = hc_cpu_s(&srv);
     double mine = hc_cpu_s(&me1) - hc_cpu_s(&me0);
     double busy = (j1 - j0) / (double)sysconf(_SC_CLK_TCK) / res.seconds;
-    printf("round %d  %-18s %9.0f conns/s  server %6.3f s CPU  client %6.3f s CPU  "
-           "machine %.2f cores busy  peak %llu in flight\n", round, names[k], cps, cpu, mine, busy,
-           (unsigned long long)res.peak);
+    printf("round %d  %-18s %7.0f conns/s  server CPU %.3f s (user %.3f)  client CPU %.3f s  "
+           "%.2f cores busy\n", round, names[k], cps, cpu,
+           (double)srv.ru_utime.tv_sec + (double)srv.ru_utime.tv_usec * 1e-6, mine, busy);
     if (cps > r->cps)
         r->cps = cps, r->busy = busy;
     if (r->cpu == 0 || cpu < r->cpu)
@@ -276,6 +302,11 @@ int main(int argc, char **argv) {
         python = getenv("PYTHON");
     signal(SIGPIPE, SIG_IGN);
     long fds = hc_raise_nofile(4 * (long)conc + 64);
+    int efd = mkstemp(err_path);
+    if (efd < 0)
+        return perror("bench_hello: mkstemp"), 1;
+    close(efd);
+    atexit(drop_stderr);
     ssize_t len = readlink("/proc/self/exe", rill_path, sizeof rill_path - 32);
     char *slash = len > 0 ? memrchr(rill_path, '/', (size_t)len) : NULL;
     if (!slash)
