@@ -12,19 +12,16 @@
  * do not use up ephemeral ports. Every failure is counted, the first few are
  * described; nothing is retried.
  *
- * hc_spawn / hc_reap run a server as a child whose stdout is a pipe: it must
- * print "listening on HOST:PORT" first. Not thread-safe; one header, each
- * function static inline, for the one program that includes it. */
+ * It brings bench/hello_child.h (the server as a child process) along, so
+ * a program includes this one header. Not thread-safe; each function static
+ * inline, for the one program that includes it. */
 #ifndef RILL_BENCH_HELLO_CLIENT_H
 #define RILL_BENCH_HELLO_CLIENT_H
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,9 +30,10 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "hello_child.h"
 
 /* Request i of a run: write it into buf (at most cap bytes) and return its
  * length; *pieces is the number of writes it is sent in (1 when untouched).
@@ -65,14 +63,9 @@ typedef struct hc_result {
     char first[3][200];   /* the first failures, described */
 } hc_result;
 
-static inline double hc_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
 /* Raise the soft RLIMIT_NOFILE towards want (the hard limit caps it): 500
- * connections need about 1,000 fds in a process that is both ends. Returns
+ * connections take 500 fds here and 500 in a server started afterwards,
+ * which inherits the limit (Debian's default soft limit is 1024). Returns
  * the soft limit now in force. */
 static inline long hc_raise_nofile(long want) {
     struct rlimit r;
@@ -354,101 +347,6 @@ static inline int hc_run(const hc_opts *o, hc_result *r) {
     r->errors += o->total - h.ended; /* abandoned: stalled or epoll failed */
     hc_free_run(&h);
     return r->ok == o->total && r->errors == 0 ? 0 : -1;
-}
-
-/* ---- the server as a child ------------------------------------------------- */
-
-typedef struct hc_child {
-    pid_t pid;
-    int out;        /* read end of the child's stdout */
-    uint16_t port;
-    char host[64];
-} hc_child;
-
-/* Start argv (or, when argv is NULL, fn(arg) in a fork of this process,
- * whose return value is the exit status) with stdout a pipe and stderr sent
- * to err_path (NULL: inherited), and wait up to timeout_ms for its
- * "listening on HOST:PORT" line. Returns 0, or -1 with the child reaped. */
-static inline int hc_spawn(char *const argv[], int (*fn)(void *), void *arg, const char *err_path,
-                           int timeout_ms, hc_child *c) {
-    int p[2];
-    memset(c, 0, sizeof *c);
-    c->out = -1;
-    if (pipe2(p, O_CLOEXEC) != 0)
-        return -1;
-    fflush(NULL);
-    c->pid = fork();
-    if (c->pid < 0) {
-        close(p[0]), close(p[1]);
-        return -1;
-    }
-    if (c->pid == 0) {
-        dup2(p[1], STDOUT_FILENO);
-        if (err_path) {
-            int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-            if (e >= 0)
-                dup2(e, STDERR_FILENO);
-        }
-        if (!argv)
-            _exit(fn(arg));
-        execvp(argv[0], argv);
-        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    close(p[1]);
-    c->out = p[0];
-    char line[256];
-    size_t len = 0;
-    double until = hc_now() + timeout_ms / 1000.0;
-    while (len < sizeof line - 1 && !memchr(line, '\n', len)) {
-        struct pollfd pf = {.fd = c->out, .events = POLLIN};
-        int left = (int)((until - hc_now()) * 1000);
-        if (left <= 0 || poll(&pf, 1, left) <= 0)
-            break;
-        ssize_t n = read(c->out, line + len, sizeof line - 1 - len);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-    }
-    line[len] = '\0';
-    char *colon = strrchr(line, ':');
-    unsigned port = 0;
-    if (strncmp(line, "listening on ", 13) == 0 && colon && sscanf(colon + 1, "%u", &port) == 1 &&
-        port > 0 && port < 65536 && (size_t)(colon - line - 13) < sizeof c->host) {
-        memcpy(c->host, line + 13, (size_t)(colon - line - 13));
-        c->port = (uint16_t)port;
-        return 0;
-    }
-    kill(c->pid, SIGKILL);
-    waitpid(c->pid, NULL, 0);
-    close(c->out);
-    c->pid = 0;
-    return -1;
-}
-
-/* Wait up to timeout_ms for c to exit (SIGKILL it after that), with its
- * resource usage. Returns its wait status, or -1 if it had to be killed. */
-static inline int hc_reap(hc_child *c, int timeout_ms, struct rusage *ru) {
-    int st = 0;
-    double until = hc_now() + timeout_ms / 1000.0;
-    pid_t got;
-    while ((got = wait4(c->pid, &st, WNOHANG, ru)) == 0 && hc_now() < until) {
-        struct timespec ms = {0, 1000000};
-        nanosleep(&ms, NULL);
-    }
-    int killed = got == 0;
-    if (killed) {
-        kill(c->pid, SIGKILL);
-        wait4(c->pid, &st, 0, ru);
-    }
-    close(c->out);
-    c->pid = 0;
-    return killed ? -1 : st;
-}
-
-static inline double hc_cpu_s(const struct rusage *ru) {
-    return (double)(ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) +
-           (double)(ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) * 1e-6;
 }
 
 #endif
