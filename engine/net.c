@@ -116,6 +116,10 @@ static int rill__accept_body(rill_gen *g) {
         }
         if (rc == RILL__ACC_WAIT) {
             RILL_SYS_WAIT_FD(g, &t->call, srv->lfd, RILL_FD_READABLE, RILL_SCHED_FOREVER);
+            if (t->call.result < 0) { /* epoll_ctl failed (e.g. ENOMEM): never spin */
+                srv->st.accept_errors++;
+                RILL_SYS_SLEEP(g, &t->call, RILL__TCP_BACKOFF_NS);
+            }
         } else if (rc == RILL__ACC_BACKOFF) {
             /* Wait for a connection to end (the gate is killed), and on an
              * accept error at most 100 ms. No gate (no memory): poll. */
@@ -169,11 +173,12 @@ static int rill__stop_body(rill_gen *g) {
             continue;
         }
         RILL_SYS_WAIT_FD(g, &t->call, srv->efd, RILL_FD_READABLE, RILL_SCHED_FOREVER);
-        if (t->call.result < 0)
-            return t->call.result;
-        uint64_t v;
-        if (read(srv->efd, &v, sizeof v) < 0 && errno != EAGAIN)
-            return -errno;
+        if (t->call.result < 0) { /* cannot wait on the doorbell: poll the flag */
+            RILL_SYS_SLEEP(g, &t->call, RILL__TCP_BACKOFF_NS);
+        } else {
+            uint64_t v;
+            (void)!read(srv->efd, &v, sizeof v); /* EAGAIN: someone read it */
+        }
     }
     RILL_GEN_END(g);
 }

@@ -86,8 +86,9 @@ static int hello_body(rill_gen *g) {
             h->len += (size_t)n;
         } else if (n == -EAGAIN) {
             RILL_TCP_READABLE(g, &h->call, h->c);
-            if (h->call.result == -ETIMEDOUT) {
-                hello_timeout(h);
+            if (h->call.result < 0) { /* -ETIMEDOUT, or the wait failed */
+                if (h->call.result == -ETIMEDOUT)
+                    hello_timeout(h);
                 return 0;
             }
         } else { /* end of stream or a reset before the blank line */
@@ -111,8 +112,9 @@ static int hello_body(rill_gen *g) {
         n = rill_tcp_write(h->c, h->out + h->off, h->out_len - h->off);
         if (n == -EAGAIN) {
             RILL_TCP_WRITABLE(g, &h->call, h->c);
-            if (h->call.result == -ETIMEDOUT) {
-                hello_timeout(h);
+            if (h->call.result < 0) {
+                if (h->call.result == -ETIMEDOUT)
+                    hello_timeout(h);
                 return 0;
             }
         } else if (n < 0) {
@@ -134,7 +136,7 @@ static int hello_body(rill_gen *g) {
             n = rill_tcp_read(h->c, h->buf, h->cap);
             if (n == -EAGAIN) {
                 RILL_TCP_READABLE(g, &h->call, h->c);
-                if (h->call.result == -ETIMEDOUT)
+                if (h->call.result < 0)
                     break;
             } else if (n <= 0) {
                 break;
