@@ -22,7 +22,8 @@
  *              (0: no limit), e.g. for tests and benchmarks.
  *
  * Lifecycle: rill_tcp_server_new() binds and listens at once (so the port
- * is known before rill_sched_run) and spawns the accept task on s. The
+ * is known before rill_sched_run) and spawns the accept task and a stop
+ * task (which waits for rill_tcp_server_stop) on s. The
  * server's tasks end when it is stopped (rill_tcp_server_stop, or
  * max_accepts reached) and its connections have ended; rill_sched_run
  * returns when every task of s has ended. Free the server after that.
