@@ -3,11 +3,15 @@
  * Delivery to a stage on the same thread is a direct call into its send
  * callback: no queue, no allocation, no atomic read-modify-write per item.
  * Delivery to a threaded stage appends to a batch of the edge to its thread
- * (queue.h). */
+ * (queue.h); rill_try_emit asks every such edge first and, refused, arms the
+ * room eventfd instead of waiting. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "pipeline_int.h"
 
@@ -27,7 +31,7 @@ static void rill__record(rill_pipeline *p, rill_stage *st, int code, const char 
         __atomic_store_n(&p->err, code, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&p->errlock);
-    __atomic_store_n(&p->stop, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&p->stop, 1, __ATOMIC_SEQ_CST); /* vs rill_stage_room_fd */
     rill__wake_all(p);
 }
 
@@ -112,6 +116,85 @@ RILL_API int rill_emit_to(rill_stage *st, unsigned port, const rill_item *item) 
     return rill__deliver(st, &st->out[port], item);
 }
 
+/* ---- emitting without waiting ------------------------------------------------ */
+
+/* The first blocking queue directly after st that cannot take an item now,
+ * NULL if every one can; *err gets RILL_ENOMEM if a batch cannot be made. */
+static rill__edge *rill__refusing_edge(rill_stage *st, int *err) {
+    for (unsigned i = 0; i < st->nout; i++) {
+        rill__edge *e = st->out[i].edge;
+        int r = e ? rill__edge_ready(e) : 1;
+        if (r <= 0) {
+            *err = r;
+            return e;
+        }
+    }
+    return NULL;
+}
+
+RILL_API int rill_try_emit(rill_stage *st, const rill_item *item) {
+    if (!st || !item)
+        return RILL_EINVAL;
+    /* A retry needs the consumer to free room between our look and our
+     * re-check after arming: rare, so few rounds; after them the refusal
+     * stands, with the fd signalled by us (room is there). */
+    for (unsigned round = 0;; round++) {
+        if (RILL__UNLIKELY(rill__stopped(st->p)))
+            return rill__stop_code(st->p);
+        int err = 0;
+        rill__edge *e = rill__refusing_edge(st, &err);
+        if (RILL__LIKELY(!e))
+            return rill_emit(st, item);
+        if (err < 0)
+            return err;
+        /* Nothing is emitted. The queue may be full only with our own
+         * partial batch, and a consumer that sleeps frees nothing: hand over
+         * every partial batch of this thread and wake the consumers, as a
+         * blocking emit does before it waits. */
+        if (round == 0) {
+            e->before_wait(e->before_wait_arg);
+            rill__park_wake(e->data);
+        }
+        int still = rill__edge_arm(e);
+        if (still < 0)
+            return still;
+        if (still)
+            return RILL_EAGAIN;
+        if (round == 2) {
+            rill__edge_signal_now(e);
+            return RILL_EAGAIN;
+        }
+    }
+}
+
+RILL_API int rill_stage_room_fd(rill_stage *st, int *fd) {
+    if (!st || !fd)
+        return RILL_EINVAL;
+    rill_pipeline *p = st->p;
+    if (__atomic_load_n(&p->phase, __ATOMIC_ACQUIRE) == RILL__CLOSED)
+        return RILL_ESTATE;
+    int efd = atomic_load_explicit(&st->room_efd, memory_order_relaxed);
+    if (!efd) {
+        int made = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (made < 0)
+            return -errno;
+        efd = made + 1;
+        atomic_store_explicit(&st->room_efd, efd, memory_order_seq_cst);
+        /* Signals owed to an fd not made yet: a stop that came first
+         * (rill__wake_all writes only the fds it sees) or room freed after a
+         * refusal (queue.c). Each side stores, then loads, sequentially
+         * consistent: one of the two sees the other. */
+        bool owed = __atomic_load_n(&p->stop, __ATOMIC_SEQ_CST) != 0;
+        for (unsigned i = 0; i < st->nout; i++)
+            if (st->out[i].edge && rill__edge_take_owed(st->out[i].edge))
+                owed = true;
+        if (owed)
+            rill__room_signal(&st->room_efd);
+    }
+    *fd = efd - 1;
+    return 0;
+}
+
 /* ---- lifecycle ------------------------------------------------------------------ */
 
 RILL_API int rill_pipeline_start(rill_pipeline *p) {
@@ -125,9 +208,13 @@ RILL_API int rill_pipeline_start(rill_pipeline *p) {
      * its start time set and its queues built: not half-planned queues (it
      * would size its copy by one count of them and read another). */
     pthread_mutex_lock(&p->statlock);
-    __atomic_store_n(&p->phase, RILL__STARTED, __ATOMIC_RELEASE);
+    __atomic_store_n(&p->phase, RILL__STARTED, __ATOMIC_SEQ_CST);
     int rc = rill__threads_start(p);
     pthread_mutex_unlock(&p->statlock);
+    /* A stop before the start signalled no room eventfd (rill__wake_all
+     * skips them while the pipeline is new): do it now. */
+    if (__atomic_load_n(&p->stop, __ATOMIC_SEQ_CST))
+        rill__wake_all(p);
     return rc;
 }
 
@@ -267,7 +354,7 @@ RILL_API void rill_pipeline_abort(rill_pipeline *p) {
     if (!p || __atomic_load_n(&p->phase, __ATOMIC_ACQUIRE) == RILL__CLOSED)
         return;
     __atomic_store_n(&p->aborted, 1, __ATOMIC_RELEASE);
-    __atomic_store_n(&p->stop, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&p->stop, 1, __ATOMIC_SEQ_CST); /* vs rill_stage_room_fd */
     rill__wake_all(p);
 }
 
@@ -277,6 +364,11 @@ RILL_API void rill_pipeline_destroy(rill_pipeline *p) {
     if (p->phase == RILL__STARTED) {
         rill_pipeline_abort(p);
         rill_pipeline_close(p);
+    }
+    for (unsigned i = 0; i < p->n; i++) {
+        int efd = atomic_load(&p->stages[i]->room_efd);
+        if (efd)
+            close(efd - 1);
     }
     rill__graph_free(p);
 }

@@ -55,6 +55,8 @@ struct rill_stage {
     _Atomic uint64_t n_in, n_out; /* items received / emitted (its thread only) */
     _Atomic uint64_t waited_ns;   /* threaded: time its thread waited */
     uint64_t delay_ns;            /* rill_stage_set_delay: busy time per item */
+    _Atomic int room_efd;         /* rill_stage_room_fd's eventfd + 1; 0 until made
+                                     (stages are zeroed when added) */
     rill_stage_opts opts;
     char *name;
 };

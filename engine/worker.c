@@ -87,6 +87,7 @@ static rill__edge *rill__edge_new(rill_pipeline *p, rill_stage *from, rill_stage
     e->producer_waited = producer->head ? &producer->head->waited_ns : &p->main_waited;
     e->before_wait = rill__flush_outputs_of;
     e->before_wait_arg = producer;
+    e->room_efd = from ? &from->room_efd : NULL;
     if (rill__append(&p->edges, &p->nedges, e)) {
         rill__edge_fini(e);
         free(e);
@@ -217,6 +218,13 @@ void rill__wake_all(rill_pipeline *p) {
         for (unsigned i = 0; i < p->nedges; i++)
             rill__park_wake(&p->edges[i]->space);
     __atomic_fetch_sub(&p->waking, 1, __ATOMIC_SEQ_CST);
+    /* Loops waiting for room on an eventfd wake up too. The stages are fixed
+     * once the pipeline has started (before, rill_stage_add may be moving
+     * them) and live until destroy; an fd made after this read sees the stop
+     * itself (rill_stage_room_fd), a start after it calls this again. */
+    if (__atomic_load_n(&p->phase, __ATOMIC_SEQ_CST) != RILL__NEW)
+        for (unsigned i = 0; i < p->n; i++)
+            rill__room_signal(&p->stages[i]->room_efd);
 }
 
 /* The next batch from any input, round robin; NULL if none is visible. */

@@ -19,6 +19,7 @@ enum {
     RILL_OK = 0,
     RILL_ENOMEM = -ENOMEM,   /* allocation failed */
     RILL_EINVAL = -EINVAL,   /* bad argument */
+    RILL_EAGAIN = -EAGAIN,   /* not now: no room; retry once told (rill_try_emit) */
     /* rill's own codes, well below any errno value */
     RILL_EDONE = -10001,     /* generator exhausted (Python's StopIteration) */
     RILL_ECLOSED = -10002,   /* object already closed */

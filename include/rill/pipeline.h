@@ -212,6 +212,52 @@ int rill_emit(rill_stage *st, const rill_item *item);
 /* Send item to output port `port` only. RILL_EINVAL if there is no such port. */
 int rill_emit_to(rill_stage *st, unsigned port, const rill_item *item);
 
+/* Like rill_emit, but never waits for room in a queue directly after st —
+ * for a source that runs an event loop (sockets, timers: rill/sched.h) in
+ * its produce callback and must keep serving it instead of blocking.
+ *
+ * If any queue to another thread directly after st (any port, overflow
+ * policy RILL_OVERFLOW_BLOCK) cannot take the item now — it holds its
+ * capacity, counting st's own partial batch, or every batch is in flight —
+ * nothing is emitted at all, on any port (every such queue is checked before
+ * anything is delivered), and RILL_EAGAIN is returned. Queues with a drop
+ * policy never wait, so they never cause RILL_EAGAIN. Before returning
+ * RILL_EAGAIN it hands st's thread's partial batches to their consumers and
+ * wakes them (the queue may be full only because of st's own unpublished
+ * items), and arms the room signal of rill_stage_room_fd(). Otherwise the
+ * item is emitted exactly as by rill_emit: stages after st on st's own thread
+ * run inside the call and may still block on queues of their own.
+ *
+ * The item is borrowed as for rill_emit. Returns 0, RILL_EAGAIN, the
+ * pipeline's error once it stopped (RILL_EABORTED after an abort; also after
+ * an RILL_EAGAIN, so a loop that waits for room learns of the stop), an
+ * error of a downstream stage, RILL_ENOMEM, or RILL_EINVAL for NULL. Call only
+ * from st's callbacks. Never waits itself (stages run inline may). */
+int rill_try_emit(rill_stage *st, const rill_item *item);
+
+/* The "room available" doorbell of st: an eventfd (EFD_NONBLOCK,
+ * EFD_CLOEXEC), made on the first call, that becomes readable
+ *   - after rill_try_emit(st) returned RILL_EAGAIN, once the consumer of the
+ *     queue that refused has freed room (it writes the eventfd as it recycles
+ *     a batch, by the rule that wakes a blocked rill_emit: once the queue is
+ *     down to half its capacity or the consumer has taken every waiting
+ *     batch), and
+ *   - whenever the pipeline stops (error or abort), also if it stopped before
+ *     the fd was made: the next rill_try_emit then returns the error.
+ * It is meant to be waited on with sockets and timers (poll, epoll,
+ * RILL_SYS_READABLE). Readiness may be spurious (room already taken, a
+ * signal left from an earlier refusal): on readiness, drain it with read(),
+ * then call rill_try_emit again, which re-arms it if there is still no room.
+ * Drain only before retrying, never between an RILL_EAGAIN and the wait, or
+ * the wake-up for that refusal may be lost.
+ *
+ * The fd belongs to the pipeline: do not close it; rill_pipeline_destroy
+ * does. Call from st's callbacks, or before the pipeline starts from the
+ * thread that builds it; another thread may wait on the fd. Sets *fd and
+ * returns 0; RILL_EINVAL for NULL, RILL_ESTATE once the pipeline is closed,
+ * or -errno if eventfd fails. */
+int rill_stage_room_fd(rill_stage *st, int *fd);
+
 /* Hand every partial batch that st's thread has queued for other threads to
  * them now. A source calls it before an operation that may wait for input
  * (a read on a pipe or socket), so items already produced do not wait too.
