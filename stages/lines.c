@@ -1,12 +1,7 @@
-/* Streaming line source: lines are slices of reference-counted read buffers.
- *
- * The source holds one reference to its current buffer. Before each read it
- * either reuses that buffer in place (nobody else kept a reference: the
- * single-threaded steady state allocates nothing) or leaves it to whoever
- * retained it and takes a fresh one. The unfinished last line of a read is
- * moved to the front of the buffer and the next read appends to it, so a
- * buffer never holds more than max_line of carried-over bytes plus one chunk.
- */
+/* Streaming line source: lines are slices of reference-counted read buffers
+ * (the splitting and the buffers live in line_split.c, shared with the TCP
+ * line source). Each produce call does one read() and emits the lines it
+ * completes. */
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -15,73 +10,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "rill_int.h"
-
-typedef struct rill__lbuf {
-    rill_ref ref; /* first: the release function casts back */
-    size_t cap;
-    char data[];
-} rill__lbuf;
+#include "lines_int.h"
 
 typedef struct rill__lines {
     int fd;
     bool close_fd;
     bool done;     /* EOF seen (or failed): produce answers RILL_EDONE */
-    bool skipping; /* TRUNCATE: discarding the rest of an over-long line */
-    bool strip_cr;
-    bool truncate;
     bool regular;  /* a regular file: read() does not wait for a writer */
-    size_t chunk, max_line;
-    size_t slack;    /* 1 with STRIP_CR: a tail of max_line+1 may end in '\r' */
-    size_t cap_init; /* first capacity of a buffer; grows up to cap_max */
-    size_t cap_max;
-    rill__lbuf *buf; /* current buffer; the source holds one reference */
-    size_t toff, tlen; /* unfinished line: buf->data[toff .. toff+tlen) */
+    rill__lsplit sp;
     rill_lines_stats stats;
-    char *desc;      /* "'path'" or "fd N", for error messages */
+    char *desc;    /* "'path'" or "fd N", for error messages */
 } rill__lines;
-
-/* Counters only the source's thread writes, readable from others (progress
- * reports) while it runs: a plain add, stored atomically. */
-#define RILL__LINES_ADD(field, n) \
-    __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
-
-static void rill__lbuf_release(rill_ref *ref) { free(ref); }
-
-static rill__lbuf *rill__lbuf_new(size_t cap) {
-    rill__lbuf *b = malloc(sizeof *b + cap);
-    if (!b)
-        return NULL;
-    rill_ref_init(&b->ref, rill__lbuf_release);
-    b->cap = cap;
-    return b;
-}
-
-/* Make buf->data[0 .. tlen) the unfinished line with at least one chunk of
- * room after it. */
-static int rill__lines_prepare(rill_stage *st, rill__lines *s) {
-    rill__lbuf *b = s->buf;
-    size_t need = s->tlen + s->chunk;
-    if (b && b->cap >= need && rill_ref_count(&b->ref) == 1) {
-        if (s->toff)
-            memmove(b->data, b->data + s->toff, s->tlen);
-        s->toff = 0;
-        return 0;
-    }
-    size_t cap = s->cap_init;
-    while (cap < need)
-        cap = cap > s->cap_max / 2 ? s->cap_max : 2 * cap;
-    rill__lbuf *nb = rill__lbuf_new(cap);
-    if (!nb)
-        return rill_stage_fail(st, RILL_ENOMEM, "cannot allocate a %zu-byte read buffer", cap);
-    if (b) {
-        memcpy(nb->data, b->data + s->toff, s->tlen);
-        rill_ref_release(&b->ref);
-    }
-    s->buf = nb;
-    s->toff = 0;
-    return 0;
-}
 
 /* One read(): bytes read, 0 at EOF, or a negative code (recorded). */
 static ssize_t rill__lines_read(rill_stage *st, rill__lines *s, char *dst, size_t len) {
@@ -108,101 +47,33 @@ static ssize_t rill__lines_read(rill_stage *st, rill__lines *s, char *dst, size_
     }
 }
 
-/* A line longer than max_line starting at ls: fail, or emit its head. */
-static int rill__lines_overlong(rill_stage *st, rill__lines *s, const char *ls) {
-    if (!s->truncate)
-        return rill_stage_fail(st, RILL_ETOOLONG, "line %llu longer than %zu bytes",
-                               (unsigned long long)s->stats.lines + 1, s->max_line);
-    rill_item it = {ls, s->max_line, &s->buf->ref};
-    int rc = rill_emit(st, &it);
-    if (rc < 0)
-        return rc;
-    RILL__LINES_ADD(s->stats.lines, 1);
-    RILL__LINES_ADD(s->stats.truncated, 1);
-    return 0;
-}
-
-/* EOF: the last line, if it had no '\n'. Never stripped of '\r'. */
-static int rill__lines_finish(rill_stage *st, rill__lines *s) {
-    if (s->tlen == 0)
-        return RILL_EDONE;
-    const char *ls = s->buf->data + s->toff;
-    int rc;
-    if (s->tlen > s->max_line) {
-        rc = rill__lines_overlong(st, s, ls);
-    } else {
-        rill_item it = {ls, s->tlen, &s->buf->ref};
-        rc = rill_emit(st, &it);
-        if (rc == 0)
-            RILL__LINES_ADD(s->stats.lines, 1);
-    }
-    s->tlen = 0;
-    return rc < 0 ? rc : RILL_EDONE;
-}
-
-/* The hot loop: every complete line of data[.. end), the search for '\n'
- * starting at p. Leaves the unfinished line in toff/tlen. */
-static int rill__lines_scan(rill_stage *st, rill__lines *s, const char *ls, const char *p,
-                            const char *end) {
-    rill_ref *owner = &s->buf->ref;
-    const size_t max_line = s->max_line;
-    const bool strip_cr = s->strip_cr;
-    uint64_t n = 0; /* kept out of s so the loop needs no store per line */
-    int rc = 0;
-    const char *nl;
-    while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
-        size_t len = (size_t)(nl - ls);
-        if (strip_cr && len && nl[-1] == '\r')
-            len--;
-        if (RILL__LIKELY(len <= max_line)) {
-            rill_item it = {ls, len, owner};
-            rc = rill_emit(st, &it);
-            if (RILL__UNLIKELY(rc < 0))
-                break;
-            n++;
-        } else {
-            RILL__LINES_ADD(s->stats.lines, n);
-            n = 0;
-            rc = rill__lines_overlong(st, s, ls);
-            if (rc < 0)
-                break;
-        }
-        ls = p = nl + 1;
-    }
-    RILL__LINES_ADD(s->stats.lines, n);
-    s->toff = (size_t)(ls - s->buf->data);
-    s->tlen = (size_t)(end - ls);
-    return rc;
+/* Record a splitter failure with its detail. */
+static int rill__lines_failed(rill_stage *st, rill__lines *s, int rc) {
+    if (rc == RILL_ETOOLONG)
+        return rill_stage_fail(st, rc, "line %llu longer than %zu bytes",
+                               (unsigned long long)s->sp.lines + 1, s->sp.max_line);
+    if (rc == RILL_ENOMEM)
+        return rill_stage_fail(st, rc, "cannot allocate a read buffer");
+    return rc; /* a downstream error, recorded where it happened */
 }
 
 /* One read and the lines it completes: 0, RILL_EDONE, or a negative code. */
 static int rill__lines_step(rill_stage *st, rill__lines *s) {
-    int rc = rill__lines_prepare(st, s);
+    int rc = rill__lsplit_prepare(&s->sp);
     if (rc < 0)
-        return rc;
-    char *data = s->buf->data;
-    ssize_t n = rill__lines_read(st, s, data + s->tlen, s->chunk);
-    if (n <= 0)
-        return n < 0 ? (int)n : rill__lines_finish(st, s);
-    RILL__LINES_ADD(s->stats.bytes, (uint64_t)n);
-    const char *ls = data, *p = data + s->tlen, *end = p + n;
-    if (s->skipping) {
-        const char *nl = memchr(p, '\n', (size_t)n);
-        if (!nl) {
-            s->tlen = 0;
-            return 0;
-        }
-        s->skipping = false;
-        ls = p = nl + 1;
+        return rill__lines_failed(st, s, rc);
+    ssize_t n = rill__lines_read(st, s, rill__lsplit_space(&s->sp), s->sp.chunk);
+    if (n < 0)
+        return (int)n;
+    if (n == 0)
+        rc = rill__lsplit_finish(st, &s->sp, false);
+    else {
+        rill__lsplit_fed(&s->sp, (size_t)n);
+        rc = rill__lsplit_emit(st, &s->sp);
     }
-    rc = rill__lines_scan(st, s, ls, p, end);
-    if (rc == 0 && s->tlen > s->max_line + s->slack) {
-        /* No '\n' yet and already too long, whatever follows. */
-        rc = rill__lines_overlong(st, s, s->buf->data + s->toff);
-        s->tlen = 0;
-        s->skipping = true;
-    }
-    return rc;
+    if (rc < 0)
+        return rill__lines_failed(st, s, rc);
+    return n == 0 ? RILL_EDONE : 0;
 }
 
 static int rill__lines_produce(rill_stage *st, void *state) {
@@ -211,21 +82,16 @@ static int rill__lines_produce(rill_stage *st, void *state) {
         return RILL_EDONE;
     int rc = rill__lines_step(st, s);
     if (rc < 0) {
-        /* Exhausted or failed: the buffer is no longer needed here (stages
-         * that kept lines hold their own references). */
+        /* Exhausted or failed: the buffer is no longer needed here. */
         s->done = true;
-        if (s->buf)
-            rill_ref_release(&s->buf->ref);
-        s->buf = NULL;
-        s->tlen = 0;
+        rill__lsplit_release(&s->sp);
     }
     return rc;
 }
 
 static void rill__lines_destroy(void *state) {
     rill__lines *s = state;
-    if (s->buf)
-        rill_ref_release(&s->buf->ref);
+    rill__lsplit_release(&s->sp);
     if (s->close_fd)
         close(s->fd);
     free(s->desc);
@@ -246,16 +112,7 @@ static int rill__lines_add(rill_pipeline *p, const char *name, int fd, const cha
     if (lopts)
         lo = *lopts;
     const unsigned known = RILL_LINES_TRUNCATE | RILL_LINES_STRIP_CR | RILL_LINES_CLOSE_FD;
-    if (!p || fd < 0 || (lo.flags & ~known))
-        return RILL_EINVAL;
-    if (!lo.max_line)
-        lo.max_line = RILL_LINES_DEFAULT_MAX_LINE;
-    if (!lo.chunk)
-        lo.chunk = RILL_LINES_DEFAULT_CHUNK;
-    size_t slack = (lo.flags & RILL_LINES_STRIP_CR) ? 1 : 0;
-    /* Keep the largest buffer well inside what malloc and ssize_t allow. */
-    const size_t limit = (size_t)1 << (sizeof(size_t) > 4 ? 40 : 29);
-    if (lo.max_line > limit || lo.chunk > limit)
+    if (!p || fd < 0 || rill__lsplit_opts(&lo, RILL_LINES_DEFAULT_CHUNK, known))
         return RILL_EINVAL;
     rill__lines *s = calloc(1, sizeof *s);
     if (!s)
@@ -264,13 +121,7 @@ static int rill__lines_add(rill_pipeline *p, const char *name, int fd, const cha
     struct stat sb;
     s->regular = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
     s->close_fd = own_fd || (lo.flags & RILL_LINES_CLOSE_FD);
-    s->strip_cr = slack;
-    s->truncate = lo.flags & RILL_LINES_TRUNCATE;
-    s->chunk = lo.chunk;
-    s->max_line = lo.max_line;
-    s->slack = slack;
-    s->cap_max = lo.chunk + lo.max_line + slack;
-    s->cap_init = lo.chunk + (lo.max_line + slack < lo.chunk ? lo.max_line + slack : lo.chunk);
+    rill__lsplit_init(&s->sp, &lo, &s->stats);
     int len = path ? snprintf(NULL, 0, "'%s'", path) : snprintf(NULL, 0, "fd %d", fd);
     s->desc = malloc((size_t)len + 1);
     if (!s->desc) {

@@ -1,0 +1,201 @@
+/* Line splitting over reference-counted read buffers; see lines_int.h.
+ *
+ * Before each read the splitter either reuses its buffer in place (nobody
+ * else kept a reference: the single-threaded steady state allocates
+ * nothing) or leaves it to whoever retained it and takes a fresh one. The
+ * unfinished last line of a read is moved to the front of the buffer and the
+ * next read appends to it, so a buffer never holds more than max_line of
+ * carried-over bytes plus one chunk. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lines_int.h"
+
+static void rill__lbuf_release(rill_ref *ref) { free(ref); }
+
+static rill__lbuf *rill__lbuf_new(size_t cap) {
+    rill__lbuf *b = malloc(sizeof *b + cap);
+    if (!b)
+        return NULL;
+    rill_ref_init(&b->ref, rill__lbuf_release);
+    b->cap = cap;
+    return b;
+}
+
+int rill__lsplit_opts(rill_lines_opts *lo, size_t default_chunk, unsigned known) {
+    if (lo->flags & ~known)
+        return RILL_EINVAL;
+    if (!lo->max_line)
+        lo->max_line = RILL_LINES_DEFAULT_MAX_LINE;
+    if (!lo->chunk)
+        lo->chunk = default_chunk;
+    /* Keep the largest buffer well inside what malloc and ssize_t allow. */
+    const size_t limit = (size_t)1 << (sizeof(size_t) > 4 ? 40 : 29);
+    return lo->max_line > limit || lo->chunk > limit ? RILL_EINVAL : 0;
+}
+
+void rill__lsplit_init(rill__lsplit *sp, const rill_lines_opts *lo, rill_lines_stats *stats) {
+    memset(sp, 0, sizeof *sp);
+    size_t slack = (lo->flags & RILL_LINES_STRIP_CR) ? 1 : 0;
+    sp->strip_cr = slack;
+    sp->truncate = lo->flags & RILL_LINES_TRUNCATE;
+    sp->chunk = lo->chunk;
+    sp->max_line = lo->max_line;
+    sp->slack = slack;
+    sp->cap_max = lo->chunk + lo->max_line + slack;
+    sp->cap_init = lo->chunk + (lo->max_line + slack < lo->chunk ? lo->max_line + slack : lo->chunk);
+    sp->stats = stats;
+}
+
+int rill__lsplit_prepare(rill__lsplit *sp) {
+    rill__lbuf *b = sp->buf;
+    size_t need = sp->tlen + sp->chunk;
+    if (b && b->cap >= need && rill_ref_count(&b->ref) == 1) {
+        if (sp->toff)
+            memmove(b->data, b->data + sp->toff, sp->tlen);
+        sp->toff = 0;
+        return 0;
+    }
+    size_t cap = sp->cap_init;
+    while (cap < need)
+        cap = cap > sp->cap_max / 2 ? sp->cap_max : 2 * cap;
+    rill__lbuf *nb = rill__lbuf_new(cap);
+    if (!nb)
+        return RILL_ENOMEM;
+    if (b) {
+        memcpy(nb->data, b->data + sp->toff, sp->tlen);
+        rill_ref_release(&b->ref);
+    }
+    sp->buf = nb;
+    sp->toff = 0;
+    return 0;
+}
+
+void rill__lsplit_fed(rill__lsplit *sp, size_t n) {
+    RILL__LINES_ADD(sp->stats->bytes, (uint64_t)n);
+    size_t pos = 0, scan = sp->tlen, end = sp->tlen + n;
+    if (sp->skipping) {
+        const char *nl = memchr(sp->buf->data + scan, '\n', n);
+        if (!nl) {
+            sp->tlen = 0;
+            return;
+        }
+        sp->skipping = false;
+        pos = scan = (size_t)(nl + 1 - sp->buf->data);
+    }
+    sp->pos = pos;
+    sp->scan = scan;
+    sp->end = end;
+    sp->pending = true;
+}
+
+static inline int rill__lsplit_out(rill_stage *st, const rill_item *it, bool try_emit) {
+    return try_emit ? rill_try_emit(st, it) : rill_emit(st, it);
+}
+
+static void rill__lsplit_count(rill__lsplit *sp, uint64_t n, uint64_t truncated) {
+    sp->lines += n;
+    RILL__LINES_ADD(sp->stats->lines, n);
+    if (truncated)
+        RILL__LINES_ADD(sp->stats->truncated, truncated);
+}
+
+/* A line longer than max_line starting at ls: fail, or emit its head. */
+static inline int rill__lsplit_overlong(rill_stage *st, rill__lsplit *sp, const char *ls,
+                                        bool try_emit) {
+    if (!sp->truncate)
+        return RILL_ETOOLONG;
+    rill_item it = {ls, sp->max_line, &sp->buf->ref};
+    int rc = rill__lsplit_out(st, &it, try_emit);
+    if (rc == 0)
+        rill__lsplit_count(sp, 1, 1);
+    return rc;
+}
+
+/* The hot loop: every complete pending line, then the check of the
+ * unfinished one. Inlined twice, so the file source's loop does not test
+ * try_emit per line. */
+static inline __attribute__((always_inline)) int rill__lsplit_scan(rill_stage *st,
+                                                                  rill__lsplit *sp,
+                                                                  bool try_emit) {
+    if (!sp->pending)
+        return 0;
+    char *data = sp->buf->data;
+    rill_ref *owner = &sp->buf->ref;
+    const size_t max_line = sp->max_line;
+    const bool strip_cr = sp->strip_cr;
+    const char *ls = data + sp->pos, *p = data + sp->scan, *end = data + sp->end;
+    uint64_t n = 0; /* kept out of sp so the loop needs no store per line */
+    int rc = 0;
+    const char *nl;
+    while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        size_t len = (size_t)(nl - ls);
+        if (strip_cr && len && nl[-1] == '\r')
+            len--;
+        if (RILL__LIKELY(len <= max_line)) {
+            rill_item it = {ls, len, owner};
+            rc = rill__lsplit_out(st, &it, try_emit);
+            if (RILL__UNLIKELY(rc < 0))
+                break;
+            n++;
+        } else {
+            rill__lsplit_count(sp, n, 0);
+            n = 0;
+            rc = rill__lsplit_overlong(st, sp, ls, try_emit);
+            if (rc < 0)
+                break;
+        }
+        ls = p = nl + 1;
+    }
+    rill__lsplit_count(sp, n, 0);
+    sp->pos = (size_t)(ls - data);
+    sp->scan = (size_t)(p - data);
+    if (rc < 0)
+        return rc;
+    size_t tlen = (size_t)(end - ls);
+    if (tlen > max_line + sp->slack) {
+        /* No '\n' yet and already too long, whatever follows. */
+        sp->scan = sp->end;
+        rc = rill__lsplit_overlong(st, sp, ls, try_emit);
+        if (rc < 0)
+            return rc;
+        tlen = 0;
+        sp->skipping = true;
+    }
+    sp->pending = false;
+    sp->toff = sp->pos;
+    sp->tlen = tlen;
+    return 0;
+}
+
+int rill__lsplit_emit(rill_stage *st, rill__lsplit *sp) { return rill__lsplit_scan(st, sp, false); }
+
+int rill__lsplit_try_emit(rill_stage *st, rill__lsplit *sp) {
+    return rill__lsplit_scan(st, sp, true);
+}
+
+int rill__lsplit_finish(rill_stage *st, rill__lsplit *sp, bool try_emit) {
+    int rc = try_emit ? rill__lsplit_try_emit(st, sp) : rill__lsplit_emit(st, sp);
+    if (rc < 0 || sp->tlen == 0)
+        return rc;
+    const char *ls = sp->buf->data + sp->toff;
+    if (sp->tlen > sp->max_line) {
+        rc = rill__lsplit_overlong(st, sp, ls, try_emit);
+    } else {
+        rill_item it = {ls, sp->tlen, &sp->buf->ref};
+        rc = rill__lsplit_out(st, &it, try_emit);
+        if (rc == 0)
+            rill__lsplit_count(sp, 1, 0);
+    }
+    if (rc == 0)
+        sp->tlen = 0;
+    return rc;
+}
+
+void rill__lsplit_release(rill__lsplit *sp) {
+    if (sp->buf)
+        rill_ref_release(&sp->buf->ref);
+    sp->buf = NULL;
+    sp->tlen = 0;
+    sp->pending = false;
+}
