@@ -13,5 +13,6 @@
 #include "rill/stats.h"
 #include "rill/sched.h"
 #include "rill/net.h"
+#include "rill/tcp_lines.h"
 
 #endif

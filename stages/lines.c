@@ -170,9 +170,14 @@ RILL_API int rill_lines_file_add(rill_pipeline *p, const char *name, const char 
 }
 
 RILL_API int rill_lines_stats_of(const rill_stage *st, rill_lines_stats *out) {
-    if (!st || !out || rill_stage_ops_of(st) != &rill__lines_ops)
+    if (!st || !out)
         return RILL_EINVAL;
-    const rill_lines_stats *in = &((const rill__lines *)rill_stage_state(st))->stats;
+    const rill_lines_stats *in = rill__tcp_lines_counters(st);
+    if (!in) {
+        if (rill_stage_ops_of(st) != &rill__lines_ops)
+            return RILL_EINVAL;
+        in = &((const rill__lines *)rill_stage_state(st))->stats;
+    }
     out->lines = __atomic_load_n(&in->lines, __ATOMIC_RELAXED);
     out->bytes = __atomic_load_n(&in->bytes, __ATOMIC_RELAXED);
     out->truncated = __atomic_load_n(&in->truncated, __ATOMIC_RELAXED);

@@ -80,4 +80,8 @@ static inline size_t rill__lsplit_held(const rill__lsplit *sp) {
  * anything unfinished. */
 void rill__lsplit_release(rill__lsplit *sp);
 
+/* The TCP line source's counters, or NULL if st is not one (tcp_lines.c),
+ * so rill_lines_stats_of answers for both kinds of line source. */
+const rill_lines_stats *rill__tcp_lines_counters(const rill_stage *st);
+
 #endif

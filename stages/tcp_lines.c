@@ -1,0 +1,440 @@
+/* TCP line source (rill/tcp_lines.h): a scheduler, a TCP server on it, and
+ * per connection a task that cuts lines with the shared splitter
+ * (line_split.c) and emits them with rill_try_emit.
+ *
+ * Waiting for room. The room eventfd may be drained only before a retry,
+ * never between a refusal and the wait, or that refusal's wake-up is lost.
+ * With many connections refused at once, whichever drained would eat the
+ * others' wake-up. So one task, the watch, is the only reader of the fd,
+ * and refused connections wait for the gate, a task that only sleeps:
+ * the watch drains the fd and kills the gate, and everyone who waited for
+ * it retries (a refused retry spawns a new gate). A refusal before a drain
+ * is woken by that drain's kill; one after it is owed a new signal.
+ *
+ * The watch waits on a private epoll set holding the room fd and the
+ * stage's own eventfd, the kick, which rill_tcp_lines_stop and ending
+ * connections write: so it also sees the pipeline stop (the room fd fires
+ * then) and the moment nothing is left, when it ends, letting
+ * rill_sched_run return. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "lines_int.h"
+
+typedef struct rill__tcpl rill__tcpl;
+
+/* The watch or the gate: state in the stage, id 0 while not alive. */
+typedef struct rill__tcpl_task {
+    rill_gen gen;
+    rill_syscall call;
+    rill__tcpl *s;
+    uint64_t id;
+} rill__tcpl_task;
+
+struct rill__tcpl {
+    rill_stage *st;
+    rill_sched *sched;
+    rill_tcp_server *srv;
+    rill_lines_opts lo;
+    uint64_t max_accepts;
+    int room_fd;       /* the pipeline's; -1 until produce asks for it */
+    int kick;          /* ours: stop requests, ended connections */
+    int wfd;           /* ours: epoll set of room_fd and kick */
+    int stop_req;      /* atomic: RILL_TCP_STOP_* bits + 1 requested */
+    bool in_produce;   /* emits allowed (not in rill_pipeline_destroy) */
+    bool halted;       /* the pipeline stopped: server stopped NOW */
+    uint64_t live;     /* connection tasks not yet released */
+    rill__tcpl_task watch, gate;
+    rill_lines_stats lstats;
+    rill_tcp_lines_stats stats; /* lines, bytes, truncated: see lstats */
+};
+
+/* One connection. */
+typedef struct rill__tcpl_conn {
+    rill_gen gen;
+    rill_syscall call;
+    rill__tcpl *s;
+    rill_tcp_conn *c;
+    rill__lsplit sp;
+    int rc;          /* why reading ended */
+    bool client_end; /* rc is the socket's: end of stream, error, idle */
+    bool waiting;    /* counted in stats.waiting */
+    bool tail;    /* an unterminated last line is being delivered */
+} rill__tcpl_conn;
+
+#define RILL__TCPL_SUB(field) RILL__LINES_ADD(field, (uint64_t)-1)
+
+static void rill__tcpl_kick(rill__tcpl *s) {
+    uint64_t one = 1;
+    ssize_t w = write(s->kick, &one, sizeof one);
+    (void)w; /* EAGAIN: the counter is full, the watch wakes anyway */
+}
+
+static void rill__tcpl_drain(int fd) {
+    uint64_t v;
+    ssize_t r = read(fd, &v, sizeof v);
+    (void)r; /* EAGAIN: nothing to drain (readiness may be spurious) */
+}
+
+/* ---- the gate and the watch --------------------------------------------- */
+
+static void rill__tcpl_task_gone(rill_gen *g) {
+    RILL_CONTAINER_OF(g, rill__tcpl_task, gen)->id = 0;
+}
+
+static int rill__tcpl_gate_body(rill_gen *g) {
+    rill__tcpl_task *t = RILL_CONTAINER_OF(g, rill__tcpl_task, gen);
+    RILL_GEN_BEGIN(g);
+    RILL_SYS_SLEEP(g, &t->call, INT64_MAX);
+    RILL_GEN_END(g);
+}
+
+static int rill__tcpl_spawn(rill__tcpl *s, rill__tcpl_task *t, rill_gen_body_fn body) {
+    if (t->id)
+        return 0;
+    t->s = s;
+    rill_gen_init(&t->gen, body, NULL);
+    int rc = rill_sched_spawn(s->sched, &t->gen, rill__tcpl_task_gone, &t->id);
+    if (rc < 0)
+        t->id = 0;
+    return rc;
+}
+
+/* The pipeline stopped (an error anywhere, or an abort)? rill_emit_to
+ * reports the stop before it looks at the port, and delivers nothing to a
+ * port that does not exist. */
+static bool rill__tcpl_pipeline_stopped(rill_stage *st) {
+    static const char none;
+    rill_item probe = {&none, 0, NULL};
+    return rill_emit_to(st, rill_stage_outputs(st), &probe) != RILL_EINVAL;
+}
+
+/* Stop reading and accepting: nothing read now could be delivered. */
+static void rill__tcpl_halt(rill__tcpl *s) {
+    if (!s->halted) {
+        s->halted = true;
+        rill_tcp_server_stop(s->srv, RILL_TCP_STOP_NOW);
+    }
+}
+
+/* The server accepts no more and every connection has been released. */
+static bool rill__tcpl_done(rill__tcpl *s) {
+    if (s->live)
+        return false;
+    if (__atomic_load_n(&s->stop_req, __ATOMIC_ACQUIRE) || s->halted)
+        return true;
+    rill_tcp_stats ts;
+    rill_tcp_server_get_stats(s->srv, &ts);
+    return s->max_accepts && ts.accepted >= s->max_accepts;
+}
+
+static int rill__tcpl_watch_body(rill_gen *g) {
+    rill__tcpl_task *t = RILL_CONTAINER_OF(g, rill__tcpl_task, gen);
+    rill__tcpl *s = t->s;
+    RILL_GEN_BEGIN(g);
+    while (!rill__tcpl_done(s)) {
+        RILL_SYS_READABLE(g, &t->call, s->wfd);
+        if (t->call.result < 0)
+            return t->call.result;
+        rill__tcpl_drain(s->room_fd);
+        rill__tcpl_drain(s->kick);
+        if (rill__tcpl_pipeline_stopped(s->st))
+            rill__tcpl_halt(s);
+        if (s->gate.id)
+            rill_sched_kill(s->sched, s->gate.id);
+    }
+    if (s->gate.id)
+        rill_sched_kill(s->sched, s->gate.id);
+    RILL_GEN_END(g);
+}
+
+/* ---- connections ------------------------------------------------------------ */
+
+static void rill__tcpl_set_waiting(rill__tcpl_conn *k, bool on) {
+    if (k->waiting == on)
+        return;
+    k->waiting = on;
+    if (on) {
+        RILL__LINES_ADD(k->s->stats.waits, 1);
+        RILL__LINES_ADD(k->s->stats.waiting, 1);
+    } else {
+        RILL__TCPL_SUB(k->s->stats.waiting);
+    }
+}
+
+/* Wait until the watch has seen room (or a stop), then retry. Without a
+ * gate (no memory for a task) poll every millisecond instead. */
+#define RILL__TCPL_WAIT_ROOM(g, k)                                                  \
+    do {                                                                            \
+        rill__tcpl_set_waiting(k, true);                                            \
+        if (rill__tcpl_spawn((k)->s, &(k)->s->gate, rill__tcpl_gate_body) == 0) {   \
+            RILL_SYS_WAIT(g, &(k)->call, (k)->s->gate.id);                          \
+        } else {                                                                    \
+            RILL_SYS_SLEEP(g, &(k)->call, 1000000);                                 \
+        }                                                                           \
+    } while (0)
+
+/* Lines received but never to be delivered. */
+static void rill__tcpl_drop_rest(rill__tcpl_conn *k) {
+    const rill__lsplit *sp = &k->sp;
+    uint64_t n = 0;
+    if (sp->pending) {
+        const char *p = sp->buf->data + sp->pos, *end = sp->buf->data + sp->end, *nl;
+        while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+            n++;
+            p = nl + 1;
+        }
+        n += p < end;
+    } else {
+        n = sp->tlen > 0;
+    }
+    if (n)
+        RILL__LINES_ADD(k->s->stats.dropped, n);
+    rill__lsplit_release(&k->sp);
+}
+
+/* A failed emit or finish: count it. */
+static void rill__tcpl_emit_failed(rill__tcpl_conn *k, int rc) {
+    if (rc == RILL_ETOOLONG) {
+        RILL__LINES_ADD(k->s->stats.too_long, 1);
+        rill__lsplit_release(&k->sp); /* the connection's bad input, not lines */
+        return;
+    }
+    if (rc == RILL_ENOMEM)
+        RILL__LINES_ADD(k->s->stats.errors, 1);
+    else
+        rill__tcpl_halt(k->s); /* the pipeline stopped, or failed downstream */
+    rill__tcpl_drop_rest(k);
+}
+
+static int rill__tcpl_conn_body(rill_gen *g) {
+    rill__tcpl_conn *k = RILL_CONTAINER_OF(g, rill__tcpl_conn, gen);
+    rill__tcpl *s = k->s;
+    RILL_GEN_BEGIN(g);
+    for (;;) {
+        if ((k->rc = rill__lsplit_prepare(&k->sp)) < 0)
+            break;
+        k->rc = (int)rill_tcp_read(k->c, rill__lsplit_space(&k->sp), k->sp.chunk);
+        if (k->rc == -EAGAIN) {
+            RILL_TCP_READABLE(g, &k->call, k->c);
+            if (k->call.result >= 0)
+                continue;
+            k->rc = k->call.result;
+        }
+        if (k->rc <= 0) {
+            k->client_end = true;
+            break;
+        }
+        rill__lsplit_fed(&k->sp, (size_t)k->rc);
+        while ((k->rc = rill__lsplit_try_emit(s->st, &k->sp)) == RILL_EAGAIN)
+            RILL__TCPL_WAIT_ROOM(g, k);
+        rill__tcpl_set_waiting(k, false);
+        if (k->rc < 0)
+            break;
+        rill_stage_flush(s->st);
+        RILL_SYS_YIELD(g); /* fair to the other connections */
+    }
+    if (!k->client_end) {
+        rill__tcpl_emit_failed(k, k->rc);
+    } else {
+        /* The client is gone (end of stream, reset, idle): deliver its
+         * unterminated last line like the file source's last line. */
+        if (k->rc == -ETIMEDOUT)
+            RILL__LINES_ADD(s->stats.timed_out, 1);
+        else if (k->rc < 0)
+            RILL__LINES_ADD(s->stats.errors, 1);
+        k->tail = k->sp.tlen > 0;
+        while ((k->rc = rill__lsplit_finish(s->st, &k->sp, true)) == RILL_EAGAIN)
+            RILL__TCPL_WAIT_ROOM(g, k);
+        rill__tcpl_set_waiting(k, false);
+        if (k->rc < 0)
+            rill__tcpl_emit_failed(k, k->rc);
+        else if (k->tail)
+            RILL__LINES_ADD(s->stats.partial, 1);
+        rill_stage_flush(s->st);
+    }
+    rill__lsplit_release(&k->sp);
+    RILL_GEN_END(g);
+}
+
+/* Killed (STOP_NOW, deadline, pipeline stopped): deliver what was received
+ * if the queue takes it now; the rest is counted as dropped. */
+static int rill__tcpl_conn_close(rill_gen *g) {
+    rill__tcpl_conn *k = RILL_CONTAINER_OF(g, rill__tcpl_conn, gen);
+    rill__tcpl *s = k->s;
+    RILL__LINES_ADD(s->stats.killed, 1);
+    rill__tcpl_set_waiting(k, false);
+    if (s->in_produce && k->sp.buf) {
+        int rc = rill__lsplit_try_emit(s->st, &k->sp);
+        k->tail = rc == 0 && k->sp.tlen > 0;
+        if (rc == 0)
+            rc = rill__lsplit_finish(s->st, &k->sp, true);
+        if (rc == 0 && k->tail)
+            RILL__LINES_ADD(s->stats.partial, 1);
+        if (rc == RILL_ETOOLONG)
+            RILL__LINES_ADD(s->stats.too_long, 1);
+        rill_stage_flush(s->st);
+    }
+    rill__tcpl_drop_rest(k);
+    return 0;
+}
+
+static void rill__tcpl_conn_free(rill_gen *g) {
+    rill__tcpl_conn *k = RILL_CONTAINER_OF(g, rill__tcpl_conn, gen);
+    rill__tcpl *s = k->s;
+    rill__lsplit_release(&k->sp);
+    free(k);
+    s->live--;
+    RILL__TCPL_SUB(s->stats.active);
+    rill__tcpl_kick(s); /* maybe the last: the watch decides */
+}
+
+static int rill__tcpl_accept(void *arg, rill_tcp_conn *c, rill_gen **task,
+                             rill_task_free_fn *free_fn) {
+    rill__tcpl *s = arg;
+    /* The watch may have ended just before this late accept: it must be
+     * there to wake this connection if it finds the queue full. */
+    int rc = rill__tcpl_spawn(s, &s->watch, rill__tcpl_watch_body);
+    rill__tcpl_conn *k = rc < 0 ? NULL : calloc(1, sizeof *k);
+    if (!k) {
+        rill__tcpl_kick(s); /* the server closes it (refused): maybe the last */
+        return RILL_ENOMEM;
+    }
+    k->s = s;
+    k->c = c;
+    rill__lsplit_init(&k->sp, &s->lo, &s->lstats);
+    rill_gen_init(&k->gen, rill__tcpl_conn_body, rill__tcpl_conn_close);
+    *task = &k->gen;
+    *free_fn = rill__tcpl_conn_free;
+    s->live++;
+    RILL__LINES_ADD(s->stats.connections, 1);
+    RILL__LINES_ADD(s->stats.active, 1);
+    return 0;
+}
+
+/* ---- the stage ------------------------------------------------------------ */
+
+static int rill__tcpl_produce(rill_stage *st, void *state) {
+    rill__tcpl *s = state;
+    int rc = 0;
+    if (s->room_fd < 0) {
+        if ((rc = rill_stage_room_fd(st, &s->room_fd)) < 0)
+            return rill_stage_fail(st, rc, "cannot get the room signal");
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = s->room_fd};
+        if (epoll_ctl(s->wfd, EPOLL_CTL_ADD, s->room_fd, &ev) < 0)
+            return rill_stage_fail(st, -errno, "cannot watch the room signal");
+    }
+    s->in_produce = true;
+    rc = rill__tcpl_spawn(s, &s->watch, rill__tcpl_watch_body);
+    if (rc == 0)
+        rc = rill_sched_run(s->sched);
+    s->in_produce = false;
+    rill_stage_flush(st);
+    if (rc < 0)
+        return rill_stage_fail(st, rc, "TCP server on port %u", rill_tcp_server_port(s->srv));
+    return RILL_EDONE;
+}
+
+static void rill__tcpl_free(rill__tcpl *s) {
+    s->in_produce = false;
+    rill_sched_free(s->sched); /* tasks left (never run): closed here */
+    rill_tcp_server_free(s->srv);
+    if (s->wfd >= 0)
+        close(s->wfd);
+    if (s->kick >= 0)
+        close(s->kick);
+    free(s);
+}
+
+static void rill__tcpl_destroy(void *state) { rill__tcpl_free(state); }
+
+static const rill_stage_ops rill__tcpl_ops = {
+    .produce = rill__tcpl_produce,
+    .destroy = rill__tcpl_destroy,
+};
+
+static rill__tcpl *rill__tcpl_of(const rill_stage *st) {
+    return st && rill_stage_ops_of(st) == &rill__tcpl_ops ? rill_stage_state(st) : NULL;
+}
+
+RILL_API int rill_tcp_lines_add(rill_pipeline *p, const char *name, const rill_tcp_opts *topts,
+                                const rill_lines_opts *lopts, const rill_stage_opts *opts,
+                                rill_stage **out) {
+    if (out)
+        *out = NULL;
+    rill_lines_opts lo = {0};
+    if (lopts)
+        lo = *lopts;
+    if (!p || rill__lsplit_opts(&lo, RILL_TCP_LINES_DEFAULT_CHUNK,
+                                RILL_LINES_TRUNCATE | RILL_LINES_STRIP_CR))
+        return RILL_EINVAL;
+    rill_tcp_opts to = {0};
+    if (topts)
+        to = *topts;
+    if (!to.idle_ns)
+        to.idle_ns = RILL_SCHED_FOREVER;
+    if (!to.deadline_ns)
+        to.deadline_ns = RILL_SCHED_FOREVER;
+    rill__tcpl *s = calloc(1, sizeof *s);
+    if (!s)
+        return RILL_ENOMEM;
+    s->lo = lo;
+    s->max_accepts = to.max_accepts;
+    s->room_fd = -1;
+    s->kick = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    s->wfd = epoll_create1(EPOLL_CLOEXEC);
+    int rc = s->kick < 0 || s->wfd < 0 ? -errno : rill_sched_new(&s->sched);
+    if (rc == 0) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = s->kick};
+        rc = epoll_ctl(s->wfd, EPOLL_CTL_ADD, s->kick, &ev) < 0 ? -errno : 0;
+    }
+    if (rc == 0)
+        rc = rill_tcp_server_new(s->sched, &to, rill__tcpl_accept, s, &s->srv);
+    if (rc == 0)
+        rc = rill_stage_add(p, name, &rill__tcpl_ops, s, opts, &s->st);
+    if (rc < 0) {
+        rill__tcpl_free(s);
+        return rc;
+    }
+    if (out)
+        *out = s->st;
+    return 0;
+}
+
+RILL_API uint16_t rill_tcp_lines_port(const rill_stage *st) {
+    rill__tcpl *s = rill__tcpl_of(st);
+    return s ? rill_tcp_server_port(s->srv) : 0;
+}
+
+RILL_API void rill_tcp_lines_stop(rill_stage *st, int how) {
+    rill__tcpl *s = rill__tcpl_of(st);
+    if (!s)
+        return;
+    int saved = errno; /* a signal handler must leave errno as it found it */
+    __atomic_fetch_or(&s->stop_req, how == RILL_TCP_STOP_NOW ? 2 : 1, __ATOMIC_RELEASE);
+    rill_tcp_server_stop(s->srv, how);
+    rill__tcpl_kick(s);
+    errno = saved;
+}
+
+const rill_lines_stats *rill__tcp_lines_counters(const rill_stage *st) {
+    rill__tcpl *s = rill__tcpl_of(st);
+    return s ? &s->lstats : NULL;
+}
+
+RILL_API int rill_tcp_lines_stats_of(const rill_stage *st, rill_tcp_lines_stats *out) {
+    rill__tcpl *s = rill__tcpl_of(st);
+    if (!s || !out)
+        return RILL_EINVAL;
+    const uint64_t *in = (const uint64_t *)&s->stats;
+    uint64_t *o = (uint64_t *)out;
+    for (size_t i = 0; i < sizeof *out / sizeof(uint64_t); i++)
+        o[i] = __atomic_load_n(&in[i], __ATOMIC_RELAXED);
+    out->lines = __atomic_load_n(&s->lstats.lines, __ATOMIC_RELAXED);
+    out->bytes = __atomic_load_n(&s->lstats.bytes, __ATOMIC_RELAXED);
+    out->truncated = __atomic_load_n(&s->lstats.truncated, __ATOMIC_RELAXED);
+    return 0;
+}
