@@ -1,14 +1,18 @@
 /* ip_stats — the seed's IP statistics over a web access log, on rill.
  *
  *   ip_stats [options] [LOG [IP...]]
+ *   ip_stats --listen PORT [options] [IP...]
  *
  * With IPs: one line "<ip> <count>" per IP, in argument order. With a LOG and
  * no IPs: the --top N most frequent client addresses. With no arguments: the
- * shipped log and the seed's three IPs. Results on stdout, everything else on
- * stderr; exit 1 on a runtime error, 2 on bad usage. */
+ * shipped log and the seed's three IPs. With --listen the lines come from TCP
+ * clients (`nc -N 127.0.0.1 PORT < access.log`) instead of a LOG. Results on
+ * stdout, everything else on stderr; exit 1 on a runtime error, 2 on bad
+ * usage. */
 #include <getopt.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <stdio.h>
@@ -23,11 +27,22 @@ static const char *const seed_ips[] = {"83.149.9.216", "93.114.45.13", "207.241.
 static void usage(FILE *to) {
     fprintf(to,
             "usage: ip_stats [options] [LOG [IP...]]\n"
+            "       ip_stats --listen PORT [options] [IP...]\n"
             "Count requests per client IP in a web access log (LOG '-' = stdin).\n"
             "  (no arguments)  the shipped sample log and the seed's three IPs\n"
             "  LOG IP...       one line '<ip> <count>' per IP, in argument order\n"
             "  LOG             the most frequent client addresses (see --top)\n"
             "options:\n"
+            "  --listen PORT   read the log from TCP clients on 127.0.0.1:PORT instead\n"
+            "                  of a file (0: any free port); every argument is an IP.\n"
+            "                  Prints 'listening on 127.0.0.1:PORT' on stderr once\n"
+            "                  clients can connect, e.g. nc -N 127.0.0.1 PORT < LOG.\n"
+            "                  Runs until --connections N have ended, or until\n"
+            "                  SIGINT/SIGTERM: that stops at once (connections are\n"
+            "                  closed, the lines received so far are counted, and\n"
+            "                  any that could not be handed on are reported); a\n"
+            "                  second signal aborts without counts\n"
+            "  --connections N with --listen: end after N connections have ended\n"
             "  --prefix        an IP matches lines that start with it (the seed's\n"
             "                  startswith: 10.0.0.1 also counts 10.0.0.12)\n"
             "  --top N         how many addresses without IPs (default 10)\n"
@@ -154,6 +169,49 @@ static int write_report(rill_pipeline *p, const char *path,
     return rc ? -1 : 0;
 }
 
+/* --listen: SIGINT and SIGTERM stop the server at once; a second one aborts. */
+static rill_pipeline *volatile listen_pipeline;
+static rill_stage *volatile listen_source;
+static volatile sig_atomic_t listen_signals;
+
+static void on_stop_signal(int sig) {
+    (void)sig;
+    if (listen_signals++ == 0)
+        rill_tcp_lines_stop(listen_source, RILL_TCP_STOP_NOW);
+    else
+        rill_pipeline_abort(listen_pipeline);
+}
+
+static int listen_on(rill_pipeline *p, rill_stage *source) {
+    listen_pipeline = p;
+    listen_source = source;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, &sa, NULL) || sigaction(SIGTERM, &sa, NULL)) {
+        perror("ip_stats: sigaction");
+        return -1;
+    }
+    fprintf(stderr, "listening on 127.0.0.1:%u\n", (unsigned)rill_tcp_lines_port(source));
+    fflush(stderr);
+    return 0;
+}
+
+/* What the clients sent that did not count (never silently). */
+static void report_listen(rill_stage *source) {
+    rill_tcp_lines_stats ts;
+    if (rill_tcp_lines_stats_of(source, &ts))
+        return;
+    if (ts.dropped)
+        fprintf(stderr, "ip_stats: %llu received lines not counted: the server was stopped "
+                        "while the pipeline was full\n", (unsigned long long)ts.dropped);
+    if (ts.too_long || ts.errors)
+        fprintf(stderr, "ip_stats: %llu connections closed at an over-long line, %llu by a "
+                        "read error\n", (unsigned long long)ts.too_long,
+                (unsigned long long)ts.errors);
+}
+
 static int parse_count(const char *s, size_t *out) {
     char *end;
     errno = 0;
@@ -175,6 +233,8 @@ int main(int argc, char **argv) {
         {"stats-json", required_argument, NULL, 'J'},
         {"stats-svg", required_argument, NULL, 'G'},
         {"quiet", no_argument, NULL, 'q'},
+        {"listen", required_argument, NULL, 'L'},
+        {"connections", required_argument, NULL, 'N'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -217,6 +277,29 @@ int main(int argc, char **argv) {
         case 'J': json = optarg; break;
         case 'G': svg = optarg; break;
         case 'q': quiet = true; break;
+        case 'L': {
+            char *end;
+            errno = 0;
+            unsigned long port = strtoul(optarg, &end, 10);
+            if (errno || end == optarg || *end || port > 65535 || optarg[0] == '-') {
+                fprintf(stderr, "ip_stats: --listen needs a port from 0 to 65535, not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            cfg.listen = true;
+            cfg.port = (uint16_t)port;
+            break;
+        }
+        case 'N': {
+            size_t n;
+            if (parse_count(optarg, &n)) {
+                fprintf(stderr, "ip_stats: --connections needs a positive number, not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            cfg.connections = n;
+            break;
+        }
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -224,7 +307,14 @@ int main(int argc, char **argv) {
     char shipped[PATH_MAX + 32];
     const char **ips = NULL;
     size_t nargs = (size_t)(argc - optind);
-    if (nargs == 0) {
+    if (cfg.connections && !cfg.listen) {
+        fprintf(stderr, "ip_stats: --connections needs --listen\n");
+        return 2;
+    }
+    if (cfg.listen) {
+        ips = (const char **)argv + optind;
+        nargs++; /* no LOG argument: every argument is an IP */
+    } else if (nargs == 0) {
         if (find_shipped_log(shipped, sizeof shipped)) {
             fprintf(stderr, "ip_stats: cannot find the shipped log (set RILL_DATA_DIR or pass LOG)\n");
             return 1;
@@ -283,16 +373,25 @@ int main(int argc, char **argv) {
         return 1;
     }
     progress pr = {.p = p, .source = rill_pipeline_find(p, "source"), .done = false};
+    if (cfg.listen && listen_on(p, pr.source)) {
+        rill_pipeline_destroy(p);
+        free(uniq);
+        return 1;
+    }
     pthread_t prt;
-    bool show = !quiet && isatty(STDERR_FILENO) && strcmp(cfg.log, "-") != 0;
+    bool show = !quiet && isatty(STDERR_FILENO) && (cfg.listen || strcmp(cfg.log, "-") != 0);
     if (show) {
         struct stat sb;
-        pr.total = stat(cfg.log, &sb) == 0 && S_ISREG(sb.st_mode) ? (uint64_t)sb.st_size : 0;
+        pr.total = !cfg.listen && stat(cfg.log, &sb) == 0 && S_ISREG(sb.st_mode)
+                       ? (uint64_t)sb.st_size
+                       : 0;
         pthread_mutex_init(&pr.lock, NULL);
         pthread_cond_init(&pr.cond, NULL);
         show = pthread_create(&prt, NULL, progress_main, &pr) == 0;
     }
     int run = rill_pipeline_run(p);
+    if (cfg.listen)
+        report_listen(pr.source);
     if (show) {
         pthread_mutex_lock(&pr.lock);
         pr.done = true;

@@ -13,6 +13,7 @@
 #define IPSTATS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,7 +28,10 @@ static inline bool ipstats_has_client(const rill_item *item, void *arg) {
 }
 
 typedef struct ipstats_config {
-    const char *log;          /* path, or "-" for standard input */
+    const char *log;          /* path, or "-" for standard input (unless listen) */
+    bool listen;              /* read lines from TCP clients instead of log */
+    uint16_t port;            /* listen: the port (0: any free one) */
+    uint64_t connections;     /* listen: end after this many (0: until stopped) */
     const char *const *ips;   /* distinct IPs (or prefixes) */
     size_t nips;
     bool prefix;              /* startswith instead of first-field equality */
@@ -44,13 +48,23 @@ static inline int ipstats_build(const ipstats_config *cfg, rill_pipeline **out,
     int rc = rill_pipeline_new(&p, "ip_stats");
     if (rc)
         return rc;
-    if (strcmp(cfg->log, "-") == 0)
-        rc = rill_lines_fd_add(p, "source", STDIN_FILENO, NULL, &cfg->stage, &src);
-    else
-        rc = rill_lines_file_add(p, "source", cfg->log, NULL, &cfg->stage, &src);
-    if (rc) {
-        snprintf(err, errlen, "cannot read '%s': %s", cfg->log, rill_strerror(rc));
-        goto fail;
+    if (cfg->listen) {
+        rill_tcp_opts topts = {.port = cfg->port, .max_accepts = cfg->connections};
+        rc = rill_tcp_lines_add(p, "source", &topts, NULL, &cfg->stage, &src);
+        if (rc) {
+            snprintf(err, errlen, "cannot listen on 127.0.0.1:%u: %s", (unsigned)cfg->port,
+                     rill_strerror(rc));
+            goto fail;
+        }
+    } else {
+        if (strcmp(cfg->log, "-") == 0)
+            rc = rill_lines_fd_add(p, "source", STDIN_FILENO, NULL, &cfg->stage, &src);
+        else
+            rc = rill_lines_file_add(p, "source", cfg->log, NULL, &cfg->stage, &src);
+        if (rc) {
+            snprintf(err, errlen, "cannot read '%s': %s", cfg->log, rill_strerror(rc));
+            goto fail;
+        }
     }
     if (cfg->nips == 0) {
         rill_filter_spec clients = {.match = RILL_MATCH_PRED, .pred = ipstats_has_client};
