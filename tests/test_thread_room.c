@@ -60,11 +60,14 @@ typedef struct sink {
     unsigned stall;      /* one item in `stall` (on average) spins up to 200 us */
     uint64_t rng;
     atomic_int count;    /* items received, for the test thread */
+    atomic_int tid;      /* its thread, once it has received an item */
 } sink;
 
 static int sink_send(rill_stage *st, void *state, const rill_item *it) {
     sink *k = state;
     (void)st;
+    if (k->next == 0)
+        atomic_store(&k->tid, my_tid());
     if (k->g && k->next == 0)
         gate_pass(k->g);
     if (it->len < k->next)
@@ -198,6 +201,7 @@ static rill_stage *add_sink(rill_pipeline *p, const char *name, sink *k, unsigne
                          .overflow = overflow};
     rill_stage *st = NULL;
     atomic_init(&k->count, 0);
+    atomic_init(&k->tid, 0);
     return rill_stage_add(p, name, &sink_ops, k, &o, &st) == 0 ? st : NULL;
 }
 
@@ -254,6 +258,8 @@ static void held_sink(unsigned cap, unsigned batch) {
     /* Look while the source waits for room, then let everything finish
      * before checking, so a failed check leaves no thread behind. */
     bool waited = wait_phase(&s, 1);
+    /* The refusal handed the sink its batch and woke it: it gets to item 0. */
+    bool reached = wait_for(&g.entered, 1, WAIT_S);
     rill_queue_stats held = queue_to(p, "sink");
     uint64_t out = items_out(p, "source");
     int entered = atomic_load(&g.entered), got = atomic_load(&k.count);
@@ -268,6 +274,7 @@ static void held_sink(unsigned cap, unsigned batch) {
     gate_fini(&g);
 
     CHECK(waited);
+    CHECK(reached);
     CHECK_EQ(s.emitted_first, cap);
     CHECK_EQ(s.first_rc, RILL_EAGAIN);
     for (int i = 0; i < 3; i++)
@@ -369,9 +376,9 @@ static void never_refused(unsigned policy) {
     CHECK_OK(rill_connect(src, r));
     CHECK_OK(rill_pipeline_start(p));
     bool done = wait_phase(&s, 2);
-    rill_queue_stats q = queue_to(p, "held");
     gate_open(&g);
     int rc = rill_pipeline_close(p);
+    rill_queue_stats q = queue_to(p, "held");
     rill_pipeline_destroy(p);
     gate_fini(&g);
 
@@ -380,6 +387,7 @@ static void never_refused(unsigned policy) {
     CHECK_EQ(s.first_rc, 0);
     CHECK_EQ(s.emitted_first, N);
     CHECK_EQ(q.in, N);
+    CHECK_EQ(q.out, (uint64_t)atomic_load(&held.count));
     CHECK(!held.bad);
     CHECK_EQ((uint64_t)atomic_load(&held.count) + q.dropped, N);
     if (policy == RILL_OVERFLOW_DROP_NEWEST) {
@@ -518,7 +526,11 @@ RILL_TEST(room, fd_made_after_the_room_was_freed_is_readable) {
     CHECK_OK(rill_pipeline_start(p));
     bool refused = wait_phase(&s, 1);
     gate_open(&g);
-    bool drained = wait_for(&k.count, CAP, WAIT_S);
+    /* The sink has handed the batch back once it sleeps after item CAP-1
+     * (it parks waiting for input only after the hand-back). */
+    bool drained = wait_for(&k.count, CAP, WAIT_S), parked = false;
+    for (double end = now_s() + WAIT_S; drained && !parked && now_s() < end; sleep_ms(1))
+        parked = queue_to(p, "sink").out == CAP && thread_state(atomic_load(&k.tid)) == 'S';
     atomic_store(&s.go, 1);
     int rc = rill_pipeline_close(p);
     rill_pipeline_destroy(p);
@@ -526,6 +538,7 @@ RILL_TEST(room, fd_made_after_the_room_was_freed_is_readable) {
 
     CHECK(refused);
     CHECK(drained);
+    CHECK(parked);
     CHECK_EQ(s.first_rc, RILL_EAGAIN);
     CHECK_EQ(s.late_rc, 1);
     CHECK_OK(rc);
