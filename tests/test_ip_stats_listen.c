@@ -1,6 +1,9 @@
 /* examples/ip_stats --listen end to end: the real binary fed by real
  * clients (nc, socat, and this test's own socket), its counts compared with
- * those of the same binary run on the file, in the same test. */
+ * those of the same binary run on the file, in the same test. With
+ * --threaded every stage of the child is RILL_STAGE_THREADED, the source
+ * included: that names this file a threaded test, run under ThreadSanitizer
+ * too (the child is built with the same sanitizer). */
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
