@@ -71,7 +71,8 @@ int rill_lines_file_add(rill_pipeline *p, const char *name, const char *path,
 /* Counters of a line source stage. Callable from any thread while the
  * pipeline runs (progress reports: each counter is current, not all taken
  * at the same instant); exact once the pipeline is closed.
- * RILL_EINVAL if st is not a line source. */
+ * Works on the TCP line source too (rill/tcp_lines.h: its own stats call
+ * adds the connection counters). RILL_EINVAL if st is not a line source. */
 int rill_lines_stats_of(const rill_stage *st, rill_lines_stats *out);
 
 #ifdef __cplusplus
