@@ -105,11 +105,14 @@ static int rill__tcpl_spawn(rill__tcpl *s, rill__tcpl_task *t, rill_gen_body_fn 
 
 /* The pipeline stopped (an error anywhere, or an abort)? rill_emit_to
  * reports the stop before it looks at the port, and delivers nothing to a
- * port that does not exist. */
+ * port that does not exist (nor counts it). Its answer alone cannot tell a
+ * stage that failed with RILL_EINVAL from the missing port; an error is
+ * recorded before the stop is raised, so the status tells that case. */
 static bool rill__tcpl_pipeline_stopped(rill_stage *st) {
     static const char none;
     rill_item probe = {&none, 0, NULL};
-    return rill_emit_to(st, rill_stage_outputs(st), &probe) != RILL_EINVAL;
+    return rill_emit_to(st, rill_stage_outputs(st), &probe) != RILL_EINVAL ||
+           rill_pipeline_status(rill_stage_pipeline(st)) != 0;
 }
 
 /* Stop reading and accepting: nothing read now could be delivered. */

@@ -40,6 +40,7 @@ typedef struct checker {
     atomic_int bad;
     gate *stall;
     uint64_t fail_at;
+    int fail_code; /* what the failing line returns; 0: -EIO */
 } checker;
 
 static int checker_send(rill_stage *st, void *state, const rill_item *it) {
@@ -49,7 +50,7 @@ static int checker_send(rill_stage *st, void *state, const rill_item *it) {
         gate_pass(k->stall);
     unsigned long long n = atomic_fetch_add(&k->lines, 1) + 1;
     if (k->fail_at && n == k->fail_at)
-        return -EIO;
+        return k->fail_code ? k->fail_code : -EIO;
     const char *d = it->data;
     unsigned c = it->len >= 4 ? (unsigned)((d[0] - '0') * 100 + (d[1] - '0') * 10 + d[2] - '0')
                               : 999;
@@ -595,11 +596,13 @@ RILL_TEST(tcp_lines, stop_now_with_a_full_queue_counts_drops) {
  * failing elsewhere): the server stops at once, nothing hangs. */
 RILL_TEST(tcp_lines, pipeline_stop_ends_the_server) {
     for (int threads = 0; threads < 4; threads++) {
-        for (int fail = 0; fail < 2; fail++) {
+        for (int fail = 0; fail < 3; fail++) {
             static checker ck;
             memset(&ck, 0, sizeof ck);
             ck.nconn = 2;
             ck.fail_at = fail ? 3 : 0;
+            /* Any code: also the one a missing port answers (RILL_EINVAL). */
+            ck.fail_code = fail == 2 ? RILL_EINVAL : -EIO;
             runner r;
             CHECK_OK(build(&r, threads, NULL, NULL, NULL, &ck));
             CHECK_EQ(start(&r), 0);
@@ -620,7 +623,7 @@ RILL_TEST(tcp_lines, pipeline_stop_ends_the_server) {
                 rill_pipeline_abort(r.p);
             }
             CHECK(finish(&r));
-            CHECK_EQ(r.rc, fail ? -EIO : RILL_EABORTED);
+            CHECK_EQ(r.rc, fail ? ck.fail_code : RILL_EABORTED);
             CHECK_EQ(stats(&r).active, 0);
             close(idle);
             close(a);
