@@ -2,10 +2,16 @@
  *
  * Before each read the splitter either reuses its buffer in place (nobody
  * else kept a reference: the single-threaded steady state allocates
- * nothing) or leaves it to whoever retained it and takes a fresh one. The
- * unfinished last line of a read is moved to the front of the buffer and the
- * next read appends to it, so a buffer never holds more than max_line of
- * carried-over bytes plus one chunk. */
+ * nothing), or appends after what it read last while at least half a chunk
+ * is unused there (emitted lines are never written over), or leaves the
+ * buffer to whoever retained it and takes a fresh one. Appending matters
+ * for short reads (a socket delivering a line at a time): without it every
+ * kept line would pin a buffer of its own, a full queue of them capacity
+ * buffers. So a buffer is left behind only once more than half of it has
+ * been read into. The unfinished last line of a read is carried to the
+ * front of the buffer (or stays put when appending) and the next read
+ * continues it, so a buffer never holds more than max_line of carried-over
+ * bytes plus one chunk. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +60,14 @@ int rill__lsplit_prepare(rill__lsplit *sp) {
         if (sp->toff)
             memmove(b->data, b->data + sp->toff, sp->tlen);
         sp->toff = 0;
+        sp->fill = sp->tlen;
+        sp->room = sp->chunk;
+        return 0;
+    }
+    size_t left = b ? b->cap - sp->fill : 0;
+    if (left >= sp->chunk - sp->chunk / 2 && (sp->tlen == 0 || sp->toff + sp->tlen == sp->fill)) {
+        sp->toff = sp->fill - sp->tlen; /* an empty line may start anywhere */
+        sp->room = left < sp->chunk ? left : sp->chunk;
         return 0;
     }
     size_t cap = sp->cap_init;
@@ -68,12 +82,15 @@ int rill__lsplit_prepare(rill__lsplit *sp) {
     }
     sp->buf = nb;
     sp->toff = 0;
+    sp->fill = sp->tlen;
+    sp->room = sp->chunk;
     return 0;
 }
 
 void rill__lsplit_fed(rill__lsplit *sp, size_t n) {
     RILL__LINES_ADD(sp->stats->bytes, (uint64_t)n);
-    size_t pos = 0, scan = sp->tlen, end = sp->tlen + n;
+    size_t pos = sp->toff, scan = sp->toff + sp->tlen, end = scan + n;
+    sp->fill = end;
     if (sp->skipping) {
         const char *nl = memchr(sp->buf->data + scan, '\n', n);
         if (!nl) {

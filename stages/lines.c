@@ -62,7 +62,7 @@ static int rill__lines_step(rill_stage *st, rill__lines *s) {
     int rc = rill__lsplit_prepare(&s->sp);
     if (rc < 0)
         return rill__lines_failed(st, s, rc);
-    ssize_t n = rill__lines_read(st, s, rill__lsplit_space(&s->sp), s->sp.chunk);
+    ssize_t n = rill__lines_read(st, s, rill__lsplit_space(&s->sp), s->sp.room);
     if (n < 0)
         return (int)n;
     if (n == 0)

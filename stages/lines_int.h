@@ -32,6 +32,9 @@ typedef struct rill__lsplit {
     bool skipping;   /* TRUNCATE: discarding the rest of an over-long line */
     bool pending;    /* fed bytes whose lines are not all emitted yet */
     rill__lbuf *buf; /* current buffer; the splitter holds one reference */
+    size_t fill;     /* bytes of buf->data read into: emitted lines lie
+                        before it, nothing after it is anyone's */
+    size_t room;     /* bytes the next read may take (set by prepare) */
     size_t toff, tlen; /* unfinished line: buf->data[toff .. toff+tlen) */
     size_t pos, scan, end; /* pending: lines of data[pos..end), '\n' search
                               resumes at scan */
@@ -51,12 +54,15 @@ int rill__lsplit_opts(rill_lines_opts *lo, size_t default_chunk, unsigned known)
 /* Set sp up for lo (checked by rill__lsplit_opts), counting into stats. */
 void rill__lsplit_init(rill__lsplit *sp, const rill_lines_opts *lo, rill_lines_stats *stats);
 
-/* Make the unfinished line start the buffer with a chunk of room after it
- * (reusing the buffer if nobody else holds it). 0 or RILL_ENOMEM. */
+/* Make room to read into right after the unfinished line: sp->room bytes,
+ * a chunk, or at least half a chunk where the buffer is kept by others and
+ * still has that much unused. 0 or RILL_ENOMEM. */
 int rill__lsplit_prepare(rill__lsplit *sp);
 
-/* Where to read (room for sp->chunk bytes), after prepare. */
-static inline char *rill__lsplit_space(rill__lsplit *sp) { return sp->buf->data + sp->tlen; }
+/* Where to read (room for sp->room bytes), after prepare. */
+static inline char *rill__lsplit_space(rill__lsplit *sp) {
+    return sp->buf->data + sp->toff + sp->tlen;
+}
 
 /* n > 0 bytes were read into rill__lsplit_space(). */
 void rill__lsplit_fed(rill__lsplit *sp, size_t n);

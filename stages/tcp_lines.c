@@ -220,7 +220,7 @@ static int rill__tcpl_conn_body(rill_gen *g) {
     for (;;) {
         if ((k->rc = rill__lsplit_prepare(&k->sp)) < 0)
             break;
-        k->rc = (int)rill_tcp_read(k->c, rill__lsplit_space(&k->sp), k->sp.chunk);
+        k->rc = (int)rill_tcp_read(k->c, rill__lsplit_space(&k->sp), k->sp.room);
         if (k->rc == -EAGAIN) {
             RILL_TCP_READABLE(g, &k->call, k->c);
             if (k->call.result >= 0)

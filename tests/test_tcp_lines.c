@@ -347,6 +347,63 @@ RILL_TEST(tcp_lines, partial_last_line_delivered_on_close) {
     rill_pipeline_destroy(r.p);
 }
 
+/* A client that sends one short line at a time, each read on its own, to
+ * a stage that keeps every line: the lines share read buffers instead of
+ * pinning one buffer each (a 64 KiB chunk per 20-byte line would be a
+ * 3000-fold amplification of what a queue or a collector holds). Kept
+ * buffers are counted by their distinct owners; each was left behind only
+ * once more than half a chunk had been read into it, so they number at
+ * most one more than the bytes read over half a chunk. The over-long line
+ * in the middle is truncated: its head is kept and must survive the appends
+ * after it. */
+RILL_TEST(tcp_lines, short_reads_share_buffers) {
+    enum { LINES = 300, CHUNK = 4096 };
+    runner r;
+    rill_tcp_opts to = {.max_accepts = 1};
+    rill_lines_opts lo = {.chunk = CHUNK, .max_line = 30, .flags = RILL_LINES_TRUNCATE};
+    CHECK_OK(build(&r, 0, &to, &lo, NULL, NULL));
+    CHECK_EQ(start(&r), 0);
+    int fd = cli_connect(rill_tcp_lines_port(r.src));
+    CHECK(fd >= 0);
+    char line[128];
+    uint64_t sent = 0;
+    for (uint64_t i = 0; i < LINES; i++) {
+        size_t n = make_line(line, 1, i, 0) % 25;
+        if (i == LINES / 2) {
+            memset(line, 'x', 100); /* over-long: truncated to 30 */
+            n = 100;
+        }
+        line[n++] = '\n';
+        CHECK_EQ(cli_send(fd, line, n), 0);
+        sent += n;
+        WAIT_STAT(&r, bytes, sent); /* one read per line */
+        WAIT_STAT(&r, lines, i + 1);
+    }
+    close(fd);
+    CHECK(finish(&r));
+    CHECK_EQ(r.rc, 0);
+    const rill_item *items;
+    size_t n = 0, owners = 0;
+    CHECK_OK(rill_collect_items(r.sink, &items, &n));
+    CHECK_EQ(n, LINES);
+    for (size_t i = 0; i < n; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = items[j].owner == items[i].owner;
+        owners += !seen;
+        char want[128];
+        size_t len = make_line(want, 1, i, 0) % 25;
+        if (i == LINES / 2) {
+            memset(want, 'x', 30);
+            len = 30;
+        }
+        CHECK(rill_item_eq(&items[i], want, len));
+    }
+    CHECK(owners * CHUNK <= 2 * sent + CHUNK);
+    CHECK_EQ(stats(&r).truncated, 1);
+    rill_pipeline_destroy(r.p);
+}
+
 /* An over-long line ends its own connection (counted), not the pipeline nor
  * the other connections; with TRUNCATE it is cut and counted instead. */
 RILL_TEST(tcp_lines, overlong_line_closes_only_its_connection) {
