@@ -42,6 +42,13 @@ static unsigned rill__pow2_at_least(unsigned n) {
     return p;
 }
 
+rill__edge *rill__edge_alloc(void) {
+    rill__edge *e = aligned_alloc(_Alignof(rill__edge), sizeof *e);
+    if (e)
+        memset(e, 0, sizeof *e);
+    return e;
+}
+
 int rill__edge_init(rill__edge *e, unsigned capacity, unsigned batch_cap, uint64_t latency_ns,
                     unsigned policy, rill__qstat *q, rill__park *data, const int *stop) {
     memset(e, 0, sizeof *e);

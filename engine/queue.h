@@ -40,40 +40,56 @@ typedef struct rill__batch {
     struct rill__batch *spare_next; /* producer's list of spare batches */
 } rill__batch;
 
+/* Fields grouped by who writes them, each group on cache lines of its own:
+ * a line the consumer writes once per batch must not be one the producer
+ * reads for every item (and the other way round), or every hand-over costs
+ * the other thread cache misses — about a tenth of a hop's throughput, and
+ * different from build to build as malloc's alignment of the edge moved.
+ * Allocate edges with rill__edge_alloc. */
+#define RILL__LINE 64
+
 struct rill__edge {
+    /* set up once, read by both */
     rill__qstat *q;           /* counters of this queue (outlive it) */
     _Atomic uint64_t *producer_waited; /* producing thread's waiting time */
     unsigned policy;          /* RILL_OVERFLOW_* */
-    rill__batch *_Atomic delivering; /* the batch the consumer is delivering */
+    unsigned capacity, batch_cap, max_batches;
+    unsigned wake_depth;       /* queued items that justify waking the consumer */
+    uint64_t latency_ns;       /* partial batches wait at most about this */
     void (*before_wait)(void *arg);  /* the producer is about to block */
     void *before_wait_arg;
-    /* producer side */
-    rill__batch *cur;         /* partial batch being filled */
+    rill__park *data;          /* the consumer sleeps here when empty */
+    const int *stop;           /* nonzero: give up waiting (pipeline stopped) */
+    ck_ring_buffer_t *full_buf, *empty_buf;
+    _Atomic int *room_efd;     /* the producing stage's room eventfd + 1 (0: none
+                                  yet); NULL for rill_pipeline_push's queue */
+    /* written by a refused rill_try_emit, read once per hand-back */
+    _Atomic int armed;         /* 0, or RILL__ROOM_*: a refused rill_try_emit
+                                  waits for the room fd */
+    /* the producer's */
+    _Alignas(RILL__LINE) rill__batch *cur; /* partial batch being filled */
     uint64_t produced_local;  /* == produced, without the atomic load */
     uint64_t consumed_seen;   /* last value of consumed read by the producer */
     uint64_t dropped_local;   /* items drop_oldest took back out of the ring */
     rill__batch *spare;       /* batches drop_oldest took back, for reuse */
     unsigned nalloc;          /* batches allocated so far */
     bool eos_sent;
-    /* both sides */
+    uint64_t lazy_since;       /* ns since items were published without waking
+                                  the consumer (0: none) */
     _Atomic uint64_t produced; /* items made visible to the consumer */
+    /* the consumer's */
+    _Alignas(RILL__LINE) rill__batch *_Atomic delivering; /* the batch it delivers */
     _Atomic uint64_t consumed; /* items taken by the consumer */
     uint64_t consumed_local;   /* == consumed, consumer side */
-    rill__park space;          /* the producer sleeps here when full */
-    rill__park *data;          /* the consumer sleeps here when empty */
-    const int *stop;           /* nonzero: give up waiting (pipeline stopped) */
-    _Atomic int armed;         /* 0, or RILL__ROOM_*: a refused rill_try_emit
-                                  waits for the room fd */
-    _Atomic int *room_efd;     /* the producing stage's room eventfd + 1 (0: none
-                                  yet); NULL for rill_pipeline_push's queue */
-    unsigned capacity, batch_cap, max_batches;
-    unsigned wake_depth;       /* queued items that justify waking the consumer */
-    uint64_t lazy_since;       /* producer: ns since items were published without
-                                  waking the consumer (0: none) */
-    uint64_t latency_ns;       /* partial batches wait at most about this */
-    ck_ring_t full, empty;
-    ck_ring_buffer_t *full_buf, *empty_buf;
+    /* the consumer increments its epoch; a blocked producer sleeps on it */
+    _Alignas(RILL__LINE) rill__park space;
+    /* ck pads each ring's consumer and producer indexes apart */
+    _Alignas(RILL__LINE) ck_ring_t full;
+    _Alignas(RILL__LINE) ck_ring_t empty;
 };
+
+/* A zeroed, suitably aligned edge for rill__edge_init, or NULL; free() it. */
+rill__edge *rill__edge_alloc(void);
 
 /* Prepare e. batch_cap is clamped to capacity. Returns 0 or RILL_ENOMEM. */
 int rill__edge_init(rill__edge *e, unsigned capacity, unsigned batch_cap, uint64_t latency_ns,

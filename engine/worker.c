@@ -64,7 +64,7 @@ static unsigned rill__index_of(const rill_pipeline *p, const rill_stage *st) {
 static rill__edge *rill__edge_new(rill_pipeline *p, rill_stage *from, rill_stage *to,
                                   rill__worker *producer) {
     rill__worker *w = rill__worker_of(p, to->domain);
-    rill__edge *e = malloc(sizeof *e);
+    rill__edge *e = rill__edge_alloc();
     unsigned cap = to->opts.capacity ? to->opts.capacity : RILL__DEFAULT_CAPACITY;
     unsigned batch = to->opts.batch ? to->opts.batch : RILL__DEFAULT_BATCH;
     unsigned lat = to->opts.max_latency_us ? to->opts.max_latency_us : RILL__DEFAULT_LATENCY_US;
