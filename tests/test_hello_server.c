@@ -201,8 +201,7 @@ RILL_TEST(hello_server, sigterm_stops_accepting_and_drains) {
 RILL_TEST(hello_server, sigint_with_no_clients_exits_zero) {
     hello_child c;
     CHECK_EQ(hello_start(&c, NULL, 0), 0);
-    CHECK_EQ(kill(c.pid, SIGINT), 0);
-    CHECK_EQ(hello_wait(&c), 0);
+    CHECK_EQ(hello_stop(&c, SIGINT), 0);
     CHECK_EQ(hello_stat(&c, "accepted"), 0);
 }
 
@@ -219,8 +218,7 @@ RILL_TEST(hello_server, bad_arguments_and_a_port_in_use) {
     snprintf(cmd, sizeof cmd, "'" HELLO_BIN "' --port=%u 2>&1", c.port);
     CHECK_EQ(run(cmd, out, sizeof out), 1);
     CHECK(strstr(out, "in use") != NULL);
-    kill(c.pid, SIGTERM);
-    CHECK_EQ(hello_wait(&c), 0);
+    CHECK_EQ(hello_stop(&c, SIGTERM), 0);
 }
 
 RILL_TEST(hello_server, the_framer_agrees_with_the_server_on_the_limit) {
