@@ -108,4 +108,20 @@ static inline int cli_readable(int fd, int ms) {
     return poll(&p, 1, ms) == 1;
 }
 
+/* Connect until the server refuses (its listener has closed), closing any
+ * connection that still gets in (it is served, or reset as the listener
+ * closes); at most tries attempts about 1 ms apart. Returns 1 once
+ * refused, 0 if it never was. */
+static inline int cli_until_refused(uint16_t port, int tries) {
+    for (int i = 0; i < tries; i++) {
+        int c = cli_connect(port);
+        if (c == -ECONNREFUSED)
+            return 1;
+        if (c >= 0)
+            close(c);
+        usleep(1000);
+    }
+    return 0;
+}
+
 #endif

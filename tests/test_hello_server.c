@@ -180,15 +180,7 @@ RILL_TEST(hello_server, sigterm_stops_accepting_and_drains) {
     char buf[256];
     CHECK_EQ(cli_exchange(c.port, "b\n\n", buf, sizeof buf), 7);
     CHECK_EQ(kill(c.pid, SIGTERM), 0);
-    int refused = 0;
-    for (int i = 0; i < 5000 && !refused; i++) {
-        int d = cli_connect(c.port);
-        refused = d == -ECONNREFUSED;
-        if (d >= 0)
-            close(d);
-        usleep(1000);
-    }
-    CHECK(refused);
+    CHECK(cli_until_refused(c.port, 5000));
     CHECK_EQ(cli_sends(a, " done\n\n"), 0);
     CHECK_EQ(cli_recv_all(a, buf, sizeof buf), 19);
     CHECK_STREQ(buf, "Hello draining done");

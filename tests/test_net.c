@@ -51,21 +51,8 @@ RILL_TEST(net, stop_drain_from_another_thread_lets_connections_finish) {
     CHECK_EQ(cli_exchange(v.port, "b\n", buf, sizeof buf), 7);
     rill_tcp_server_stop(v.srv, RILL_TCP_STOP_DRAIN);
     rill_tcp_server_stop(v.srv, RILL_TCP_STOP_DRAIN); /* twice is harmless */
-    /* Soon the listener is closed: a new client is refused (one that gets
-     * in before is served, or reset when the listener closes). */
-    int refused = 0;
-    for (int i = 0; i < 1000 && !refused; i++) {
-        int c = cli_connect(v.port);
-        if (c == -ECONNREFUSED) {
-            refused = 1;
-        } else if (c >= 0) { /* (or a reset while the listener closes) */
-            cli_sends(c, "c\n");
-            cli_recv_all(c, buf, sizeof buf);
-            close(c);
-            usleep(1000);
-        }
-    }
-    CHECK(refused);
+    /* Soon the listener is closed: a new client is refused. */
+    CHECK(cli_until_refused(v.port, 5000));
     CHECK_EQ(cli_sends(a, "tial\n"), 0);
     CHECK_EQ(cli_recv_all(a, buf, sizeof buf), 13);
     CHECK_STREQ(buf, "echo:partial\n");
@@ -107,11 +94,7 @@ RILL_TEST(net, drain_then_now_kills_what_is_left) {
     char buf[256];
     CHECK_EQ(cli_exchange(v.port, "b\n", buf, sizeof buf), 7);
     rill_tcp_server_stop(v.srv, RILL_TCP_STOP_DRAIN);
-    for (int c; (c = cli_connect(v.port)) != -ECONNREFUSED;) { /* the listener closes */
-        if (c >= 0)
-            close(c);
-        usleep(1000);
-    }
+    CHECK(cli_until_refused(v.port, 5000)); /* the listener closes */
     CHECK(!cli_readable(a, 0)); /* a still waits for its line */
     rill_tcp_server_stop(v.srv, RILL_TCP_STOP_NOW);
     CHECK_EQ(cli_recv_all(a, buf, sizeof buf), 0);
@@ -280,4 +263,124 @@ RILL_TEST(net, raise_fd_limit_goes_up_to_the_hard_limit) {
     if (rl.rlim_max != RLIM_INFINITY)
         CHECK(got <= (long)rl.rlim_max);
     CHECK_EQ(setrlimit(RLIMIT_NOFILE, &rl), 0);
+}
+
+/* ---- stops in each state of the accept task, on the test's thread -------- */
+
+/* A task of the test on the server's scheduler: sleeps 1 ms (the accept
+ * task has taken its first step by then: it was queued first), then stops
+ * the server as `how` says. */
+struct stopper_task {
+    rill_gen gen;
+    rill_syscall call;
+    rill_tcp_server *srv;
+    int how;
+};
+
+static int stopper_body(rill_gen *g) {
+    struct stopper_task *t = RILL_CONTAINER_OF(g, struct stopper_task, gen);
+    RILL_GEN_BEGIN(g);
+    RILL_SYS_SLEEP(g, &t->call, MS);
+    rill_tcp_server_stop(t->srv, t->how);
+    RILL_GEN_END(g);
+}
+
+/* max_conns 1, two clients queued before the run: the first is accepted
+ * and sleeps, the accept task waits on the gate for it, and then the stop
+ * comes. NOW: the sleeper is killed and the run ends. DRAIN: the sleeper
+ * runs to its deadline. Either way the second client is never accepted,
+ * the gate and the listener are gone and nothing is left on s. */
+static void stop_at_the_gate(int how) {
+    rill_sched *s;
+    rill_tcp_server *srv;
+    struct hctx x;
+    memset(&x, 0, sizeof x);
+    x.mode = H_SLEEP;
+    rill_tcp_opts o = {.max_conns = 1, .deadline_ns = 100 * MS};
+    CHECK_OK(rill_sched_new(&s));
+    CHECK_OK(rill_tcp_server_new(s, &o, hconn, &x, &srv));
+    uint16_t port = rill_tcp_server_port(srv);
+    int a = cli_connect(port), b = cli_connect(port);
+    CHECK(a >= 0 && b >= 0);
+    struct stopper_task t = {.srv = srv, .how = how};
+    rill_gen_init(&t.gen, stopper_body, NULL);
+    CHECK_OK(rill_sched_spawn(s, &t.gen, NULL, NULL));
+    CHECK_OK(rill_sched_run(s));
+    CHECK_EQ(rill_sched_count(s), 0);
+    rill_tcp_stats st;
+    CHECK_OK(rill_tcp_server_get_stats(srv, &st));
+    CHECK_EQ(st.accepted, 1);
+    CHECK(st.at_limit >= 1); /* the accept task did wait on the gate */
+    CHECK_EQ(st.active, 0);
+    CHECK_EQ(st.killed, how == RILL_TCP_STOP_NOW ? 1u : 0u);
+    CHECK_EQ(st.timed_out, how == RILL_TCP_STOP_NOW ? 0u : 1u);
+    CHECK_EQ(x.closed, 1);
+    char buf[16];
+    CHECK_EQ(cli_recv_all(a, buf, sizeof buf), 0); /* closed by the server */
+    CHECK(cli_recv_all(b, buf, sizeof buf) < 0);   /* reset: never accepted */
+    CHECK_EQ(cli_connect(port), -ECONNREFUSED);
+    /* A stop after the end, and twice, is harmless; a new run ends at once. */
+    rill_tcp_server_stop(srv, RILL_TCP_STOP_NOW);
+    rill_tcp_server_stop(srv, RILL_TCP_STOP_DRAIN);
+    CHECK_OK(rill_sched_run(s));
+    close(a);
+    close(b);
+    rill_sched_free(s);
+    rill_tcp_server_free(srv);
+}
+
+RILL_TEST(net, stop_now_while_accept_waits_at_max_conns) { stop_at_the_gate(RILL_TCP_STOP_NOW); }
+
+RILL_TEST(net, stop_drain_while_accept_waits_at_max_conns) {
+    stop_at_the_gate(RILL_TCP_STOP_DRAIN);
+}
+
+/* ---- the conn_fn's task cannot be spawned -------------------------------- */
+
+static int frees;
+static void count_free(rill_gen *g) {
+    (void)g;
+    frees++;
+}
+
+/* id 1: a task that has already finished (spawn refuses it: RILL_EINVAL);
+ * id 2: success without a task. Both are the server's to clean up. */
+static int unspawnable(void *arg, rill_tcp_conn *c, rill_gen **task, rill_task_free_fn *free_fn) {
+    static rill_gen done;
+    (void)arg;
+    if (c->id == 2) {
+        *task = NULL;
+        return 0;
+    }
+    rill_gen_init(&done, stopper_body, NULL);
+    rill_gen_close(&done);
+    *task = &done;
+    *free_fn = count_free;
+    return 0;
+}
+
+RILL_TEST(net, a_task_that_cannot_be_spawned_is_released_and_its_socket_closed) {
+    rill_sched *s;
+    rill_tcp_server *srv;
+    frees = 0;
+    rill_tcp_opts o = {.max_accepts = 2};
+    CHECK_OK(rill_sched_new(&s));
+    CHECK_OK(rill_tcp_server_new(s, &o, unspawnable, NULL, &srv));
+    uint16_t port = rill_tcp_server_port(srv);
+    int a = cli_connect(port), b = cli_connect(port);
+    CHECK(a >= 0 && b >= 0);
+    CHECK_OK(rill_sched_run(s));
+    rill_tcp_stats st;
+    CHECK_OK(rill_tcp_server_get_stats(srv, &st));
+    CHECK_EQ(st.accepted, 2);
+    CHECK_EQ(st.refused, 2);
+    CHECK_EQ(st.active, 0);
+    CHECK_EQ(frees, 1); /* the finished task, released exactly once */
+    char buf[16];
+    CHECK_EQ(cli_recv_all(a, buf, sizeof buf), 0); /* closed */
+    CHECK_EQ(cli_recv_all(b, buf, sizeof buf), 0);
+    close(a);
+    close(b);
+    rill_sched_free(s);
+    rill_tcp_server_free(srv);
 }
