@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <stdio.h>
@@ -169,17 +170,31 @@ static int write_report(rill_pipeline *p, const char *path,
     return rc ? -1 : 0;
 }
 
-/* --listen: SIGINT and SIGTERM stop the server at once; a second one aborts. */
+/* --listen: SIGINT and SIGTERM stop the server at once; a second one aborts.
+ * Any thread may take the signal, two at once: the count is a lock-free
+ * atomic (async-signal-safe). The handler must never run once the pipeline
+ * is destroyed: listen_over() blocks the signals in the main thread when the
+ * run has returned; every other thread has ended by then (the pipeline's at
+ * close, the progress thread before the destroy). */
 static rill_pipeline *volatile listen_pipeline;
 static rill_stage *volatile listen_source;
-static volatile sig_atomic_t listen_signals;
+static atomic_int listen_signals;
 
 static void on_stop_signal(int sig) {
     (void)sig;
-    if (listen_signals++ == 0)
+    if (atomic_fetch_add(&listen_signals, 1) == 0)
         rill_tcp_lines_stop(listen_source, RILL_TCP_STOP_NOW);
     else
         rill_pipeline_abort(listen_pipeline);
+}
+
+/* The run is over: a late signal is left pending (and dropped at exit). */
+static void listen_over(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
 static int listen_on(rill_pipeline *p, rill_stage *source) {
@@ -390,8 +405,10 @@ int main(int argc, char **argv) {
         show = pthread_create(&prt, NULL, progress_main, &pr) == 0;
     }
     int run = rill_pipeline_run(p);
-    if (cfg.listen)
+    if (cfg.listen) {
+        listen_over();
         report_listen(pr.source);
+    }
     if (show) {
         pthread_mutex_lock(&pr.lock);
         pr.done = true;

@@ -268,6 +268,36 @@ RILL_TEST(ip_stats_listen, sigterm_counts_what_arrived) {
     }
 }
 
+/* A second signal aborts without counts. The first one must have been
+ * handled before the second is sent (two pending SIGTERMs are one): the
+ * listener is closed by then. A slow reducer (--slow, 100 ms an item) has
+ * seconds of queued lines left after the first, so the pipeline still runs
+ * when the second comes; the abort cuts that short. */
+RILL_TEST(ip_stats_listen, second_signal_aborts) {
+    server s;
+    CHECK_EQ(server_start(&s, "--threaded --slow reduce:100000 1.2.3.4"), 0);
+    int fd = cli_connect(s.port);
+    CHECK(fd >= 0);
+    for (int i = 0; i < 100; i++)
+        CHECK_EQ(cli_sends(fd, "1.2.3.4 - x\n"), 0);
+    double end = now_s() + LIMIT_S;
+    while (unread_on(s.port) != 0 && now_s() < end)
+        pause_ms(2);
+    kill(s.pid, SIGTERM);
+    int probe = 0;
+    while ((probe = cli_connect(s.port)) >= 0 && now_s() < end) {
+        close(probe);
+        pause_ms(2);
+    }
+    CHECK_EQ(probe, -ECONNREFUSED);
+    kill(s.pid, SIGTERM);
+    char out[512];
+    CHECK_EQ(server_wait(&s, out, sizeof out), 1);
+    CHECK_STREQ(out, "");
+    CHECK(strstr(s.errtext, "pipeline aborted") != NULL);
+    close(fd);
+}
+
 RILL_TEST(ip_stats_listen, bad_usage) {
     char out[256];
     CHECK_EQ(run(BIN " --listen 70000 2>/dev/null", out, sizeof out), 2);
