@@ -218,6 +218,11 @@ static int rill__tcpl_conn_body(rill_gen *g) {
     rill__tcpl *s = k->s;
     RILL_GEN_BEGIN(g);
     for (;;) {
+        /* The queue is known to be full (someone waits for room): take
+         * nothing more off the socket until the watch has seen room. */
+        while (s->gate.id)
+            RILL__TCPL_WAIT_ROOM(g, k);
+        rill__tcpl_set_waiting(k, false);
         if ((k->rc = rill__lsplit_prepare(&k->sp)) < 0)
             break;
         k->rc = (int)rill_tcp_read(k->c, rill__lsplit_space(&k->sp), k->sp.room);

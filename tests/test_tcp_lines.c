@@ -546,6 +546,59 @@ RILL_TEST(tcp_lines, backpressure_reaches_the_tcp_window) {
     gate_fini(&stall);
 }
 
+/* While the queue is known to be full (a connection waits for room), no
+ * socket is read: a connection that comes later, or has read all its
+ * lines so far, waits for room before its next read instead of taking one
+ * more chunk off its socket. */
+RILL_TEST(tcp_lines, no_read_while_the_queue_is_full) {
+    enum { CAP = 16, L = 40 };
+    static checker ck;
+    static gate stall;
+    memset(&ck, 0, sizeof ck);
+    gate_init(&stall);
+    ck.nconn = 2;
+    ck.fixed = L;
+    ck.stall = &stall;
+    runner r;
+    rill_tcp_opts to = {.max_accepts = 2};
+    rill_stage_opts ko = {.capacity = CAP, .batch = 4};
+    CHECK_OK(build(&r, SINK_THREADED, &to, NULL, &ko, &ck));
+    CHECK_EQ(start(&r), 0);
+    uint16_t port = rill_tcp_lines_port(r.src);
+    static stream a, b;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    a.fd = cli_connect(port);
+    CHECK(a.fd >= 0);
+    a.fixed = b.fixed = L;
+    a.target = 4 * CAP; /* more than the queue takes */
+    b.conn = 1;
+    b.target = 3;
+    while (stream_send(&a, SIZE_MAX) > 0)
+        ;
+    CHECK(stream_done(&a));
+    WAIT_STAT(&r, waiting, 1);
+    uint64_t before = stats(&r).bytes;
+    b.fd = cli_connect(port);
+    CHECK(b.fd >= 0);
+    while (stream_send(&b, SIZE_MAX) > 0)
+        ;
+    CHECK(stream_done(&b));
+    WAIT_STAT(&r, waiting, 2);
+    CHECK_EQ(stats(&r).bytes, before);
+    gate_open(&stall);
+    close(a.fd);
+    close(b.fd);
+    CHECK(finish(&r));
+    CHECK_EQ(r.rc, 0);
+    CHECK_EQ(atomic_load(&ck.bad), 0);
+    CHECK_EQ(ck.next[0], a.target);
+    CHECK_EQ(ck.next[1], b.target);
+    CHECK_EQ(stats(&r).bytes, (a.target + b.target) * L);
+    rill_pipeline_destroy(r.p);
+    gate_fini(&stall);
+}
+
 /* DRAIN: no new connections; open ones finish, partial line included. */
 RILL_TEST(tcp_lines, stop_drain_lets_connections_finish) {
     runner r;

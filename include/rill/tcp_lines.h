@@ -13,9 +13,10 @@
  * Backpressure: lines go out with rill_try_emit. When the queue right after
  * the stage is full, the connection stops reading its socket and waits for
  * the stage's room signal (rill_stage_room_fd), then retries the same line.
- * Every other connection stops too at its next line, so no socket is read
- * while the queue is full: the kernel's socket buffers fill, the TCP window
- * closes and clients' writes block. Nothing is buffered without bound: a
+ * Every other connection stops too, at its next line or before its next
+ * read, so no socket is read once the queue has been found full: the
+ * kernel's socket buffers fill, the TCP window closes and clients' writes
+ * block. Nothing is buffered without bound: a
  * connection holds at most one read buffer (chunk + the unfinished line, up
  * to max_line) of bytes not yet emitted, so the stage's unemitted bytes stay
  * below connections x (chunk + max_line); emitted lines keep their buffers
