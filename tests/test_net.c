@@ -2,8 +2,10 @@
  * max_accepts, stopping (drain, now, from a signal handler), refusals, bad
  * arguments, freeing. The server runs on a thread (pthread_create in
  * tests/net_harness.h), so this file also runs under ThreadSanitizer. */
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -383,4 +385,94 @@ RILL_TEST(net, a_task_that_cannot_be_spawned_is_released_and_its_socket_closed) 
     close(b);
     rill_sched_free(s);
     rill_tcp_server_free(srv);
+}
+
+/* ---- a run that fails with connections open ---------------------------- */
+
+/* The connection's task breaks the scheduler's epoll fd (so the run fails
+ * with tasks left, as after an epoll error) and sleeps. */
+static int g_epfd = -1, g_sab_closed, g_sab_freed;
+
+struct saboteur {
+    rill_gen gen;
+    rill_syscall call;
+};
+
+static int saboteur_body(rill_gen *g) {
+    struct saboteur *t = RILL_CONTAINER_OF(g, struct saboteur, gen);
+    RILL_GEN_BEGIN(g);
+    {
+        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null < 0 || dup2(null, g_epfd) < 0)
+            return -errno;
+        close(null);
+    }
+    RILL_SYS_SLEEP(g, &t->call, 3600 * INT64_C(1000000000));
+    RILL_GEN_END(g);
+}
+
+static int saboteur_close(rill_gen *g) {
+    (void)g;
+    g_sab_closed++;
+    return 0;
+}
+
+static void saboteur_free(rill_gen *g) {
+    g_sab_freed++;
+    free(RILL_CONTAINER_OF(g, struct saboteur, gen));
+}
+
+static int saboteur_conn(void *arg, rill_tcp_conn *c, rill_gen **task, rill_task_free_fn *free_fn) {
+    (void)arg, (void)c;
+    struct saboteur *t = calloc(1, sizeof *t);
+    if (!t)
+        return RILL_ENOMEM;
+    rill_gen_init(&t->gen, saboteur_body, saboteur_close);
+    *task = &t->gen;
+    *free_fn = saboteur_free;
+    return 0;
+}
+
+/* The fd number of the only epoll instance among fds below limit, or -1. */
+static int find_epoll_fd(int limit) {
+    int found = -1;
+    for (int fd = 0; fd < limit; fd++) {
+        char path[64], target[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        if (n <= 0)
+            continue;
+        target[n] = '\0';
+        if (strcmp(target, "anon_inode:[eventpoll]") == 0) {
+            if (found >= 0)
+                return -1; /* more than one: cannot tell which */
+            found = fd;
+        }
+    }
+    return found;
+}
+
+RILL_TEST(net, a_failed_run_with_a_connection_open_is_freed_scheduler_first) {
+    rill_sched *s;
+    rill_tcp_server *srv;
+    g_sab_closed = g_sab_freed = 0;
+    CHECK_OK(rill_sched_new(&s));
+    g_epfd = find_epoll_fd(4096); /* s's: the only one in this process */
+    CHECK(g_epfd >= 0);
+    CHECK_OK(rill_tcp_server_new(s, NULL, saboteur_conn, NULL, &srv));
+    int a = cli_connect(rill_tcp_server_port(srv));
+    CHECK(a >= 0);
+    CHECK(rill_sched_run(s) < 0);          /* epoll_wait on /dev/null */
+    CHECK_EQ(rill_sched_count(s), 4);      /* stop, accept, the task, its supervisor */
+    rill_tcp_stats st;
+    CHECK_OK(rill_tcp_server_get_stats(srv, &st));
+    CHECK_EQ(st.active, 1);
+    rill_sched_free(s);                    /* closes every task: on_close runs */
+    CHECK_EQ(g_sab_closed, 1);
+    CHECK_EQ(g_sab_freed, 1);
+    char buf[16];
+    CHECK(!cli_readable(a, 0));            /* the server still holds the socket */
+    rill_tcp_server_free(srv);             /* ... until now */
+    CHECK_EQ(cli_recv_all(a, buf, sizeof buf), 0);
+    close(a);
 }

@@ -109,9 +109,11 @@ enum {
  * DRAIN kills what is left. */
 void rill_tcp_server_stop(rill_tcp_server *srv, int how);
 
-/* Free srv once rill_sched_run has returned (or if it never ran: then its
- * tasks are still on s, and rill_sched_free(s) must come first). NULL is a
- * no-op. */
+/* Free srv once none of its tasks is left on s: after a rill_sched_run(s)
+ * that returned with rill_sched_count(s) == 0, or else (it never ran, or it
+ * failed with -EDEADLK or an epoll error and left tasks) after
+ * rill_sched_free(s), which closes those tasks; the sockets of their
+ * connections stay open until this call. NULL is a no-op. */
 void rill_tcp_server_free(rill_tcp_server *srv);
 
 typedef struct rill_tcp_stats {
