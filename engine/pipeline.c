@@ -132,6 +132,28 @@ static rill__edge *rill__refusing_edge(rill_stage *st, int *err) {
     return NULL;
 }
 
+/* rill_emit for an item every queue after st has room for: the queues get it
+ * before the stages on st's thread run. One of those may hand over this
+ * thread's partial batches (rill_stage_flush, or a blocking emit of its own
+ * about to wait); a queue whose partial batch went that way needs another
+ * one for the item, and with every batch in flight its append would wait,
+ * which the look said it would not. Appends never flush another queue. */
+static int rill__emit_queues_first(rill_stage *st, const rill_item *item) {
+    rill__stage_count(&st->n_out, 1);
+    if (RILL__UNLIKELY(st->delay_ns) && st->ops->produce)
+        rill__busy_wait(st->delay_ns);
+    const rill__port *o = st->out;
+    unsigned n = st->nout;
+    for (unsigned pass = 0; pass < 2; pass++)
+        for (unsigned i = 0; i < n; i++)
+            if ((o[i].edge != NULL) == (pass == 0)) {
+                int rc = rill__deliver(st, &o[i], item);
+                if (RILL__UNLIKELY(rc < 0))
+                    return rc;
+            }
+    return 0;
+}
+
 RILL_API int rill_try_emit(rill_stage *st, const rill_item *item) {
     if (!st || !item)
         return RILL_EINVAL;
@@ -144,7 +166,7 @@ RILL_API int rill_try_emit(rill_stage *st, const rill_item *item) {
         int err = 0;
         rill__edge *e = rill__refusing_edge(st, &err);
         if (RILL__LIKELY(!e))
-            return rill_emit(st, item);
+            return rill__emit_queues_first(st, item);
         if (err < 0)
             return err;
         /* Nothing is emitted. The queue may be full only with our own

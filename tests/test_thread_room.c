@@ -443,6 +443,69 @@ RILL_TEST(room, every_batch_in_flight_refuses_and_wakes) {
     CHECK_EQ(atomic_load(&k.count), N);
 }
 
+/* A stage on the source's thread, connected before the queue, that hands
+ * over its thread's partial batches for every item (rill_stage_flush; a
+ * blocking emit of its own about to wait does the same). The look before
+ * emitting saw the queue's partial batch with room in it; the flush between
+ * the look and the queue's append takes that batch away, and with every
+ * batch in flight the append would wait for one. rill_try_emit must not:
+ * it refuses at the same item as with no such stage, and the flusher never
+ * gets a refused item. */
+typedef struct flusher {
+    atomic_int count;
+} flusher;
+
+static int flusher_send(rill_stage *st, void *state, const rill_item *it) {
+    flusher *f = state;
+    (void)it;
+    atomic_fetch_add(&f->count, 1);
+    rill_stage_flush(st);
+    return 0;
+}
+
+static const rill_stage_ops flusher_ops = {.send = flusher_send};
+
+RILL_TEST(room, a_stage_on_its_thread_that_flushes_never_makes_it_wait) {
+    enum { N = 300, CAP = 4096, BATCH = 256 };
+    const uint64_t batches = (CAP + BATCH - 1) / BATCH + 66;
+    rill_pipeline *p = NULL;
+    gate g;
+    gate_init(&g);
+    sink k = {.g = &g};
+    flusher fl;
+    atomic_init(&fl.count, 0);
+    source s = {.n = N, .refused = 2};
+    CHECK_OK(rill_pipeline_new(&p, "flusher"));
+    rill_stage *src = add_source(p, &s, true), *f = NULL;
+    CHECK_OK(rill_stage_add(p, "flusher", &flusher_ops, &fl, NULL, &f));
+    rill_stage *snk = add_sink(p, "sink", &k, CAP, BATCH, RILL_OVERFLOW_BLOCK);
+    CHECK(src && f && snk);
+    CHECK_OK(rill_connect(src, f)); /* before the queue, in connect order */
+    CHECK_OK(rill_connect(src, snk));
+    CHECK_OK(rill_pipeline_start(p));
+    bool waited = wait_phase(&s, 1); /* a source stuck inside the call never gets there */
+    rill_queue_stats q = queue_to(p, "sink");
+    int flushed = atomic_load(&fl.count);
+    gate_open(&g);
+    int rc = rill_pipeline_close(p);
+    rill_pipeline_destroy(p);
+    gate_fini(&g);
+
+    CHECK(waited);
+    CHECK_EQ(s.emitted_first, batches);
+    CHECK_EQ(s.first_rc, RILL_EAGAIN);
+    CHECK_EQ(s.extra_rc[0], RILL_EAGAIN);
+    CHECK_EQ(s.extra_rc[1], RILL_EAGAIN);
+    CHECK_EQ(flushed, batches);
+    CHECK_EQ(q.in, batches);
+    CHECK_EQ(q.in, q.out + q.dropped + q.discarded + q.depth);
+    CHECK_OK(rc);
+    CHECK(!s.hung);
+    CHECK(!k.bad);
+    CHECK_EQ(atomic_load(&k.count), N);
+    CHECK_EQ(atomic_load(&fl.count), N);
+}
+
 /* ---- a stop wakes a waiting loop ---------------------------------------------------- */
 
 /* The source waits for room behind a held sink; the test aborts (or a third

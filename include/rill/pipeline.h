@@ -225,8 +225,10 @@ int rill_emit_to(rill_stage *st, unsigned port, const rill_item *item);
  * RILL_EAGAIN it hands st's thread's partial batches to their consumers and
  * wakes them (the queue may be full only because of st's own unpublished
  * items), and arms the room signal of rill_stage_room_fd(). Otherwise the
- * item is emitted exactly as by rill_emit: stages after st on st's own thread
- * run inside the call and may still block on queues of their own.
+ * item is emitted as by rill_emit, except that the queues get it before the
+ * stages after st on st's own thread (each in connect order): those run
+ * inside the call and may still block on queues of their own, and whatever
+ * they do (rill_stage_flush, say) cannot make st wait on its queues.
  *
  * The item is borrowed as for rill_emit. Returns 0, RILL_EAGAIN, the
  * pipeline's error once it stopped (RILL_EABORTED after an abort; also after
