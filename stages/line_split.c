@@ -65,7 +65,8 @@ int rill__lsplit_prepare(rill__lsplit *sp) {
         return 0;
     }
     size_t left = b ? b->cap - sp->fill : 0;
-    if (left >= sp->chunk - sp->chunk / 2 && (sp->tlen == 0 || sp->toff + sp->tlen == sp->fill)) {
+    bool tail_last = sp->tlen == 0 || sp->toff + sp->tlen == sp->fill;
+    if (left >= sp->chunk - sp->chunk / 2 && tail_last) {
         sp->toff = sp->fill - sp->tlen; /* an empty line may start anywhere */
         sp->room = left < sp->chunk ? left : sp->chunk;
         return 0;

@@ -1,6 +1,7 @@
 /* TCP line source (rill/tcp_lines.h): a scheduler, a TCP server on it, and
- * per connection a task that cuts lines with the shared splitter
- * (line_split.c) and emits them with rill_try_emit.
+ * per connection a task (tcp_lines_conn.c) that cuts lines with the shared
+ * splitter (line_split.c) and emits them with rill_try_emit. Here: the
+ * stage, the watch and the gate, stopping, counters.
  *
  * Waiting for room. The room eventfd may be drained only before a retry,
  * never between a refusal and the wait, or that refusal's wake-up is lost.
@@ -17,57 +18,13 @@
  * then) and the moment nothing is left, when it ends, letting
  * rill_sched_run return. */
 #include <stdlib.h>
-#include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "lines_int.h"
+#include "tcp_lines_int.h"
 
-typedef struct rill__tcpl rill__tcpl;
-
-/* The watch or the gate: state in the stage, id 0 while not alive. */
-typedef struct rill__tcpl_task {
-    rill_gen gen;
-    rill_syscall call;
-    rill__tcpl *s;
-    uint64_t id;
-} rill__tcpl_task;
-
-struct rill__tcpl {
-    rill_stage *st;
-    rill_sched *sched;
-    rill_tcp_server *srv;
-    rill_lines_opts lo;
-    uint64_t max_accepts;
-    int room_fd;       /* the pipeline's; -1 until produce asks for it */
-    int kick;          /* ours: stop requests, ended connections */
-    int wfd;           /* ours: epoll set of room_fd and kick */
-    int stop_req;      /* atomic: RILL_TCP_STOP_* bits + 1 requested */
-    bool in_produce;   /* emits allowed (not in rill_pipeline_destroy) */
-    bool halted;       /* the pipeline stopped: server stopped NOW */
-    uint64_t live;     /* connection tasks not yet released */
-    rill__tcpl_task watch, gate;
-    rill_lines_stats lstats;
-    rill_tcp_lines_stats stats; /* lines, bytes, truncated: see lstats */
-};
-
-/* One connection. */
-typedef struct rill__tcpl_conn {
-    rill_gen gen;
-    rill_syscall call;
-    rill__tcpl *s;
-    rill_tcp_conn *c;
-    rill__lsplit sp;
-    int rc;          /* why reading ended */
-    bool client_end; /* rc is the socket's: end of stream, error, idle */
-    bool waiting;    /* counted in stats.waiting */
-    bool tail;    /* an unterminated last line is being delivered */
-} rill__tcpl_conn;
-
-#define RILL__TCPL_SUB(field) RILL__LINES_ADD(field, (uint64_t)-1)
-
-static void rill__tcpl_kick(rill__tcpl *s) {
+void rill__tcpl_kick(rill__tcpl *s) {
     uint64_t one = 1;
     ssize_t w = write(s->kick, &one, sizeof one);
     (void)w; /* EAGAIN: the counter is full, the watch wakes anyway */
@@ -115,8 +72,7 @@ static bool rill__tcpl_pipeline_stopped(rill_stage *st) {
            rill_pipeline_status(rill_stage_pipeline(st)) != 0;
 }
 
-/* Stop reading and accepting: nothing read now could be delivered. */
-static void rill__tcpl_halt(rill__tcpl *s) {
+void rill__tcpl_halt(rill__tcpl *s) {
     if (!s->halted) {
         s->halted = true;
         rill_tcp_server_stop(s->srv, RILL_TCP_STOP_NOW);
@@ -140,8 +96,11 @@ static int rill__tcpl_watch_body(rill_gen *g) {
     RILL_GEN_BEGIN(g);
     while (!rill__tcpl_done(s)) {
         RILL_SYS_READABLE(g, &t->call, s->wfd);
+        /* Cannot wait on the fds (epoll_ctl failed, e.g. ENOMEM): poll
+         * them. Ending here would leave the gate up and its waiters, and so
+         * rill_sched_run, waiting forever. */
         if (t->call.result < 0)
-            return t->call.result;
+            RILL_SYS_SLEEP(g, &t->call, RILL__TCPL_POLL_NS);
         rill__tcpl_drain(s->room_fd);
         rill__tcpl_drain(s->kick);
         if (rill__tcpl_pipeline_stopped(s->st))
@@ -154,173 +113,12 @@ static int rill__tcpl_watch_body(rill_gen *g) {
     RILL_GEN_END(g);
 }
 
-/* ---- connections ------------------------------------------------------------ */
-
-static void rill__tcpl_set_waiting(rill__tcpl_conn *k, bool on) {
-    if (k->waiting == on)
-        return;
-    k->waiting = on;
-    if (on) {
-        RILL__LINES_ADD(k->s->stats.waits, 1);
-        RILL__LINES_ADD(k->s->stats.waiting, 1);
-    } else {
-        RILL__TCPL_SUB(k->s->stats.waiting);
-    }
+int rill__tcpl_watch_up(rill__tcpl *s) {
+    return rill__tcpl_spawn(s, &s->watch, rill__tcpl_watch_body);
 }
 
-/* Wait until the watch has seen room (or a stop), then retry. Without a
- * gate (no memory for a task) poll every millisecond instead. */
-#define RILL__TCPL_WAIT_ROOM(g, k)                                                  \
-    do {                                                                            \
-        rill__tcpl_set_waiting(k, true);                                            \
-        if (rill__tcpl_spawn((k)->s, &(k)->s->gate, rill__tcpl_gate_body) == 0) {   \
-            RILL_SYS_WAIT(g, &(k)->call, (k)->s->gate.id);                          \
-        } else {                                                                    \
-            RILL_SYS_SLEEP(g, &(k)->call, 1000000);                                 \
-        }                                                                           \
-    } while (0)
-
-/* Lines received but never to be delivered. */
-static void rill__tcpl_drop_rest(rill__tcpl_conn *k) {
-    const rill__lsplit *sp = &k->sp;
-    uint64_t n = 0;
-    if (sp->pending) {
-        const char *p = sp->buf->data + sp->pos, *end = sp->buf->data + sp->end, *nl;
-        while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
-            n++;
-            p = nl + 1;
-        }
-        n += p < end;
-    } else {
-        n = sp->tlen > 0;
-    }
-    if (n)
-        RILL__LINES_ADD(k->s->stats.dropped, n);
-    rill__lsplit_release(&k->sp);
-}
-
-/* A failed emit or finish: count it. */
-static void rill__tcpl_emit_failed(rill__tcpl_conn *k, int rc) {
-    if (rc == RILL_ETOOLONG) {
-        RILL__LINES_ADD(k->s->stats.too_long, 1);
-        rill__lsplit_release(&k->sp); /* the connection's bad input, not lines */
-        return;
-    }
-    if (rc == RILL_ENOMEM)
-        RILL__LINES_ADD(k->s->stats.errors, 1);
-    else
-        rill__tcpl_halt(k->s); /* the pipeline stopped, or failed downstream */
-    rill__tcpl_drop_rest(k);
-}
-
-static int rill__tcpl_conn_body(rill_gen *g) {
-    rill__tcpl_conn *k = RILL_CONTAINER_OF(g, rill__tcpl_conn, gen);
-    rill__tcpl *s = k->s;
-    RILL_GEN_BEGIN(g);
-    for (;;) {
-        /* The queue is known to be full (someone waits for room): take
-         * nothing more off the socket until the watch has seen room. */
-        while (s->gate.id)
-            RILL__TCPL_WAIT_ROOM(g, k);
-        rill__tcpl_set_waiting(k, false);
-        if ((k->rc = rill__lsplit_prepare(&k->sp)) < 0)
-            break;
-        k->rc = (int)rill_tcp_read(k->c, rill__lsplit_space(&k->sp), k->sp.room);
-        if (k->rc == -EAGAIN) {
-            RILL_TCP_READABLE(g, &k->call, k->c);
-            if (k->call.result >= 0)
-                continue;
-            k->rc = k->call.result;
-        }
-        if (k->rc <= 0) {
-            k->client_end = true;
-            break;
-        }
-        rill__lsplit_fed(&k->sp, (size_t)k->rc);
-        while ((k->rc = rill__lsplit_try_emit(s->st, &k->sp)) == RILL_EAGAIN)
-            RILL__TCPL_WAIT_ROOM(g, k);
-        rill__tcpl_set_waiting(k, false);
-        if (k->rc < 0)
-            break;
-        rill_stage_flush(s->st);
-        RILL_SYS_YIELD(g); /* fair to the other connections */
-    }
-    if (!k->client_end) {
-        rill__tcpl_emit_failed(k, k->rc);
-    } else {
-        /* The client is gone (end of stream, reset, idle): deliver its
-         * unterminated last line like the file source's last line. */
-        if (k->rc == -ETIMEDOUT)
-            RILL__LINES_ADD(s->stats.timed_out, 1);
-        else if (k->rc < 0)
-            RILL__LINES_ADD(s->stats.errors, 1);
-        k->tail = k->sp.tlen > 0;
-        while ((k->rc = rill__lsplit_finish(s->st, &k->sp, true)) == RILL_EAGAIN)
-            RILL__TCPL_WAIT_ROOM(g, k);
-        rill__tcpl_set_waiting(k, false);
-        if (k->rc < 0)
-            rill__tcpl_emit_failed(k, k->rc);
-        else if (k->tail)
-            RILL__LINES_ADD(s->stats.partial, 1);
-        rill_stage_flush(s->st);
-    }
-    rill__lsplit_release(&k->sp);
-    RILL_GEN_END(g);
-}
-
-/* Killed (STOP_NOW, deadline, pipeline stopped): deliver what was received
- * if the queue takes it now; the rest is counted as dropped. */
-static int rill__tcpl_conn_close(rill_gen *g) {
-    rill__tcpl_conn *k = RILL_CONTAINER_OF(g, rill__tcpl_conn, gen);
-    rill__tcpl *s = k->s;
-    RILL__LINES_ADD(s->stats.killed, 1);
-    rill__tcpl_set_waiting(k, false);
-    if (s->in_produce && k->sp.buf) {
-        int rc = rill__lsplit_try_emit(s->st, &k->sp);
-        k->tail = rc == 0 && k->sp.tlen > 0;
-        if (rc == 0)
-            rc = rill__lsplit_finish(s->st, &k->sp, true);
-        if (rc == 0 && k->tail)
-            RILL__LINES_ADD(s->stats.partial, 1);
-        if (rc == RILL_ETOOLONG)
-            RILL__LINES_ADD(s->stats.too_long, 1);
-        rill_stage_flush(s->st);
-    }
-    rill__tcpl_drop_rest(k);
-    return 0;
-}
-
-static void rill__tcpl_conn_free(rill_gen *g) {
-    rill__tcpl_conn *k = RILL_CONTAINER_OF(g, rill__tcpl_conn, gen);
-    rill__tcpl *s = k->s;
-    rill__lsplit_release(&k->sp);
-    free(k);
-    s->live--;
-    RILL__TCPL_SUB(s->stats.active);
-    rill__tcpl_kick(s); /* maybe the last: the watch decides */
-}
-
-static int rill__tcpl_accept(void *arg, rill_tcp_conn *c, rill_gen **task,
-                             rill_task_free_fn *free_fn) {
-    rill__tcpl *s = arg;
-    /* The watch may have ended just before this late accept: it must be
-     * there to wake this connection if it finds the queue full. */
-    int rc = rill__tcpl_spawn(s, &s->watch, rill__tcpl_watch_body);
-    rill__tcpl_conn *k = rc < 0 ? NULL : calloc(1, sizeof *k);
-    if (!k) {
-        rill__tcpl_kick(s); /* the server closes it (refused): maybe the last */
-        return RILL_ENOMEM;
-    }
-    k->s = s;
-    k->c = c;
-    rill__lsplit_init(&k->sp, &s->lo, &s->lstats);
-    rill_gen_init(&k->gen, rill__tcpl_conn_body, rill__tcpl_conn_close);
-    *task = &k->gen;
-    *free_fn = rill__tcpl_conn_free;
-    s->live++;
-    RILL__LINES_ADD(s->stats.connections, 1);
-    RILL__LINES_ADD(s->stats.active, 1);
-    return 0;
+int rill__tcpl_gate_up(rill__tcpl *s) {
+    return rill__tcpl_spawn(s, &s->gate, rill__tcpl_gate_body);
 }
 
 /* ---- the stage ------------------------------------------------------------ */
@@ -336,7 +134,7 @@ static int rill__tcpl_produce(rill_stage *st, void *state) {
             return rill_stage_fail(st, -errno, "cannot watch the room signal");
     }
     s->in_produce = true;
-    rc = rill__tcpl_spawn(s, &s->watch, rill__tcpl_watch_body);
+    rc = rill__tcpl_watch_up(s);
     if (rc == 0)
         rc = rill_sched_run(s->sched);
     s->in_produce = false;
