@@ -13,6 +13,28 @@
 #include "net_harness.h"
 #include "rill_test.h"
 
+/* The only fd of this process (below limit) that is an anon inode of kind
+ * ("eventpoll", "eventfd"), or -1 if there is none or more than one. */
+static int find_anon_fd(const char *kind, int limit) {
+    char want[64];
+    snprintf(want, sizeof want, "anon_inode:[%s]", kind);
+    int found = -1;
+    for (int fd = 0; fd < limit; fd++) {
+        char path[64], target[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        if (n <= 0)
+            continue;
+        target[n] = '\0';
+        if (strcmp(target, want) == 0) {
+            if (found >= 0)
+                return -1;
+            found = fd;
+        }
+    }
+    return found;
+}
+
 RILL_TEST(net, serves_clients_on_an_ephemeral_port_then_ends_at_max_accepts) {
     struct srv v;
     memset(&v, 0, sizeof v);
@@ -130,6 +152,34 @@ RILL_TEST(net, stop_from_a_signal_handler) {
     CHECK_OK(srv_join(&v)); /* the run ends: nothing else would end it */
     CHECK_EQ(v.st.accepted, 1);
     signal(SIGUSR1, SIG_DFL);
+}
+
+/* The doorbell's write fails (its counter is full: EAGAIN), and errno is
+ * still what the interrupted code had; the stop is carried out all the same
+ * (the flag is set, and a full counter is readable). */
+RILL_TEST(net, stop_from_a_signal_handler_keeps_errno_when_its_write_fails) {
+    struct srv v;
+    memset(&v, 0, sizeof v);
+    CHECK_OK(srv_new(&v, NULL)); /* not running: nobody drains the doorbell */
+    g_sig_srv = v.srv;
+    int efd = find_anon_fd("eventfd", 4096);
+    CHECK(efd >= 0);
+    uint64_t most = UINT64_MAX - 1;
+    CHECK_EQ(write(efd, &most, sizeof most), (ssize_t)sizeof most);
+    uint64_t one = 1;
+    CHECK(write(efd, &one, sizeof one) < 0 && errno == EAGAIN); /* what stop will meet */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sigemptyset(&sa.sa_mask);
+    CHECK_EQ(sigaction(SIGUSR1, &sa, NULL), 0);
+    errno = 1234;
+    CHECK_EQ(raise(SIGUSR1), 0);
+    CHECK_EQ(errno, 1234);
+    signal(SIGUSR1, SIG_DFL);
+    CHECK_OK(srv_go(&v));
+    CHECK_OK(srv_join(&v)); /* stopped before the first accept */
+    CHECK_EQ(v.st.accepted, 0);
 }
 
 RILL_TEST(net, stop_before_the_run_ends_it_without_accepting) {
@@ -433,31 +483,12 @@ static int saboteur_conn(void *arg, rill_tcp_conn *c, rill_gen **task, rill_task
     return 0;
 }
 
-/* The fd number of the only epoll instance among fds below limit, or -1. */
-static int find_epoll_fd(int limit) {
-    int found = -1;
-    for (int fd = 0; fd < limit; fd++) {
-        char path[64], target[64];
-        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-        ssize_t n = readlink(path, target, sizeof target - 1);
-        if (n <= 0)
-            continue;
-        target[n] = '\0';
-        if (strcmp(target, "anon_inode:[eventpoll]") == 0) {
-            if (found >= 0)
-                return -1; /* more than one: cannot tell which */
-            found = fd;
-        }
-    }
-    return found;
-}
-
 RILL_TEST(net, a_failed_run_with_a_connection_open_is_freed_scheduler_first) {
     rill_sched *s;
     rill_tcp_server *srv;
     g_sab_closed = g_sab_freed = 0;
     CHECK_OK(rill_sched_new(&s));
-    g_epfd = find_epoll_fd(4096); /* s's: the only one in this process */
+    g_epfd = find_anon_fd("eventpoll", 4096); /* s's: the only one in this process */
     CHECK(g_epfd >= 0);
     CHECK_OK(rill_tcp_server_new(s, NULL, saboteur_conn, NULL, &srv));
     int a = cli_connect(rill_tcp_server_port(srv));
