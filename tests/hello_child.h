@@ -46,8 +46,11 @@ static inline int hello_start(hello_child *c, const char *const *args, long nofi
     if (pipe2(p, O_CLOEXEC) < 0)
         return -1;
     c->pid = fork();
-    if (c->pid < 0)
+    if (c->pid < 0) {
+        close(p[0]);
+        close(p[1]);
         return -1;
+    }
     if (c->pid == 0) {
         int e = open(c->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (e < 0 || dup2(p[1], 1) < 0 || dup2(e, 2) < 0)
