@@ -14,7 +14,9 @@
  * Limits:
  *   max_conns  connections served at once. At the limit the accept task
  *              waits for a connection to end; further clients wait in the
- *              kernel's listen queue (backlog), then get refused by it.
+ *              kernel's listen queue (backlog); beyond it Linux does not
+ *              refuse them but leaves their handshakes unanswered, so
+ *              they wait (retransmitting) or time out.
  *   EMFILE     (and ENFILE, ENOBUFS, ENOMEM) on accept: the accept task
  *              waits for a connection to end or 100 ms, then tries again;
  *              it never spins and never stops. Counted in stats.
