@@ -102,6 +102,7 @@ typedef struct source {
     unsigned eagain;           /* refusals after the first part */
     bool hung;                 /* a wait for room gave up: a lost wake-up */
     atomic_int fd, phase, go;
+    atomic_int waits, woken;   /* waits for room begun in the loop, and ended */
 } source;
 
 /* Wait for room as an event loop would: poll the fd, drain, retry. */
@@ -110,7 +111,9 @@ static int wait_room(rill_stage *st, source *s) {
     int rc = rill_stage_room_fd(st, &fd);
     if (rc)
         return rc;
+    atomic_fetch_add(&s->waits, 1);
     rc = readable(fd, POLL_MS);
+    atomic_fetch_add(&s->woken, 1);
     if (rc <= 0) {
         s->hung = rc == 0;
         return rill_stage_fail(st, rc ? rc : -ETIMEDOUT, "waiting for room");
@@ -192,6 +195,8 @@ static rill_stage *add_source(rill_pipeline *p, source *s, bool threaded) {
     atomic_init(&s->fd, -1);
     atomic_init(&s->phase, 0);
     atomic_init(&s->go, 0);
+    atomic_init(&s->waits, 0);
+    atomic_init(&s->woken, 0);
     return rill_stage_add(p, "source", &source_ops, s, &o, &st) == 0 ? st : NULL;
 }
 
@@ -285,6 +290,7 @@ static void held_sink(unsigned cap, unsigned batch) {
     CHECK_EQ(held.high_water, cap);
     CHECK_EQ(held.out, 0);
     CHECK_EQ(held.dropped, 0);
+    CHECK_EQ(held.in, held.out + held.dropped + held.discarded + held.depth);
     CHECK_EQ(entered, 1);
     CHECK_EQ(got, 0); /* held inside send of item 0 */
     CHECK_EQ(quiet, 0);
@@ -298,6 +304,7 @@ static void held_sink(unsigned cap, unsigned batch) {
     CHECK_EQ(k.sum, (uint64_t)N * (N - 1) / 2);
     CHECK_EQ(fin.in, N);
     CHECK_EQ(fin.out, N);
+    CHECK_EQ(fin.in, fin.out + fin.dropped + fin.discarded + fin.depth);
 }
 
 RILL_TEST(room, capacity_7_refuses_the_8th_and_wakes_on_release) { held_sink(7, 0); }
@@ -350,6 +357,72 @@ RILL_TEST(room, one_full_queue_refuses_the_item_to_every_port) {
     CHECK(!s.hung);
     sink *all[] = {&in, &free_, &held};
     for (int k = 0; k < 3; k++) {
+        CHECK(!all[k]->bad);
+        CHECK_EQ(atomic_load(&all[k]->count), N);
+        CHECK_EQ(all[k]->sum, (uint64_t)N * (N - 1) / 2);
+    }
+}
+
+/* Two held queues: refused on the first, the source waits; the first is
+ * released and drains, the retry is refused on the second (nothing emitted
+ * anywhere), and that refusal arms the second queue: the fd stays quiet
+ * while it is held and wakes the source once it is released. A signal armed
+ * on the wrong queue would leave the source waiting until POLL_MS. */
+RILL_TEST(room, a_refusal_moves_to_the_next_full_queue_and_arms_it) {
+    enum { N = 2000, CAP = 4 };
+    rill_pipeline *p = NULL;
+    gate ga, gb;
+    gate_init(&ga);
+    gate_init(&gb);
+    sink a = {.g = &ga}, b = {.g = &gb};
+    source s = {.n = N};
+    CHECK_OK(rill_pipeline_new(&p, "two"));
+    rill_stage *src = add_source(p, &s, true);
+    rill_stage *sa = add_sink(p, "a", &a, CAP, 0, RILL_OVERFLOW_BLOCK);
+    rill_stage *sb = add_sink(p, "b", &b, CAP, 0, RILL_OVERFLOW_BLOCK);
+    CHECK(src && sa && sb);
+    CHECK_OK(rill_connect(src, sa));
+    CHECK_OK(rill_connect(src, sb));
+    CHECK_OK(rill_pipeline_start(p));
+    bool waited = wait_phase(&s, 1);
+    bool at_gates = wait_for(&ga.entered, 1, WAIT_S) && wait_for(&gb.entered, 1, WAIT_S);
+    gate_open(&ga);
+    bool a_drained = wait_for(&a.count, CAP, WAIT_S);
+    bool second_wait = wait_for(&s.waits, 1, WAIT_S); /* refused again: on b */
+    sleep_ms(20);
+    int woken = atomic_load(&s.woken), quiet = readable(atomic_load(&s.fd), 0);
+    uint64_t out = items_out(p, "source");
+    int a_n = atomic_load(&a.count), b_n = atomic_load(&b.count);
+    rill_queue_stats qa = queue_to(p, "a"), qb = queue_to(p, "b");
+    gate_open(&gb);
+    int rc = rill_pipeline_close(p);
+    rill_pipeline_destroy(p);
+    gate_fini(&ga);
+    gate_fini(&gb);
+
+    CHECK(waited);
+    CHECK(at_gates);
+    CHECK(a_drained);
+    CHECK(second_wait);
+    CHECK_EQ(s.first_rc, RILL_EAGAIN);
+    CHECK_EQ(s.emitted_first, CAP);
+    CHECK_EQ(s.wait_rc, 1); /* the first wait, woken by a's release */
+    CHECK_EQ(woken, 0);     /* the second, on b, still waits */
+    CHECK_EQ(quiet, 0);
+    CHECK_EQ(out, CAP);     /* the retry was refused on b: a got nothing more */
+    CHECK_EQ(a_n, CAP);
+    CHECK_EQ(b_n, 0);
+    CHECK_EQ(qa.in, CAP);
+    CHECK_EQ(qa.out, CAP);
+    CHECK_EQ(qb.in, CAP);
+    CHECK_EQ(qb.depth, CAP);
+    CHECK_EQ(qa.in, qa.out + qa.dropped + qa.discarded + qa.depth);
+    CHECK_EQ(qb.in, qb.out + qb.dropped + qb.discarded + qb.depth);
+    CHECK_OK(rc);
+    CHECK(!s.hung);
+    CHECK(s.eagain >= 1);
+    sink *all[] = {&a, &b};
+    for (int k = 0; k < 2; k++) {
         CHECK(!all[k]->bad);
         CHECK_EQ(atomic_load(&all[k]->count), N);
         CHECK_EQ(all[k]->sum, (uint64_t)N * (N - 1) / 2);
