@@ -3,15 +3,11 @@
  * Delivery to a stage on the same thread is a direct call into its send
  * callback: no queue, no allocation, no atomic read-modify-write per item.
  * Delivery to a threaded stage appends to a batch of the edge to its thread
- * (queue.h); rill_try_emit asks every such edge first and, refused, arms the
- * room eventfd instead of waiting. */
-#include <errno.h>
+ * (queue.h). rill_try_emit, which does not wait, is in room.c. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "pipeline_int.h"
 
@@ -79,19 +75,6 @@ RILL_API uint64_t rill_pipeline_discarded(const rill_pipeline *p) { return p ? p
 
 /* ---- delivery ---------------------------------------------------------------- */
 
-static inline int rill__deliver(rill_stage *st, const rill__port *o, const rill_item *item) {
-    if (!o->edge) {
-        rill_stage *t = o->to;
-        rill__stage_count(&t->n_in, 1);
-        int rc = t->ops->send(t, t->state, item);
-        if (RILL__UNLIKELY(t->delay_ns))
-            rill__busy_wait(t->delay_ns);
-        return RILL__UNLIKELY(rc < 0) ? rill__failed(t, rc) : 0;
-    }
-    int rc = rill__edge_push(o->edge, item, RILL_EABORTED);
-    return RILL__UNLIKELY(rc < 0) ? (rc == RILL_EABORTED ? rill__stop_code(st->p) : rc) : 0;
-}
-
 RILL_API int rill_emit(rill_stage *st, const rill_item *item) {
     if (RILL__UNLIKELY(rill__stopped(st->p)))
         return rill__stop_code(st->p);
@@ -114,107 +97,6 @@ RILL_API int rill_emit_to(rill_stage *st, unsigned port, const rill_item *item) 
         return RILL_EINVAL;
     rill__stage_count(&st->n_out, 1);
     return rill__deliver(st, &st->out[port], item);
-}
-
-/* ---- emitting without waiting ------------------------------------------------ */
-
-/* The first blocking queue directly after st that cannot take an item now,
- * NULL if every one can; *err gets RILL_ENOMEM if a batch cannot be made. */
-static rill__edge *rill__refusing_edge(rill_stage *st, int *err) {
-    for (unsigned i = 0; i < st->nout; i++) {
-        rill__edge *e = st->out[i].edge;
-        int r = e ? rill__edge_ready(e) : 1;
-        if (r <= 0) {
-            *err = r;
-            return e;
-        }
-    }
-    return NULL;
-}
-
-/* rill_emit for an item every queue after st has room for: the queues get it
- * before the stages on st's thread run. One of those may hand over this
- * thread's partial batches (rill_stage_flush, or a blocking emit of its own
- * about to wait); a queue whose partial batch went that way needs another
- * one for the item, and with every batch in flight its append would wait,
- * which the look said it would not. Appends never flush another queue. */
-static int rill__emit_queues_first(rill_stage *st, const rill_item *item) {
-    rill__stage_count(&st->n_out, 1);
-    if (RILL__UNLIKELY(st->delay_ns) && st->ops->produce)
-        rill__busy_wait(st->delay_ns);
-    const rill__port *o = st->out;
-    unsigned n = st->nout;
-    for (unsigned pass = 0; pass < 2; pass++)
-        for (unsigned i = 0; i < n; i++)
-            if ((o[i].edge != NULL) == (pass == 0)) {
-                int rc = rill__deliver(st, &o[i], item);
-                if (RILL__UNLIKELY(rc < 0))
-                    return rc;
-            }
-    return 0;
-}
-
-RILL_API int rill_try_emit(rill_stage *st, const rill_item *item) {
-    if (!st || !item)
-        return RILL_EINVAL;
-    /* A retry needs the consumer to free room between our look and our
-     * re-check after arming: rare, so few rounds; after them the refusal
-     * stands, with the fd signalled by us (room is there). */
-    for (unsigned round = 0;; round++) {
-        if (RILL__UNLIKELY(rill__stopped(st->p)))
-            return rill__stop_code(st->p);
-        int err = 0;
-        rill__edge *e = rill__refusing_edge(st, &err);
-        if (RILL__LIKELY(!e))
-            return rill__emit_queues_first(st, item);
-        if (err < 0)
-            return err;
-        /* Nothing is emitted. The queue may be full only with our own
-         * partial batch, and a consumer that sleeps frees nothing: hand over
-         * every partial batch of this thread and wake the consumers, as a
-         * blocking emit does before it waits. */
-        if (round == 0) {
-            e->before_wait(e->before_wait_arg);
-            rill__park_wake(e->data);
-        }
-        int still = rill__edge_arm(e);
-        if (still < 0)
-            return still;
-        if (still)
-            return RILL_EAGAIN;
-        if (round == 2) {
-            rill__edge_signal_now(e);
-            return RILL_EAGAIN;
-        }
-    }
-}
-
-RILL_API int rill_stage_room_fd(rill_stage *st, int *fd) {
-    if (!st || !fd)
-        return RILL_EINVAL;
-    rill_pipeline *p = st->p;
-    if (__atomic_load_n(&p->phase, __ATOMIC_ACQUIRE) == RILL__CLOSED)
-        return RILL_ESTATE;
-    int efd = atomic_load_explicit(&st->room_efd, memory_order_relaxed);
-    if (!efd) {
-        int made = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (made < 0)
-            return -errno;
-        efd = made + 1;
-        atomic_store_explicit(&st->room_efd, efd, memory_order_seq_cst);
-        /* Signals owed to an fd not made yet: a stop that came first
-         * (rill__wake_all writes only the fds it sees) or room freed after a
-         * refusal (queue.c). Each side stores, then loads, sequentially
-         * consistent: one of the two sees the other. */
-        bool owed = __atomic_load_n(&p->stop, __ATOMIC_SEQ_CST) != 0;
-        for (unsigned i = 0; i < st->nout; i++)
-            if (st->out[i].edge && rill__edge_take_owed(st->out[i].edge))
-                owed = true;
-        if (owed)
-            rill__room_signal(&st->room_efd);
-    }
-    *fd = efd - 1;
-    return 0;
 }
 
 /* ---- lifecycle ------------------------------------------------------------------ */
@@ -387,10 +269,6 @@ RILL_API void rill_pipeline_destroy(rill_pipeline *p) {
         rill_pipeline_abort(p);
         rill_pipeline_close(p);
     }
-    for (unsigned i = 0; i < p->n; i++) {
-        int efd = atomic_load(&p->stages[i]->room_efd);
-        if (efd)
-            close(efd - 1);
-    }
+    rill__room_fds_close(p);
     rill__graph_free(p);
 }

@@ -1,5 +1,6 @@
 /* The pipeline's internal structures, shared by graph.c (building),
- * pipeline.c (running, closing, errors) and worker.c (threads). */
+ * pipeline.c (running, closing, errors), room.c (emitting without waiting)
+ * and worker.c (threads). */
 #ifndef RILL_PIPELINE_INT_H
 #define RILL_PIPELINE_INT_H
 
@@ -114,6 +115,10 @@ static inline bool rill__stopped(const rill_pipeline *p) {
     return __atomic_load_n(&p->stop, __ATOMIC_RELAXED) != 0;
 }
 
+/* room.c */
+void rill__room_signal_all(rill_pipeline *p); /* a stop: write every room fd */
+void rill__room_fds_close(rill_pipeline *p);  /* destroy */
+
 /* worker.c */
 int rill__threads_start(rill_pipeline *p);
 void rill__threads_join(rill_pipeline *p);
@@ -134,6 +139,21 @@ static inline void rill__stage_count(_Atomic uint64_t *c, uint64_t n) {
 
 /* Spin for ns nanoseconds (rill_stage_set_delay). */
 void rill__busy_wait(uint64_t ns);
+
+/* Hand item from st to the stage behind port o: a direct call into its send
+ * on this thread, or an append to the queue to its thread. */
+static inline int rill__deliver(rill_stage *st, const rill__port *o, const rill_item *item) {
+    if (!o->edge) {
+        rill_stage *t = o->to;
+        rill__stage_count(&t->n_in, 1);
+        int rc = t->ops->send(t, t->state, item);
+        if (RILL__UNLIKELY(t->delay_ns))
+            rill__busy_wait(t->delay_ns);
+        return RILL__UNLIKELY(rc < 0) ? rill__failed(t, rc) : 0;
+    }
+    int rc = rill__edge_push(o->edge, item, RILL_EABORTED);
+    return RILL__UNLIKELY(rc < 0) ? (rc == RILL_EABORTED ? rill__stop_code(st->p) : rc) : 0;
+}
 
 /* graph.c */
 void rill__graph_free(rill_pipeline *p);

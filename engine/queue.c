@@ -1,12 +1,11 @@
 /* Batched SPSC edge on concurrencykit rings; see queue.h. */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "queue.h"
 #include "rill_int.h"
+#include "room.h"
 
 /* ck's atomics are inline assembly that ThreadSanitizer cannot see: tell it
  * that publishing a batch through a ring orders the batch's contents. */
@@ -425,57 +424,6 @@ int rill__edge_ready(rill__edge *e) {
     return rc == 0 ? 1 : rc > 0 ? 0 : rc;
 }
 
-int rill__edge_arm(rill__edge *e) {
-    uint32_t seen = rill__park_epoch(&e->space);
-    e->consumed_seen = atomic_load_explicit(&e->consumed, memory_order_acquire);
-    int rc = rill__edge_ready(e);
-    if (rc != 0)
-        return rc == 1 ? 0 : rc;
-    atomic_store_explicit(&e->armed, RILL__ROOM_ARMED, memory_order_seq_cst);
-    return rill__park_epoch(&e->space) == seen ? 1 : 0;
-}
-
-void rill__room_signal(_Atomic int *efd) {
-    int fd = efd ? atomic_load_explicit(efd, memory_order_seq_cst) : 0;
-    if (fd > 0) {
-        int saved = errno;
-        uint64_t one = 1;
-        /* Only fails if the counter is about to overflow: readable anyway. */
-        ssize_t r = write(fd - 1, &one, sizeof one);
-        (void)r;
-        errno = saved;
-    }
-}
-
-/* A refused rill_try_emit armed e and the consumer freed room: signal it.
- * With no eventfd yet, the signal is owed to the first one made: mark it
- * owed, then look for the fd again (rill_stage_room_fd stores the fd, then
- * looks for owed signals; both sequentially consistent, so one of the two
- * sees the other). The flag is cleared by whoever writes the fd. */
-__attribute__((noinline, cold)) static void rill__edge_room_freed(rill__edge *e) {
-    if (!e->room_efd)
-        return;
-    if (atomic_load_explicit(e->room_efd, memory_order_seq_cst) == 0) {
-        atomic_store_explicit(&e->armed, RILL__ROOM_OWED, memory_order_seq_cst);
-        if (atomic_load_explicit(e->room_efd, memory_order_seq_cst) == 0)
-            return;
-    }
-    if (atomic_exchange_explicit(&e->armed, 0, memory_order_seq_cst))
-        rill__room_signal(e->room_efd);
-}
-
-void rill__edge_signal_now(rill__edge *e) {
-    if (e->room_efd && atomic_load_explicit(e->room_efd, memory_order_seq_cst) > 0)
-        rill__room_signal(e->room_efd);
-    else
-        atomic_store_explicit(&e->armed, RILL__ROOM_OWED, memory_order_seq_cst);
-}
-
-bool rill__edge_take_owed(rill__edge *e) {
-    return atomic_load_explicit(&e->armed, memory_order_seq_cst) == RILL__ROOM_OWED &&
-           atomic_exchange_explicit(&e->armed, 0, memory_order_seq_cst) != 0;
-}
-
 int rill__edge_close(rill__edge *e, int stop_code) {
     if (e->eos_sent)
         return 0;
@@ -521,8 +469,8 @@ void rill__edge_done(rill__edge *e, rill__batch *b, unsigned delivered) {
     /* A producer waiting for room sleeps until the queue is half empty (or
      * the consumer runs dry): fewer, larger wake-ups. A rill_try_emit loop
      * waiting on the room fd is signalled by the same rule, after the wake
-     * (its epoch increment is the consumer's half of rill__edge_arm's
-     * protocol, see queue.h). */
+     * (its epoch increment is the consumer's half of the arming protocol,
+     * room.h). */
     uint64_t depth = atomic_load_explicit(&e->produced, memory_order_acquire) - e->consumed_local;
     if (depth <= e->capacity - e->wake_depth || ck_ring_size(&e->full) == 0) {
         rill__park_wake(&e->space);

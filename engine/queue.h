@@ -17,7 +17,8 @@
  * (or with every batch in flight) and a consumer on an empty one spin
  * briefly and then park (park.h). A producer that must not wait (rill_try_emit)
  * asks rill__edge_ready instead and, when refused, arms the edge: the
- * consumer then writes the producing stage's room eventfd as it frees room. */
+ * consumer then writes the producing stage's room eventfd as it frees room
+ * (room.h). */
 #ifndef RILL_QUEUE_H
 #define RILL_QUEUE_H
 
@@ -64,8 +65,8 @@ struct rill__edge {
     _Atomic int *room_efd;     /* the producing stage's room eventfd + 1 (0: none
                                   yet); NULL for rill_pipeline_push's queue */
     /* written by a refused rill_try_emit, read once per hand-back */
-    _Atomic int armed;         /* 0, or RILL__ROOM_*: a refused rill_try_emit
-                                  waits for the room fd */
+    _Atomic int armed;         /* 0, or RILL__ROOM_* (room.h): a refused
+                                  rill_try_emit waits for the room fd */
     /* the producer's */
     _Alignas(RILL__LINE) rill__batch *cur; /* partial batch being filled */
     uint64_t produced_local;  /* == produced, without the atomic load */
@@ -122,47 +123,10 @@ void rill__edge_announce(rill__edge *e);
  * nanoseconds until the next one is due, or UINT64_MAX if none waits. */
 uint64_t rill__edge_nudge(rill__edge *e, uint64_t now);
 
-/* edge.armed: the producer was refused and waits for the room signal; the
- * consumer freed room before the producing stage had a room eventfd. */
-enum { RILL__ROOM_ARMED = 1, RILL__ROOM_OWED = 2 };
-
 /* Producer: can e take one more item now, without waiting? 1 if so (taking
  * a free batch for it if needed; always for drop policies), 0 if not (full,
  * or every batch in flight), or RILL_ENOMEM. */
 int rill__edge_ready(rill__edge *e);
-
-/* Producer, after rill__edge_ready said 0: arm the room signal, unless a
- * look again finds room. 0 if e may have room now (try again; a spare signal
- * may follow), 1 if it has none and the consumer will write the room eventfd
- * once it frees room, or RILL_ENOMEM.
- *
- * Why no wake-up is lost. Consumer, as it hands back a batch that leaves the
- * queue half empty or the ring empty: make room (consumed, empty ring), then
- * increment space's epoch (rill__park_wake), then load armed. Producer: load
- * the epoch (e0), look for room, store armed, load the epoch again (e1). All
- * epoch and armed accesses are sequentially consistent. A hand-back whose
- * increment comes before e0 made room the look sees (the increment releases
- * it, e0 acquires it); one whose increment falls between e0 and e1 changes
- * the epoch, and we look again; one whose increment comes after e1 loads
- * armed after our store and signals. The flag is cleared only together with
- * a write of the eventfd; with no eventfd yet, the consumer leaves the signal
- * owed to the first one made (rill__edge_take_owed). A hand-back that leaves
- * the queue fuller than that neither wakes nor signals, but it leaves batches
- * in the ring, so one that does follows. */
-int rill__edge_arm(rill__edge *e);
-
-/* Producer: signal the room eventfd now (room may be there, but the caller
- * stops looking), or owe the signal to the fd if none is made yet. */
-void rill__edge_signal_now(rill__edge *e);
-
-/* Producer, having just made its room eventfd: true if e owes it a signal
- * (the consumer freed room after a refusal while there was no fd); the
- * caller writes it. Clears the debt. */
-bool rill__edge_take_owed(rill__edge *e);
-
-/* Write 1 to the room eventfd *efd (stored + 1; nothing if 0). Async-signal-
- * safe; errno is left as found. */
-void rill__room_signal(_Atomic int *efd);
 
 /* Producer: send end of stream (after a flush). Blocks only if every batch is
  * in flight; returns 0 or the stop code. */

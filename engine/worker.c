@@ -218,13 +218,7 @@ void rill__wake_all(rill_pipeline *p) {
         for (unsigned i = 0; i < p->nedges; i++)
             rill__park_wake(&p->edges[i]->space);
     __atomic_fetch_sub(&p->waking, 1, __ATOMIC_SEQ_CST);
-    /* Loops waiting for room on an eventfd wake up too. The stages are fixed
-     * once the pipeline has started (before, rill_stage_add may be moving
-     * them) and live until destroy; an fd made after this read sees the stop
-     * itself (rill_stage_room_fd), a start after it calls this again. */
-    if (__atomic_load_n(&p->phase, __ATOMIC_SEQ_CST) != RILL__NEW)
-        for (unsigned i = 0; i < p->n; i++)
-            rill__room_signal(&p->stages[i]->room_efd);
+    rill__room_signal_all(p); /* loops waiting for room on an eventfd */
 }
 
 /* The next batch from any input, round robin; NULL if none is visible. */

@@ -7,6 +7,7 @@
 #define RILL_TESTS_NET_HARNESS_H
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,7 +40,7 @@ struct htask {
 /* H_ECHO: read a line (up to '\n'), reply "echo:" + it. H_SLEEP: sleep
  * for an hour (only the supervisor can end it). H_WAIT: one wait for
  * readability, its result recorded. H_BIG: send x->big bytes of a-z. */
-static int htask_body(rill_gen *g) {
+static inline int htask_body(rill_gen *g) {
     struct htask *t = RILL_CONTAINER_OF(g, struct htask, gen);
     struct hctx *x = t->x;
     ssize_t n;
@@ -102,19 +103,20 @@ static int htask_body(rill_gen *g) {
     RILL_GEN_END(g);
 }
 
-static int htask_close(rill_gen *g) {
+static inline int htask_close(rill_gen *g) {
     RILL_CONTAINER_OF(g, struct htask, gen)->x->closed++;
     return 0;
 }
 
-static void htask_free(rill_gen *g) {
+static inline void htask_free(rill_gen *g) {
     struct htask *t = RILL_CONTAINER_OF(g, struct htask, gen);
     if (t->out != t->buf)
         free(t->out);
     free(t);
 }
 
-static int hconn(void *arg, rill_tcp_conn *c, rill_gen **task, rill_task_free_fn *free_fn) {
+static inline int hconn(void *arg, rill_tcp_conn *c, rill_gen **task,
+                        rill_task_free_fn *free_fn) {
     struct hctx *x = arg;
     const struct sockaddr_in *a = (const struct sockaddr_in *)&c->peer;
     x->peer_ok += a->sin_family == AF_INET && a->sin_addr.s_addr == htonl(INADDR_LOOPBACK);
@@ -144,14 +146,14 @@ struct srv {
     rill_tcp_stats st;
 };
 
-static void *srv_main(void *arg) {
+static inline void *srv_main(void *arg) {
     struct srv *v = arg;
     v->run_rc = rill_sched_run(v->s);
     return NULL;
 }
 
 /* Make the scheduler and the server (listening, not running yet). */
-static int srv_new(struct srv *v, const rill_tcp_opts *o) {
+static inline int srv_new(struct srv *v, const rill_tcp_opts *o) {
     int rc = rill_sched_new(&v->s);
     if (rc == 0)
         rc = rill_tcp_server_new(v->s, o, hconn, &v->x, &v->srv);
@@ -161,21 +163,45 @@ static int srv_new(struct srv *v, const rill_tcp_opts *o) {
 }
 
 /* Run it on a thread. */
-static int srv_go(struct srv *v) { return pthread_create(&v->th, NULL, srv_main, v) ? -EAGAIN : 0; }
+static inline int srv_go(struct srv *v) {
+    return pthread_create(&v->th, NULL, srv_main, v) ? -EAGAIN : 0;
+}
 
-static int srv_start(struct srv *v, const rill_tcp_opts *o) {
+static inline int srv_start(struct srv *v, const rill_tcp_opts *o) {
     int rc = srv_new(v, o);
     return rc < 0 ? rc : srv_go(v);
 }
 
 /* Join the run (the server must be ending by itself or stopped), take the
  * stats, free everything. Returns the run's result. */
-static int srv_join(struct srv *v) {
+static inline int srv_join(struct srv *v) {
     pthread_join(v->th, NULL);
     rill_tcp_server_get_stats(v->srv, &v->st);
     rill_sched_free(v->s);
     rill_tcp_server_free(v->srv);
     return v->run_rc;
+}
+
+/* The only fd of this process (below limit) that is an anon inode of kind
+ * ("eventpoll", "eventfd"), or -1 if there is none or more than one. */
+static inline int find_anon_fd(const char *kind, int limit) {
+    char want[64];
+    snprintf(want, sizeof want, "anon_inode:[%s]", kind);
+    int found = -1;
+    for (int fd = 0; fd < limit; fd++) {
+        char path[64], target[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        if (n <= 0)
+            continue;
+        target[n] = '\0';
+        if (strcmp(target, want) == 0) {
+            if (found >= 0)
+                return -1;
+            found = fd;
+        }
+    }
+    return found;
 }
 
 #endif

@@ -1,0 +1,184 @@
+/* Emitting without waiting: rill_try_emit, the room eventfd
+ * (rill_stage_room_fd) and the arming protocol between a refused producer
+ * and the consumer that frees room (room.h). The fd is made by the producing
+ * stage, written by consumers and by stops, closed by destroy. */
+#include <errno.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "pipeline_int.h"
+#include "room.h"
+
+/* ---- the edge's half -------------------------------------------------------- */
+
+int rill__edge_arm(rill__edge *e) {
+    uint32_t seen = rill__park_epoch(&e->space);
+    e->consumed_seen = atomic_load_explicit(&e->consumed, memory_order_acquire);
+    int rc = rill__edge_ready(e);
+    if (rc != 0)
+        return rc == 1 ? 0 : rc;
+    atomic_store_explicit(&e->armed, RILL__ROOM_ARMED, memory_order_seq_cst);
+    return rill__park_epoch(&e->space) == seen ? 1 : 0;
+}
+
+void rill__room_signal(_Atomic int *efd) {
+    int fd = efd ? atomic_load_explicit(efd, memory_order_seq_cst) : 0;
+    if (fd > 0) {
+        int saved = errno;
+        uint64_t one = 1;
+        /* A non-blocking eventfd write fails only if the counter is about to
+         * overflow (2^64 - 2 unread signals): readable anyway. */
+        ssize_t r = write(fd - 1, &one, sizeof one);
+        (void)r;
+        errno = saved;
+    }
+}
+
+/* With no eventfd yet, the signal is owed to the first one made: mark it
+ * owed, then look for the fd again (rill_stage_room_fd stores the fd, then
+ * looks for owed signals; both sequentially consistent, so one of the two
+ * sees the other). The flag is cleared by whoever writes the fd. */
+void rill__edge_room_freed(rill__edge *e) {
+    if (!e->room_efd)
+        return;
+    if (atomic_load_explicit(e->room_efd, memory_order_seq_cst) == 0) {
+        atomic_store_explicit(&e->armed, RILL__ROOM_OWED, memory_order_seq_cst);
+        if (atomic_load_explicit(e->room_efd, memory_order_seq_cst) == 0)
+            return;
+    }
+    if (atomic_exchange_explicit(&e->armed, 0, memory_order_seq_cst))
+        rill__room_signal(e->room_efd);
+}
+
+void rill__edge_signal_now(rill__edge *e) {
+    if (e->room_efd && atomic_load_explicit(e->room_efd, memory_order_seq_cst) > 0)
+        rill__room_signal(e->room_efd);
+    else
+        atomic_store_explicit(&e->armed, RILL__ROOM_OWED, memory_order_seq_cst);
+}
+
+bool rill__edge_take_owed(rill__edge *e) {
+    return atomic_load_explicit(&e->armed, memory_order_seq_cst) == RILL__ROOM_OWED &&
+           atomic_exchange_explicit(&e->armed, 0, memory_order_seq_cst) != 0;
+}
+
+/* ---- the stage's half -------------------------------------------------------- */
+
+/* The first blocking queue directly after st that cannot take an item now,
+ * NULL if every one can; *err gets RILL_ENOMEM if a batch cannot be made. */
+static rill__edge *rill__refusing_edge(rill_stage *st, int *err) {
+    for (unsigned i = 0; i < st->nout; i++) {
+        rill__edge *e = st->out[i].edge;
+        int r = e ? rill__edge_ready(e) : 1;
+        if (r <= 0) {
+            *err = r;
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/* rill_emit for an item every queue after st has room for: the queues get it
+ * before the stages on st's thread run. One of those may hand over this
+ * thread's partial batches (rill_stage_flush, or a blocking emit of its own
+ * about to wait); a queue whose partial batch went that way needs another
+ * one for the item, and with every batch in flight its append would wait,
+ * which the look said it would not. Appends never flush another queue. */
+static int rill__emit_queues_first(rill_stage *st, const rill_item *item) {
+    rill__stage_count(&st->n_out, 1);
+    if (RILL__UNLIKELY(st->delay_ns) && st->ops->produce)
+        rill__busy_wait(st->delay_ns);
+    const rill__port *o = st->out;
+    unsigned n = st->nout;
+    for (unsigned pass = 0; pass < 2; pass++)
+        for (unsigned i = 0; i < n; i++)
+            if ((o[i].edge != NULL) == (pass == 0)) {
+                int rc = rill__deliver(st, &o[i], item);
+                if (RILL__UNLIKELY(rc < 0))
+                    return rc;
+            }
+    return 0;
+}
+
+RILL_API int rill_try_emit(rill_stage *st, const rill_item *item) {
+    if (!st || !item)
+        return RILL_EINVAL;
+    /* A retry needs the consumer to free room between our look and our
+     * re-check after arming: rare, so few rounds; after them the refusal
+     * stands, with the fd signalled by us (room is there). */
+    for (unsigned round = 0;; round++) {
+        if (RILL__UNLIKELY(rill__stopped(st->p)))
+            return rill__stop_code(st->p);
+        int err = 0;
+        rill__edge *e = rill__refusing_edge(st, &err);
+        if (RILL__LIKELY(!e))
+            return rill__emit_queues_first(st, item);
+        if (err < 0)
+            return err;
+        /* Nothing is emitted. The queue may be full only with our own
+         * partial batch, and a consumer that sleeps frees nothing: hand over
+         * every partial batch of this thread and wake the consumers, as a
+         * blocking emit does before it waits. */
+        if (round == 0) {
+            e->before_wait(e->before_wait_arg);
+            rill__park_wake(e->data);
+        }
+        int still = rill__edge_arm(e);
+        if (still < 0)
+            return still;
+        if (still)
+            return RILL_EAGAIN;
+        if (round == 2) {
+            rill__edge_signal_now(e);
+            return RILL_EAGAIN;
+        }
+    }
+}
+
+RILL_API int rill_stage_room_fd(rill_stage *st, int *fd) {
+    if (!st || !fd)
+        return RILL_EINVAL;
+    rill_pipeline *p = st->p;
+    if (__atomic_load_n(&p->phase, __ATOMIC_ACQUIRE) == RILL__CLOSED)
+        return RILL_ESTATE;
+    int efd = atomic_load_explicit(&st->room_efd, memory_order_relaxed);
+    if (!efd) {
+        int made = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (made < 0)
+            return -errno;
+        efd = made + 1;
+        atomic_store_explicit(&st->room_efd, efd, memory_order_seq_cst);
+        /* Signals owed to an fd not made yet: a stop that came first
+         * (rill__wake_all writes only the fds it sees) or room freed after a
+         * refusal (rill__edge_room_freed). Each side stores, then loads,
+         * sequentially consistent: one of the two sees the other. */
+        bool owed = __atomic_load_n(&p->stop, __ATOMIC_SEQ_CST) != 0;
+        for (unsigned i = 0; i < st->nout; i++)
+            if (st->out[i].edge && rill__edge_take_owed(st->out[i].edge))
+                owed = true;
+        if (owed)
+            rill__room_signal(&st->room_efd);
+    }
+    *fd = efd - 1;
+    return 0;
+}
+
+/* ---- the pipeline's half -------------------------------------------------------- */
+
+void rill__room_signal_all(rill_pipeline *p) {
+    /* The stages are fixed once the pipeline has started (before,
+     * rill_stage_add may be moving them) and live until destroy; an fd made
+     * after this read sees the stop itself (rill_stage_room_fd), a start
+     * after it calls this again. */
+    if (__atomic_load_n(&p->phase, __ATOMIC_SEQ_CST) != RILL__NEW)
+        for (unsigned i = 0; i < p->n; i++)
+            rill__room_signal(&p->stages[i]->room_efd);
+}
+
+void rill__room_fds_close(rill_pipeline *p) {
+    for (unsigned i = 0; i < p->n; i++) {
+        int efd = atomic_exchange(&p->stages[i]->room_efd, 0);
+        if (efd)
+            close(efd - 1);
+    }
+}
