@@ -30,10 +30,10 @@ void rill__tcpl_kick(rill__tcpl *s) {
     (void)w; /* EAGAIN: the counter is full, the watch wakes anyway */
 }
 
-static void rill__tcpl_drain(int fd) {
+/* Read an eventfd's count: whether it had been written (EAGAIN: not). */
+static bool rill__tcpl_drain(int fd) {
     uint64_t v;
-    ssize_t r = read(fd, &v, sizeof v);
-    (void)r; /* EAGAIN: nothing to drain (readiness may be spurious) */
+    return read(fd, &v, sizeof v) == (ssize_t)sizeof v;
 }
 
 /* ---- the gate and the watch --------------------------------------------- */
@@ -101,12 +101,15 @@ static int rill__tcpl_watch_body(rill_gen *g) {
          * rill_sched_run, waiting forever. */
         if (t->call.result < 0)
             RILL_SYS_SLEEP(g, &t->call, RILL__TCPL_POLL_NS);
-        rill__tcpl_drain(s->room_fd);
         rill__tcpl_drain(s->kick);
-        if (rill__tcpl_pipeline_stopped(s->st))
-            rill__tcpl_halt(s);
-        if (s->gate.id)
-            rill_sched_kill(s->sched, s->gate.id);
+        /* Only a room signal (also sent when the pipeline stops) opens the
+         * gate: a kick alone would make every waiter retry for nothing. */
+        if (rill__tcpl_drain(s->room_fd)) {
+            if (rill__tcpl_pipeline_stopped(s->st))
+                rill__tcpl_halt(s);
+            if (s->gate.id)
+                rill_sched_kill(s->sched, s->gate.id);
+        }
     }
     if (s->gate.id)
         rill_sched_kill(s->sched, s->gate.id);

@@ -266,7 +266,7 @@ RILL_TEST(tcp_lines, many_connections_all_threaded) {
 }
 
 /* The file source's rules, byte for byte (tests/line_split.h is the
- * reference): random bytes with many '\n', '\r' and long lines, sent in odd
+ * reference): random bytes with many '\n', '\r', NUL and long lines, sent in odd
  * writes, read in odd chunks, under each flag combination. */
 RILL_TEST(tcp_lines, same_rules_as_the_file_source) {
     uint64_t seed = 7;
@@ -275,7 +275,7 @@ RILL_TEST(tcp_lines, same_rules_as_the_file_source) {
         char *d = malloc(n);
         for (size_t i = 0; i < n; i++) {
             uint64_t x = rng_next(&seed) % 16;
-            d[i] = x < 3 ? '\n' : x < 5 ? '\r' : (char)('a' + x);
+            d[i] = x < 3 ? '\n' : x < 5 ? '\r' : x < 6 ? '\0' : (char)('a' + x);
         }
         rill_lines_opts lo = {.max_line = 1 + rng_next(&seed) % 40,
                               .chunk = 1 + rng_next(&seed) % 50,
