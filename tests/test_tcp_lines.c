@@ -661,6 +661,48 @@ RILL_TEST(tcp_lines, stop_now_delivers_the_partial_line) {
     }
 }
 
+/* The per-connection limits end a connection like a client would: past
+ * the idle timeout (it sent nothing more) or the deadline (it kept
+ * sending), what it sent is delivered, its unterminated last line too, and
+ * the end is counted. The limits are short; nothing here is timed, the
+ * test only waits for them to pass. */
+RILL_TEST(tcp_lines, idle_timeout_and_deadline_deliver_what_arrived) {
+    for (int deadline = 0; deadline < 2; deadline++) {
+        runner r;
+        rill_tcp_opts to = {.max_accepts = 1};
+        if (deadline)
+            to.deadline_ns = 50 * 1000000LL;
+        else
+            to.idle_ns = 50 * 1000000LL;
+        CHECK_OK(build(&r, SINK_THREADED, &to, NULL, NULL, NULL));
+        CHECK_EQ(start(&r), 0);
+        int fd = cli_connect(rill_tcp_lines_port(r.src));
+        CHECK(fd >= 0);
+        CHECK_EQ(cli_sends(fd, "a\nb\npar"), 0);
+        /* A client that keeps sending (a byte every few ms) is not idle,
+         * and is cut at its deadline only. */
+        double end = now_s() + LIMIT_S;
+        while (deadline && stats(&r).killed == 0 && now_s() < end) {
+            if (cli_sends(fd, "t") != 0)
+                break;
+            sleep_ms(5);
+        }
+        CHECK(finish(&r));
+        CHECK_EQ(r.rc, 0);
+        char buf[256];
+        const char *got = collected(&r, buf, sizeof buf);
+        rill_tcp_lines_stats ts = stats(&r);
+        CHECK(strncmp(got, "a|b|par", 7) == 0);
+        CHECK_EQ(ts.lines, 3);
+        CHECK_EQ(ts.partial, 1);
+        CHECK_EQ(ts.dropped, 0);
+        CHECK_EQ(ts.killed, (uint64_t)deadline);
+        CHECK_EQ(ts.timed_out, (uint64_t)!deadline);
+        close(fd);
+        rill_pipeline_destroy(r.p);
+    }
+}
+
 /* NOW while the queue is full: what cannot be handed on is dropped and
  * counted, never silently: delivered + dropped = the lines read. */
 RILL_TEST(tcp_lines, stop_now_with_a_full_queue_counts_drops) {
