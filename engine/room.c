@@ -3,6 +3,7 @@
  * and the consumer that frees room (room.h). The fd is made by the producing
  * stage, written by consumers and by stops, closed by destroy. */
 #include <errno.h>
+#include <stdlib.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -17,6 +18,8 @@ int rill__edge_arm(rill__edge *e) {
     int rc = rill__edge_ready(e);
     if (rc != 0)
         return rc == 1 ? 0 : rc;
+    if (RILL__UNLIKELY(e->arm_delay_ns))
+        rill__busy_wait(e->arm_delay_ns);
     atomic_store_explicit(&e->armed, RILL__ROOM_ARMED, memory_order_seq_cst);
     return rill__park_epoch(&e->space) == seen ? 1 : 0;
 }
@@ -60,6 +63,12 @@ void rill__edge_signal_now(rill__edge *e) {
 bool rill__edge_take_owed(rill__edge *e) {
     return atomic_load_explicit(&e->armed, memory_order_seq_cst) == RILL__ROOM_OWED &&
            atomic_exchange_explicit(&e->armed, 0, memory_order_seq_cst) != 0;
+}
+
+uint32_t rill__room_fault_delay_ns(void) {
+    const char *us = getenv("RILL_FAULT_ROOM_ARM_US");
+    unsigned long v = us ? strtoul(us, NULL, 10) : 0;
+    return v && v < 1000000 ? (uint32_t)v * 1000u : 0;
 }
 
 /* ---- the stage's half -------------------------------------------------------- */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "pipeline_int.h"
+#include "room.h"
 
 enum { RILL__UNSET = -1, RILL__MIXED = -2 };
 
@@ -88,6 +89,7 @@ static rill__edge *rill__edge_new(rill_pipeline *p, rill_stage *from, rill_stage
     e->before_wait = rill__flush_outputs_of;
     e->before_wait_arg = producer;
     e->room_efd = from ? &from->room_efd : NULL;
+    e->arm_delay_ns = rill__room_fault_delay_ns();
     if (rill__append(&p->edges, &p->nedges, e)) {
         rill__edge_fini(e);
         free(e);

@@ -762,6 +762,46 @@ RILL_TEST(room, million_capacity_1_inline_source) { million(1, false); }
 RILL_TEST(room, million_capacity_7_inline_source) { million(7, false); }
 RILL_TEST(room, million_capacity_4096_inline_source) { million(4096, false); }
 
+/* ---- a hand-back while the source arms ------------------------------------------------- */
+
+/* The window the arming protocol exists for: the consumer frees the last
+ * room after the source's look found none, but before the source armed the
+ * queue, so the consumer sees no flag and writes nothing. Only the source's
+ * second look at the wake-up epoch notices; without it the source would
+ * wait on a quiet fd with an empty queue. A stress run alone almost never
+ * lands there (a few nanoseconds between a load and a store):
+ * RILL_FAULT_ROOM_ARM_US makes every refused source spin that long between
+ * its look and arming, so a fast sink's hand-back falls inside nearly every
+ * time. Every item must arrive and no wait may give up. */
+static void hand_back_while_arming(unsigned cap, bool threaded_source) {
+    enum { N = 20000 };
+    rill_pipeline *p = NULL;
+    sink k = {0};
+    source s = {.n = N};
+    CHECK_OK(rill_pipeline_new(&p, "arming"));
+    rill_stage *src = add_source(p, &s, threaded_source);
+    rill_stage *snk = add_sink(p, "sink", &k, cap, 0, RILL_OVERFLOW_BLOCK);
+    CHECK(src && snk);
+    CHECK_OK(rill_connect(src, snk));
+    CHECK(setenv("RILL_FAULT_ROOM_ARM_US", "20", 1) == 0);
+    int rc_start = rill_pipeline_start(p); /* queues are built, and read it, here */
+    unsetenv("RILL_FAULT_ROOM_ARM_US");
+    int rc = rill_pipeline_run(p);
+    rill_pipeline_destroy(p);
+
+    CHECK_OK(rc_start);
+    CHECK_OK(rc);
+    CHECK(!s.hung);
+    CHECK(!k.bad);
+    CHECK_EQ(atomic_load(&k.count), N);
+    CHECK_EQ(k.sum, (uint64_t)N * (N - 1) / 2);
+    CHECK(s.eagain > 0);
+}
+
+RILL_TEST(room, hand_back_while_arming_capacity_1_threaded) { hand_back_while_arming(1, true); }
+RILL_TEST(room, hand_back_while_arming_capacity_1_inline) { hand_back_while_arming(1, false); }
+RILL_TEST(room, hand_back_while_arming_capacity_7_threaded) { hand_back_while_arming(7, true); }
+
 /* ---- arguments and names ---------------------------------------------------------------- */
 
 RILL_TEST(room, bad_arguments_and_the_error_code) {
