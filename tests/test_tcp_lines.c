@@ -704,44 +704,57 @@ RILL_TEST(tcp_lines, idle_timeout_and_deadline_deliver_what_arrived) {
 }
 
 /* NOW while the queue is full: what cannot be handed on is dropped and
- * counted, never silently: delivered + dropped = the lines read. */
+ * counted, never silently: delivered + dropped = the lines read. The same
+ * when the pipeline is aborted while the connection waits for room: the
+ * watch sees the stop, the connection is killed, and the lines the queue
+ * held are the pipeline's discarded ones. */
 RILL_TEST(tcp_lines, stop_now_with_a_full_queue_counts_drops) {
     enum { CAP = 32, L = 50 };
-    static checker ck;
-    static gate stall;
-    memset(&ck, 0, sizeof ck);
-    gate_init(&stall);
-    ck.nconn = 1;
-    ck.fixed = L;
-    ck.stall = &stall;
-    runner r;
-    rill_lines_opts lo = {.chunk = 1000};
-    rill_stage_opts ko = {.capacity = CAP, .batch = 8};
-    CHECK_OK(build(&r, SINK_THREADED, NULL, &lo, &ko, &ck));
-    CHECK_EQ(start(&r), 0);
-    static stream s;
-    memset(&s, 0, sizeof s);
-    s.fd = cli_connect(rill_tcp_lines_port(r.src));
-    CHECK(s.fd >= 0);
-    s.fixed = L;
-    s.target = 200; /* 10,000 bytes: more than the queue and one chunk */
-    while (stream_send(&s, SIZE_MAX) > 0)
-        ;
-    CHECK(stream_done(&s));
-    WAIT_STAT(&r, waiting, 1);
-    rill_tcp_lines_stop(r.src, RILL_TCP_STOP_NOW);
-    WAIT_STAT(&r, killed, 1);
-    gate_open(&stall);
-    CHECK(finish(&r));
-    CHECK_EQ(r.rc, 0);
-    CHECK_EQ(atomic_load(&ck.bad), 0);
-    rill_tcp_lines_stats ts = stats(&r);
-    CHECK(ts.dropped > 0);
-    CHECK_EQ(ck.next[0], ts.lines);
-    CHECK_EQ(ts.lines + ts.dropped, (ts.bytes + L - 1) / L);
-    close(s.fd);
-    rill_pipeline_destroy(r.p);
-    gate_fini(&stall);
+    for (int abort = 0; abort < 2; abort++) {
+        static checker ck;
+        static gate stall;
+        memset(&ck, 0, sizeof ck);
+        gate_init(&stall);
+        ck.nconn = 1;
+        ck.fixed = L;
+        ck.stall = &stall;
+        runner r;
+        rill_lines_opts lo = {.chunk = 1000};
+        rill_stage_opts ko = {.capacity = CAP, .batch = 8};
+        CHECK_OK(build(&r, SINK_THREADED, NULL, &lo, &ko, &ck));
+        CHECK_EQ(start(&r), 0);
+        static stream s;
+        memset(&s, 0, sizeof s);
+        s.fd = cli_connect(rill_tcp_lines_port(r.src));
+        CHECK(s.fd >= 0);
+        s.fixed = L;
+        s.target = 200; /* 10,000 bytes: more than the queue and one chunk */
+        while (stream_send(&s, SIZE_MAX) > 0)
+            ;
+        CHECK(stream_done(&s));
+        WAIT_STAT(&r, waiting, 1);
+        if (abort)
+            rill_pipeline_abort(r.p);
+        else
+            rill_tcp_lines_stop(r.src, RILL_TCP_STOP_NOW);
+        /* Killed; or, on an abort, maybe woken to find the pipeline
+         * stopped first: either way its lines are dropped at once. */
+        WAIT_STAT(&r, dropped, 1);
+        gate_open(&stall);
+        CHECK(finish(&r));
+        CHECK_EQ(r.rc, abort ? RILL_EABORTED : 0);
+        CHECK_EQ(atomic_load(&ck.bad), 0);
+        rill_tcp_lines_stats ts = stats(&r);
+        CHECK(ts.dropped > 0);
+        CHECK_EQ(ck.next[0] + rill_pipeline_discarded(r.p), ts.lines);
+        CHECK(abort || rill_pipeline_discarded(r.p) == 0);
+        CHECK_EQ(ts.lines + ts.dropped, (ts.bytes + L - 1) / L);
+        CHECK_EQ(ts.waiting + ts.active, 0);
+        CHECK(abort || ts.killed == 1);
+        close(s.fd);
+        rill_pipeline_destroy(r.p);
+        gate_fini(&stall);
+    }
 }
 
 /* The pipeline stops while every connection idles (an abort; a stage

@@ -111,7 +111,8 @@ typedef struct rill_tcp_lines_stats {
                              by lack of memory for a buffer */
     uint64_t timed_out;   /* connections ended by the idle timeout */
     uint64_t killed;      /* connection tasks killed (STOP_NOW, deadline,
-                             pipeline stopped) */
+                             pipeline stopped: then one that is running, or
+                             waiting for room, may end by itself first) */
     uint64_t dropped;     /* received lines not delivered: found the queue
                              full (or the pipeline stopped) at a kill */
     uint64_t waits;       /* times a connection stopped reading because the
