@@ -20,6 +20,7 @@ typedef struct rill__tcpl_conn {
     rill__lsplit sp;
     int rc;          /* why reading ended */
     bool client_end; /* rc is the socket's: end of stream, error, idle */
+    bool cut;        /* the deadline passed while waiting for data */
     bool waiting;    /* counted in stats.waiting */
     bool tail;       /* an unterminated last line is being delivered */
 } rill__tcpl_conn;
@@ -87,6 +88,28 @@ static void rill__tcpl_emit_failed(rill__tcpl_conn *k, int rc) {
     rill__tcpl_drop_rest(k);
 }
 
+/* Cut off (STOP_NOW, the deadline, the pipeline stopped): deliver what
+ * was received if the queue takes it now, never waiting; the rest is
+ * counted as dropped. In rill_pipeline_destroy nothing may be emitted any
+ * more. */
+static void rill__tcpl_cut(rill__tcpl_conn *k) {
+    rill__tcpl *s = k->s;
+    RILL__LINES_ADD(s->stats.killed, 1);
+    rill__tcpl_set_waiting(k, false);
+    if (s->in_produce && k->sp.buf) {
+        int rc = rill__lsplit_try_emit(s->st, &k->sp);
+        k->tail = rc == 0 && k->sp.tlen > 0;
+        if (rc == 0)
+            rc = rill__lsplit_finish(s->st, &k->sp, true);
+        if (rc == 0 && k->tail)
+            RILL__LINES_ADD(s->stats.partial, 1);
+        if (rc == RILL_ETOOLONG)
+            rill__tcpl_too_long(k);
+        rill_stage_flush(s->st);
+    }
+    rill__tcpl_drop_rest(k);
+}
+
 static int rill__tcpl_conn_body(rill_gen *g) {
     rill__tcpl_conn *k = RILL_CONTAINER_OF(g, rill__tcpl_conn, gen);
     rill__tcpl *s = k->s;
@@ -105,9 +128,12 @@ static int rill__tcpl_conn_body(rill_gen *g) {
             if (k->call.result >= 0)
                 continue;
             k->rc = k->call.result;
+            /* The deadline, not the idle timeout: end as at the
+             * supervisor's kill, which comes at the same moment. */
+            k->cut = k->rc == -ETIMEDOUT && rill_sched_now_ns() >= k->c->deadline;
         }
         if (k->rc <= 0) {
-            k->client_end = true;
+            k->client_end = !k->cut;
             break;
         }
         rill__lsplit_fed(&k->sp, (size_t)k->rc);
@@ -119,7 +145,9 @@ static int rill__tcpl_conn_body(rill_gen *g) {
         rill_stage_flush(s->st);
         RILL_SYS_YIELD(g); /* fair to the other connections */
     }
-    if (!k->client_end) {
+    if (k->cut) {
+        rill__tcpl_cut(k);
+    } else if (!k->client_end) {
         rill__tcpl_emit_failed(k, k->rc);
     } else {
         /* The client is gone (end of stream, reset, idle): deliver its
@@ -142,26 +170,9 @@ static int rill__tcpl_conn_body(rill_gen *g) {
     RILL_GEN_END(g);
 }
 
-/* Killed (STOP_NOW, deadline, pipeline stopped): deliver what was received
- * if the queue takes it now, never waiting; the rest is counted as
- * dropped. In rill_pipeline_destroy nothing may be emitted any more. */
+/* Killed (STOP_NOW, deadline, pipeline stopped). */
 static int rill__tcpl_conn_close(rill_gen *g) {
-    rill__tcpl_conn *k = RILL_CONTAINER_OF(g, rill__tcpl_conn, gen);
-    rill__tcpl *s = k->s;
-    RILL__LINES_ADD(s->stats.killed, 1);
-    rill__tcpl_set_waiting(k, false);
-    if (s->in_produce && k->sp.buf) {
-        int rc = rill__lsplit_try_emit(s->st, &k->sp);
-        k->tail = rc == 0 && k->sp.tlen > 0;
-        if (rc == 0)
-            rc = rill__lsplit_finish(s->st, &k->sp, true);
-        if (rc == 0 && k->tail)
-            RILL__LINES_ADD(s->stats.partial, 1);
-        if (rc == RILL_ETOOLONG)
-            rill__tcpl_too_long(k);
-        rill_stage_flush(s->st);
-    }
-    rill__tcpl_drop_rest(k);
+    rill__tcpl_cut(RILL_CONTAINER_OF(g, rill__tcpl_conn, gen));
     return 0;
 }
 
