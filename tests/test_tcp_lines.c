@@ -66,6 +66,16 @@ static int checker_send(rill_stage *st, void *state, const rill_item *it) {
 
 static const rill_stage_ops checker_ops = {.send = checker_send};
 
+/* A checker of nconn connections' lines of `fixed` bytes that stalls on
+ * its first line until the test opens stall. */
+static void stalled_checker(checker *ck, gate *stall, unsigned nconn, size_t fixed) {
+    memset(ck, 0, sizeof *ck);
+    gate_init(stall);
+    ck->nconn = nconn;
+    ck->fixed = fixed;
+    ck->stall = stall;
+}
+
 /* ---- clients ---------------------------------------------------------------------- */
 
 /* The byte stream of one connection: lines make_line(conn, 0..target-1). */
@@ -109,6 +119,16 @@ static ssize_t stream_send(stream *s, size_t max) {
 static bool stream_done(stream *s) {
     stream_fill(s);
     return s->off == s->len;
+}
+
+/* Connect a stream of `target` lines of connection conn to port. Returns
+ * the fd (also in s->fd) or -errno. */
+static int stream_open(stream *s, uint16_t port, unsigned conn, size_t fixed, uint64_t target) {
+    memset(s, 0, sizeof *s);
+    s->conn = conn;
+    s->fixed = fixed;
+    s->target = target;
+    return s->fd = cli_connect(port);
 }
 
 /* ---- running the pipeline on a thread of its own ----------------------------- */
@@ -222,13 +242,8 @@ static void many_connections(int threads) {
     CHECK(port != 0);
     static stream s[NCONN];
     uint64_t total = 0, seed = 42;
-    for (unsigned c = 0; c < NCONN; c++) {
-        memset(&s[c], 0, sizeof s[c]);
-        s[c].fd = cli_connect(port);
-        CHECK(s[c].fd >= 0);
-        s[c].conn = c;
-        s[c].target = LINES;
-    }
+    for (unsigned c = 0; c < NCONN; c++)
+        CHECK(stream_open(&s[c], port, c, 0, LINES) >= 0);
     for (bool more = true; more;) {
         more = false;
         for (unsigned c = 0; c < NCONN; c++) {
@@ -450,11 +465,7 @@ RILL_TEST(tcp_lines, backpressure_reaches_the_tcp_window) {
     enum { NCONN = 4, CAP = 64, L = 100, CHUNK = 4096, MORE = 3000 };
     static checker ck;
     static gate stall;
-    memset(&ck, 0, sizeof ck);
-    gate_init(&stall);
-    ck.nconn = NCONN;
-    ck.fixed = L;
-    ck.stall = &stall;
+    stalled_checker(&ck, &stall, NCONN, L);
     runner r;
     rill_tcp_opts to = {.max_accepts = NCONN};
     rill_lines_opts lo = {.chunk = CHUNK};
@@ -464,13 +475,8 @@ RILL_TEST(tcp_lines, backpressure_reaches_the_tcp_window) {
     uint16_t port = rill_tcp_lines_port(r.src);
     static stream s[NCONN];
     for (unsigned c = 0; c < NCONN; c++) {
-        memset(&s[c], 0, sizeof s[c]);
-        s[c].fd = cli_connect(port);
-        CHECK(s[c].fd >= 0);
+        CHECK(stream_open(&s[c], port, c, L, UINT64_MAX) >= 0);
         CHECK_EQ(fcntl(s[c].fd, F_SETFL, O_NONBLOCK), 0);
-        s[c].conn = c;
-        s[c].fixed = L;
-        s[c].target = UINT64_MAX;
     }
     /* Write until every connection waits for room and every socket is full. */
     double end = now_s() + LIMIT_S;
@@ -554,11 +560,7 @@ RILL_TEST(tcp_lines, no_read_while_the_queue_is_full) {
     enum { CAP = 16, L = 40 };
     static checker ck;
     static gate stall;
-    memset(&ck, 0, sizeof ck);
-    gate_init(&stall);
-    ck.nconn = 2;
-    ck.fixed = L;
-    ck.stall = &stall;
+    stalled_checker(&ck, &stall, 2, L);
     runner r;
     rill_tcp_opts to = {.max_accepts = 2};
     rill_stage_opts ko = {.capacity = CAP, .batch = 4};
@@ -566,21 +568,13 @@ RILL_TEST(tcp_lines, no_read_while_the_queue_is_full) {
     CHECK_EQ(start(&r), 0);
     uint16_t port = rill_tcp_lines_port(r.src);
     static stream a, b;
-    memset(&a, 0, sizeof a);
-    memset(&b, 0, sizeof b);
-    a.fd = cli_connect(port);
-    CHECK(a.fd >= 0);
-    a.fixed = b.fixed = L;
-    a.target = 4 * CAP; /* more than the queue takes */
-    b.conn = 1;
-    b.target = 3;
+    CHECK(stream_open(&a, port, 0, L, 4 * CAP) >= 0); /* more than the queue takes */
     while (stream_send(&a, SIZE_MAX) > 0)
         ;
     CHECK(stream_done(&a));
     WAIT_STAT(&r, waiting, 1);
     uint64_t before = stats(&r).bytes;
-    b.fd = cli_connect(port);
-    CHECK(b.fd >= 0);
+    CHECK(stream_open(&b, port, 1, L, 3) >= 0);
     while (stream_send(&b, SIZE_MAX) > 0)
         ;
     CHECK(stream_done(&b));
@@ -713,22 +707,14 @@ RILL_TEST(tcp_lines, stop_now_with_a_full_queue_counts_drops) {
     for (int abort = 0; abort < 2; abort++) {
         static checker ck;
         static gate stall;
-        memset(&ck, 0, sizeof ck);
-        gate_init(&stall);
-        ck.nconn = 1;
-        ck.fixed = L;
-        ck.stall = &stall;
+        stalled_checker(&ck, &stall, 1, L);
         runner r;
         rill_lines_opts lo = {.chunk = 1000};
         rill_stage_opts ko = {.capacity = CAP, .batch = 8};
         CHECK_OK(build(&r, SINK_THREADED, NULL, &lo, &ko, &ck));
         CHECK_EQ(start(&r), 0);
-        static stream s;
-        memset(&s, 0, sizeof s);
-        s.fd = cli_connect(rill_tcp_lines_port(r.src));
-        CHECK(s.fd >= 0);
-        s.fixed = L;
-        s.target = 200; /* 10,000 bytes: more than the queue and one chunk */
+        static stream s; /* 10,000 bytes: more than the queue and one chunk */
+        CHECK(stream_open(&s, rill_tcp_lines_port(r.src), 0, L, 200) >= 0);
         while (stream_send(&s, SIZE_MAX) > 0)
             ;
         CHECK(stream_done(&s));
