@@ -145,24 +145,28 @@ static void compare(const char *args, const char *clients, const char *fileargs,
 }
 
 #define NC "nc -N 127.0.0.1 %u < " LOG
+#define SOCAT "socat -u FILE:" LOG " TCP:127.0.0.1:%u"
+
+/* compare() with the four IPs: ip_stats --listen OPTS --connections N IPS
+ * against ip_stats LOG IPS. */
+static void compare_ips(const char *opts, unsigned conns, const char *clients, int *ok) {
+    char args[512], fileargs[512];
+    snprintf(args, sizeof args, "%s --connections %u %s", opts, conns, ips);
+    snprintf(fileargs, sizeof fileargs, "%s %s", LOG, ips);
+    compare(args, clients, fileargs, ok);
+}
 
 RILL_TEST(ip_stats_listen, nc_gives_the_file_counts) {
-    char args[512], fileargs[512];
     int ok;
-    snprintf(args, sizeof args, "--connections 1 %s", ips);
-    snprintf(fileargs, sizeof fileargs, "%s %s", LOG, ips);
-    compare(args, NC, fileargs, &ok);
+    compare_ips("", 1, NC, &ok);
     CHECK(ok);
     compare("--connections 1 --top 20", NC, LOG " --top 20", &ok);
     CHECK(ok);
 }
 
 RILL_TEST(ip_stats_listen, nc_threaded_gives_the_file_counts) {
-    char args[512], fileargs[512];
     int ok;
-    snprintf(args, sizeof args, "--threaded --connections 1 %s", ips);
-    snprintf(fileargs, sizeof fileargs, "%s %s", LOG, ips);
-    compare(args, NC, fileargs, &ok);
+    compare_ips("--threaded", 1, NC, &ok);
     CHECK(ok);
     /* A small queue: the source waits for room again and again. */
     compare("--threaded --capacity 16 --connections 1 --top 20", NC, LOG " --top 20", &ok);
@@ -170,14 +174,10 @@ RILL_TEST(ip_stats_listen, nc_threaded_gives_the_file_counts) {
 }
 
 RILL_TEST(ip_stats_listen, socat_gives_the_file_counts) {
-    char args[512], fileargs[512];
     int ok;
-    snprintf(args, sizeof args, "--connections 1 %s", ips);
-    snprintf(fileargs, sizeof fileargs, "%s %s", LOG, ips);
-    compare(args, "socat -u FILE:" LOG " TCP:127.0.0.1:%u", fileargs, &ok);
+    compare_ips("", 1, SOCAT, &ok);
     CHECK(ok);
-    compare("--threaded --connections 1 --top 5", "socat -u FILE:" LOG " TCP:127.0.0.1:%u",
-            LOG " --top 5", &ok);
+    compare("--threaded --connections 1 --top 5", SOCAT, LOG " --top 5", &ok);
     CHECK(ok);
 }
 
@@ -213,11 +213,9 @@ RILL_TEST(ip_stats_listen, clients_at_once_sum_to_the_file_counts) {
         strcat(clients, one);
     }
     strcat(clients, "wait");
-    char args[512], fileargs[512];
+    char args[512];
     int ok;
-    snprintf(args, sizeof args, "--connections %d %s", SLICES, ips);
-    snprintf(fileargs, sizeof fileargs, "%s %s", LOG, ips);
-    compare(args, clients, fileargs, &ok);
+    compare_ips("", SLICES, clients, &ok);
     CHECK(ok);
     snprintf(args, sizeof args, "--threaded --capacity 64 --connections %d --top 15", SLICES);
     compare(args, clients, LOG " --top 15", &ok);
