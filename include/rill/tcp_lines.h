@@ -16,14 +16,14 @@
  * Every other connection stops too, at its next line or before its next
  * read, so no socket is read once the queue has been found full: the
  * kernel's socket buffers fill, the TCP window closes and clients' writes
- * block. Nothing is buffered without bound: a
- * connection holds at most one read buffer (chunk + the unfinished line, up
- * to max_line) of bytes not yet emitted, so the stage's unemitted bytes stay
- * below connections x (chunk + max_line); emitted lines keep their buffers
- * alive only while queues hold them, and a buffer is given up for a new one
- * only once more than half full, so short reads (a line at a time) do not
- * pin a buffer per line. The scheduler thread never blocks on a
- * full queue directly after the stage. Stages run inline after the source
+ * block. Nothing is buffered without bound: a connection holds at most one
+ * read buffer (chunk + the unfinished line, up to max_line) of bytes not
+ * yet emitted, so the stage's unemitted bytes stay below connections x
+ * (chunk + max_line); emitted lines keep their buffers alive only while
+ * queues hold them, and a buffer is given up for a new one only once more
+ * than half full, so short reads (a line at a time) do not pin a buffer per
+ * line. The scheduler thread never blocks on a full queue directly after
+ * the stage. Stages run inline after the source
  * (on its thread) may still block on queues further down: put the first
  * threaded stage right after the source (or make the source threaded) for
  * backpressure to reach the sockets.
