@@ -124,6 +124,9 @@ static int rill__tcpl_conn_body(rill_gen *g) {
             break;
         k->rc = (int)rill_tcp_read(k->c, rill__lsplit_space(&k->sp), k->sp.room);
         if (k->rc == -EAGAIN) {
+            /* Lines handed on before any wait: none sits in a partial batch
+             * while its client is quiet (a refused emit hands them on too). */
+            rill_stage_flush(s->st);
             RILL_TCP_READABLE(g, &k->call, k->c);
             if (k->call.result >= 0)
                 continue;
@@ -142,7 +145,6 @@ static int rill__tcpl_conn_body(rill_gen *g) {
         rill__tcpl_set_waiting(k, false);
         if (k->rc < 0)
             break;
-        rill_stage_flush(s->st);
         RILL_SYS_YIELD(g); /* fair to the other connections */
     }
     if (k->cut) {

@@ -227,8 +227,10 @@ static const char *collected(const runner *r, char *buf, size_t cap) {
 /* ---- tests ------------------------------------------------------------------------ */
 
 /* 40 clients at once, each 300 lines in writes of 1..97 bytes, round robin:
- * every line arrives once, whole, in its connection's order. */
-static void many_connections(int threads) {
+ * every line arrives once, whole, in its connection's order. With a tiny
+ * queue (capacity items, one per batch) connections keep waiting for room
+ * while others end: no wake-up may be lost. */
+static void many_connections(int threads, unsigned capacity) {
     enum { NCONN = 40, LINES = 300 };
     static checker ck;
     memset(&ck, 0, sizeof ck);
@@ -236,7 +238,8 @@ static void many_connections(int threads) {
     runner r;
     rill_tcp_opts to = {.max_accepts = NCONN};
     rill_lines_opts lo = {.chunk = 113}; /* lines straddle reads all the time */
-    CHECK_OK(build(&r, threads, &to, &lo, NULL, &ck));
+    rill_stage_opts ko = {.capacity = capacity, .batch = capacity ? 1 : 0};
+    CHECK_OK(build(&r, threads, &to, &lo, &ko, &ck));
     CHECK_EQ(start(&r), 0);
     uint16_t port = rill_tcp_lines_port(r.src);
     CHECK(port != 0);
@@ -274,10 +277,14 @@ static void many_connections(int threads) {
     rill_pipeline_destroy(r.p);
 }
 
-RILL_TEST(tcp_lines, many_connections_inline) { many_connections(0); }
-RILL_TEST(tcp_lines, many_connections_threaded_sink) { many_connections(SINK_THREADED); }
+RILL_TEST(tcp_lines, many_connections_inline) { many_connections(0, 0); }
+RILL_TEST(tcp_lines, many_connections_threaded_sink) { many_connections(SINK_THREADED, 0); }
 RILL_TEST(tcp_lines, many_connections_all_threaded) {
-    many_connections(SRC_THREADED | SINK_THREADED);
+    many_connections(SRC_THREADED | SINK_THREADED, 0);
+}
+RILL_TEST(tcp_lines, many_connections_tiny_queue) {
+    many_connections(SINK_THREADED, 3);
+    many_connections(SRC_THREADED | SINK_THREADED, 1);
 }
 
 /* The file source's rules, byte for byte (tests/line_split.h is the
@@ -548,6 +555,40 @@ RILL_TEST(tcp_lines, backpressure_reaches_the_tcp_window) {
     CHECK_EQ(ts.lines, lines);
     CHECK_EQ(ts.bytes, lines * L);
     CHECK_EQ(ts.dropped, 0);
+    rill_pipeline_destroy(r.p);
+    gate_fini(&stall);
+}
+
+/* A client whose lines are all there to read (sent before the run) fills
+ * the queue to its capacity before it is refused: lines go on in full
+ * batches while there is more to read, and partial batches are handed on
+ * only before a wait. Handing on a partial batch after every read (here a
+ * 113-byte chunk: two or three lines) used up the queue's batches long
+ * before its capacity in items. */
+RILL_TEST(tcp_lines, full_batches_while_there_is_more_to_read) {
+    enum { CAP = 512, L = 40, LINES = 1200 }; /* 48,000 bytes: a socket buffer */
+    static checker ck;
+    static gate stall;
+    stalled_checker(&ck, &stall, 1, L);
+    runner r;
+    rill_tcp_opts to = {.max_accepts = 1};
+    rill_lines_opts lo = {.chunk = 113};
+    rill_stage_opts ko = {.capacity = CAP, .batch = 32};
+    CHECK_OK(build(&r, SINK_THREADED, &to, &lo, &ko, &ck));
+    static stream s;
+    CHECK(stream_open(&s, rill_tcp_lines_port(r.src), 0, L, LINES) >= 0);
+    while (stream_send(&s, SIZE_MAX) > 0)
+        ;
+    CHECK(stream_done(&s));
+    CHECK_EQ(start(&r), 0);
+    WAIT_STAT(&r, waiting, 1);
+    CHECK_EQ(stats(&r).lines, CAP);
+    gate_open(&stall);
+    close(s.fd);
+    CHECK(finish(&r));
+    CHECK_EQ(r.rc, 0);
+    CHECK_EQ(atomic_load(&ck.bad), 0);
+    CHECK_EQ(ck.next[0], LINES);
     rill_pipeline_destroy(r.p);
     gate_fini(&stall);
 }

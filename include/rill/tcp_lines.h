@@ -49,9 +49,10 @@
  * pipeline stops (an error elsewhere, rill_pipeline_abort) the stage stops
  * its server at once (as NOW).
  *
- * Flushing: after each chunk's lines the stage hands its partial batch to
- * the next thread (rill_stage_flush), so lines do not wait for a full batch
- * while the clients are quiet.
+ * Flushing: while a connection has more to read its lines go on in full
+ * batches; before it waits for its socket (and when it ends) the stage
+ * hands its partial batch to the next thread (rill_stage_flush), so lines
+ * do not wait for a full batch while the clients are quiet.
  */
 #ifndef RILL_TCP_LINES_H
 #define RILL_TCP_LINES_H
