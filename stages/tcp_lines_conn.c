@@ -38,10 +38,12 @@ static void rill__tcpl_set_waiting(rill__tcpl_conn *k, bool on) {
 }
 
 /* Wait until the watch has seen room (or a stop), then retry. Without a
- * gate (no memory for a task) poll instead. */
+ * gate (no memory for a task) poll instead. Lines emitted so far go on
+ * first, as before every wait. */
 #define RILL__TCPL_WAIT_ROOM(g, k)                                  \
     do {                                                            \
         rill__tcpl_set_waiting(k, true);                            \
+        rill_stage_flush((k)->s->st);                               \
         if (rill__tcpl_gate_up((k)->s) == 0) {                      \
             RILL_SYS_WAIT(g, &(k)->call, (k)->s->gate.id);          \
         } else {                                                    \
