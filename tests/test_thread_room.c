@@ -659,6 +659,40 @@ RILL_TEST(room, fd_made_after_the_room_was_freed_is_readable) {
     CHECK(!k.bad);
 }
 
+/* Refused before the fd existed, then the pipeline stopped while the sink
+ * still holds the queue (nothing frees room): the fd made after the stop is
+ * readable at once, so a loop that makes it and waits on it learns of the
+ * stop (rill__wake_all wrote only the fds that existed). */
+RILL_TEST(room, fd_made_after_an_abort_is_readable) {
+    enum { N = 2000, CAP = 7 };
+    rill_pipeline *p = NULL;
+    gate g;
+    gate_init(&g);
+    sink k = {.g = &g};
+    source s = {.n = N, .late_fd = true};
+    CHECK_OK(rill_pipeline_new(&p, "late_stop"));
+    rill_stage *src = add_source(p, &s, true);
+    rill_stage *snk = add_sink(p, "sink", &k, CAP, 0, RILL_OVERFLOW_BLOCK);
+    CHECK(src && snk);
+    CHECK_OK(rill_connect(src, snk));
+    CHECK_OK(rill_pipeline_start(p));
+    bool refused = wait_phase(&s, 1);
+    rill_pipeline_abort(p);
+    atomic_store(&s.go, 1);
+    bool looked = wait_phase(&s, 2);
+    gate_open(&g);
+    int rc = rill_pipeline_close(p);
+    rill_pipeline_destroy(p);
+    gate_fini(&g);
+
+    CHECK(refused);
+    CHECK(looked);
+    CHECK_EQ(s.first_rc, RILL_EAGAIN);
+    CHECK_EQ(s.late_rc, 1);
+    CHECK_EQ(rc, RILL_EABORTED);
+    CHECK(!s.hung);
+}
+
 /* An fd made before the start, and an abort before the start: readable once
  * the pipeline starts (a loop may wait on it before its first try). */
 RILL_TEST(room, abort_before_start_signals_at_start) {
