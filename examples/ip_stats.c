@@ -11,17 +11,16 @@
  * usage. */
 #include <getopt.h>
 #include <limits.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "ipstats.h"
+#include "ipstats_progress.h"
 
 static const char *const seed_ips[] = {"83.149.9.216", "93.114.45.13", "207.241.237.101"};
 
@@ -81,54 +80,6 @@ static int find_shipped_log(char *out, size_t len) {
             return 0;
     }
     return -1;
-}
-
-/* A progress line on stderr while a long run goes on, if it is a terminal:
- * bytes read of the total and lines per second. */
-typedef struct progress {
-    rill_pipeline *p;
-    rill_stage *source;
-    uint64_t total;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool done;
-} progress;
-
-static void *progress_main(void *arg) {
-    progress *pr = arg;
-    struct timespec t0, now;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    bool shown = false;
-    pthread_mutex_lock(&pr->lock);
-    while (!pr->done) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 250000000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&pr->cond, &pr->lock, &until);
-        if (pr->done)
-            break;
-        rill_lines_stats ls;
-        if (rill_lines_stats_of(pr->source, &ls))
-            continue;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        double secs = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) * 1e-9;
-        if (pr->total)
-            fprintf(stderr, "\r%.1f of %.1f MB (%.0f%%), %.2f M lines/s   ",
-                    (double)ls.bytes / 1e6, (double)pr->total / 1e6,
-                    100.0 * (double)ls.bytes / (double)pr->total, (double)ls.lines / secs / 1e6);
-        else
-            fprintf(stderr, "\r%.1f MB, %.2f M lines/s   ", (double)ls.bytes / 1e6,
-                    (double)ls.lines / secs / 1e6);
-        shown = true;
-    }
-    pthread_mutex_unlock(&pr->lock);
-    if (shown)
-        fprintf(stderr, "\r%60s\r", "");
-    return NULL;
 }
 
 /* Apply one --slow STAGE:US. */
@@ -387,35 +338,24 @@ int main(int argc, char **argv) {
         free(uniq);
         return 1;
     }
-    progress pr = {.p = p, .source = rill_pipeline_find(p, "source"), .done = false};
-    if (cfg.listen && listen_on(p, pr.source)) {
+    rill_stage *source = rill_pipeline_find(p, "source");
+    if (cfg.listen && listen_on(p, source)) {
         rill_pipeline_destroy(p);
         free(uniq);
         return 1;
     }
-    pthread_t prt;
-    bool show = !quiet && isatty(STDERR_FILENO) && (cfg.listen || strcmp(cfg.log, "-") != 0);
-    if (show) {
+    progress pr = {.running = false};
+    if (!quiet && isatty(STDERR_FILENO) && (cfg.listen || strcmp(cfg.log, "-") != 0)) {
         struct stat sb;
-        pr.total = !cfg.listen && stat(cfg.log, &sb) == 0 && S_ISREG(sb.st_mode)
-                       ? (uint64_t)sb.st_size
-                       : 0;
-        pthread_mutex_init(&pr.lock, NULL);
-        pthread_cond_init(&pr.cond, NULL);
-        show = pthread_create(&prt, NULL, progress_main, &pr) == 0;
+        bool sized = !cfg.listen && stat(cfg.log, &sb) == 0 && S_ISREG(sb.st_mode);
+        progress_start(&pr, source, sized ? (uint64_t)sb.st_size : 0);
     }
     int run = rill_pipeline_run(p);
     if (cfg.listen) {
         listen_over();
-        report_listen(pr.source);
+        report_listen(source);
     }
-    if (show) {
-        pthread_mutex_lock(&pr.lock);
-        pr.done = true;
-        pthread_cond_signal(&pr.cond);
-        pthread_mutex_unlock(&pr.lock);
-        pthread_join(prt, NULL);
-    }
+    progress_stop(&pr);
     if ((stats && write_report(p, NULL, rill_stats_print)) ||
         (json && write_report(p, json, rill_stats_write_json)) ||
         (svg && write_report(p, svg, rill_stats_write_svg)))
