@@ -73,6 +73,15 @@ RILL_API const char *rill_pipeline_errstage(const rill_pipeline *p) {
 
 RILL_API uint64_t rill_pipeline_discarded(const rill_pipeline *p) { return p ? p->discarded : 0; }
 
+RILL_API int rill_pipeline_stopped(const rill_pipeline *p) {
+    if (!p)
+        return RILL_EINVAL;
+    if (!__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE))
+        return 0;
+    int err = __atomic_load_n(&p->err, __ATOMIC_ACQUIRE);
+    return err ? err : RILL_EABORTED;
+}
+
 /* ---- delivery ---------------------------------------------------------------- */
 
 RILL_API int rill_emit(rill_stage *st, const rill_item *item) {

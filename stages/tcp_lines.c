@@ -60,18 +60,6 @@ static int rill__tcpl_spawn(rill__tcpl *s, rill__tcpl_task *t, rill_gen_body_fn 
     return rc;
 }
 
-/* The pipeline stopped (an error anywhere, or an abort)? rill_emit_to
- * reports the stop before it looks at the port, and delivers nothing to a
- * port that does not exist (nor counts it). Its answer alone cannot tell a
- * stage that failed with RILL_EINVAL from the missing port; an error is
- * recorded before the stop is raised, so the status tells that case. */
-static bool rill__tcpl_pipeline_stopped(rill_stage *st) {
-    static const char none;
-    rill_item probe = {&none, 0, NULL};
-    return rill_emit_to(st, rill_stage_outputs(st), &probe) != RILL_EINVAL ||
-           rill_pipeline_status(rill_stage_pipeline(st)) != 0;
-}
-
 void rill__tcpl_halt(rill__tcpl *s) {
     if (!s->halted) {
         s->halted = true;
@@ -105,7 +93,7 @@ static int rill__tcpl_watch_body(rill_gen *g) {
         /* Only a room signal (also sent when the pipeline stops) opens the
          * gate: a kick alone would make every waiter retry for nothing. */
         if (rill__tcpl_drain(s->room_fd)) {
-            if (rill__tcpl_pipeline_stopped(s->st))
+            if (rill_pipeline_stopped(rill_stage_pipeline(s->st)) != 0)
                 rill__tcpl_halt(s);
             if (s->gate.id)
                 rill_sched_kill(s->sched, s->gate.id);

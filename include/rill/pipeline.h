@@ -188,6 +188,14 @@ uint64_t rill_pipeline_discarded(const rill_pipeline *p);
 /* The first error (0 if none). */
 int rill_pipeline_status(const rill_pipeline *p);
 
+/* Has p stopped early? 0 while it runs (or ran) normally; once an error or
+ * an abort has stopped it, the code its emits now return: the first error,
+ * or RILL_EABORTED. Unlike rill_pipeline_status it sees an abort at once.
+ * Lock-free (two atomic loads): callable from any thread, e.g. from an event
+ * loop inside a source that woke on its room fd (rill_stage_room_fd).
+ * RILL_EINVAL for NULL. */
+int rill_pipeline_stopped(const rill_pipeline *p);
+
 /* The first error as text, "stage 'NAME': DETAIL: STRERROR" ("pipeline
  * aborted" after an abort), or "" if none. Read it after close (or from the
  * thread that calls run/close); valid until the pipeline is destroyed. */
