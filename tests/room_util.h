@@ -202,20 +202,6 @@ static inline rill_stage *add_sink(rill_pipeline *p, const char *name, sink *k, 
     return rill_stage_add(p, name, &sink_ops, k, &o, &st) == 0 ? st : NULL;
 }
 
-/* The counters of the queue into stage `to` now (capacity UINT64_MAX: none). */
-static inline rill_queue_stats queue_to(rill_pipeline *p, const char *to) {
-    rill_queue_stats q;
-    rill_stats *s = NULL;
-    memset(&q, 0, sizeof q);
-    q.capacity = UINT64_MAX;
-    if (rill_pipeline_stats(p, &s) == 0)
-        for (size_t i = 0; i < s->nqueues; i++)
-            if (strcmp(s->queues[i].to, to) == 0)
-                q = s->queues[i];
-    rill_stats_free(s);
-    return q;
-}
-
 static inline uint64_t items_out(rill_pipeline *p, const char *name) {
     rill_stats *s = NULL;
     uint64_t n = UINT64_MAX;

@@ -40,56 +40,17 @@
 
 #include "rill.h"
 #include "rill_test.h"
+#include "thread_util.h"
 
 enum { WAIT_S = 10, ARRIVE_S = 5, MAXV = 1024 };
 
 /* ---- helpers ------------------------------------------------------------------- */
-
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ms(unsigned ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static void spin_ns(uint64_t ns) {
-    uint64_t end = now_ns() + ns;
-    while (now_ns() < end)
-        ;
-}
 
 static bool wait_count(atomic_ullong *a, uint64_t want, unsigned seconds) {
     uint64_t end = now_ns() + seconds * 1000000000ull;
     while (atomic_load(a) < want && now_ns() < end)
         sleep_ms(1);
     return atomic_load(a) >= want;
-}
-
-static bool wait_int(atomic_int *a, int want, unsigned seconds) {
-    uint64_t end = now_ns() + seconds * 1000000000ull;
-    while (atomic_load(a) < want && now_ns() < end)
-        sleep_ms(1);
-    return atomic_load(a) >= want;
-}
-
-static int my_tid(void) { return (int)syscall(SYS_gettid); }
-
-/* Scheduler state of one of our threads ('R' running, 'S' sleeping...). */
-static char thread_state(int tid) {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return '?';
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    return p && p[1] == ' ' ? p[2] : '?';
 }
 
 /* Wait until thread *tid sleeps and *count (>= min) stays put over several
@@ -107,41 +68,6 @@ static uint64_t wait_blocked(atomic_ullong *count, atomic_int *tid, uint64_t min
     return atomic_load(count);
 }
 
-/* A door the test opens: a sink waits at it inside send on its first item. */
-typedef struct gate {
-    pthread_mutex_t m;
-    pthread_cond_t c;
-    bool open;
-    atomic_int entered;
-} gate;
-
-static void gate_init(gate *g) {
-    pthread_mutex_init(&g->m, NULL);
-    pthread_cond_init(&g->c, NULL);
-    g->open = false;
-    atomic_init(&g->entered, 0);
-}
-
-static void gate_pass(gate *g) {
-    atomic_fetch_add(&g->entered, 1);
-    pthread_mutex_lock(&g->m);
-    while (!g->open)
-        pthread_cond_wait(&g->c, &g->m);
-    pthread_mutex_unlock(&g->m);
-}
-
-static void gate_open(gate *g) {
-    pthread_mutex_lock(&g->m);
-    g->open = true;
-    pthread_cond_broadcast(&g->c);
-    pthread_mutex_unlock(&g->m);
-}
-
-static void gate_fini(gate *g) {
-    pthread_mutex_destroy(&g->m);
-    pthread_cond_destroy(&g->c);
-}
-
 static uint32_t g_vals[MAXV]; /* g_vals[i] == i: items point here (no owner) */
 
 static void vals_init(void) {
@@ -150,20 +76,6 @@ static void vals_init(void) {
 }
 
 static rill_item val_item(uint32_t v) { return rill_item_static(&g_vals[v], sizeof g_vals[v]); }
-
-/* The only queue into stage `to` at this moment. */
-static rill_queue_stats queue_to(rill_pipeline *p, const char *to) {
-    rill_queue_stats q;
-    rill_stats *s = NULL;
-    memset(&q, 0, sizeof q);
-    q.capacity = UINT64_MAX; /* "no such queue": fails the checks */
-    if (rill_pipeline_stats(p, &s) == 0)
-        for (size_t i = 0; i < s->nqueues; i++)
-            if (strcmp(s->queues[i].to, to) == 0)
-                q = s->queues[i];
-    rill_stats_free(s);
-    return q;
-}
 
 /* ---- stages ---------------------------------------------------------------------- */
 
@@ -258,7 +170,7 @@ static void feeder_after(feeder *f, rill_stage *st, uint32_t v) {
             rill_pipeline_flush(f->p);
     }
     if (warm && f->wait_gate)
-        wait_int(&f->wait_gate->entered, 1, WAIT_S);
+        wait_for(&f->wait_gate->entered, 1, WAIT_S);
     if (warm && f->warm_sink)
         wait_parked(f->warm_sink);
     atomic_fetch_add(&f->done, 1);
@@ -300,7 +212,7 @@ static void *pusher_main(void *arg) {
         feeder_after(f, NULL, v);
     }
     atomic_store(&f->finished, 1);
-    wait_int(&f->go_close, 1, 3 * WAIT_S); /* a test gone wrong still closes */
+    wait_for(&f->go_close, 1, 3 * WAIT_S); /* a test gone wrong still closes */
     f->close_rc = rill_pipeline_close(f->p);
     return NULL;
 }
@@ -360,7 +272,7 @@ static int fan_case(enum fan_mode mode, bool fast_first, unsigned fast_batch, ch
         rc = rill_pipeline_start(p);
     uint64_t at_block = 0, want_fast = 0, fast_at = 0, slow_at = 0;
     if (!rc) {
-        bool entered = wait_int(&g.entered, 1, WAIT_S);
+        bool entered = wait_for(&g.entered, 1, WAIT_S);
         at_block = wait_blocked(&f.done, &f.tid, SLOW_CAP);
         /* Values offered in full, plus the blocked one if fast came first. */
         want_fast = at_block + (fast_first ? 1 : 0);
@@ -463,13 +375,13 @@ static void part_run(enum part_mode mode, unsigned cap, unsigned batch, unsigned
     else if (!rc)
         rc = rill_pipeline_start(p);
     if (!rc) {
-        r->entered = wait_int(&g.entered, 1, WAIT_S);
+        r->entered = wait_for(&g.entered, 1, WAIT_S);
         if (policy == RILL_OVERFLOW_BLOCK) {
             r->at_block = wait_blocked(&f.done, &f.tid, 1);
             sleep_ms(20); /* and it stays blocked */
             r->later = atomic_load(&f.done);
         } else {
-            r->finished_while_stalled = wait_int(&f.finished, 1, ARRIVE_S);
+            r->finished_while_stalled = wait_for(&f.finished, 1, ARRIVE_S);
             r->at_block = r->later = atomic_load(&f.done);
         }
         r->stalled = queue_to(p, "sink");
@@ -673,29 +585,6 @@ static int sum_of(net *t, size_t off) {
                 return;                                                                    \
             }                                                                              \
     } while (0)
-
-static void *noop_main(void *arg) { return arg; }
-
-/* Threads of this process; a sanitizer may start a helper with our first
- * thread, so one is started and joined before the first count. */
-static int count_threads(void) {
-    static bool warm;
-    pthread_t t;
-    if (!warm && pthread_create(&t, NULL, noop_main, NULL) == 0) {
-        pthread_join(t, NULL);
-        warm = true;
-    }
-    int n = -1;
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f)
-        return -1;
-    char line[256];
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "Threads: %d", &n) == 1)
-            break;
-    fclose(f);
-    return n;
-}
 
 /* Aborted before start, then run (0), close (1), or run after a second abort
  * (2): RILL_EABORTED with no stage named, nothing produced or sent, each

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rill.h"
+
 /* splitmix64: the same seed gives the same run, so a failure can be replayed. */
 static inline uint64_t rng_next(uint64_t *s) {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
@@ -140,6 +142,20 @@ static inline void gate_open(gate *g) {
 static inline void gate_fini(gate *g) {
     pthread_mutex_destroy(&g->m);
     pthread_cond_destroy(&g->c);
+}
+
+/* The counters of the queue into stage `to` now (capacity UINT64_MAX: none). */
+static inline rill_queue_stats queue_to(rill_pipeline *p, const char *to) {
+    rill_queue_stats q;
+    rill_stats *s = NULL;
+    memset(&q, 0, sizeof q);
+    q.capacity = UINT64_MAX;
+    if (rill_pipeline_stats(p, &s) == 0)
+        for (size_t i = 0; i < s->nqueues; i++)
+            if (strcmp(s->queues[i].to, to) == 0)
+                q = s->queues[i];
+    rill_stats_free(s);
+    return q;
 }
 
 #endif
