@@ -34,24 +34,8 @@ static const unsigned caps[NCAP] = {1, 4, 16, 64, 256, 1024, 4096};
 static rill_item pool[POOL];
 static char bytes[POOL + 256];
 
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static double tv_s(struct timeval t) { return (double)t.tv_sec + (double)t.tv_usec * 1e-6; }
 
-/* Sum of the len field over items 0..n-1 of the cycled pool. */
-static uint64_t expected_sum(uint64_t n) {
-    uint64_t whole = 0, part = 0;
-    for (unsigned i = 0; i < POOL; i++) {
-        whole += pool[i].len;
-        if (i < n % POOL)
-            part += pool[i].len;
-    }
-    return whole * (n / POOL) + part;
-}
 
 /* ---- stages ---------------------------------------------------------------- */
 
@@ -78,11 +62,11 @@ static int src_produce(rill_stage *st, void *state) {
     if (s->pause_ns) {
         /* The burst's tail must not sit in a partial batch while we wait. */
         rill_stage_flush(st);
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         struct timespec ts = {(time_t)(s->pause_ns / 1000000000u),
                               (long)(s->pause_ns % 1000000000u)};
         nanosleep(&ts, NULL);
-        s->paused_ns += now_ns() - t0;
+        s->paused_ns += bench_now_ns() - t0;
         s->pauses++;
     }
     return 0;
@@ -98,8 +82,8 @@ static int sink_send(rill_stage *st, void *state, const rill_item *it) {
     k->count++;
     k->sum += it->len;
     if (k->cost_ns) {
-        uint64_t end = now_ns() + k->cost_ns;
-        while (now_ns() < end)
+        uint64_t end = bench_now_ns() + k->cost_ns;
+        while (bench_now_ns() < end)
             ;
     }
     return 0;
@@ -155,7 +139,7 @@ static struct run run_once(const struct cfg *c) {
         return r;
     }
     const rill_queue_stats *q = &st->queues[0];
-    if (k.count != c->n || k.sum != expected_sum(c->n) || q->in != c->n || q->out != c->n ||
+    if (k.count != c->n || k.sum != pool_sum(pool, POOL, c->n) || q->in != c->n || q->out != c->n ||
         q->dropped || q->discarded) {
         fprintf(stderr, "bench_backpressure: capacity %u: %llu of %llu items delivered "
                         "(queue in %llu out %llu)\n", c->capacity, (unsigned long long)k.count,

@@ -51,25 +51,9 @@ static rill_item pool[POOL];
 static char bytes[POOL + 256];
 static double deadline; /* producers stop early after it */
 
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static double now(void) { return (double)now_ns() * 1e-9; }
+static double now(void) { return (double)bench_now_ns() * 1e-9; }
 
 
-/* Sum of the len field over items 0..n-1 of the cycled pool. */
-static uint64_t expected_sum(uint64_t n) {
-    uint64_t whole = 0, part = 0;
-    for (unsigned i = 0; i < POOL; i++) {
-        whole += pool[i].len;
-        if (i < n % POOL)
-            part += pool[i].len;
-    }
-    return whole * (n / POOL) + part;
-}
 
 /* ---- latency histogram: exact below 64 ns, then 64 steps per power of 2 ---- */
 
@@ -164,14 +148,14 @@ static void put(struct fan *f, struct prod *p, void *v, bool sample, uint64_t si
             ck_pr_stall();
         return;
     }
-    uint64_t t0 = since ? since : now_ns(), t1;
+    uint64_t t0 = since ? since : bench_now_ns(), t1;
     for (;;) {
-        t1 = now_ns();
+        t1 = bench_now_ns();
         if (enqueue(f, p, v))
             break;
         ck_pr_stall();
     }
-    uint64_t t2 = now_ns();
+    uint64_t t2 = bench_now_ns();
     hist_add(&p->call, t2 - t1);
     hist_add(&p->item, t2 - t0);
 }
@@ -193,7 +177,7 @@ static void *produce(void *arg) {
                 if (now() > deadline)
                     break;
             }
-            uint64_t t0 = now_ns();
+            uint64_t t0 = bench_now_ns();
             void *v;
             while (!ck_ring_dequeue_spsc(&p->empty, p->empty_buf, &v))
                 ck_pr_stall(); /* every batch in flight: the queue is full */
@@ -326,7 +310,7 @@ static struct moved run_raw(int kind, uint64_t n, unsigned cap, unsigned bsz) {
     for (unsigned i = 0; i < NP; i++) {
         struct prod *p = &f.p[i];
         m.produced += p->produced;
-        m.expect += expected_sum(p->produced);
+        m.expect += pool_sum(pool, POOL, p->produced);
         hist_merge(&m.call, &p->call);
         hist_merge(&m.item, &p->item);
         for (unsigned k = 0; k < p->nbatches; k++)
@@ -356,9 +340,9 @@ static int src_produce(rill_stage *st, void *state) {
     for (unsigned i = 0; i < k; i++) {
         int rc;
         if ((i & (SAMPLE - 1)) == 0) {
-            uint64_t t0 = now_ns();
+            uint64_t t0 = bench_now_ns();
             rc = rill_emit(st, &pool[i]); /* CHUNK == POOL: i indexes the pool */
-            hist_add(&s->item, now_ns() - t0);
+            hist_add(&s->item, bench_now_ns() - t0);
         } else {
             rc = rill_emit(st, &pool[i]);
         }
@@ -370,24 +354,11 @@ static int src_produce(rill_stage *st, void *state) {
     return s->left ? 0 : RILL_EDONE;
 }
 
-struct sink {
-    uint64_t sum, count;
-};
-
-static int sink_send(rill_stage *st, void *state, const rill_item *it) {
-    (void)st;
-    struct sink *k = state;
-    k->sum += it->len;
-    k->count++;
-    return 0;
-}
-
 static const rill_stage_ops src_ops = {.produce = src_produce};
-static const rill_stage_ops sink_ops = {.send = sink_send};
 
 static struct moved run_rill(uint64_t n, unsigned cap, unsigned bsz) {
     static struct src s[NP];
-    struct sink k = {0};
+    struct count_sink k = {0};
     struct moved m;
     memset(&m, 0, sizeof m);
     memset(s, 0, sizeof s);
@@ -397,7 +368,7 @@ static struct moved run_rill(uint64_t n, unsigned cap, unsigned bsz) {
     rill_stage_opts ko = {.flags = RILL_STAGE_THREADED, .capacity = cap, .batch = bsz};
     int rc = rill_pipeline_new(&p, "fanin");
     if (!rc)
-        rc = rill_stage_add(p, "sink", &sink_ops, &k, &ko, &b);
+        rc = rill_stage_add(p, "sink", &count_sink_ops, &k, &ko, &b);
     for (unsigned i = 0; i < NP && !rc; i++) {
         char name[16];
         snprintf(name, sizeof name, "source-%u", i + 1);
@@ -417,7 +388,7 @@ static struct moved run_rill(uint64_t n, unsigned cap, unsigned bsz) {
     rill_pipeline_destroy(p);
     for (unsigned i = 0; i < NP; i++) {
         m.produced += s[i].produced;
-        m.expect += expected_sum(s[i].produced);
+        m.expect += pool_sum(pool, POOL, s[i].produced);
         hist_merge(&m.item, &s[i].item);
     }
     if (rc)

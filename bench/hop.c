@@ -45,16 +45,6 @@ static double now(void) {
 }
 
 
-/* Sum of the len field over items 0..n-1 of the cycled pool. */
-static uint64_t expected_sum(uint64_t n) {
-    uint64_t whole = 0, part = 0;
-    for (unsigned i = 0; i < POOL; i++) {
-        whole += pool[i].len;
-        if (i < n % POOL)
-            part += pool[i].len;
-    }
-    return whole * (n / POOL) + part;
-}
 
 /* What a run moved: produced by the producer, count/sum by the consumer. */
 struct moved {
@@ -235,31 +225,18 @@ static int src_produce(rill_stage *st, void *state) {
     return s->left ? 0 : RILL_EDONE;
 }
 
-struct sink {
-    uint64_t sum, count;
-};
-
-static int sink_send(rill_stage *st, void *state, const rill_item *it) {
-    (void)st;
-    struct sink *k = state;
-    k->sum += it->len;
-    k->count++;
-    return 0;
-}
-
 static const rill_stage_ops src_ops = {.produce = src_produce};
-static const rill_stage_ops sink_ops = {.send = sink_send};
 
 static struct moved run_rill(uint64_t n, unsigned capacity, unsigned bsz) {
     struct src s = {.left = n};
-    struct sink k = {0};
+    struct count_sink k = {0};
     struct moved m = {0};
     rill_pipeline *p;
     rill_stage *a, *b;
     rill_stage_opts so = {.flags = RILL_STAGE_THREADED};
     rill_stage_opts ko = {.flags = RILL_STAGE_THREADED, .capacity = capacity, .batch = bsz};
     if (rill_pipeline_new(&p, "hop") || rill_stage_add(p, "source", &src_ops, &s, &so, &a) ||
-        rill_stage_add(p, "sink", &sink_ops, &k, &ko, &b) || rill_connect(a, b)) {
+        rill_stage_add(p, "sink", &count_sink_ops, &k, &ko, &b) || rill_connect(a, b)) {
         fprintf(stderr, "bench_hop: cannot build the pipeline\n");
         exit(1);
     }
@@ -293,10 +270,10 @@ static int bad; /* a contender lost or invented items */
 
 /* Items/s of run m, after checking that it delivered what it produced. */
 static double rate(const char *who, struct moved m, uint64_t n) {
-    if (m.count != m.produced || m.sum != expected_sum(m.produced) || m.produced == 0) {
+    if (m.count != m.produced || m.sum != pool_sum(pool, POOL, m.produced) || m.produced == 0) {
         fprintf(stderr, "bench_hop: %s produced %llu, delivered %llu items (sum %llu, want %llu)\n",
                 who, (unsigned long long)m.produced, (unsigned long long)m.count,
-                (unsigned long long)m.sum, (unsigned long long)expected_sum(m.produced));
+                (unsigned long long)m.sum, (unsigned long long)pool_sum(pool, POOL, m.produced));
         bad = 1;
         return 0;
     }
