@@ -15,30 +15,7 @@
 
 #include "net_int.h"
 
-static int rill__gate_body(rill_gen *g) {
-    rill__tcp_task *t = RILL_CONTAINER_OF(g, rill__tcp_task, gen);
-    RILL_GEN_BEGIN(g);
-    RILL_SYS_SLEEP(g, &t->call, INT64_MAX);
-    RILL_GEN_END(g);
-}
-
 static void rill__task_gone(rill_gen *g) { RILL_CONTAINER_OF(g, rill__tcp_task, gen)->id = 0; }
-
-/* Make sure the gate exists; returns its id, or 0 if it cannot be made. */
-static uint64_t rill__gate(rill_tcp_server *srv) {
-    if (srv->gate.id == 0) {
-        rill_gen_init(&srv->gate.gen, rill__gate_body, NULL);
-        if (rill_sched_spawn(srv->s, &srv->gate.gen, rill__task_gone, &srv->gate.id) < 0)
-            srv->gate.id = 0;
-    }
-    return srv->gate.id;
-}
-
-/* A connection ended: wake the accept task if it waits on the gate. */
-void rill__tcp_gate_wake(rill_tcp_server *srv) {
-    if (srv->gate.id)
-        rill_sched_kill(srv->s, srv->gate.id);
-}
 
 /* Nothing of the server is left but the stop task: end it. (When the stop
  * task itself is running, the kill is refused and its loop sees it.) */
@@ -55,7 +32,7 @@ static void rill__accept_finish(rill_tcp_server *srv) {
     if (srv->lfd >= 0)
         close(srv->lfd);
     srv->lfd = -1;
-    rill__tcp_gate_wake(srv);
+    rill_sched_gate_open(srv->s, &srv->gate);
 }
 
 enum { RILL__ACC_WAIT = 0, RILL__ACC_MORE, RILL__ACC_BACKOFF };
@@ -123,7 +100,7 @@ static int rill__accept_body(rill_gen *g) {
         } else if (rc == RILL__ACC_BACKOFF) {
             /* Wait for a connection to end (the gate is killed), and on an
              * accept error at most 100 ms. No gate (no memory): poll. */
-            if (rill__gate(srv) == 0) {
+            if (rill_sched_gate_up(srv->s, &srv->gate) < 0) {
                 RILL_SYS_SLEEP(g, &t->call, RILL__TCP_BACKOFF_NS);
             } else {
                 RILL_SYS_WAIT_TIMEOUT(g, &t->call, srv->gate.id,
@@ -256,7 +233,7 @@ RILL_API int rill_tcp_server_new(rill_sched *s, const rill_tcp_opts *opts, rill_
     srv->deadline_ns = rill__ns_or(o.deadline_ns, INT64_C(30000000000));
     atomic_init(&srv->stop, 0);
     srv->open.next = srv->open.prev = &srv->open;
-    srv->acceptor.srv = srv->stopper.srv = srv->gate.srv = srv;
+    srv->acceptor.srv = srv->stopper.srv = srv;
     int rc = rill__listen(srv, &o);
     if (rc == 0) {
         srv->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

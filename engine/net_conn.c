@@ -72,7 +72,7 @@ static void rill__supervisor_end(rill_gen *g) {
     rill__unlink(sl);
     rill__tcp_slot_put(srv, sl);
     srv->st.active--;
-    rill__tcp_gate_wake(srv);
+    rill_sched_gate_open(srv->s, &srv->gate);
     rill__tcp_maybe_done(srv);
 }
 

@@ -53,18 +53,17 @@ struct rill_tcp_server {
     atomic_int stop;   /* RILL__TCP_STOP_* requested (any thread, signals) */
     int stop_done;     /* RILL__TCP_STOP_* the stop task has carried out */
     int accept_done;   /* no more accepts: the listener is closed */
-    /* The accept task; the stop task; the gate: a task that only sleeps,
-     * which the accept task WAITs on while it waits for a connection to
-     * end. Killing the gate wakes it: a condition variable made of
-     * existing system calls, with no fd and no system call of the OS. */
-    rill__tcp_task acceptor, stopper, gate;
+    /* The accept task; the stop task; the gate (rill/sched.h) the accept
+     * task waits for while it waits for a connection to end, opened by
+     * every connection that ends. */
+    rill__tcp_task acceptor, stopper;
+    rill_sched_gate gate;
     rill__tcp_slot open;   /* sentinel of the list of open connections */
     rill__tcp_slot *free_slots;
     rill_tcp_stats st;
 };
 
 /* net.c */
-void rill__tcp_gate_wake(rill_tcp_server *srv);
 void rill__tcp_maybe_done(rill_tcp_server *srv);
 
 /* net_conn.c */

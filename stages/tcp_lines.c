@@ -42,13 +42,6 @@ static void rill__tcpl_task_gone(rill_gen *g) {
     RILL_CONTAINER_OF(g, rill__tcpl_task, gen)->id = 0;
 }
 
-static int rill__tcpl_gate_body(rill_gen *g) {
-    rill__tcpl_task *t = RILL_CONTAINER_OF(g, rill__tcpl_task, gen);
-    RILL_GEN_BEGIN(g);
-    RILL_SYS_SLEEP(g, &t->call, INT64_MAX);
-    RILL_GEN_END(g);
-}
-
 static int rill__tcpl_spawn(rill__tcpl *s, rill__tcpl_task *t, rill_gen_body_fn body) {
     if (t->id)
         return 0;
@@ -95,12 +88,10 @@ static int rill__tcpl_watch_body(rill_gen *g) {
         if (rill__tcpl_drain(s->room_fd)) {
             if (rill_pipeline_stopped(rill_stage_pipeline(s->st)) != 0)
                 rill__tcpl_halt(s);
-            if (s->gate.id)
-                rill_sched_kill(s->sched, s->gate.id);
+            rill_sched_gate_open(s->sched, &s->gate);
         }
     }
-    if (s->gate.id)
-        rill_sched_kill(s->sched, s->gate.id);
+    rill_sched_gate_open(s->sched, &s->gate);
     RILL_GEN_END(g);
 }
 
@@ -108,9 +99,6 @@ int rill__tcpl_watch_up(rill__tcpl *s) {
     return rill__tcpl_spawn(s, &s->watch, rill__tcpl_watch_body);
 }
 
-int rill__tcpl_gate_up(rill__tcpl *s) {
-    return rill__tcpl_spawn(s, &s->gate, rill__tcpl_gate_body);
-}
 
 /* ---- the stage ------------------------------------------------------------ */
 

@@ -40,15 +40,15 @@ static void rill__tcpl_set_waiting(rill__tcpl_conn *k, bool on) {
 /* Wait until the watch has seen room (or a stop), then retry. Without a
  * gate (no memory for a task) poll instead. Lines emitted so far go on
  * first, as before every wait. */
-#define RILL__TCPL_WAIT_ROOM(g, k)                                  \
-    do {                                                            \
-        rill__tcpl_set_waiting(k, true);                            \
-        rill_stage_flush((k)->s->st);                               \
-        if (rill__tcpl_gate_up((k)->s) == 0) {                      \
-            RILL_SYS_WAIT(g, &(k)->call, (k)->s->gate.id);          \
-        } else {                                                    \
-            RILL_SYS_SLEEP(g, &(k)->call, RILL__TCPL_POLL_NS);      \
-        }                                                           \
+#define RILL__TCPL_WAIT_ROOM(g, k)                                          \
+    do {                                                                    \
+        rill__tcpl_set_waiting(k, true);                                    \
+        rill_stage_flush((k)->s->st);                                       \
+        if (rill_sched_gate_up((k)->s->sched, &(k)->s->gate) == 0) {        \
+            RILL_SYS_WAIT(g, &(k)->call, (k)->s->gate.id);                  \
+        } else {                                                            \
+            RILL_SYS_SLEEP(g, &(k)->call, RILL__TCPL_POLL_NS);              \
+        }                                                                   \
     } while (0)
 
 /* Lines received but never to be delivered. */

@@ -17,7 +17,7 @@
 
 typedef struct rill__tcpl rill__tcpl;
 
-/* The watch or the gate: state in the stage, id 0 while not alive. */
+/* The watch: state in the stage, id 0 while not alive. */
 typedef struct rill__tcpl_task {
     rill_gen gen;
     rill_syscall call;
@@ -38,7 +38,8 @@ struct rill__tcpl {
     bool in_produce;   /* emits allowed (not in rill_pipeline_destroy) */
     bool halted;       /* the pipeline stopped: server stopped NOW */
     uint64_t live;     /* connection tasks not yet released */
-    rill__tcpl_task watch, gate;
+    rill__tcpl_task watch;
+    rill_sched_gate gate; /* refused connections wait for it; the watch opens it */
     rill_lines_stats lstats;
     rill_tcp_lines_stats stats; /* lines, bytes, truncated: see lstats */
 };
@@ -52,9 +53,8 @@ void rill__tcpl_kick(rill__tcpl *s);
  * nothing read from now on could be delivered. */
 void rill__tcpl_halt(rill__tcpl *s);
 
-/* Make sure the watch / the gate is alive: 0 or RILL_ENOMEM. */
+/* Make sure the watch is alive: 0 or RILL_ENOMEM. */
 int rill__tcpl_watch_up(rill__tcpl *s);
-int rill__tcpl_gate_up(rill__tcpl *s);
 
 /* tcp_lines_conn.c: the server's rill_tcp_conn_fn (arg: the stage). */
 int rill__tcpl_accept(void *arg, rill_tcp_conn *c, rill_gen **task, rill_task_free_fn *free_fn);

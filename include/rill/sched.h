@@ -209,6 +209,28 @@ typedef struct rill_sched_stats {
 /* Snapshot of s's counters. Returns 0. */
 int rill_sched_get_stats(const rill_sched *s, rill_sched_stats *out);
 
+/* A gate: a condition variable for tasks, made of a task that only sleeps.
+ * Tasks wait for it with RILL_SYS_WAIT(g, call, gate->id) (or
+ * RILL_SYS_WAIT_TIMEOUT) and resume, with result RILL_ECLOSED, when it is
+ * opened; opening wakes every waiter at once and costs no fd and no system
+ * call of the OS. The struct is the caller's (e.g. a field of a server) and
+ * must stay valid while the gate is up; id is 0 while it is down. Both
+ * functions run on the scheduler's thread. */
+typedef struct rill_sched_gate {
+    rill_gen gen;     /* private */
+    rill_syscall call; /* private */
+    uint64_t id;      /* the task to wait for; 0: the gate is down */
+} rill_sched_gate;
+
+/* Put gate up on s if it is down (spawn its task); the id to wait for is
+ * then gate->id. Returns 0, or an error of rill_sched_spawn (RILL_ENOMEM):
+ * the gate stays down, so a waiter has to poll instead. */
+int rill_sched_gate_up(rill_sched *s, rill_sched_gate *gate);
+
+/* Open gate: every task waiting for it resumes, and it is down until the
+ * next rill_sched_gate_up. Nothing if it is down. */
+void rill_sched_gate_open(rill_sched *s, rill_sched_gate *gate);
+
 /* ---- system call macros (for task bodies) --------------------------------- */
 
 /* The seed's bare `yield`. */
