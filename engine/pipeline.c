@@ -57,7 +57,7 @@ int rill__failed(rill_stage *st, int rc) {
 }
 
 /* What a stopped pipeline answers: its error, or RILL_EABORTED. */
-int rill__stop_code(rill_pipeline *p) {
+int rill__stop_code(const rill_pipeline *p) {
     (void)__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE);
     int err = __atomic_load_n(&p->err, __ATOMIC_ACQUIRE);
     return err ? err : RILL_EABORTED;
@@ -76,10 +76,7 @@ RILL_API uint64_t rill_pipeline_discarded(const rill_pipeline *p) { return p ? p
 RILL_API int rill_pipeline_stopped(const rill_pipeline *p) {
     if (!p)
         return RILL_EINVAL;
-    if (!__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE))
-        return 0;
-    int err = __atomic_load_n(&p->err, __ATOMIC_ACQUIRE);
-    return err ? err : RILL_EABORTED;
+    return rill__stopped(p) ? rill__stop_code(p) : 0;
 }
 
 /* ---- delivery ---------------------------------------------------------------- */

@@ -107,7 +107,7 @@ struct rill_pipeline {
 
 /* pipeline.c */
 int rill__failed(rill_stage *st, int rc);
-int rill__stop_code(rill_pipeline *p);
+int rill__stop_code(const rill_pipeline *p);
 void rill__close_stage(rill_stage *st);
 void rill__deliver_eos(rill_stage *to);
 
