@@ -1,6 +1,6 @@
 /* broadcast: every item to every output, in connect order (the seed's
  * broadcast). Stateless: rill_emit already does the fan-out. */
-#include "rill_int.h"
+#include "core/rill_int.h"
 
 static int rill__broadcast_send(rill_stage *st, void *state, const rill_item *item) {
     RILL__UNUSED(state);

@@ -9,7 +9,7 @@
  */
 #include <stdlib.h>
 
-#include "rill_int.h"
+#include "core/rill_int.h"
 
 typedef struct rill__collect {
     rill_item *items;

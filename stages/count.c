@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "hash.h"
-#include "rill_int.h"
+#include "core/rill_int.h"
 
 #define RILL__COUNT_CHUNK (64u << 10)
 #define RILL__COUNT_MIN_CAP 64u

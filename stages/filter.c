@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rill_int.h"
+#include "core/rill_int.h"
 
 typedef struct rill__filter {
     rill_pred_fn pred;

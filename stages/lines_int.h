@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "rill_int.h"
+#include "core/rill_int.h"
 
 typedef struct rill__lbuf {
     rill_ref ref; /* first: the release function casts back */

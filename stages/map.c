@@ -1,7 +1,7 @@
 /* map: one item in, zero or one item out, computed by a user function. */
 #include <stdlib.h>
 
-#include "rill_int.h"
+#include "core/rill_int.h"
 
 typedef struct rill__map {
     rill_map_fn fn;

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "rill_int.h"
+#include "core/rill_int.h"
 
 enum { RILL__PRINT_BUF = 64 << 10 };
 

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 
 #include "hash.h"
-#include "rill_int.h"
+#include "core/rill_int.h"
 
 typedef struct rill__selector {
     rill_select_fn select;

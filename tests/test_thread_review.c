@@ -12,7 +12,7 @@
  *    push or emit, or a latency bound shorter than the gap between items):
  *    the producer offers exactly C items behind a stalled consumer for
  *    C <= 64 (it stopped at 5 of 64 before the fix), and at least
- *    64 + ceil(C/B) beyond that (the slack engine/queue.c keeps for partial
+ *    64 + ceil(C/B) beyond that (the slack engine/pipeline/queue.c keeps for partial
  *    batches: beyond it the capacity is not reached).
  *    Leaky queues (drop_newest, drop_oldest) under the same flushes never
  *    make their producer wait: every offer returns 0 while the consumer is

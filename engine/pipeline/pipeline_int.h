@@ -10,8 +10,8 @@
 
 #include "park.h"
 #include "queue.h"
-#include "rill_int.h"
-#include "stats_int.h"
+#include "core/rill_int.h"
+#include "stats/stats_int.h"
 
 enum { RILL__NEW, RILL__STARTED, RILL__CLOSED };
 

@@ -1,7 +1,7 @@
 /* Gates (rill/sched.h): a task that sleeps until it is killed, so that
  * killing it wakes every task waiting for it. The TCP server's accept task
  * and the TCP line source's refused connections wait on one. */
-#include "rill_int.h"
+#include "core/rill_int.h"
 
 static int rill__gate_body(rill_gen *g) {
     rill_sched_gate *gate = RILL_CONTAINER_OF(g, rill_sched_gate, gen);

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pipeline_int.h"
+#include "pipeline/pipeline_int.h"
 
 /* A hand-over in progress takes a few instructions once its thread runs, but
  * that thread may have been preempted inside one (more threads than cores):

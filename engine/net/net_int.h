@@ -13,7 +13,7 @@
 
 #include <stdatomic.h>
 
-#include "rill_int.h"
+#include "core/rill_int.h"
 
 #define RILL__TCP_BATCH 64                      /* accepts per wake-up */
 #define RILL__TCP_BACKOFF_NS INT64_C(100000000) /* EMFILE and the like */

@@ -4,7 +4,7 @@
 #include <time.h>
 
 #include "queue.h"
-#include "rill_int.h"
+#include "core/rill_int.h"
 #include "room.h"
 
 /* ck's atomics are inline assembly that ThreadSanitizer cannot see: tell it

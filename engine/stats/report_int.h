@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "rill_int.h"
+#include "core/rill_int.h"
 
 /* A report's output: the first write error is kept (as errno) and returned
  * by rill__rep_end, so one check at the end covers every write. */

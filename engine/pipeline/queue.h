@@ -27,7 +27,7 @@
 #include <stdint.h>
 
 #include "park.h"
-#include "stats_int.h"
+#include "stats/stats_int.h"
 #include "rill/item.h"
 
 typedef struct rill__batch {

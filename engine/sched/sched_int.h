@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <sys/epoll.h>
 
-#include "rill_int.h"
+#include "core/rill_int.h"
 
 /* Circular doubly-linked list: a task leaves any list in O(1) without
  * knowing which list holds it (a kill does not know what its target waits
