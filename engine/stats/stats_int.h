@@ -1,4 +1,7 @@
-/* Per-queue counters and their consistent snapshot (see rill/stats.h).
+/* Per-queue counters and their consistent snapshot (see rill/stats.h), and
+ * what snapshot.c (rill_pipeline_stats), bottleneck.c, sampler.c (depth
+ * over time) and watchdog.c (stalls) share. The reports (report*.c) read
+ * only a finished rill_stats and have report_int.h.
  *
  * The threads that move items update a queue's counters once per batch. A
  * hand-over (publish, take, done, drop) is bracketed by rill__q_begin and
@@ -11,6 +14,7 @@
 #define RILL_STATS_INT_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "rill/stats.h"
@@ -46,5 +50,14 @@ static inline void rill__q_add(_Atomic uint64_t *c, uint64_t n) {
  * the writers: retries until no hand-over ran during the read, yielding now
  * and then so that a preempted writer can finish its hand-over. */
 void rill__q_read(rill__qstat *q, rill_queue_stats *out);
+
+/* bottleneck.c: the stage that holds p up in snapshot s (rill_stats.bottleneck),
+ * or -1 when no queue runs full enough to name one. */
+int rill__bottleneck(const rill_pipeline *p, const rill_stats *s);
+
+/* watchdog.c: called by the sampler thread once nothing has moved for the
+ * watchdog's timeout (`moved`: the items moved then). Reports the stall and
+ * returns true, or returns false without a report if items moved since. */
+bool rill__watchdog_fire(rill_pipeline *p, uint64_t moved);
 
 #endif

@@ -1,0 +1,118 @@
+/* Snapshots of a running pipeline (rill_pipeline_stats): every queue read
+ * consistently, every stage's counters, the sampled depths, and the
+ * bottleneck's name. Readers never block the threads that move items: they
+ * retry instead. */
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stats_int.h"
+#include "pipeline/pipeline_int.h"
+
+/* A hand-over in progress takes a few instructions once its thread runs, but
+ * that thread may have been preempted inside one (more threads than cores):
+ * yield now and then rather than give up, since a read given up on is torn
+ * and breaks in == out + dropped + discarded + depth. */
+void rill__q_read(rill__qstat *q, rill_queue_stats *out) {
+    for (unsigned tries = 1;; tries++) {
+        if (tries % 64 == 0)
+            sched_yield();
+        if (atomic_load(&q->busy)) {
+            rill__cpu_relax();
+            continue;
+        }
+        uint64_t v = atomic_load(&q->version);
+        out->in = atomic_load(&q->in);
+        out->out = atomic_load(&q->out);
+        out->dropped = atomic_load(&q->dropped);
+        out->discarded = atomic_load(&q->discarded);
+        out->batches = atomic_load(&q->batches);
+        out->high_water = atomic_load(&q->high_water);
+        rill__edge *e = atomic_load(&q->edge);
+        out->depth = e ? rill__edge_ring_items(e) : 0;
+        if (atomic_load(&q->busy) == 0 && atomic_load(&q->version) == v)
+            return;
+    }
+}
+
+RILL_API int rill_pipeline_stats(rill_pipeline *p, rill_stats **out) {
+    if (!p || !out)
+        return RILL_EINVAL;
+    *out = NULL;
+    rill_stats *s = calloc(1, sizeof *s);
+    if (!s)
+        return RILL_ENOMEM;
+    pthread_mutex_lock(&p->statlock);
+    int phase = __atomic_load_n(&p->phase, __ATOMIC_ACQUIRE);
+    uint64_t now = rill__now_ns();
+    s->pipeline = p->name;
+    s->running = phase == RILL__STARTED;
+    s->elapsed_ns = phase == RILL__NEW ? 0 : (s->running ? now : p->t_end) - p->t_start;
+    s->nstages = p->n;
+    s->nqueues = p->nq;
+    s->stages = calloc(p->n ? p->n : 1, sizeof *s->stages);
+    s->queues = calloc(p->nq ? p->nq : 1, sizeof *s->queues);
+    rill__sampler *sm = &p->sampler;
+    pthread_mutex_lock(&sm->lock);
+    s->nsamples = sm->n;
+    s->sample_interval_ns = sm->interval_ns;
+    s->samples = malloc((sm->n ? sm->n : 1) * sizeof *s->samples);
+    if (s->samples && sm->n)
+        memcpy(s->samples, sm->buf, sm->n * sizeof *s->samples);
+    pthread_mutex_unlock(&sm->lock);
+    if (!s->stages || !s->queues || !s->samples) {
+        pthread_mutex_unlock(&p->statlock);
+        rill_stats_free(s);
+        return RILL_ENOMEM;
+    }
+    for (size_t k = 0; k < p->nq; k++) {
+        rill__qstat *q = &p->qstats[k];
+        rill_queue_stats *o = &s->queues[k];
+        rill__q_read(q, o);
+        o->from = q->from;
+        o->to = q->to;
+        o->policy = q->policy;
+        o->capacity = q->capacity;
+        o->wait_full_ns = atomic_load(&q->wait_full_ns);
+        o->wait_empty_ns = atomic_load(&q->wait_empty_ns);
+        /* The sampled fields change together, under the sampler's lock. */
+        pthread_mutex_lock(&p->sampler.lock);
+        o->samples = atomic_load(&q->samples);
+        o->depth_sum = atomic_load(&q->depth_sum);
+        for (int b = 0; b < RILL_STATS_BANDS; b++)
+            o->bands[b] = atomic_load(&q->bands[b]);
+        pthread_mutex_unlock(&p->sampler.lock);
+    }
+    for (unsigned i = 0; i < p->n; i++) {
+        rill_stage *st = p->stages[i];
+        rill_stage_stats *o = &s->stages[i];
+        o->name = st->name;
+        o->threaded = rill_stage_threaded(st);
+        o->items_in = atomic_load_explicit(&st->n_in, memory_order_relaxed);
+        o->items_out = atomic_load_explicit(&st->n_out, memory_order_relaxed);
+        if (o->threaded && phase != RILL__NEW) {
+            uint64_t end = s->running ? now : p->t_end;
+            uint64_t waited = atomic_load(&st->waited_ns);
+            uint64_t span = end - p->t_start;
+            o->busy_ns = span > waited ? span - waited : 0;
+        }
+        for (size_t k = 0; k < p->nq; k++)
+            if (p->qstats[k].consumer == i) {
+                o->input_depth += s->queues[k].depth;
+                o->input_capacity += s->queues[k].capacity;
+            }
+    }
+    s->bottleneck = rill__bottleneck(p, s);
+    pthread_mutex_unlock(&p->statlock);
+    *out = s;
+    return 0;
+}
+
+RILL_API void rill_stats_free(rill_stats *s) {
+    if (!s)
+        return;
+    free(s->stages);
+    free(s->queues);
+    free(s->samples);
+    free(s);
+}
