@@ -15,17 +15,20 @@
 #include "net_int.h"
 
 rill__tcp_slot *rill__tcp_slot_get(rill_tcp_server *srv) {
-    rill__tcp_slot *sl = srv->free_slots;
-    if (sl) {
-        srv->free_slots = sl->next;
-        return sl;
+    if (!rill__list_empty(&srv->free_slots)) {
+        rill__list *n = rill__list_first(&srv->free_slots);
+        rill__list_unlink(n);
+        return RILL__LIST_ENTRY(n, rill__tcp_slot, link);
     }
-    return calloc(1, sizeof *sl);
+    rill__tcp_slot *sl = calloc(1, sizeof *sl);
+    if (sl)
+        rill__list_init(&sl->link);
+    return sl;
 }
 
+/* sl is on no list (fresh from rill__tcp_slot_get, or unlinked). */
 void rill__tcp_slot_put(rill_tcp_server *srv, rill__tcp_slot *sl) {
-    sl->next = srv->free_slots;
-    srv->free_slots = sl;
+    rill__list_push_front(&srv->free_slots, &sl->link);
 }
 
 /* Timeout of a wait that must end by deadline (UINT64_MAX: none). */
@@ -54,11 +57,6 @@ static int rill__supervise(rill_gen *g) {
     RILL_GEN_END(g);
 }
 
-static void rill__unlink(rill__tcp_slot *sl) {
-    sl->prev->next = sl->next;
-    sl->next->prev = sl->prev;
-}
-
 /* The supervisor's free_fn: the connection is over. If the caller's task
  * may still exist (rill_sched_free releases tasks in any order), the slot
  * stays open for rill_tcp_server_free to close. */
@@ -69,7 +67,7 @@ static void rill__supervisor_end(rill_gen *g) {
         return;
     close(sl->conn.fd);
     sl->conn.fd = -1;
-    rill__unlink(sl);
+    rill__list_unlink(&sl->link);
     rill__tcp_slot_put(srv, sl);
     srv->st.active--;
     rill_sched_gate_open(srv->s, &srv->gate);
@@ -116,27 +114,23 @@ void rill__tcp_conn_start(rill_tcp_server *srv, rill__tcp_slot *sl, int fd) {
         return;
     }
     sl->task_alive = 1;
-    sl->next = &srv->open;
-    sl->prev = srv->open.prev;
-    srv->open.prev->next = sl;
-    srv->open.prev = sl;
+    rill__list_push(&srv->open, &sl->link);
     if (++srv->st.active > srv->st.peak)
         srv->st.peak = srv->st.active;
 }
 
 void rill__tcp_slots_free(rill_tcp_server *srv) {
-    while (srv->open.next != &srv->open) {
-        rill__tcp_slot *sl = srv->open.next;
-        rill__unlink(sl);
+    rill__list *n, *next;
+    RILL__LIST_EACH_SAFE(n, next, &srv->open) {
+        rill__tcp_slot *sl = RILL__LIST_ENTRY(n, rill__tcp_slot, link);
         if (sl->conn.fd >= 0)
             close(sl->conn.fd);
         free(sl);
     }
-    while (srv->free_slots) {
-        rill__tcp_slot *sl = srv->free_slots;
-        srv->free_slots = sl->next;
-        free(sl);
-    }
+    rill__list_init(&srv->open);
+    RILL__LIST_EACH_SAFE(n, next, &srv->free_slots)
+        free(RILL__LIST_ENTRY(n, rill__tcp_slot, link));
+    rill__list_init(&srv->free_slots);
 }
 
 /* ---- for connection tasks ------------------------------------------------ */

@@ -131,8 +131,9 @@ static void rill__stop_apply(rill_tcp_server *srv, int want) {
         rill__accept_finish(srv); /* also if it was killed before it ran */
     }
     if (todo & RILL__TCP_STOP_NOW) {
-        for (rill__tcp_slot *sl = srv->open.next, *next; sl != &srv->open; sl = next) {
-            next = sl->next;
+        rill__list *n, *next;
+        RILL__LIST_EACH_SAFE(n, next, &srv->open) {
+            rill__tcp_slot *sl = RILL__LIST_ENTRY(n, rill__tcp_slot, link);
             if (sl->task_alive && rill_sched_kill(srv->s, sl->task_id) == 1)
                 srv->st.killed++;
         }
@@ -232,7 +233,8 @@ RILL_API int rill_tcp_server_new(rill_sched *s, const rill_tcp_opts *opts, rill_
     srv->idle_ns = rill__ns_or(o.idle_ns, INT64_C(10000000000));
     srv->deadline_ns = rill__ns_or(o.deadline_ns, INT64_C(30000000000));
     atomic_init(&srv->stop, 0);
-    srv->open.next = srv->open.prev = &srv->open;
+    rill__list_init(&srv->open);
+    rill__list_init(&srv->free_slots);
     srv->acceptor.srv = srv->stopper.srv = srv;
     int rc = rill__listen(srv, &o);
     if (rc == 0) {

@@ -1,5 +1,5 @@
-/* Internals of the TCP server (engine/net*.c): net.c (the server, its
- * accept and stop tasks), net_conn.c (connections and their supervisors,
+/* Internals of the TCP server (engine/net/): net.c (the server, its
+ * accept and stop tasks), conn.c (connections and their supervisors,
  * socket helpers).
  *
  * Every task of a server keeps its state in server memory: the accept task,
@@ -13,6 +13,7 @@
 
 #include <stdatomic.h>
 
+#include "core/list.h"
 #include "core/rill_int.h"
 
 #define RILL__TCP_BATCH 64                      /* accepts per wake-up */
@@ -30,13 +31,13 @@ typedef struct rill__tcp_task {
 } rill__tcp_task;
 
 /* One connection: its supervisor task and the rill_tcp_conn the caller's
- * task sees. On the server's list of open connections from accept until
- * the fd is closed. */
+ * task sees. link holds it on the server's list of open connections from
+ * accept until the fd is closed, and on the free list otherwise. */
 typedef struct rill__tcp_slot {
     rill_gen gen; /* the supervisor */
     rill_syscall call;
     rill_tcp_conn conn;
-    struct rill__tcp_slot *prev, *next;
+    rill__list link;
     uint64_t task_id;  /* the caller's task */
     int task_alive;    /* the supervisor has not seen it end */
 } rill__tcp_slot;
@@ -58,8 +59,8 @@ struct rill_tcp_server {
      * every connection that ends. */
     rill__tcp_task acceptor, stopper;
     rill_sched_gate gate;
-    rill__tcp_slot open;   /* sentinel of the list of open connections */
-    rill__tcp_slot *free_slots;
+    rill__list open;       /* rill__tcp_slot.link of open connections */
+    rill__list free_slots; /* rill__tcp_slot.link of slots to reuse */
     rill_tcp_stats st;
 };
 

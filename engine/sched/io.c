@@ -52,15 +52,8 @@ static int rill__fds_reserve(rill_sched *s, int fd) {
         return RILL_ENOMEM;
     if (s->fds_cap)
         memcpy(fds, s->fds, s->fds_cap * sizeof *fds);
-    /* The lists' sentinels moved: relink their first and last members. */
-    for (size_t i = 0; i < s->fds_cap; i++) {
-        if (rill__list_empty(&s->fds[i].waiters)) {
-            rill__list_init(&fds[i].waiters);
-        } else {
-            fds[i].waiters.next->prev = &fds[i].waiters;
-            fds[i].waiters.prev->next = &fds[i].waiters;
-        }
-    }
+    for (size_t i = 0; i < s->fds_cap; i++) /* the lists' heads moved */
+        rill__list_moved(&fds[i].waiters, &s->fds[i].waiters);
     for (size_t i = s->fds_cap; i < cap; i++) {
         rill__list_init(&fds[i].waiters);
         fds[i].armed = 0;
@@ -73,8 +66,9 @@ static int rill__fds_reserve(rill_sched *s, int fd) {
 
 static unsigned rill__want(const rill__fdent *e) {
     unsigned want = 0;
-    for (const rill__link *l = e->waiters.next; l != &e->waiters; l = l->next)
-        want |= ((const rill__task *)(const void *)l)->call->events;
+    const rill__list *l;
+    RILL__LIST_EACH(l, &e->waiters)
+        want |= RILL__LIST_ENTRY(l, const rill__task, link)->call->events;
     return want;
 }
 
@@ -151,9 +145,9 @@ static void rill__dispatch(rill_sched *s, const struct epoll_event *ev) {
                    (ev->events & EPOLLERR ? RILL_FD_ERROR : 0u) |
                    (ev->events & (EPOLLHUP | EPOLLRDHUP) ? RILL_FD_HANGUP : 0u);
     unsigned ends_all = got & (RILL_FD_ERROR | RILL_FD_HANGUP);
-    for (rill__link *l = e->waiters.next, *next; l != &e->waiters; l = next) {
-        next = l->next;
-        rill__task *t = (rill__task *)(void *)l;
+    rill__list *l, *next;
+    RILL__LIST_EACH_SAFE(l, next, &e->waiters) {
+        rill__task *t = RILL__LIST_ENTRY(l, rill__task, link);
         unsigned mine = got & (t->call->events | ends_all);
         if (mine & RILL__FD_WANT || ends_all)
             rill__wake(s, t, (int)mine);
@@ -161,7 +155,7 @@ static void rill__dispatch(rill_sched *s, const struct epoll_event *ev) {
     if (!rill__list_empty(&e->waiters)) {
         int rc = rill__arm(s, fd, rill__want(e));
         while (rc < 0 && !rill__list_empty(&e->waiters))
-            rill__wake(s, (rill__task *)(void *)e->waiters.next, rc);
+            rill__wake(s, RILL__LIST_ENTRY(rill__list_first(&e->waiters), rill__task, link), rc);
     }
 }
 

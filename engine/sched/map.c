@@ -125,7 +125,7 @@ typedef struct rill__chunk {
 } rill__chunk;
 
 rill__task *rill__sched_task_alloc(rill_sched *s) {
-    if (!s->free_list) {
+    if (rill__list_empty(&s->free_tasks)) {
         size_t n = s->next_chunk_len ? s->next_chunk_len : RILL__CHUNK_MIN;
         size_t bytes = sizeof(rill__chunk) + n * sizeof(rill__task);
         rill__chunk *c = malloc(bytes);
@@ -135,20 +135,17 @@ rill__task *rill__sched_task_alloc(rill_sched *s) {
         s->chunks = c;
         s->chunk_bytes += bytes;
         s->next_chunk_len = n < RILL__CHUNK_MAX ? 2 * n : n;
-        for (size_t i = n; i-- > 0;) {
-            c->tasks[i].link.next = (rill__link *)s->free_list;
-            s->free_list = &c->tasks[i];
-        }
+        for (size_t i = n; i-- > 0;)
+            rill__list_push_front(&s->free_tasks, &c->tasks[i].link);
     }
-    rill__task *t = s->free_list;
-    s->free_list = (rill__task *)t->link.next;
-    return t;
+    rill__list *n = rill__list_first(&s->free_tasks);
+    rill__list_unlink(n);
+    return RILL__LIST_ENTRY(n, rill__task, link);
 }
 
 void rill__sched_task_release(rill_sched *s, rill__task *t) {
     t->gen = NULL;
-    t->link.next = (rill__link *)s->free_list;
-    s->free_list = t;
+    rill__list_push_front(&s->free_tasks, &t->link);
 }
 
 void rill__sched_tasks_free(rill_sched *s) {
@@ -157,6 +154,6 @@ void rill__sched_tasks_free(rill_sched *s) {
         free(c);
     }
     s->chunks = NULL;
-    s->free_list = NULL;
+    rill__list_init(&s->free_tasks);
     s->chunk_bytes = 0;
 }

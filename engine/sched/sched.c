@@ -28,6 +28,7 @@ RILL_API int rill_sched_new(rill_sched **out) {
     if (!s)
         return RILL_ENOMEM;
     rill__list_init(&s->ready);
+    rill__list_init(&s->free_tasks);
     s->next_id = 1;
     int rc = rill__sched_io_init(s);
     if (rc < 0) {
@@ -140,7 +141,7 @@ void rill__sched_end(rill_sched *s, rill__task *t, int status, void *value) {
     if (s->exit_fn)
         s->exit_fn(s->exit_arg, t->id, status);
     while (!rill__list_empty(&t->waiters)) {
-        rill__task *w = (rill__task *)(void *)t->waiters.next;
+        rill__task *w = RILL__LIST_ENTRY(rill__list_first(&t->waiters), rill__task, link);
         rill__list_unlink(&w->link);
         rill__sched_heap_remove(s, w);
         w->call->result = status;
@@ -176,7 +177,7 @@ RILL_API int rill_sched_kill(rill_sched *s, uint64_t id) {
 
 /* Resume the task at the front of the ready queue once. */
 static void rill__step(rill_sched *s) {
-    rill__task *t = (rill__task *)(void *)s->ready.next;
+    rill__task *t = RILL__LIST_ENTRY(rill__list_first(&s->ready), rill__task, link);
     rill__list_unlink(&t->link);
     s->nready--;
     t->state = RILL__T_RUNNING;

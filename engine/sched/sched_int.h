@@ -1,34 +1,15 @@
-/* Internals of the task scheduler (engine/sched*.c), shared by its files:
- * sched.c (tasks, run loop), sched_call.c (system calls), sched_timer.c
- * (deadline heap), sched_io.c (epoll), sched_map.c (id map, task records). */
+/* Internals of the task scheduler, shared by the files of engine/sched/:
+ * sched.c (tasks, run loop), call.c (system calls), timer.c (deadline
+ * heap), io.c (epoll), map.c (id map, task records); gate.c and owned.c
+ * use only the public API. */
 #ifndef RILL_SCHED_INT_H
 #define RILL_SCHED_INT_H
 
 #include <stdint.h>
 #include <sys/epoll.h>
 
+#include "core/list.h"
 #include "core/rill_int.h"
-
-/* Circular doubly-linked list: a task leaves any list in O(1) without
- * knowing which list holds it (a kill does not know what its target waits
- * for). An unlinked node points at itself, so unlinking twice is harmless. */
-typedef struct rill__link {
-    struct rill__link *prev, *next;
-} rill__link;
-
-static inline void rill__list_init(rill__link *h) { h->prev = h->next = h; }
-static inline int rill__list_empty(const rill__link *h) { return h->next == h; }
-static inline void rill__list_push(rill__link *h, rill__link *n) {
-    n->prev = h->prev;
-    n->next = h;
-    h->prev->next = n;
-    h->prev = n;
-}
-static inline void rill__list_unlink(rill__link *n) {
-    n->prev->next = n->next;
-    n->next->prev = n->prev;
-    n->prev = n->next = n;
-}
 
 enum {
     RILL__T_READY = 0, /* in the ready queue */
@@ -46,8 +27,8 @@ enum {
  * id map slot. link is the task's place in exactly one of: the ready queue, a
  * task's waiters, an fd's waiters, the free list of records. */
 typedef struct rill__task {
-    rill__link link;
-    rill__link waiters;        /* tasks waiting for this one to end */
+    rill__list link;
+    rill__list waiters;        /* tasks waiting for this one to end */
     rill_gen *gen;
     rill_task_free_fn free_fn;
     rill_syscall *call;        /* the call being answered; NULL after a bare yield */
@@ -59,14 +40,14 @@ typedef struct rill__task {
 } rill__task;
 
 typedef struct rill__fdent {
-    rill__link waiters;        /* tasks waiting on this fd, in call order */
+    rill__list waiters;        /* tasks waiting on this fd, in call order */
     unsigned armed;            /* RILL_FD_* the one-shot registration waits for */
 } rill__fdent;
 
 #define RILL__SCHED_EVENTS 64
 
 struct rill_sched {
-    rill__link ready;
+    rill__list ready;
     size_t nready;
     size_t live;
     uint64_t next_id;
@@ -82,7 +63,7 @@ struct rill_sched {
 
     /* Task records come from chunks, recycled through a free list. */
     void *chunks;              /* each chunk starts with the next chunk's address */
-    rill__task *free_list;
+    rill__list free_tasks;     /* records not in use, last released first */
     size_t chunk_bytes, next_chunk_len;
 
     /* Deadlines: binary min-heap of tasks on (deadline, seq). */
