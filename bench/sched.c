@@ -38,7 +38,7 @@ static int worker_body(rill_gen *g) {
     struct worker *w = RILL_CONTAINER_OF(g, struct worker, gen);
     RILL_GEN_BEGIN(g);
     for (w->i = 0; w->i < w->n; w->i++)
-        RILL_SYS_YIELD(g);
+        RILL_YIELD(g, NULL);
     RILL_GEN_END(g);
 }
 

@@ -85,7 +85,7 @@ static int hello_body(rill_gen *g) {
             hello_framer_feed(&h->fr, h->buf + h->len, (size_t)n);
             h->len += (size_t)n;
         } else if (n == -EAGAIN) {
-            RILL_TCP_READABLE(g, &h->call, h->c);
+            RILL_SYSCALL(g, rill_tcp_readable(&h->call, h->c));
             if (h->call.result < 0) { /* -ETIMEDOUT, or the wait failed */
                 if (h->call.result == -ETIMEDOUT)
                     hello_timeout(h);
@@ -111,7 +111,7 @@ static int hello_body(rill_gen *g) {
     while (h->off < h->out_len) {
         n = rill_tcp_write(h->c, h->out + h->off, h->out_len - h->off);
         if (n == -EAGAIN) {
-            RILL_TCP_WRITABLE(g, &h->call, h->c);
+            RILL_SYSCALL(g, rill_tcp_writable(&h->call, h->c));
             if (h->call.result < 0) {
                 if (h->call.result == -ETIMEDOUT)
                     hello_timeout(h);
@@ -135,7 +135,7 @@ static int hello_body(rill_gen *g) {
         while (h->drained < DRAIN_MAX) {
             n = rill_tcp_read(h->c, h->buf, h->cap);
             if (n == -EAGAIN) {
-                RILL_TCP_READABLE(g, &h->call, h->c);
+                RILL_SYSCALL(g, rill_tcp_readable(&h->call, h->c));
                 if (h->call.result < 0)
                     break;
             } else if (n <= 0) {

@@ -28,12 +28,12 @@ struct foo {
 static int foo_body(rill_gen *g) {
     struct foo *f = RILL_CONTAINER_OF(g, struct foo, gen);
     RILL_GEN_BEGIN(g);
-    RILL_SYS_GETTID(g, &f->call);
+    RILL_SYSCALL(g, rill_sys_gettid(&f->call));
     f->tid = f->call.id;
     printf("I'm foo and I am living in %" PRIu64 " process\n", f->tid);
     for (f->i = 0; f->i < 5; f->i++) {
         printf("Foo %" PRIu64 " is in %d step\n", f->tid, f->i);
-        RILL_SYS_YIELD(g);
+        RILL_YIELD(g, NULL);
     }
     RILL_GEN_END(g);
 }
@@ -59,21 +59,21 @@ struct bar {
 static int bar_body(rill_gen *g) {
     struct bar *b = RILL_CONTAINER_OF(g, struct bar, gen);
     RILL_GEN_BEGIN(g);
-    RILL_SYS_GETTID(g, &b->call);
+    RILL_SYSCALL(g, rill_sys_gettid(&b->call));
     b->tid = b->call.id;
     printf("I'm bar and I'm living in %" PRIu64 " process\n", b->tid);
     if (!(b->child = foo_new()))
         return RILL_ENOMEM;
-    RILL_SYS_SPAWN(g, &b->call, b->child, foo_free);
+    RILL_SYSCALL(g, rill_sys_spawn(&b->call, b->child, foo_free));
     if (b->call.result < 0) { /* not spawned: the child is still ours */
         foo_free(b->child);
         return b->call.result;
     }
     for (b->i = 0; b->i < 3; b->i++) {
         printf("Bar %" PRIu64 " is in %d step\n", b->tid, b->i);
-        RILL_SYS_YIELD(g);
+        RILL_YIELD(g, NULL);
     }
-    RILL_SYS_KILL(g, &b->call, 1);
+    RILL_SYSCALL(g, rill_sys_kill(&b->call, 1));
     RILL_GEN_END(g);
 }
 

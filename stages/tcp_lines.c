@@ -76,12 +76,12 @@ static int rill__tcpl_watch_body(rill_gen *g) {
     rill__tcpl *s = t->s;
     RILL_GEN_BEGIN(g);
     while (!rill__tcpl_done(s)) {
-        RILL_SYS_READABLE(g, &t->call, s->wfd);
+        RILL_SYSCALL(g, rill_sys_wait_fd(&t->call, s->wfd, RILL_FD_READABLE, RILL_SCHED_FOREVER));
         /* Cannot wait on the fds (epoll_ctl failed, e.g. ENOMEM): poll
          * them. Ending here would leave the gate up and its waiters, and so
          * rill_sched_run, waiting forever. */
         if (t->call.result < 0)
-            RILL_SYS_SLEEP(g, &t->call, RILL__TCPL_POLL_NS);
+            RILL_SYSCALL(g, rill_sys_sleep(&t->call, RILL__TCPL_POLL_NS));
         rill__tcpl_drain(s->kick);
         /* Only a room signal (also sent when the pipeline stops) opens the
          * gate: a kick alone would make every waiter retry for nothing. */

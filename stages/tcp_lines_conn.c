@@ -40,15 +40,16 @@ static void rill__tcpl_set_waiting(rill__tcpl_conn *k, bool on) {
 /* Wait until the watch has seen room (or a stop), then retry. Without a
  * gate (no memory for a task) poll instead. Lines emitted so far go on
  * first, as before every wait. */
-#define RILL__TCPL_WAIT_ROOM(g, k)                                          \
-    do {                                                                    \
-        rill__tcpl_set_waiting(k, true);                                    \
-        rill_stage_flush((k)->s->st);                                       \
-        if (rill_sched_gate_up((k)->s->sched, &(k)->s->gate) == 0) {        \
-            RILL_SYS_WAIT(g, &(k)->call, (k)->s->gate.id);                  \
-        } else {                                                            \
-            RILL_SYS_SLEEP(g, &(k)->call, RILL__TCPL_POLL_NS);              \
-        }                                                                   \
+#define RILL__TCPL_WAIT_ROOM(g, k)                                              \
+    do {                                                                        \
+        rill__tcpl_set_waiting(k, true);                                        \
+        rill_stage_flush((k)->s->st);                                           \
+        if (rill_sched_gate_up((k)->s->sched, &(k)->s->gate) == 0) {            \
+            RILL_SYSCALL(g, rill_sys_wait(&(k)->call, (k)->s->gate.id,          \
+                                          RILL_SCHED_FOREVER));                 \
+        } else {                                                                \
+            RILL_SYSCALL(g, rill_sys_sleep(&(k)->call, RILL__TCPL_POLL_NS));    \
+        }                                                                       \
     } while (0)
 
 /* Lines received but never to be delivered. */
@@ -129,7 +130,7 @@ static int rill__tcpl_conn_body(rill_gen *g) {
             /* Lines handed on before any wait: none sits in a partial batch
              * while its client is quiet (a refused emit hands them on too). */
             rill_stage_flush(s->st);
-            RILL_TCP_READABLE(g, &k->call, k->c);
+            RILL_SYSCALL(g, rill_tcp_readable(&k->call, k->c));
             if (k->call.result >= 0)
                 continue;
             k->rc = k->call.result;
@@ -147,7 +148,7 @@ static int rill__tcpl_conn_body(rill_gen *g) {
         rill__tcpl_set_waiting(k, false);
         if (k->rc < 0)
             break;
-        RILL_SYS_YIELD(g); /* fair to the other connections */
+        RILL_YIELD(g, NULL); /* fair to the other connections */
     }
     if (k->cut) {
         rill__tcpl_cut(k);

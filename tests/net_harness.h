@@ -46,9 +46,9 @@ static inline int htask_body(rill_gen *g) {
     ssize_t n;
     RILL_GEN_BEGIN(g);
     if (x->mode == H_SLEEP) {
-        RILL_SYS_SLEEP(g, &t->call, 3600 * INT64_C(1000000000));
+        RILL_SYSCALL(g, rill_sys_sleep(&t->call, 3600 * INT64_C(1000000000)));
     } else if (x->mode == H_WAIT) {
-        RILL_TCP_READABLE(g, &t->call, t->c);
+        RILL_SYSCALL(g, rill_tcp_readable(&t->call, t->c));
         x->wait_result = t->call.result;
         x->timeouts += t->call.result == -ETIMEDOUT;
     } else {
@@ -65,7 +65,7 @@ static inline int htask_body(rill_gen *g) {
             while (!memchr(t->buf + 5, '\n', t->len - 5) && t->len < sizeof t->buf) {
                 n = rill_tcp_read(t->c, t->buf + t->len, sizeof t->buf - t->len);
                 if (n == -EAGAIN) {
-                    RILL_TCP_READABLE(g, &t->call, t->c);
+                    RILL_SYSCALL(g, rill_tcp_readable(&t->call, t->c));
                     if (t->call.result == -ETIMEDOUT) {
                         x->timeouts++;
                         return 0;
@@ -88,7 +88,7 @@ static inline int htask_body(rill_gen *g) {
             n = rill_tcp_write(t->c, t->out + t->off, t->out_len - t->off);
             if (n == -EAGAIN) {
                 x->eagain++;
-                RILL_TCP_WRITABLE(g, &t->call, t->c);
+                RILL_SYSCALL(g, rill_tcp_writable(&t->call, t->c));
                 if (t->call.result == -ETIMEDOUT)
                     return 0;
             } else if (n < 0) {

@@ -26,7 +26,7 @@ struct stopper_task {
 static int stopper_body(rill_gen *g) {
     struct stopper_task *t = RILL_CONTAINER_OF(g, struct stopper_task, gen);
     RILL_GEN_BEGIN(g);
-    RILL_SYS_SLEEP(g, &t->call, MS);
+    RILL_SYSCALL(g, rill_sys_sleep(&t->call, MS));
     rill_tcp_server_stop(t->srv, t->how);
     RILL_GEN_END(g);
 }
@@ -151,7 +151,7 @@ static int saboteur_body(rill_gen *g) {
             return -errno;
         close(null);
     }
-    RILL_SYS_SLEEP(g, &t->call, 3600 * INT64_C(1000000000));
+    RILL_SYSCALL(g, rill_sys_sleep(&t->call, 3600 * INT64_C(1000000000)));
     RILL_GEN_END(g);
 }
 

@@ -106,15 +106,19 @@ struct task {
 static int task_body(rill_gen *g) {
     struct task *t = RILL_CONTAINER_OF(g, struct task, gen);
     RILL_GEN_BEGIN(g);
-    RILL_SYS_GETTID(g, &t->call);
+    RILL_SYSCALL(g, rill_sys_gettid(&t->call));
     t->tid = t->call.id;
     for (t->i = 0; t->i < t->steps; t->i++) {
         ctx_log(t->c, t->tag * 100 + t->i);
-        RILL_SYS_YIELD(g);
+        RILL_YIELD(g, NULL);
     }
     if (t->op != 0) {
-        RILL__SYS(g, &t->call, t->op, t->arg, RILL_SCHED_FOREVER, t->child, t->child_free, -1,
-                  0u);
+        /* Any op, valid or not: filled by hand, as a builder would. */
+        rill_sys_wait(&t->call, t->arg, RILL_SCHED_FOREVER);
+        t->call.op = t->op;
+        t->call.task = t->child;
+        t->call.free_fn = t->child_free;
+        RILL_SYSCALL(g, &t->call);
         t->sent_ok = RILL_SENT(g) == &t->call;
         t->answer = t->call;
         t->answered = 1;
@@ -582,7 +586,7 @@ static int meddler_body(rill_gen *g) {
     m->run_rc = rill_sched_run(m->s);
     m->kill_rc = rill_sched_kill(m->s, m->self);
     m->spawn_rc = rill_sched_spawn(m->s, &m->extra->gen, task_free, NULL);
-    RILL_SYS_YIELD(g);
+    RILL_YIELD(g, NULL);
     RILL_GEN_END(g);
 }
 
@@ -652,7 +656,7 @@ static int turn_body(rill_gen *g) {
         if (*t->clock != (uint64_t)t->j * t->n + t->k)
             (*t->wrong)++;
         (*t->clock)++;
-        RILL_SYS_YIELD(g);
+        RILL_YIELD(g, NULL);
     }
     RILL_GEN_END(g);
 }

@@ -39,7 +39,7 @@ static int fdtask_body(rill_gen *g) {
     struct fdtask *t = RILL_CONTAINER_OF(g, struct fdtask, gen);
     RILL_GEN_BEGIN(g);
     for (t->i = 0; t->i < t->times; t->i++) {
-        RILL_SYS_WAIT_FD(g, &t->call, t->fd, t->events, t->timeout);
+        RILL_SYSCALL(g, rill_sys_wait_fd(&t->call, t->fd, t->events, t->timeout));
         t->resumes++;
         t->result[t->i] = t->call.result;
         t->flag_seen[t->i] = t->flag ? atomic_load(t->flag) : 0;
@@ -80,10 +80,10 @@ static int writer_body(rill_gen *g) {
     RILL_GEN_BEGIN(g);
     for (w->r = 0; w->r < w->rounds; w->r++) {
         if (w->ns > 0) {
-            RILL_SYS_SLEEP(g, &w->call, w->ns);
+            RILL_SYSCALL(g, rill_sys_sleep(&w->call, w->ns));
         }
         for (w->i = 0; w->i < w->yields; w->i++)
-            RILL_SYS_YIELD(g);
+            RILL_YIELD(g, NULL);
         if (w->flag)
             atomic_fetch_add(w->flag, 1);
         if (w->fd >= 0 && write(w->fd, &w->byte, 1) != 1)
@@ -186,7 +186,7 @@ static int evwaiter_body(rill_gen *g) {
     struct evwaiter *e = RILL_CONTAINER_OF(g, struct evwaiter, gen);
     RILL_GEN_BEGIN(g);
     while (e->total < e->want) {
-        RILL_SYS_READABLE(g, &e->call, e->fd);
+        RILL_SYSCALL(g, rill_sys_wait_fd(&e->call, e->fd, RILL_FD_READABLE, RILL_SCHED_FOREVER));
         e->waits++;
         if (e->call.result < 0)
             return e->call.result;
@@ -247,7 +247,7 @@ static int filler_body(rill_gen *g) {
             return -errno;
         f->filled += (size_t)n;
     }
-    RILL_SYS_WRITABLE(g, &f->call, f->fd);
+    RILL_SYSCALL(g, rill_sys_wait_fd(&f->call, f->fd, RILL_FD_WRITABLE, RILL_SCHED_FOREVER));
     f->result = f->call.result;
     f->drained_seen = atomic_load(f->drained);
     RILL_GEN_END(g);
@@ -264,7 +264,7 @@ static int drainer_body(rill_gen *g) {
     struct drainer *d = RILL_CONTAINER_OF(g, struct drainer, gen);
     RILL_GEN_BEGIN(g);
     for (d->i = 0; d->i < 5; d->i++)
-        RILL_SYS_YIELD(g);
+        RILL_YIELD(g, NULL);
     atomic_store(d->drained, 1);
     for (;;) {
         char buf[65536];

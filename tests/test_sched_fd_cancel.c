@@ -32,7 +32,7 @@ static int seq_body(rill_gen *g) {
     struct seq *q = RILL_CONTAINER_OF(g, struct seq, gen);
     RILL_GEN_BEGIN(g);
     for (q->i = 0; q->i < q->n; q->i++) {
-        RILL_SYS_WAIT_FD(g, &q->call, q->fd[q->i], q->ev[q->i], q->timeout[q->i]);
+        RILL_SYSCALL(g, rill_sys_wait_fd(&q->call, q->fd[q->i], q->ev[q->i], q->timeout[q->i]));
         q->resumes++;
         q->result[q->i] = q->call.result;
         q->flag_seen[q->i] = q->flag ? *q->flag : 0;
@@ -82,9 +82,9 @@ static int script_body(rill_gen *g) {
     for (p->i = 0; p->i < p->n; p->i++) {
         const struct act *a = &p->acts[p->i];
         if (a->what == A_YIELD) {
-            RILL_SYS_YIELD(g);
+            RILL_YIELD(g, NULL);
         } else if (a->what == A_SLEEP) {
-            RILL_SYS_SLEEP(g, &p->call, a->arg);
+            RILL_SYSCALL(g, rill_sys_sleep(&p->call, a->arg));
         } else if (a->what == A_FLAG) {
             *p->flag = (int)a->arg;
         } else if (a->what == A_WRITE) {
@@ -93,7 +93,7 @@ static int script_body(rill_gen *g) {
         } else if (a->what == A_CLOSE) {
             close((int)a->arg);
         } else if (a->what == A_KILL) {
-            RILL_SYS_KILL(g, &p->call, (uint64_t)a->arg);
+            RILL_SYSCALL(g, rill_sys_kill(&p->call, (uint64_t)a->arg));
             p->kill_result = p->call.result;
         }
     }

@@ -20,7 +20,7 @@ static int waiter_body(rill_gen *g) {
     RILL_GEN_BEGIN(g);
     if (rill_sched_gate_up(w->s, w->gate) < 0)
         return RILL_ENOMEM;
-    RILL_SYS_WAIT(g, &w->call, w->gate->id);
+    RILL_SYSCALL(g, rill_sys_wait(&w->call, w->gate->id, RILL_SCHED_FOREVER));
     w->result = w->call.result;
     RILL_GEN_END(g);
 }

@@ -13,7 +13,7 @@ struct idle {
 
 static int idle_body(rill_gen *g) {
     RILL_GEN_BEGIN(g);
-    RILL_SYS_YIELD(g);
+    RILL_YIELD(g, NULL);
     RILL_GEN_END(g);
 }
 

@@ -31,7 +31,7 @@ static int sleeper_body(rill_gen *g) {
     struct sleeper *z = RILL_CONTAINER_OF(g, struct sleeper, gen);
     RILL_GEN_BEGIN(g);
     z->t0 = rill_sched_now_ns();
-    RILL_SYS_SLEEP(g, &z->call, z->ns);
+    RILL_SYSCALL(g, rill_sys_sleep(&z->call, z->ns));
     z->woke = rill_sched_now_ns();
     z->resumed++;
     z->result = z->call.result;
@@ -119,8 +119,8 @@ struct killer {
 static int killer_body(rill_gen *g) {
     struct killer *k = RILL_CONTAINER_OF(g, struct killer, gen);
     RILL_GEN_BEGIN(g);
-    RILL_SYS_SLEEP(g, &k->call, k->ns);
-    RILL_SYS_KILL(g, &k->call, k->victim);
+    RILL_SYSCALL(g, rill_sys_sleep(&k->call, k->ns));
+    RILL_SYSCALL(g, rill_sys_kill(&k->call, k->victim));
     k->result = k->call.result;
     RILL_GEN_END(g);
 }
@@ -176,11 +176,11 @@ static int waiter_body(rill_gen *g) {
     struct waiter *w = RILL_CONTAINER_OF(g, struct waiter, gen);
     RILL_GEN_BEGIN(g);
     w->t0 = rill_sched_now_ns();
-    RILL_SYS_WAIT_TIMEOUT(g, &w->call, w->target, w->timeout);
+    RILL_SYSCALL(g, rill_sys_wait(&w->call, w->target, w->timeout));
     w->t1 = rill_sched_now_ns();
     w->resumes++;
     w->first = w->call.result;
-    RILL_SYS_WAIT(g, &w->call, w->target);
+    RILL_SYSCALL(g, rill_sys_wait(&w->call, w->target, RILL_SCHED_FOREVER));
     w->resumes++;
     w->second = w->call.result;
     RILL_GEN_END(g);
@@ -272,9 +272,9 @@ struct alarm_killer {
 static int alarm_killer_body(rill_gen *g) {
     struct alarm_killer *a = RILL_CONTAINER_OF(g, struct alarm_killer, gen);
     RILL_GEN_BEGIN(g);
-    RILL_SYS_READABLE(g, &a->call, a->fd);
+    RILL_SYSCALL(g, rill_sys_wait_fd(&a->call, a->fd, RILL_FD_READABLE, RILL_SCHED_FOREVER));
     a->waited = a->call.result;
-    RILL_SYS_KILL(g, &a->call, a->victim);
+    RILL_SYSCALL(g, rill_sys_kill(&a->call, a->victim));
     a->killed = a->call.result;
     RILL_GEN_END(g);
 }

@@ -49,8 +49,7 @@ static int rill__supervise(rill_gen *g) {
     rill__tcp_slot *sl = RILL_CONTAINER_OF(g, rill__tcp_slot, gen);
     rill_tcp_server *srv = sl->conn.server;
     RILL_GEN_BEGIN(g);
-    RILL__SYS(g, &sl->call, RILL_SYS_OP_WAIT, sl->task_id, rill__until(sl->conn.deadline), NULL,
-              NULL, -1, 0u);
+    RILL_SYSCALL(g, rill_sys_wait(&sl->call, sl->task_id, rill__until(sl->conn.deadline)));
     if (rill_sched_kill(srv->s, sl->task_id) == 1 && sl->call.result == -ETIMEDOUT)
         srv->st.timed_out++;
     sl->task_alive = 0;

@@ -92,23 +92,25 @@ static int rill__accept_body(rill_gen *g) {
             }
         }
         if (rc == RILL__ACC_WAIT) {
-            RILL_SYS_WAIT_FD(g, &t->call, srv->lfd, RILL_FD_READABLE, RILL_SCHED_FOREVER);
+            RILL_SYSCALL(g, rill_sys_wait_fd(&t->call, srv->lfd, RILL_FD_READABLE,
+                                             RILL_SCHED_FOREVER));
             if (t->call.result < 0) { /* epoll_ctl failed (e.g. ENOMEM): never spin */
                 srv->st.accept_errors++;
-                RILL_SYS_SLEEP(g, &t->call, RILL__TCP_BACKOFF_NS);
+                RILL_SYSCALL(g, rill_sys_sleep(&t->call, RILL__TCP_BACKOFF_NS));
             }
         } else if (rc == RILL__ACC_BACKOFF) {
             /* Wait for a connection to end (the gate is killed), and on an
              * accept error at most 100 ms. No gate (no memory): poll. */
             if (rill_sched_gate_up(srv->s, &srv->gate) < 0) {
-                RILL_SYS_SLEEP(g, &t->call, RILL__TCP_BACKOFF_NS);
+                RILL_SYSCALL(g, rill_sys_sleep(&t->call, RILL__TCP_BACKOFF_NS));
             } else {
-                RILL_SYS_WAIT_TIMEOUT(g, &t->call, srv->gate.id,
-                                      srv->st.active >= srv->max_conns ? RILL_SCHED_FOREVER
-                                                                       : RILL__TCP_BACKOFF_NS);
+                RILL_SYSCALL(g, rill_sys_wait(&t->call, srv->gate.id,
+                                              srv->st.active >= srv->max_conns
+                                                  ? RILL_SCHED_FOREVER
+                                                  : RILL__TCP_BACKOFF_NS));
             }
         } else if (srv->st.active < srv->max_conns) {
-            RILL_SYS_YIELD(g); /* a full batch: let the connections run */
+            RILL_YIELD(g, NULL); /* a full batch: let the connections run */
         }
     }
     rill__accept_finish(srv);
@@ -150,9 +152,9 @@ static int rill__stop_body(rill_gen *g) {
             rill__stop_apply(srv, want);
             continue;
         }
-        RILL_SYS_WAIT_FD(g, &t->call, srv->efd, RILL_FD_READABLE, RILL_SCHED_FOREVER);
+        RILL_SYSCALL(g, rill_sys_wait_fd(&t->call, srv->efd, RILL_FD_READABLE, RILL_SCHED_FOREVER));
         if (t->call.result < 0) { /* cannot wait on the doorbell: poll the flag */
-            RILL_SYS_SLEEP(g, &t->call, RILL__TCP_BACKOFF_NS);
+            RILL_SYSCALL(g, rill_sys_sleep(&t->call, RILL__TCP_BACKOFF_NS));
         } else {
             uint64_t v;
             (void)!read(srv->efd, &v, sizeof v); /* EAGAIN: someone read it */

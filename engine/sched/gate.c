@@ -6,7 +6,7 @@
 static int rill__gate_body(rill_gen *g) {
     rill_sched_gate *gate = RILL_CONTAINER_OF(g, rill_sched_gate, gen);
     RILL_GEN_BEGIN(g);
-    RILL_SYS_SLEEP(g, &gate->call, INT64_MAX);
+    RILL_SYSCALL(g, rill_sys_sleep(&gate->call, INT64_MAX));
     RILL_GEN_END(g);
 }
 

@@ -7,7 +7,7 @@
  * total deadline (it kills the caller's task when the deadline passes, so
  * its on_close runs), then closes the socket and frees the slot; the
  * caller's task never closes the fd. A task waits for its socket with the
- * RILL_TCP_* macros below, which bound every wait by the idle timeout and
+ * rill_tcp_readable / rill_tcp_writable calls below, which bound every wait by the idle timeout and
  * by the deadline, so a client that trickles one byte a second is cut off
  * at the deadline, and one that sends nothing at the idle timeout.
  *
@@ -140,23 +140,28 @@ int64_t rill_tcp_wait_ns(const rill_tcp_conn *c);
 
 /* recv(2) on c's socket, retrying EINTR. Returns bytes read (> 0), 0 at end
  * of stream, -EAGAIN when nothing is there yet (wait with
- * RILL_TCP_READABLE), or another negative errno (-ECONNRESET, ...);
+ * rill_tcp_readable), or another negative errno (-ECONNRESET, ...);
  * RILL_EINVAL if len is 0 (which would read as the end of the stream). */
 ssize_t rill_tcp_read(rill_tcp_conn *c, void *buf, size_t len);
 
 /* send(2) with MSG_NOSIGNAL (a closed peer gives -EPIPE, never SIGPIPE),
  * retrying EINTR. Returns bytes written (> 0, maybe fewer than len),
- * -EAGAIN when the socket buffer is full (wait with RILL_TCP_WRITABLE), or
+ * -EAGAIN when the socket buffer is full (wait with rill_tcp_writable), or
  * another negative errno. */
 ssize_t rill_tcp_write(rill_tcp_conn *c, const void *buf, size_t len);
 
-/* Wait (yield) until c is readable / writable, at most rill_tcp_wait_ns(c).
- * Afterwards (call)->result is the events (> 0) or -ETIMEDOUT (idle
- * timeout or deadline), as RILL_SYS_WAIT_FD. */
-#define RILL_TCP_READABLE(g, call, c) \
-    RILL_SYS_WAIT_FD(g, call, (c)->fd, RILL_FD_READABLE, rill_tcp_wait_ns(c))
-#define RILL_TCP_WRITABLE(g, call, c) \
-    RILL_SYS_WAIT_FD(g, call, (c)->fd, RILL_FD_WRITABLE, rill_tcp_wait_ns(c))
+/* Fill call to wait until c is readable / writable, at most
+ * rill_tcp_wait_ns(c), and return call: make the call with
+ * RILL_SYSCALL(g, rill_tcp_readable(&state->call, c)). Afterwards
+ * call->result is the events (> 0) or -ETIMEDOUT (idle timeout or
+ * deadline), as rill_sys_wait_fd. */
+static inline rill_syscall *rill_tcp_readable(rill_syscall *call, const rill_tcp_conn *c) {
+    return rill_sys_wait_fd(call, c->fd, RILL_FD_READABLE, rill_tcp_wait_ns(c));
+}
+
+static inline rill_syscall *rill_tcp_writable(rill_syscall *call, const rill_tcp_conn *c) {
+    return rill_sys_wait_fd(call, c->fd, RILL_FD_WRITABLE, rill_tcp_wait_ns(c));
+}
 
 /* Raise this process's soft RLIMIT_NOFILE towards want (at most the hard
  * limit). Returns the soft limit in force afterwards (>= 0), or a negative

@@ -255,7 +255,7 @@ int rill_try_emit(rill_stage *st, const rill_item *item);
  *   - whenever the pipeline stops (error or abort), also if it stopped before
  *     the fd was made: the next rill_try_emit then returns the error.
  * It is meant to be waited on with sockets and timers (poll, epoll,
- * RILL_SYS_READABLE). Readiness may be spurious (room already taken, a
+ * rill_sys_wait_fd). Readiness may be spurious (room already taken, a
  * signal left from an earlier refusal): on readiness, drain it with read(),
  * then call rill_try_emit again, which re-arms it if there is still no room.
  * Drain only before retrying, never between an RILL_EAGAIN and the wait, or

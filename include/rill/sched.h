@@ -4,28 +4,29 @@
  * A task is a rill_gen generator (rill/coro.h). It runs until it yields;
  * what it yields is its request to the scheduler:
  *
- *   RILL_YIELD(g, NULL)   the seed's bare `yield`: go to the back of the
- *                         ready queue and be resumed with NULL.
- *   RILL_YIELD(g, call)   a system call: call points at a rill_syscall the
- *                         task owns (a field of its state struct). The task
- *                         is resumed with call itself (RILL_SENT(g) == call)
- *                         once the call has its answer in call->result (and
- *                         call->id / call->value where the call says so).
+ *   RILL_YIELD(g, NULL)     the seed's bare `yield`: go to the back of the
+ *                           ready queue and be resumed with NULL.
+ *   RILL_SYSCALL(g, call)   a system call: call points at a rill_syscall the
+ *                           task owns (a field of its state struct), filled
+ *                           by one of the rill_sys_* builders below. The
+ *                           task is resumed with call itself (RILL_SENT(g)
+ *                           == call) once the call has its answer in
+ *                           call->result (and call->id / call->value where
+ *                           the call says so).
  *
- * The RILL_SYS_* macros below fill the struct and yield; they are yields, so
- * the coroutine rules apply (no yield inside a `switch` of the body, state in
- * the struct). A task has at most one call in flight; the struct must stay
- * valid until the task is resumed or has ended.
+ * Both are yields, so the coroutine rules apply (no yield inside a `switch`
+ * of the body, state in the struct). A task has at most one call in flight;
+ * the struct must stay valid until the task is resumed or has ended.
  *
  *     struct foo { rill_gen gen; rill_syscall call; uint64_t tid; int i; };
  *
  *     static int foo_body(rill_gen *g) {
  *         struct foo *f = RILL_CONTAINER_OF(g, struct foo, gen);
  *         RILL_GEN_BEGIN(g);
- *         RILL_SYS_GETTID(g, &f->call);          // tid = yield GetTid()
+ *         RILL_SYSCALL(g, rill_sys_gettid(&f->call)); // tid = yield GetTid()
  *         f->tid = f->call.id;
  *         for (f->i = 0; f->i < 5; f->i++)
- *             RILL_SYS_YIELD(g);                 // yield
+ *             RILL_YIELD(g, NULL);                     // yield
  *         RILL_GEN_END(g);
  *     }
  *
@@ -169,7 +170,7 @@ void rill_sched_free(rill_sched *s);
  * run, or during run from a task body or a callback (same thread). */
 int rill_sched_spawn(rill_sched *s, rill_gen *task, rill_task_free_fn free_fn, uint64_t *id);
 
-/* Kill task id from outside a task (tasks use RILL_SYS_KILL): as the KILL
+/* Kill task id from outside a task (tasks use rill_sys_kill): as the KILL
  * call. Returns 1, 0, or RILL_ESTATE when called from a callback or body
  * for the task that is running or whose call is being answered. */
 int rill_sched_kill(rill_sched *s, uint64_t id);
@@ -210,8 +211,8 @@ typedef struct rill_sched_stats {
 int rill_sched_get_stats(const rill_sched *s, rill_sched_stats *out);
 
 /* A gate: a condition variable for tasks, made of a task that only sleeps.
- * Tasks wait for it with RILL_SYS_WAIT(g, call, gate->id) (or
- * RILL_SYS_WAIT_TIMEOUT) and resume, with result RILL_ECLOSED, when it is
+ * Tasks wait for it with RILL_SYSCALL(g, rill_sys_wait(call, gate->id,
+ * timeout)) and resume, with result RILL_ECLOSED, when it is
  * opened; opening wakes every waiter at once and costs no fd and no system
  * call of the OS. The struct is the caller's (e.g. a field of a server) and
  * must stay valid while the gate is up; id is 0 while it is down. Both
@@ -231,51 +232,95 @@ int rill_sched_gate_up(rill_sched *s, rill_sched_gate *gate);
  * next rill_sched_gate_up. Nothing if it is down. */
 void rill_sched_gate_open(rill_sched *s, rill_sched_gate *gate);
 
-/* ---- system call macros (for task bodies) --------------------------------- */
+/* ---- system calls (for task bodies) ---------------------------------------- */
 
-/* The seed's bare `yield`. */
-#define RILL_SYS_YIELD(g) RILL_YIELD(g, NULL)
+/* A task makes a call by filling its rill_syscall with one of the builders
+ * below and yielding it with RILL_SYSCALL:
+ *
+ *     RILL_SYSCALL(g, rill_sys_sleep(&f->call, 5 * 1000000));
+ *     if (f->call.result < 0) ...
+ *
+ * Each builder overwrites every field of *call (the "out" fields with 0,
+ * NULL, and fd with -1), fills the "in" fields of its op from its typed
+ * arguments, and returns call. It only fills: the call is made by the
+ * yield. call must not be NULL. */
 
-/* Fill *call and yield it. call (a rill_syscall *, e.g. &state->call) is
- * evaluated more than once. The fill sits in a block of its own so that the
- * yield's resume label does not jump past an initialization (valid C++ too). */
-#define RILL__SYS(g, call, op_, id_, ns_, task_, free_, fd_, ev_)       \
-    do {                                                                \
-        {                                                               \
-            rill_syscall *rill__c = (call);                             \
-            rill__c->op = (op_);                                        \
-            rill__c->id = (id_);                                        \
-            rill__c->ns = (ns_);                                        \
-            rill__c->task = (task_);                                    \
-            rill__c->free_fn = (free_);                                 \
-            rill__c->fd = (fd_);                                        \
-            rill__c->events = (ev_);                                    \
-            rill__c->result = 0;                                        \
-            rill__c->value = NULL;                                      \
-        }                                                               \
-        RILL_YIELD(g, (call));                                          \
-    } while (0)
+static inline rill_syscall *rill__sys_fill(rill_syscall *call, int op, uint64_t id, int64_t ns) {
+    call->op = op;
+    call->fd = -1;
+    call->events = 0;
+    call->result = 0;
+    call->id = id;
+    call->ns = ns;
+    call->task = NULL;
+    call->free_fn = NULL;
+    call->value = NULL;
+    return call;
+}
 
-#define RILL_SYS_GETTID(g, call) \
-    RILL__SYS(g, call, RILL_SYS_OP_GETTID, 0, 0, NULL, NULL, -1, 0u)
-#define RILL_SYS_SPAWN(g, call, task, free_fn) \
-    RILL__SYS(g, call, RILL_SYS_OP_SPAWN, 0, 0, task, free_fn, -1, 0u)
-#define RILL_SYS_SPAWN_WAIT(g, call, task, free_fn) \
-    RILL__SYS(g, call, RILL_SYS_OP_SPAWN_WAIT, 0, RILL_SCHED_FOREVER, task, free_fn, -1, 0u)
-#define RILL_SYS_KILL(g, call, tid) \
-    RILL__SYS(g, call, RILL_SYS_OP_KILL, tid, 0, NULL, NULL, -1, 0u)
-#define RILL_SYS_WAIT(g, call, tid) \
-    RILL__SYS(g, call, RILL_SYS_OP_WAIT, tid, RILL_SCHED_FOREVER, NULL, NULL, -1, 0u)
-#define RILL_SYS_WAIT_TIMEOUT(g, call, tid, timeout_ns) \
-    RILL__SYS(g, call, RILL_SYS_OP_WAIT, tid, timeout_ns, NULL, NULL, -1, 0u)
-#define RILL_SYS_SLEEP(g, call, duration_ns) \
-    RILL__SYS(g, call, RILL_SYS_OP_SLEEP, 0, duration_ns, NULL, NULL, -1, 0u)
-#define RILL_SYS_WAIT_FD(g, call, fd_, events_, timeout_ns) \
-    RILL__SYS(g, call, RILL_SYS_OP_WAIT_FD, 0, timeout_ns, NULL, NULL, fd_, events_)
-#define RILL_SYS_READABLE(g, call, fd_) \
-    RILL_SYS_WAIT_FD(g, call, fd_, RILL_FD_READABLE, RILL_SCHED_FOREVER)
-#define RILL_SYS_WRITABLE(g, call, fd_) \
-    RILL_SYS_WAIT_FD(g, call, fd_, RILL_FD_WRITABLE, RILL_SCHED_FOREVER)
+/* GETTID: afterwards call->id is the caller's id. */
+static inline rill_syscall *rill_sys_gettid(rill_syscall *call) {
+    return rill__sys_fill(call, RILL_SYS_OP_GETTID, 0, 0);
+}
+
+/* SPAWN task (created or suspended) with free_fn (may be NULL): afterwards
+ * call->id is its id, or call->result an error and task is still the
+ * caller's. */
+static inline rill_syscall *rill_sys_spawn(rill_syscall *call, rill_gen *task,
+                                           rill_task_free_fn free_fn) {
+    rill__sys_fill(call, RILL_SYS_OP_SPAWN, 0, 0);
+    call->task = task;
+    call->free_fn = free_fn;
+    return call;
+}
+
+/* SPAWN_WAIT: spawn task as rill_sys_spawn, then wait for it to end without
+ * a timeout, as rill_sys_wait. */
+static inline rill_syscall *rill_sys_spawn_wait(rill_syscall *call, rill_gen *task,
+                                                rill_task_free_fn free_fn) {
+    rill__sys_fill(call, RILL_SYS_OP_SPAWN_WAIT, 0, RILL_SCHED_FOREVER);
+    call->task = task;
+    call->free_fn = free_fn;
+    return call;
+}
+
+/* KILL task id. */
+static inline rill_syscall *rill_sys_kill(rill_syscall *call, uint64_t id) {
+    return rill__sys_fill(call, RILL_SYS_OP_KILL, id, 0);
+}
+
+/* WAIT for task id to end, at most timeout_ns (RILL_SCHED_FOREVER: no
+ * limit). */
+static inline rill_syscall *rill_sys_wait(rill_syscall *call, uint64_t id, int64_t timeout_ns) {
+    return rill__sys_fill(call, RILL_SYS_OP_WAIT, id, timeout_ns);
+}
+
+/* SLEEP for ns. */
+static inline rill_syscall *rill_sys_sleep(rill_syscall *call, int64_t ns) {
+    return rill__sys_fill(call, RILL_SYS_OP_SLEEP, 0, ns);
+}
+
+/* WAIT_FD: wait until fd has one of events (RILL_FD_READABLE and/or
+ * RILL_FD_WRITABLE), at most timeout_ns (RILL_SCHED_FOREVER: no limit). */
+static inline rill_syscall *rill_sys_wait_fd(rill_syscall *call, int fd, unsigned events,
+                                             int64_t timeout_ns) {
+    rill__sys_fill(call, RILL_SYS_OP_WAIT_FD, 0, timeout_ns);
+    call->fd = fd;
+    call->events = events;
+    return call;
+}
+
+/* Make the call call (a rill_syscall *, filled by a builder or by hand) and
+ * suspend until it is answered: the task resumes with RILL_SENT(g) == call
+ * and the answer in call->result (and id / value where the op says so).
+ * call is evaluated once. This is a yield, so the coroutine rules apply (no
+ * RILL_SYSCALL inside a `switch` of the body; state in the struct), and it
+ * must stay a macro: its resume point is a label in the body. The seed's
+ * bare `yield` is RILL_YIELD(g, NULL). */
+#define RILL_SYSCALL(g, call) RILL_YIELD(g, rill__syscall_arg(call))
+
+/* The type check of RILL_SYSCALL's argument. */
+static inline rill_syscall *rill__syscall_arg(rill_syscall *call) { return call; }
 
 #ifdef __cplusplus
 }
