@@ -115,4 +115,37 @@ TEST(CxxHeader, ItemCopyOwnsItsBytes) {
     rill_item_release(&it);
 }
 
+// A scheduler task written in C++: the system-call builders and the one
+// yield macro compile as C++ and the call is answered.
+struct Sleeper {
+    rill_gen gen;
+    rill_syscall call;
+    uint64_t tid;
+    int slept;
+};
+
+int sleeper_body(rill_gen *g) {
+    Sleeper *z = RILL_CONTAINER_OF(g, Sleeper, gen);
+    RILL_GEN_BEGIN(g);
+    RILL_SYSCALL(g, rill_sys_gettid(&z->call));
+    z->tid = z->call.id;
+    RILL_SYSCALL(g, rill_sys_sleep(&z->call, 1000));
+    z->slept = z->call.result == 0;
+    RILL_YIELD(g, nullptr);
+    RILL_GEN_END(g);
+}
+
+TEST(CxxHeader, SchedulerTaskMakesSystemCalls) {
+    rill_sched *s = nullptr;
+    ASSERT_EQ(rill_sched_new(&s), 0);
+    Sleeper z{};
+    uint64_t id = 0;
+    rill_gen_init(&z.gen, sleeper_body, nullptr);
+    ASSERT_EQ(rill_sched_spawn(s, &z.gen, nullptr, &id), 0);
+    EXPECT_EQ(rill_sched_run(s), 0);
+    EXPECT_EQ(z.tid, id);
+    EXPECT_EQ(z.slept, 1);
+    rill_sched_free(s);
+}
+
 }  // namespace

@@ -714,3 +714,42 @@ RILL_TEST(sched, steady_state_allocates_nothing_more) {
     CHECK_EQ(bytes[2], bytes[0]);
     rill_sched_free(c.s);
 }
+
+/* RILL_SYSCALL names its argument once in the macro text; a call built with
+ * a side effect must make it once, and the call still be answered. */
+struct once {
+    rill_gen gen;
+    rill_syscall call;
+    int built;
+    uint64_t tid;
+    int sent_ok;
+};
+
+static rill_syscall *once_build(struct once *o) {
+    o->built++;
+    return rill_sys_gettid(&o->call);
+}
+
+static int once_body(rill_gen *g) {
+    struct once *o = RILL_CONTAINER_OF(g, struct once, gen);
+    RILL_GEN_BEGIN(g);
+    RILL_SYSCALL(g, once_build(o));
+    o->sent_ok = RILL_SENT(g) == &o->call;
+    o->tid = o->call.id;
+    RILL_GEN_END(g);
+}
+
+RILL_TEST(sched, a_system_call_builds_its_request_once) {
+    rill_sched *s;
+    struct once o;
+    uint64_t id = 0;
+    memset(&o, 0, sizeof o);
+    CHECK_OK(rill_sched_new(&s));
+    rill_gen_init(&o.gen, once_body, NULL);
+    CHECK_OK(rill_sched_spawn(s, &o.gen, NULL, &id));
+    CHECK_OK(rill_sched_run(s));
+    CHECK_EQ(o.built, 1);
+    CHECK(o.sent_ok);
+    CHECK_EQ(o.tid, id);
+    rill_sched_free(s);
+}
