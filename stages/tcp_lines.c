@@ -38,21 +38,6 @@ static bool rill__tcpl_drain(int fd) {
 
 /* ---- the gate and the watch --------------------------------------------- */
 
-static void rill__tcpl_task_gone(rill_gen *g) {
-    RILL_CONTAINER_OF(g, rill__tcpl_task, gen)->id = 0;
-}
-
-static int rill__tcpl_spawn(rill__tcpl *s, rill__tcpl_task *t, rill_gen_body_fn body) {
-    if (t->id)
-        return 0;
-    t->s = s;
-    rill_gen_init(&t->gen, body, NULL);
-    int rc = rill_sched_spawn(s->sched, &t->gen, rill__tcpl_task_gone, &t->id);
-    if (rc < 0)
-        t->id = 0;
-    return rc;
-}
-
 void rill__tcpl_halt(rill__tcpl *s) {
     if (!s->halted) {
         s->halted = true;
@@ -72,8 +57,8 @@ static bool rill__tcpl_done(rill__tcpl *s) {
 }
 
 static int rill__tcpl_watch_body(rill_gen *g) {
-    rill__tcpl_task *t = RILL_CONTAINER_OF(g, rill__tcpl_task, gen);
-    rill__tcpl *s = t->s;
+    rill_sched_owned *t = RILL_CONTAINER_OF(g, rill_sched_owned, gen);
+    rill__tcpl *s = RILL_CONTAINER_OF(t, rill__tcpl, watch);
     RILL_GEN_BEGIN(g);
     while (!rill__tcpl_done(s)) {
         RILL_SYSCALL(g, rill_sys_wait_fd(&t->call, s->wfd, RILL_FD_READABLE, RILL_SCHED_FOREVER));
@@ -96,7 +81,7 @@ static int rill__tcpl_watch_body(rill_gen *g) {
 }
 
 int rill__tcpl_watch_up(rill__tcpl *s) {
-    return rill__tcpl_spawn(s, &s->watch, rill__tcpl_watch_body);
+    return rill_sched_owned_up(s->sched, &s->watch, rill__tcpl_watch_body, NULL);
 }
 
 

@@ -17,14 +17,6 @@
 
 typedef struct rill__tcpl rill__tcpl;
 
-/* The watch: state in the stage, id 0 while not alive. */
-typedef struct rill__tcpl_task {
-    rill_gen gen;
-    rill_syscall call;
-    rill__tcpl *s;
-    uint64_t id;
-} rill__tcpl_task;
-
 struct rill__tcpl {
     rill_stage *st;
     rill_sched *sched;
@@ -38,7 +30,7 @@ struct rill__tcpl {
     bool in_produce;   /* emits allowed (not in rill_pipeline_destroy) */
     bool halted;       /* the pipeline stopped: server stopped NOW */
     uint64_t live;     /* connection tasks not yet released */
-    rill__tcpl_task watch;
+    rill_sched_owned watch; /* the only reader of room_fd (tcp_lines.c) */
     rill_sched_gate gate; /* refused connections wait for it; the watch opens it */
     rill_lines_stats lstats;
     rill_tcp_lines_stats stats; /* lines, bytes, truncated: see lstats */

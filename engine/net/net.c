@@ -15,13 +15,11 @@
 
 #include "net_int.h"
 
-static void rill__task_gone(rill_gen *g) { RILL_CONTAINER_OF(g, rill__tcp_task, gen)->id = 0; }
-
 /* Nothing of the server is left but the stop task: end it. (When the stop
  * task itself is running, the kill is refused and its loop sees it.) */
 void rill__tcp_maybe_done(rill_tcp_server *srv) {
-    if (srv->accept_done && srv->st.active == 0 && srv->stopper.id)
-        rill_sched_kill(srv->s, srv->stopper.id);
+    if (srv->accept_done && srv->st.active == 0)
+        rill_sched_owned_kill(srv->s, &srv->stopper);
 }
 
 /* No more accepts. Only once nobody waits on the listener may it close. */
@@ -75,8 +73,8 @@ static int rill__accept_batch(rill_tcp_server *srv) {
 }
 
 static int rill__accept_body(rill_gen *g) {
-    rill__tcp_task *t = RILL_CONTAINER_OF(g, rill__tcp_task, gen);
-    rill_tcp_server *srv = t->srv;
+    rill_sched_owned *t = RILL_CONTAINER_OF(g, rill_sched_owned, gen);
+    rill_tcp_server *srv = RILL_CONTAINER_OF(t, rill_tcp_server, acceptor);
     int rc;
     RILL_GEN_BEGIN(g);
     while (!srv->max_accepts || srv->st.accepted < srv->max_accepts) {
@@ -119,7 +117,8 @@ static int rill__accept_body(rill_gen *g) {
 }
 
 static int rill__accept_close(rill_gen *g) {
-    rill__accept_finish(RILL_CONTAINER_OF(g, rill__tcp_task, gen)->srv);
+    rill_sched_owned *t = RILL_CONTAINER_OF(g, rill_sched_owned, gen);
+    rill__accept_finish(RILL_CONTAINER_OF(t, rill_tcp_server, acceptor));
     return 0;
 }
 
@@ -128,8 +127,7 @@ static void rill__stop_apply(rill_tcp_server *srv, int want) {
     int todo = want & ~srv->stop_done;
     srv->stop_done |= want;
     if (todo & RILL__TCP_STOP_DRAIN) {
-        if (srv->acceptor.id)
-            rill_sched_kill(srv->s, srv->acceptor.id);
+        rill_sched_owned_kill(srv->s, &srv->acceptor);
         rill__accept_finish(srv); /* also if it was killed before it ran */
     }
     if (todo & RILL__TCP_STOP_NOW) {
@@ -143,8 +141,8 @@ static void rill__stop_apply(rill_tcp_server *srv, int want) {
 }
 
 static int rill__stop_body(rill_gen *g) {
-    rill__tcp_task *t = RILL_CONTAINER_OF(g, rill__tcp_task, gen);
-    rill_tcp_server *srv = t->srv;
+    rill_sched_owned *t = RILL_CONTAINER_OF(g, rill_sched_owned, gen);
+    rill_tcp_server *srv = RILL_CONTAINER_OF(t, rill_tcp_server, stopper);
     RILL_GEN_BEGIN(g);
     while (!srv->accept_done || srv->st.active > 0) {
         int want = atomic_load(&srv->stop);
@@ -237,7 +235,6 @@ RILL_API int rill_tcp_server_new(rill_sched *s, const rill_tcp_opts *opts, rill_
     atomic_init(&srv->stop, 0);
     rill__list_init(&srv->open);
     rill__list_init(&srv->free_slots);
-    srv->acceptor.srv = srv->stopper.srv = srv;
     int rc = rill__listen(srv, &o);
     if (rc == 0) {
         srv->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -246,15 +243,12 @@ RILL_API int rill_tcp_server_new(rill_sched *s, const rill_tcp_opts *opts, rill_
     }
     /* The stop task first: a stop requested before the run is carried out
      * before the first accept. */
+    if (rc == 0)
+        rc = rill_sched_owned_up(s, &srv->stopper, rill__stop_body, NULL);
     if (rc == 0) {
-        rill_gen_init(&srv->stopper.gen, rill__stop_body, NULL);
-        rc = rill_sched_spawn(s, &srv->stopper.gen, rill__task_gone, &srv->stopper.id);
-    }
-    if (rc == 0) {
-        rill_gen_init(&srv->acceptor.gen, rill__accept_body, rill__accept_close);
-        rc = rill_sched_spawn(s, &srv->acceptor.gen, rill__task_gone, &srv->acceptor.id);
+        rc = rill_sched_owned_up(s, &srv->acceptor, rill__accept_body, rill__accept_close);
         if (rc < 0)
-            rill_sched_kill(s, srv->stopper.id);
+            rill_sched_owned_kill(s, &srv->stopper);
     }
     if (rc < 0) {
         rill_tcp_server_free(srv);

@@ -22,14 +22,6 @@
 /* Stop requests (rill_tcp_server.stop; what the stop task has done). */
 enum { RILL__TCP_STOP_DRAIN = 1, RILL__TCP_STOP_NOW = 2 };
 
-/* One of the server's own tasks. id 0: not alive. */
-typedef struct rill__tcp_task {
-    rill_gen gen;
-    rill_syscall call;
-    rill_tcp_server *srv;
-    uint64_t id;
-} rill__tcp_task;
-
 /* One connection: its supervisor task and the rill_tcp_conn the caller's
  * task sees. link holds it on the server's list of open connections from
  * accept until the fd is closed, and on the free list otherwise. */
@@ -57,7 +49,7 @@ struct rill_tcp_server {
     /* The accept task; the stop task; the gate (rill/sched.h) the accept
      * task waits for while it waits for a connection to end, opened by
      * every connection that ends. */
-    rill__tcp_task acceptor, stopper;
+    rill_sched_owned acceptor, stopper;
     rill_sched_gate gate;
     rill__list open;       /* rill__tcp_slot.link of open connections */
     rill__list free_slots; /* rill__tcp_slot.link of slots to reuse */

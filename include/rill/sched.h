@@ -210,18 +210,43 @@ typedef struct rill_sched_stats {
 /* Snapshot of s's counters. Returns 0. */
 int rill_sched_get_stats(const rill_sched *s, rill_sched_stats *out);
 
-/* A gate: a condition variable for tasks, made of a task that only sleeps.
- * Tasks wait for it with RILL_SYSCALL(g, rill_sys_wait(call, gate->id,
- * timeout)) and resume, with result RILL_ECLOSED, when it is
+/* An owned task: a task whose state is a field of the struct that owns it
+ * (a server, a stage), which starts it when needed and may find it gone.
+ * id is its id while it lives and 0 otherwise: never started, failed to
+ * spawn, or ended (the scheduler zeroes id when it releases the task, in
+ * every way a task ends, rill_sched_free included). The body reaches its
+ * owner by container-of twice:
+ *
+ *     rill_sched_owned *t = RILL_CONTAINER_OF(g, rill_sched_owned, gen);
+ *     struct server *srv = RILL_CONTAINER_OF(t, struct server, acceptor);
+ *
+ * and makes its calls with t->call. The struct must stay valid, and must
+ * not move, while id is not 0. Everything runs on the scheduler's thread. */
+typedef struct rill_sched_owned {
+    rill_gen gen;      /* private */
+    rill_syscall call; /* the task's own system call */
+    uint64_t id;       /* the live task; 0: none */
+} rill_sched_owned;
+
+/* Start t running body (with on_close, may be NULL) on s, unless it is
+ * alive already (id not 0), in which case nothing changes. Returns 0, or an
+ * error of rill_sched_spawn (RILL_ENOMEM) with id 0 and nothing started. */
+int rill_sched_owned_up(rill_sched *s, rill_sched_owned *t, rill_gen_body_fn body,
+                        rill_gen_close_fn on_close);
+
+/* Kill t if it is alive, as rill_sched_kill (its on_close runs and id
+ * becomes 0); nothing if it is not. Returns rill_sched_kill's answer, 0 when
+ * it is not alive. */
+int rill_sched_owned_kill(rill_sched *s, rill_sched_owned *t);
+
+/* A gate: a condition variable for tasks, made of an owned task that only
+ * sleeps. Tasks wait for it with RILL_SYSCALL(g, rill_sys_wait(call,
+ * gate->id, timeout)) and resume, with result RILL_ECLOSED, when it is
  * opened; opening wakes every waiter at once and costs no fd and no system
  * call of the OS. The struct is the caller's (e.g. a field of a server) and
  * must stay valid while the gate is up; id is 0 while it is down. Both
  * functions run on the scheduler's thread. */
-typedef struct rill_sched_gate {
-    rill_gen gen;     /* private */
-    rill_syscall call; /* private */
-    uint64_t id;      /* the task to wait for; 0: the gate is down */
-} rill_sched_gate;
+typedef rill_sched_owned rill_sched_gate;
 
 /* Put gate up on s if it is down (spawn its task); the id to wait for is
  * then gate->id. Returns 0, or an error of rill_sched_spawn (RILL_ENOMEM):
