@@ -49,7 +49,7 @@ void rill__tcpl_halt(rill__tcpl *s) {
 static bool rill__tcpl_done(rill__tcpl *s) {
     if (s->live)
         return false;
-    if (__atomic_load_n(&s->stop_req, __ATOMIC_ACQUIRE) || s->halted)
+    if (atomic_load(&s->stop_req) || s->halted)
         return true;
     rill_tcp_stats ts;
     rill_tcp_server_get_stats(s->srv, &ts);
@@ -152,6 +152,7 @@ RILL_API int rill_tcp_lines_add(rill_pipeline *p, const char *name, const rill_t
     if (!s)
         return RILL_ENOMEM;
     s->lo = lo;
+    atomic_init(&s->stop_req, 0);
     s->max_accepts = to.max_accepts;
     s->room_fd = -1;
     s->kick = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -184,7 +185,8 @@ RILL_API void rill_tcp_lines_stop(rill_stage *st, int how) {
     if (!s)
         return;
     int saved = errno; /* a signal handler must leave errno as it found it */
-    __atomic_fetch_or(&s->stop_req, how == RILL_TCP_STOP_NOW ? 2 : 1, __ATOMIC_RELEASE);
+    atomic_fetch_or(&s->stop_req,
+                    how == RILL_TCP_STOP_NOW ? RILL_TCP_STOP_NOW : RILL_TCP_STOP_DRAIN);
     rill_tcp_server_stop(s->srv, how);
     rill__tcpl_kick(s);
     errno = saved;

@@ -8,6 +8,8 @@
 #ifndef RILL_TCP_LINES_INT_H
 #define RILL_TCP_LINES_INT_H
 
+#include <stdatomic.h>
+
 #include "lines_int.h"
 
 /* A connection with no memory for a gate polls for room this often. */
@@ -26,7 +28,7 @@ struct rill__tcpl {
     int room_fd;       /* the pipeline's; -1 until produce asks for it */
     int kick;          /* ours: stop requests, ended connections */
     int wfd;           /* ours: epoll set of room_fd and kick */
-    int stop_req;      /* atomic: RILL_TCP_STOP_* bits + 1 requested */
+    _Atomic int stop_req; /* RILL_TCP_STOP_* requested, or-ed; 0: none */
     bool in_produce;   /* emits allowed (not in rill_pipeline_destroy) */
     bool halted;       /* the pipeline stopped: server stopped NOW */
     uint64_t live;     /* connection tasks not yet released */

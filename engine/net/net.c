@@ -122,15 +122,16 @@ static int rill__accept_close(rill_gen *g) {
     return 0;
 }
 
-/* Carry out what rill_tcp_server_stop asked for and was not done yet. */
+/* Carry out what rill_tcp_server_stop asked for (want, a RILL_TCP_STOP_*
+ * level) and was not done yet. */
 static void rill__stop_apply(rill_tcp_server *srv, int want) {
-    int todo = want & ~srv->stop_done;
+    int done = srv->stop_done;
     srv->stop_done |= want;
-    if (todo & RILL__TCP_STOP_DRAIN) {
+    if (want >= RILL_TCP_STOP_DRAIN && done < RILL_TCP_STOP_DRAIN) {
         rill_sched_owned_kill(srv->s, &srv->acceptor);
         rill__accept_finish(srv); /* also if it was killed before it ran */
     }
-    if (todo & RILL__TCP_STOP_NOW) {
+    if (want >= RILL_TCP_STOP_NOW && done < RILL_TCP_STOP_NOW) {
         rill__list *n, *next;
         RILL__LIST_EACH_SAFE(n, next, &srv->open) {
             rill__tcp_slot *sl = RILL__LIST_ENTRY(n, rill__tcp_slot, link);
@@ -146,7 +147,7 @@ static int rill__stop_body(rill_gen *g) {
     RILL_GEN_BEGIN(g);
     while (!srv->accept_done || srv->st.active > 0) {
         int want = atomic_load(&srv->stop);
-        if (want & ~srv->stop_done) {
+        if (want > srv->stop_done) {
             rill__stop_apply(srv, want);
             continue;
         }
@@ -165,9 +166,7 @@ RILL_API void rill_tcp_server_stop(rill_tcp_server *srv, int how) {
     if (!srv)
         return;
     int saved = errno; /* a signal handler must leave errno as it found it */
-    atomic_fetch_or(&srv->stop, how == RILL_TCP_STOP_NOW
-                                    ? RILL__TCP_STOP_DRAIN | RILL__TCP_STOP_NOW
-                                    : RILL__TCP_STOP_DRAIN);
+    atomic_fetch_or(&srv->stop, how == RILL_TCP_STOP_NOW ? RILL_TCP_STOP_NOW : RILL_TCP_STOP_DRAIN);
     uint64_t one = 1;
     ssize_t w = write(srv->efd, &one, sizeof one);
     (void)w; /* EAGAIN: the counter is full, so the stop task is awake */

@@ -19,9 +19,6 @@
 #define RILL__TCP_BATCH 64                      /* accepts per wake-up */
 #define RILL__TCP_BACKOFF_NS INT64_C(100000000) /* EMFILE and the like */
 
-/* Stop requests (rill_tcp_server.stop; what the stop task has done). */
-enum { RILL__TCP_STOP_DRAIN = 1, RILL__TCP_STOP_NOW = 2 };
-
 /* One connection: its supervisor task and the rill_tcp_conn the caller's
  * task sees. link holds it on the server's list of open connections from
  * accept until the fd is closed, and on the free list otherwise. */
@@ -43,8 +40,9 @@ struct rill_tcp_server {
     unsigned max_conns;
     uint64_t max_accepts;
     int64_t idle_ns, deadline_ns;
-    atomic_int stop;   /* RILL__TCP_STOP_* requested (any thread, signals) */
-    int stop_done;     /* RILL__TCP_STOP_* the stop task has carried out */
+    _Atomic int stop;  /* RILL_TCP_STOP_* requested, or-ed; 0: none (any
+                          thread, signal handlers) */
+    int stop_done;     /* RILL_TCP_STOP_* the stop task has carried out */
     int accept_done;   /* no more accepts: the listener is closed */
     /* The accept task; the stop task; the gate (rill/sched.h) the accept
      * task waits for while it waits for a connection to end, opened by

@@ -1,7 +1,7 @@
 /* Internals of the task scheduler, shared by the files of engine/sched/:
  * sched.c (tasks, run loop), call.c (system calls), timer.c (deadline
- * heap), io.c (epoll), map.c (id map, task records); gate.c and owned.c
- * use only the public API. */
+ * heap), io.c (epoll), map.c (id map, task records); gate.c (owned tasks,
+ * gates) uses only the public API. */
 #ifndef RILL_SCHED_INT_H
 #define RILL_SCHED_INT_H
 

@@ -97,16 +97,18 @@ int rill_tcp_server_new(rill_sched *s, const rill_tcp_opts *opts, rill_tcp_conn_
 /* The port the server listens on (the one chosen when opts->port was 0). */
 uint16_t rill_tcp_server_port(const rill_tcp_server *srv);
 
-/* How a server stops (rill_tcp_server_stop). */
+/* How a server (or a TCP line source) stops. The values are levels whose
+ * bits nest (NOW holds DRAIN's), so the engine records requests by or-ing
+ * them and a later, harder stop adds to an earlier one. */
 enum {
-    RILL_TCP_STOP_DRAIN = 0, /* stop accepting; connections finish (within
+    RILL_TCP_STOP_DRAIN = 1, /* stop accepting; connections finish (within
                                 their deadline) */
-    RILL_TCP_STOP_NOW = 1    /* also kill every connection's task now (its
+    RILL_TCP_STOP_NOW = 3    /* also kill every connection's task now (its
                                 on_close runs: e.g. deliver a partial line) */
 };
 
 /* Stop srv: close the listening socket and end the server's tasks as how
- * says. Only atomic stores and a write(2) to an eventfd: callable from any
+ * (RILL_TCP_STOP_*; any other value means DRAIN) says. Only atomic stores and a write(2) to an eventfd: callable from any
  * thread and from a signal handler. Stopping twice is harmless; NOW after
  * DRAIN kills what is left. */
 void rill_tcp_server_stop(rill_tcp_server *srv, int how);
