@@ -30,12 +30,11 @@
  * Rules of the technique, and how each mistake is reported:
  *  - Local variables do not survive a RILL_YIELD: keep everything that must
  *    live across a yield in the state struct. A local whose scope spans a
- *    yield (`for (int i = 0; ...) RILL_YIELD(...)`) is reported by gcc
- *    ("switch jumps over variable initialization": a warning inside bodies,
- *    an error under -Werror) and by clang ("variable is uninitialized when
- *    used": an error inside bodies), both pointing at the line of coro.h
- *    that states the rule. A temporary used only before a yield goes in a
- *    { block } that closes before it.
+ *    yield (`for (int i = 0; ...) RILL_YIELD(...)`) is a compile error
+ *    inside bodies, with gcc ("switch jumps over variable initialization",
+ *    pointing at the line of coro.h that states the rule) and clang
+ *    ("variable 'i' is uninitialized when used here", at the use). A
+ *    temporary used only before a yield goes in a { block } closed before it.
  *  - A RILL_YIELD / RILL_YIELD_FROM may not sit inside a `switch` statement
  *    of the body: its hidden `case` label would belong to the inner switch.
  *    Use if/else chains around yields. The compiler sees it only when the
@@ -136,12 +135,11 @@ rill_gen_status rill_gen_status_of(const rill_gen *g);
 #define RILL__GEN_DELEGATE 2
 
 /* Inside a body (between BEGIN and END only) a local held across a yield is
- * reported: clang's use of an uninitialized local is an error there (it is
- * exact: only a local read after the resume); gcc can only see the resume
- * switch jump over a local's initialization, which also flags a local that
- * merely shares a block with a yield, so it is a warning (an error under
- * -Werror): move such a local into a { block } that ends before the yield. The pragmas are scoped by push/pop so the rest of a
- * file keeps its own warning settings. */
+ * a compile error: clang's use of an uninitialized local (exact: only a
+ * local read after the resume), and gcc's resume switch jumping over a
+ * local's initialization, which also refuses a local that merely shares a
+ * block with a yield: give such a local a { block } that ends before the
+ * yield. push/pop keep the rest of the file's warning settings. */
 #if defined(__clang__)
 #define RILL__GEN_STRICT_ON                                              \
     _Pragma("clang diagnostic push")                                     \
@@ -151,7 +149,7 @@ rill_gen_status rill_gen_status_of(const rill_gen *g);
 #elif defined(__GNUC__) && !defined(__cplusplus)
 #define RILL__GEN_STRICT_ON                                              \
     _Pragma("GCC diagnostic push")                                       \
-    _Pragma("GCC diagnostic warning \"-Wjump-misses-init\"")
+    _Pragma("GCC diagnostic error \"-Wjump-misses-init\"")
 #define RILL__GEN_STRICT_OFF _Pragma("GCC diagnostic pop")
 #else /* C++ compilers refuse a jump over an initialization by themselves */
 #define RILL__GEN_STRICT_ON
