@@ -3,6 +3,10 @@
 
 #include "rill.h"
 
+#ifndef RILL_DATA_DIR /* set by rill's build; copied out of the tree, run it from */
+#define RILL_DATA_DIR "data" /* the repository root or pass the log as argv[1] */
+#endif
+
 int main(int argc, char **argv) {
     const char *ips[] = {"83.149.9.216", "93.114.45.13", "207.241.237.101"};
     rill_pipeline *p = NULL;

@@ -6,6 +6,7 @@
 #include "rill/error.h"
 #include "rill/coro.h"
 #include "rill/item.h"
+#include "rill/fields.h"
 #include "rill/pipeline.h"
 #include "rill/lines.h"
 #include "rill/stages.h"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install a configured and built rill into a temporary prefix and prove that
 # a program built only with `pkg-config --cflags --libs rill` compiles in strict
-# C11, links through the soname (librill.so.0) and runs.
+# C11, links through the soname (librill.so.0) and runs; then that the
+# README's example builds out of the tree and prints what the README shows.
 # Usage: scripts/install_check.sh BUILD_DIR
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -51,4 +52,20 @@ readelf -d "$exe" | grep -q 'NEEDED.*\[librill\.so\.0\]' || fail "program does n
 out=$(LD_LIBRARY_PATH=$libdir "$exe") || fail "installed program failed"
 echo "$out"
 [ "$out" = "rill $(pkg-config --modversion rill) installed and working" ] || fail "unexpected output"
+
+# The README's example, as a user copies it: taken from README.md, built out
+# of the tree (no RILL_DATA_DIR from rill's build) with only pkg-config's
+# flags, run from the repository root through LD_LIBRARY_PATH as the README
+# says, and its output compared with the output the README shows.
+app=$prefix/readme_app
+awk '/^## A pipeline in C/{s=1} s&&/^```c$/{c=1; next} c&&/^```$/{exit} c' "$root/README.md" >"$app.c"
+grep -q 'int main' "$app.c" || fail "no C program found in README.md's 'A pipeline in C'"
+# shellcheck disable=SC2086
+cc -std=c11 -Wall -Wextra -Wpedantic -Werror "$app.c" $flags -o "$app" ||
+    fail "the README's example does not compile out of the tree"
+want=$(awk '/^\$ build-ci-release\/readme_pipeline$/{s=1; next} s&&/^```$/{exit} s' "$root/README.md")
+[ -n "$want" ] || fail "no expected output found in README.md"
+got=$(cd "$root" && LD_LIBRARY_PATH=$libdir "$app") || fail "the README's example failed"
+echo "$got"
+[ "$got" = "$want" ] || fail "the README's example printed other counts than README.md shows"
 echo "install check: ok"

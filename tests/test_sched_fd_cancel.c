@@ -80,7 +80,8 @@ static int script_body(rill_gen *g) {
     struct script *p = RILL_CONTAINER_OF(g, struct script, gen);
     RILL_GEN_BEGIN(g);
     for (p->i = 0; p->i < p->n; p->i++) {
-        const struct act *a = &p->acts[p->i];
+        const struct act *a; /* set, not initialized: a local beside a yield (coro.h) */
+        a = &p->acts[p->i];
         if (a->what == A_YIELD) {
             RILL_YIELD(g, NULL);
         } else if (a->what == A_SLEEP) {

@@ -146,10 +146,12 @@ static int rill__stop_body(rill_gen *g) {
     rill_tcp_server *srv = RILL_CONTAINER_OF(t, rill_tcp_server, stopper);
     RILL_GEN_BEGIN(g);
     while (!srv->accept_done || srv->st.active > 0) {
-        int want = atomic_load(&srv->stop);
-        if (want > srv->stop_done) {
-            rill__stop_apply(srv, want);
-            continue;
+        { /* a block: no local may share its scope with a yield (coro.h) */
+            int want = atomic_load(&srv->stop);
+            if (want > srv->stop_done) {
+                rill__stop_apply(srv, want);
+                continue;
+            }
         }
         RILL_SYSCALL(g, rill_sys_wait_fd(&t->call, srv->efd, RILL_FD_READABLE, RILL_SCHED_FOREVER));
         if (t->call.result < 0) { /* cannot wait on the doorbell: poll the flag */

@@ -27,12 +27,20 @@
  *         RILL_GEN_END(g);
  *     }
  *
- * Rules of the technique (the compiler cannot check them all):
+ * Rules of the technique, and how each mistake is reported:
  *  - Local variables do not survive a RILL_YIELD: keep everything that must
- *    live across a yield in the state struct.
+ *    live across a yield in the state struct. A local whose scope spans a
+ *    yield (`for (int i = 0; ...) RILL_YIELD(...)`) is a compile error
+ *    inside bodies, with gcc ("switch jumps over variable initialization",
+ *    pointing at the line of coro.h that states the rule) and clang
+ *    ("variable 'i' is uninitialized when used here", at the use). A
+ *    temporary used only before a yield goes in a { block } closed before it.
  *  - A RILL_YIELD / RILL_YIELD_FROM may not sit inside a `switch` statement
  *    of the body: its hidden `case` label would belong to the inner switch.
- *    Use if/else chains around yields.
+ *    Use if/else chains around yields. The compiler sees it only when the
+ *    hidden label collides ("duplicate case value", pointing at the rule
+ *    line); otherwise it is caught at run time: resuming at such a yield
+ *    ends the generator with RILL_ENOTSUP instead of running wrong code.
  *  - Exactly one RILL_GEN_BEGIN ... RILL_GEN_END pair per body.
  *
  * Thread-safety: a generator is not thread-safe; one thread at a time may
@@ -43,6 +51,8 @@
 
 #include <stddef.h>
 #include <stdbool.h>
+
+#include "rill/error.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -124,7 +134,35 @@ rill_gen_status rill_gen_status_of(const rill_gen *g);
 #define RILL__GEN_YIELD 1
 #define RILL__GEN_DELEGATE 2
 
-#define RILL_GEN_BEGIN(g) switch ((g)->rill__pc) { case 0:
+/* Inside a body (between BEGIN and END only) a local held across a yield is
+ * a compile error: clang's use of an uninitialized local (exact: only a
+ * local read after the resume), and gcc's resume switch jumping over a
+ * local's initialization, which also refuses a local that merely shares a
+ * block with a yield: give such a local a { block } that ends before the
+ * yield. push/pop keep the rest of the file's warning settings. */
+#if defined(__clang__)
+#define RILL__GEN_STRICT_ON                                              \
+    _Pragma("clang diagnostic push")                                     \
+    _Pragma("clang diagnostic error \"-Wuninitialized\"")               \
+    _Pragma("clang diagnostic error \"-Wsometimes-uninitialized\"")
+#define RILL__GEN_STRICT_OFF _Pragma("clang diagnostic pop")
+#elif defined(__GNUC__) && !defined(__cplusplus)
+#define RILL__GEN_STRICT_ON                                              \
+    _Pragma("GCC diagnostic push")                                       \
+    _Pragma("GCC diagnostic error \"-Wjump-misses-init\"")
+#define RILL__GEN_STRICT_OFF _Pragma("GCC diagnostic pop")
+#else /* C++ compilers refuse a jump over an initialization by themselves */
+#define RILL__GEN_STRICT_ON
+#define RILL__GEN_STRICT_OFF
+#endif
+
+/* The default label catches a resume point that the switch cannot see: a
+ * yield that sat inside a switch of the body (its case belongs to that one). */
+#define RILL_GEN_BEGIN(g)                                                \
+    RILL__GEN_STRICT_ON                                                  \
+    switch ((g)->rill__pc) {                                             \
+    default: return RILL_ENOTSUP;                                        \
+    case 0:
 
 /* Suspend, handing v (any pointer) to the caller of next/send. */
 #define RILL_YIELD(g, v) RILL__YIELD_AT(g, v, __COUNTER__ + 1)
@@ -133,7 +171,7 @@ rill_gen_status rill_gen_status_of(const rill_gen *g);
         (g)->rill__pc = (n);                                             \
         (g)->rill__val = (void *)(v);                                    \
         return RILL__GEN_YIELD;                                          \
-        case (n):;                                                       \
+        case (n):; /* RULE: no local lives across a yield; no yield in a switch */ \
     } while (0)
 
 /* The value the generator was resumed with: after RILL_YIELD, what the
@@ -156,7 +194,7 @@ rill_gen_status rill_gen_status_of(const rill_gen *g);
         (g)->rill__pc = (n);                                             \
         (g)->rill__sub = (sub);                                          \
         return RILL__GEN_DELEGATE;                                       \
-        case (n):;                                                       \
+        case (n):; /* RULE: no local lives across a yield; no yield in a switch */ \
     } while (0)
 
 /* Finish with a return value (StopIteration.value / result of yield from). */
@@ -168,6 +206,7 @@ rill_gen_status rill_gen_status_of(const rill_gen *g);
 
 #define RILL_GEN_END(g)                                                  \
     }                                                                    \
+    RILL__GEN_STRICT_OFF                                                 \
     (g)->rill__val = NULL;                                               \
     return 0
 

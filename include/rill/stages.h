@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "rill/coro.h"
+#include "rill/fields.h"
 #include "rill/pipeline.h"
 
 #ifdef __cplusplus
@@ -106,6 +108,67 @@ int rill_collect_items(const rill_stage *st, const rill_item **items, size_t *n)
  * not closed. */
 int rill_print_add(rill_pipeline *p, const char *name, int fd,
                    const rill_stage_opts *opts, rill_stage **out);
+
+/* ---- split: one item in, one item per field out --------------------------- */
+/* Emits each field of every item, split on the byte sep, or with
+ * RILL_FIELDS_WHITESPACE on runs of whitespace (tokenize; rill/fields.h has
+ * the flags and what counts as a field). Each field is a slice of its item
+ * (same owner): nothing is copied, nothing allocated per item. RILL_EINVAL
+ * for an unknown flag. */
+int rill_split_add(rill_pipeline *p, const char *name, char sep, unsigned flags,
+                   const rill_stage_opts *opts, rill_stage **out);
+
+/* ---- your own stage with state, in one call ---------------------------------- */
+/* rill_stage_add with a zeroed state of state_size bytes (aligned for any
+ * type) that the pipeline allocates, and frees after ops->destroy at
+ * rill_pipeline_destroy: ops->destroy, if set, releases what the state
+ * holds, never the state itself. Read the state with rill_stage_state(*out)
+ * (in C no cast is needed: `struct avg *a = rill_stage_state(st);`) and
+ * fill in its settings before the pipeline starts. On failure nothing is
+ * allocated and *out is NULL. rill_stage_ops_of() of such a stage returns
+ * the pipeline's copy of ops, not ops itself. Returns what rill_stage_add
+ * returns, RILL_EINVAL for NULL or a state over 2^40 bytes, or RILL_ENOMEM. */
+int rill_stage_add_new(rill_pipeline *p, const char *name, const rill_stage_ops *ops,
+                       size_t state_size, const rill_stage_opts *opts, rill_stage **out);
+
+/* ---- generators as stages (rill/coro.h) ------------------------------------ */
+/* A generator as a source: each value it yields is a `const rill_item *`,
+ * emitted, then the generator is resumed (NULL yields are skipped). The item
+ * is borrowed until the generator is resumed, like any emitted item (owner
+ * NULL means it must stay valid until the pipeline is destroyed, see
+ * rill/item.h; an item in the generator's state that it overwrites needs an
+ * owner, or a copy, before it crosses to a threaded stage). Exhaustion ends
+ * the source; an error of the body fails the pipeline with it.
+ *
+ * g must be initialized (rill_gen_init) and never started: RILL_EINVAL
+ * otherwise. Its memory is the caller's, but from a successful add the
+ * pipeline drives it: at rill_pipeline_destroy a generator left suspended
+ * (error, abort) is closed (its on_close runs once), then destroy(g) is
+ * called if not NULL (to free the memory holding g). On failure nothing is
+ * kept. */
+int rill_gen_source_add(rill_pipeline *p, const char *name, rill_gen *g,
+                        void (*destroy)(rill_gen *g), const rill_stage_opts *opts,
+                        rill_stage **out);
+
+/* A stage whose body is a generator that receives items with send, as the
+ * seed's @coroutine stages do (ownership of g as for rill_gen_source_add):
+ *
+ *  - the body yields NULL to ask for the next item, and reads it with
+ *    RILL_SENT(g) as a `const rill_item *`, valid until the body next yields
+ *    NULL (it is borrowed for the stage's send call);
+ *  - the body yields a `const rill_item *` to emit it (borrowed as for
+ *    rill_emit); it is resumed, with NULL, once the emit returned 0;
+ *  - at end of stream the body is resumed with NULL where it asked for an
+ *    item: it may emit totals, and should return. A body still asking for
+ *    items after that is closed (on_close runs), as Python's close().
+ *
+ * The generator is first resumed (primed) with the first item or the end of
+ * stream, on the stage's own thread. A body that returns before the end of
+ * stream fails the pipeline (RILL_ESTATE) at the next item; an error
+ * returned by the body fails it with that error. */
+int rill_gen_stage_add(rill_pipeline *p, const char *name, rill_gen *g,
+                       void (*destroy)(rill_gen *g), const rill_stage_opts *opts,
+                       rill_stage **out);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,65 @@
+/* gen_status — requests per HTTP status of an access log, written as
+ * generators: the counting stage is a generator fed with send (the seed's
+ * @coroutine), and at end of stream it hands its report over to a
+ * sub-generator with yield from.   gen_status [LOG] */
+#include <stdio.h>
+
+#include "rill.h"
+
+struct report { rill_gen gen; const uint64_t *n; unsigned code; char text[32]; rill_item item; };
+struct counter { rill_gen gen; uint64_t n[1000]; uint64_t bad; struct report report; };
+
+/* Yields "CODE COUNT" for every status seen, in code order. */
+static int report_body(rill_gen *g) {
+    struct report *r = RILL_CONTAINER_OF(g, struct report, gen);
+    RILL_GEN_BEGIN(g);
+    for (r->code = 0; r->code < 1000; r->code++) {
+        if (!r->n[r->code]) continue;
+        r->item = rill_item_static(r->text, (size_t)snprintf(r->text, sizeof r->text, "%u %llu",
+                                   r->code, (unsigned long long)r->n[r->code]));
+        RILL_YIELD(g, &r->item);
+    }
+    RILL_GEN_END(g);
+}
+
+static void count_line(struct counter *c, const rill_item *line) {
+    rill_item f;
+    uint64_t code;
+    if (rill_field_nth(line, ' ', 0, 8, &f) || rill_item_u64(&f, &code, NULL) || code >= 1000)
+        c->bad++;
+    else
+        c->n[code]++;
+}
+
+/* Receives lines (yield NULL = "the next one, please"); NULL means the end. */
+static int counter_body(rill_gen *g) {
+    struct counter *c = RILL_CONTAINER_OF(g, struct counter, gen);
+    RILL_GEN_BEGIN(g);
+    for (;;) {
+        RILL_YIELD(g, NULL);
+        if (!RILL_SENT(g)) break;
+        count_line(c, RILL_SENT(g));
+    }
+    c->report.n = c->n;
+    rill_gen_init(&c->report.gen, report_body, NULL);
+    RILL_YIELD_FROM(g, &c->report.gen);
+    RILL_GEN_END(g);
+}
+
+int main(int argc, char **argv) {
+    static struct counter c; /* lives until the pipeline is destroyed */
+    rill_pipeline *p = NULL;
+    rill_stage *src, *count, *print;
+    rill_gen_init(&c.gen, counter_body, NULL);
+    int rc = rill_pipeline_new(&p, "gen_status");
+    if (!rc) rc = rill_lines_file_add(p, "lines", argc > 1 ? argv[1] : "data/apache_logs", NULL, NULL, &src);
+    if (!rc) rc = rill_gen_stage_add(p, "count", &c.gen, NULL, NULL, &count);
+    if (!rc) rc = rill_print_add(p, "print", 1, NULL, &print);
+    if (!rc) rc = rill_connect(src, count);
+    if (!rc) rc = rill_connect(count, print);
+    if (!rc) rc = rill_pipeline_run(p);
+    if (!rc) printf("unparsed %llu\n", (unsigned long long)c.bad);
+    if (rc) fprintf(stderr, "gen_status: %s\n", p && *rill_pipeline_errmsg(p) ? rill_pipeline_errmsg(p) : rill_strerror(rc));
+    rill_pipeline_destroy(p);
+    return rc ? 1 : 0;
+}
