@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "hello_opts.h"
 #include "hello_proto.h"
 #include "rill.h"
 
@@ -201,69 +202,23 @@ static int usage(const char *why) {
     return 2;
 }
 
-/* A whole unsigned decimal number in [lo, hi]. */
-static int number(const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
-    char *end;
-    if (!s || *s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 int main(int argc, char **argv) {
+    hello_opts opt;
+    char why[512];
+    hello_opts_defaults(&opt);
+    if (hello_parse(argc, argv, &opt, why, sizeof why) < 0)
+        return usage(why);
     rill_tcp_opts o;
     memset(&o, 0, sizeof o);
-    o.host = "127.0.0.1";
-    uint64_t port = 5000, backlog = 0, max_conns = 0, max_message = 65536, idle = 10000,
-             deadline = 30000, count = 0;
-    const struct {
-        const char *name;
-        uint64_t *v, lo, hi;
-    } num[] = {
-        {"--port", &port, 0, 65535},         {"--backlog", &backlog, 1, INT32_MAX},
-        {"--max-conns", &max_conns, 1, UINT32_MAX},
-        {"--max-message", &max_message, 2, SIZE_MAX / 2},
-        {"--idle-ms", &idle, 0, INT64_MAX / MS}, {"--deadline-ms", &deadline, 0, INT64_MAX / MS},
-        {"--count", &count, 1, UINT64_MAX},
-    };
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = NULL;
-        const char *eq = strchr(a, '=');
-        size_t klen = eq ? (size_t)(eq - a) : strlen(a);
-        if (eq)
-            val = eq + 1;
-        else if (i + 1 < argc)
-            val = argv[i + 1];
-        int found = 0;
-        if (klen == 6 && strncmp(a, "--host", 6) == 0) {
-            if (!val)
-                return usage("--host needs an address");
-            o.host = val;
-            found = 1;
-        }
-        for (size_t k = 0; !found && k < sizeof num / sizeof num[0]; k++) {
-            if (strlen(num[k].name) != klen || strncmp(a, num[k].name, klen) != 0)
-                continue;
-            if (number(val, num[k].lo, num[k].hi, num[k].v) < 0)
-                return usage(a);
-            found = 1;
-        }
-        if (!found)
-            return usage(a);
-        if (!eq)
-            i++;
-    }
+    o.host = opt.host;
+    uint64_t port = opt.port, idle = opt.idle_ms, deadline = opt.deadline_ms;
     struct app app;
     memset(&app, 0, sizeof app);
-    app.max_message = (size_t)max_message;
+    app.max_message = (size_t)opt.max_message;
     o.port = (uint16_t)port;
-    o.backlog = (int)backlog;
-    o.max_conns = (unsigned)max_conns;
-    o.max_accepts = count;
+    o.backlog = (int)opt.backlog;
+    o.max_conns = (unsigned)opt.max_conns;
+    o.max_accepts = opt.count;
     o.idle_ns = idle ? (int64_t)idle * MS : RILL_SCHED_FOREVER;
     o.deadline_ns = deadline ? (int64_t)deadline * MS : RILL_SCHED_FOREVER;
 

@@ -9,7 +9,6 @@
  * clients (`nc -N 127.0.0.1 PORT < access.log`) instead of a LOG. Results on
  * stdout, everything else on stderr; exit 1 on a runtime error, 2 on bad
  * usage. */
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -20,42 +19,10 @@
 #include <unistd.h>
 
 #include "ipstats.h"
+#include "ipstats_opts.h"
 #include "ipstats_progress.h"
 
 static const char *const seed_ips[] = {"83.149.9.216", "93.114.45.13", "207.241.237.101"};
-
-static void usage(FILE *to) {
-    fprintf(to,
-            "usage: ip_stats [options] [LOG [IP...]]\n"
-            "       ip_stats --listen PORT [options] [IP...]\n"
-            "Count requests per client IP in a web access log (LOG '-' = stdin).\n"
-            "  (no arguments)  the shipped sample log and the seed's three IPs\n"
-            "  LOG IP...       one line '<ip> <count>' per IP, in argument order\n"
-            "  LOG             the most frequent client addresses (see --top)\n"
-            "options:\n"
-            "  --listen PORT   read the log from TCP clients on 127.0.0.1:PORT instead\n"
-            "                  of a file (0: any free port); every argument is an IP.\n"
-            "                  Prints 'listening on 127.0.0.1:PORT' on stderr once\n"
-            "                  clients can connect, e.g. nc -N 127.0.0.1 PORT < LOG.\n"
-            "                  Runs until --connections N have ended, or until\n"
-            "                  SIGINT/SIGTERM: that stops at once (connections are\n"
-            "                  closed, the lines received so far are counted, and\n"
-            "                  any that could not be handed on are reported); a\n"
-            "                  second signal aborts without counts\n"
-            "  --connections N with --listen: end after N connections have ended\n"
-            "  --prefix        an IP matches lines that start with it (the seed's\n"
-            "                  startswith: 10.0.0.1 also counts 10.0.0.12)\n"
-            "  --top N         how many addresses without IPs (default 10)\n"
-            "  --threaded      run every stage in a thread of its own\n"
-            "  --capacity N    queue capacity in items per producer (default 4096)\n"
-            "  --slow STAGE:US make STAGE spend at least US microseconds per item\n"
-            "                  (stages: source, broadcast, filter-1..N, reduce)\n"
-            "  --stats         print queue and stage statistics on stderr\n"
-            "  --stats-json F  write them as JSON to file F (docs/stats.md)\n"
-            "  --stats-svg F   plot every queue's fill over time as SVG to file F\n"
-            "  --quiet         no progress line, even on a terminal\n"
-            "  -h, --help      this text\n");
-}
 
 /* The shipped log, wherever the program runs from: $RILL_DATA_DIR, the
  * source tree it was built from, or data/ next to the installed binary. */
@@ -103,16 +70,17 @@ static int apply_slow(rill_pipeline *p, const char *arg) {
     return rill_stage_set_delay(st, (unsigned)us) ? -1 : 0;
 }
 
-static int write_report(rill_pipeline *p, const char *path,
+/* Write the statistics with write() to f, the file at path opened before the
+ * run (closed here), or to stderr (path NULL). */
+static int write_report(rill_pipeline *p, const char *path, FILE *f,
                         int (*write)(const rill_stats *, FILE *)) {
     rill_stats *s = NULL;
-    if (rill_pipeline_stats(p, &s)) {
+    int rc = rill_pipeline_stats(p, &s);
+    if (rc)
         fprintf(stderr, "ip_stats: cannot read the statistics\n");
-        return -1;
-    }
-    FILE *f = path ? fopen(path, "w") : stderr;
-    int rc = f ? write(s, f) : -errno;
-    if (path && f && fclose(f) != 0 && rc == 0)
+    else
+        rc = write(s, path ? f : stderr);
+    if (path && fclose(f) != 0 && rc == 0)
         rc = -errno;
     if (rc)
         fprintf(stderr, "ip_stats: cannot write %s: %s\n", path ? path : "the statistics",
@@ -178,107 +146,35 @@ static void report_listen(rill_stage *source) {
                 (unsigned long long)ts.errors);
 }
 
-static int parse_count(const char *s, size_t *out) {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || v == 0 || v > 1000000000ull || s[0] == '-')
-        return -1;
-    *out = (size_t)v;
-    return 0;
+/* Create a report file now, so that a bad path is found before the run. */
+static int open_report(const char *opt, const char *path, FILE **out) {
+    *out = NULL;
+    if (!path)
+        return 0;
+    *out = fopen(path, "w");
+    if (*out)
+        return 0;
+    fprintf(stderr, "ip_stats: %s: cannot create '%s': %s\n", opt, path, strerror(errno));
+    return -1;
 }
 
 int main(int argc, char **argv) {
-    static const struct option longopts[] = {
-        {"prefix", no_argument, NULL, 'p'},
-        {"top", required_argument, NULL, 't'},
-        {"threaded", no_argument, NULL, 'T'},
-        {"capacity", required_argument, NULL, 'c'},
-        {"slow", required_argument, NULL, 's'},
-        {"stats", no_argument, NULL, 'S'},
-        {"stats-json", required_argument, NULL, 'J'},
-        {"stats-svg", required_argument, NULL, 'G'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"listen", required_argument, NULL, 'L'},
-        {"connections", required_argument, NULL, 'N'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    ipstats_config cfg = {0};
-    size_t top = 10;
-    bool top_given = false, stats = false, quiet = false;
-    const char *json = NULL, *svg = NULL;
-    const char *slow[16];
-    size_t nslow = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'p': cfg.prefix = true; break;
-        case 't':
-            if (parse_count(optarg, &top)) {
-                fprintf(stderr, "ip_stats: --top needs a positive number, not '%s'\n", optarg);
-                return 2;
-            }
-            top_given = true;
-            break;
-        case 'T': cfg.stage.flags |= RILL_STAGE_THREADED; break;
-        case 'c': {
-            size_t cap;
-            if (parse_count(optarg, &cap) || cap > 1u << 24) {
-                fprintf(stderr, "ip_stats: --capacity needs a number from 1 to %u, not '%s'\n",
-                        1u << 24, optarg);
-                return 2;
-            }
-            cfg.stage.capacity = (unsigned)cap;
-            break;
-        }
-        case 's':
-            if (nslow == sizeof slow / sizeof slow[0]) {
-                fprintf(stderr, "ip_stats: too many --slow options\n");
-                return 2;
-            }
-            slow[nslow++] = optarg;
-            break;
-        case 'S': stats = true; break;
-        case 'J': json = optarg; break;
-        case 'G': svg = optarg; break;
-        case 'q': quiet = true; break;
-        case 'L': {
-            char *end;
-            errno = 0;
-            unsigned long port = strtoul(optarg, &end, 10);
-            if (errno || end == optarg || *end || port > 65535 || optarg[0] == '-') {
-                fprintf(stderr, "ip_stats: --listen needs a port from 0 to 65535, not '%s'\n",
-                        optarg);
-                return 2;
-            }
-            cfg.listen = true;
-            cfg.port = (uint16_t)port;
-            break;
-        }
-        case 'N': {
-            size_t n;
-            if (parse_count(optarg, &n)) {
-                fprintf(stderr, "ip_stats: --connections needs a positive number, not '%s'\n",
-                        optarg);
-                return 2;
-            }
-            cfg.connections = n;
-            break;
-        }
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
+    ipstats_opts o;
+    int parsed = ipstats_parse(argc, argv, &o, stderr);
+    if (parsed == 1) {
+        ipstats_usage(stdout);
+        return 0;
     }
+    if (parsed)
+        return parsed;
+    ipstats_config cfg = o.cfg;
+    size_t top = o.top;
+    int first = o.first_arg;
     char shipped[PATH_MAX + 32];
     const char **ips = NULL;
-    size_t nargs = (size_t)(argc - optind);
-    if (cfg.connections && !cfg.listen) {
-        fprintf(stderr, "ip_stats: --connections needs --listen\n");
-        return 2;
-    }
+    size_t nargs = (size_t)(argc - first);
     if (cfg.listen) {
-        ips = (const char **)argv + optind;
+        ips = (const char **)argv + first;
         nargs++; /* no LOG argument: every argument is an IP */
     } else if (nargs == 0) {
         if (find_shipped_log(shipped, sizeof shipped)) {
@@ -286,13 +182,13 @@ int main(int argc, char **argv) {
             return 1;
         }
         cfg.log = shipped;
-        if (!top_given) {
+        if (!o.top_given) {
             ips = (const char **)seed_ips;
             nargs = 1 + sizeof seed_ips / sizeof seed_ips[0];
         }
     } else {
-        cfg.log = argv[optind];
-        ips = (const char **)argv + optind + 1;
+        cfg.log = argv[first];
+        ips = (const char **)argv + first + 1;
     }
     size_t nips = nargs ? nargs - 1 : 0;
 
@@ -315,6 +211,11 @@ int main(int argc, char **argv) {
             uniq[cfg.nips++] = ips[i];
     }
     cfg.ips = uniq;
+    FILE *json = NULL, *svg = NULL;
+    if (open_report("--stats-json", o.json, &json) || open_report("--stats-svg", o.svg, &svg)) {
+        free(uniq);
+        return 1;
+    }
 
     rill_pipeline *p = NULL;
     rill_stage *reduce = NULL;
@@ -325,14 +226,14 @@ int main(int argc, char **argv) {
         free(uniq);
         return 1;
     }
-    for (size_t i = 0; i < nslow; i++)
-        if (apply_slow(p, slow[i])) {
-            fprintf(stderr, "ip_stats: --slow needs STAGE:MICROSECONDS, not '%s'\n", slow[i]);
+    for (size_t i = 0; i < o.nslow; i++)
+        if (apply_slow(p, o.slow[i])) {
+            fprintf(stderr, "ip_stats: --slow needs STAGE:MICROSECONDS, not '%s'\n", o.slow[i]);
             rill_pipeline_destroy(p);
             free(uniq);
             return 2;
         }
-    if ((stats || json || svg) && rill_pipeline_sampler(p, 0, 0)) {
+    if ((o.stats || o.json || o.svg) && rill_pipeline_sampler(p, 0, 0)) {
         fprintf(stderr, "ip_stats: cannot start the statistics sampler\n");
         rill_pipeline_destroy(p);
         free(uniq);
@@ -345,7 +246,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     progress pr = {.running = false};
-    if (!quiet && isatty(STDERR_FILENO) && (cfg.listen || strcmp(cfg.log, "-") != 0)) {
+    if (!o.quiet && isatty(STDERR_FILENO) && (cfg.listen || strcmp(cfg.log, "-") != 0)) {
         struct stat sb;
         bool sized = !cfg.listen && stat(cfg.log, &sb) == 0 && S_ISREG(sb.st_mode);
         progress_start(&pr, source, sized ? (uint64_t)sb.st_size : 0);
@@ -356,9 +257,11 @@ int main(int argc, char **argv) {
         report_listen(source);
     }
     progress_stop(&pr);
-    if ((stats && write_report(p, NULL, rill_stats_print)) ||
-        (json && write_report(p, json, rill_stats_write_json)) ||
-        (svg && write_report(p, svg, rill_stats_write_svg)))
+    if (o.stats && write_report(p, NULL, NULL, rill_stats_print))
+        status = 1;
+    if (json && write_report(p, o.json, json, rill_stats_write_json))
+        status = 1;
+    if (svg && write_report(p, o.svg, svg, rill_stats_write_svg))
         status = 1;
     if (run) {
         fprintf(stderr, "ip_stats: %s\n", rill_pipeline_errmsg(p));
@@ -380,8 +283,10 @@ int main(int argc, char **argv) {
             status = 1;
         }
         for (size_t i = 0; i < nbest; i++)
-            printf("%.*s %llu\n", (int)best[i].len, (const char *)best[i].key,
-                   (unsigned long long)best[i].count);
+        {
+            ipstats_print_key(stdout, best[i].key, best[i].len);
+            printf(" %llu\n", (unsigned long long)best[i].count);
+        }
         free(best);
     }
     rill_pipeline_destroy(p);

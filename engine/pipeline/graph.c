@@ -38,10 +38,7 @@ RILL_API int rill_pipeline_new(rill_pipeline **out, const char *name) {
 RILL_API rill_stage *rill_pipeline_find(const rill_pipeline *p, const char *name) {
     if (!p || !name)
         return NULL;
-    for (unsigned i = 0; i < p->n; i++)
-        if (strcmp(p->stages[i]->name, name) == 0)
-            return p->stages[i];
-    return NULL;
+    return rill__names_get(&p->names, name);
 }
 
 RILL_API int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage_ops *ops,
@@ -86,6 +83,11 @@ RILL_API int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage
         free(st);
         return RILL_ENOMEM;
     }
+    if (rill__names_put(&p->names, st->name, st)) {
+        free(st->name);
+        free(st);
+        return RILL_ENOMEM;
+    }
     st->p = p;
     st->ops = ops;
     st->state = state;
@@ -97,19 +99,49 @@ RILL_API int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage
     return 0;
 }
 
-/* Does a path of connections lead from `from` to `to`? Depth-first, each
- * stage visited once per search: following every path instead is
- * exponential in the number of diamonds (fan-out joined again). */
-static bool rill__reaches(rill_stage *from, const rill_stage *to, unsigned search) {
+/* Does a path of connections lead from `from` to `to`? 1 yes, 0 no, or
+ * RILL_ENOMEM. Each stage is visited once per search (following every path
+ * instead is exponential in the number of diamonds, fan-out joined again),
+ * from a stack of its own rather than the C stack, which a long chain would
+ * overflow. A stage nothing feeds is reached only from itself: that makes
+ * connecting a chain in either order constant time per connection. */
+static int rill__reaches(rill_stage *from, const rill_stage *to, unsigned search) {
     if (from == to)
-        return true;
-    if (from->mark == search)
-        return false;
+        return 1;
+    if (to->nin == 0)
+        return 0;
+    rill_stage *small[64], **stack = small;
+    size_t n = 0, cap = sizeof small / sizeof small[0];
+    int found = 0;
     from->mark = search;
-    for (unsigned i = 0; i < from->nout; i++)
-        if (rill__reaches(from->out[i].to, to, search))
-            return true;
-    return false;
+    stack[n++] = from;
+    while (n && !found) {
+        rill_stage *st = stack[--n];
+        for (unsigned i = 0; i < st->nout && !found; i++) {
+            rill_stage *t = st->out[i].to;
+            if (t == to) {
+                found = 1;
+            } else if (t->mark != search) {
+                t->mark = search;
+                if (n == cap) { /* each stage is pushed once: n < p->n */
+                    rill_stage **s = malloc(2 * cap * sizeof *s);
+                    if (!s) {
+                        found = RILL_ENOMEM;
+                        break;
+                    }
+                    memcpy(s, stack, n * sizeof *s);
+                    if (stack != small)
+                        free(stack);
+                    stack = s;
+                    cap *= 2;
+                }
+                stack[n++] = t;
+            }
+        }
+    }
+    if (stack != small)
+        free(stack);
+    return found;
 }
 
 RILL_API int rill_connect(rill_stage *from, rill_stage *to) {
@@ -117,8 +149,9 @@ RILL_API int rill_connect(rill_stage *from, rill_stage *to) {
         return RILL_EINVAL;
     if (from->p->phase != RILL__NEW)
         return RILL_ESTATE;
-    if (rill__reaches(to, from, ++from->p->search))
-        return RILL_ECYCLE;
+    int cyc = rill__reaches(to, from, ++from->p->search);
+    if (cyc)
+        return cyc < 0 ? cyc : RILL_ECYCLE;
     if (from->nout == from->capout) {
         unsigned cap = from->capout ? 2 * from->capout : 4;
         rill__port *o = realloc(from->out, cap * sizeof *o);
@@ -142,6 +175,7 @@ void rill__graph_free(rill_pipeline *p) {
         free(st);
     }
     free(p->stages);
+    rill__names_free(&p->names);
     pthread_mutex_destroy(&p->errlock);
     pthread_mutex_destroy(&p->statlock);
     pthread_mutex_destroy(&p->sampler.lock);

@@ -130,24 +130,55 @@ RILL_API int rill_pipeline_start(rill_pipeline *p) {
 
 /* End of stream for st: its close callback, then every stage after it whose
  * last producer this was; a threaded stage after it is sent end of stream
- * through its queue instead. Recursion depth = depth of the graph. */
+ * through its queue instead. Depth first in port order, as a recursion
+ * would go, but on a stack of its own: the C stack could not hold a frame
+ * per stage of a long chain. */
 void rill__close_stage(rill_stage *st) {
-    if (st->closed)
-        return;
-    /* Atomic: the watchdog, on the sampler thread, asks which sources are done. */
-    __atomic_store_n(&st->closed, true, __ATOMIC_RELAXED);
-    if (st->ops->close) {
-        int rc = st->ops->close(st, st->state);
-        if (rc < 0)
-            rill__failed(st, rc);
-    }
-    for (unsigned i = 0; i < st->nout; i++) {
-        rill__port *o = &st->out[i];
+    struct frame {
+        rill_stage *st;
+        unsigned port; /* next output port to pass end of stream to */
+    } small[32], *stack = small;
+    size_t n = 0, cap = sizeof small / sizeof small[0];
+    for (;;) {
+        if (st && !st->closed && n == cap) {
+            struct frame *s = malloc(2 * cap * sizeof *s);
+            if (!s) { /* no memory for a deeper stack: a fresh one here */
+                rill__close_stage(st);
+                st = NULL;
+                continue;
+            }
+            memcpy(s, stack, n * sizeof *s);
+            if (stack != small)
+                free(stack);
+            stack = s;
+            cap *= 2;
+        }
+        if (st && !st->closed) {
+            /* Atomic: the watchdog, on the sampler thread, asks which sources are done. */
+            __atomic_store_n(&st->closed, true, __ATOMIC_RELAXED);
+            if (st->ops->close) {
+                int rc = st->ops->close(st, st->state);
+                if (rc < 0)
+                    rill__failed(st, rc);
+            }
+            stack[n++] = (struct frame){st, 0};
+        }
+        st = NULL;
+        if (n == 0)
+            break;
+        struct frame *f = &stack[n - 1];
+        if (f->port == f->st->nout) {
+            n--;
+            continue;
+        }
+        rill__port *o = &f->st->out[f->port++];
         if (o->edge)
             rill__edge_close(o->edge, RILL_EABORTED);
         else if (--o->to->open_in == 0)
-            rill__close_stage(o->to);
+            st = o->to;
     }
+    if (stack != small)
+        free(stack);
 }
 
 RILL_API int rill_pipeline_close(rill_pipeline *p) {

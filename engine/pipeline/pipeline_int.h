@@ -10,6 +10,7 @@
 
 #include "park.h"
 #include "queue.h"
+#include "core/names.h"
 #include "core/rill_int.h"
 #include "stats/stats_int.h"
 
@@ -85,6 +86,7 @@ struct rill_pipeline {
     rill_stage **stages;
     unsigned n, cap;
     unsigned search; /* number of the last cycle check */
+    rill__names names; /* stage name -> stage, so adding n stages is linear */
     rill__worker *workers;
     unsigned nworkers; /* atomic: published after the workers are set up */
     unsigned nworkers_alloc; /* entries of workers[] to free */

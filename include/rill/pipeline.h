@@ -117,7 +117,8 @@ int rill_pipeline_new(rill_pipeline **out, const char *name);
  * rill_pipeline_destroy(). On failure nothing is kept: state is still the
  * caller's. Returns 0, RILL_EINVAL (no send and no produce, or both, an
  * unknown flag or overflow policy, or a capacity over 2^20 batches), RILL_EEXIST (name taken), RILL_ESTATE
- * (pipeline already started) or RILL_ENOMEM. */
+ * (pipeline already started) or RILL_ENOMEM. Names are indexed: adding n stages
+ * takes time linear in n. */
 int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage_ops *ops,
                    void *state, const rill_stage_opts *opts, rill_stage **out);
 
@@ -127,7 +128,10 @@ int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage_ops *ops
  * 0, RILL_ECYCLE if to already reaches from (or to == from), RILL_EINVAL if
  * to is a source or a stage of another pipeline, RILL_ESTATE if the pipeline
  * has started, or RILL_ENOMEM. Connecting the same pair twice delivers every
- * item twice. */
+ * item twice. The cycle check visits at most the stages after to, and none
+ * when from has no producer yet (a chain connected in either order costs
+ * constant time per connection); no graph walk recurses, so a graph may be
+ * as deep as memory allows (but see rill_emit on deep inline chains). */
 int rill_connect(rill_stage *from, rill_stage *to);
 
 /* Validate and start the pipeline: worker threads start here. Called by run
@@ -207,14 +211,17 @@ const char *rill_pipeline_errstage(const rill_pipeline *p);
 /* The pipeline's name (valid until destroy). */
 const char *rill_pipeline_name(const rill_pipeline *p);
 
-/* The stage named name, or NULL. */
+/* The stage named name, or NULL. Constant expected time. */
 rill_stage *rill_pipeline_find(const rill_pipeline *p, const char *name);
 
 /* ---- inside stage callbacks ------------------------------------------- */
 
 /* Send item to every stage connected after st, in connect order. The item is
  * borrowed for the call. Returns 0 or the first error of a downstream stage
- * (stop and return it). Call only from st's callbacks. */
+ * (stop and return it). Call only from st's callbacks. Delivery to an inline
+ * stage is a call nested in this one, so an inline chain nests one call per
+ * stage: a chain of tens of thousands of inline stages can overflow its
+ * thread's stack (a threaded stage every few thousand ends the nesting). */
 int rill_emit(rill_stage *st, const rill_item *item);
 
 /* Send item to output port `port` only. RILL_EINVAL if there is no such port. */
