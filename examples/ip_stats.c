@@ -21,6 +21,7 @@
 
 #include "ipstats.h"
 #include "ipstats_progress.h"
+#include "metrics_http.h"
 
 static const char *const seed_ips[] = {"83.149.9.216", "93.114.45.13", "207.241.237.101"};
 
@@ -53,6 +54,7 @@ static void usage(FILE *to) {
             "  --stats         print queue and stage statistics on stderr\n"
             "  --stats-json F  write them as JSON to file F (docs/stats.md)\n"
             "  --stats-svg F   plot every queue's fill over time as SVG to file F\n"
+            "  --metrics HOST:PORT  serve GET /metrics (Prometheus) while it runs\n"
             "  --quiet         no progress line, even on a terminal\n"
             "  -h, --help      this text\n");
 }
@@ -198,6 +200,7 @@ int main(int argc, char **argv) {
         {"stats", no_argument, NULL, 'S'},
         {"stats-json", required_argument, NULL, 'J'},
         {"stats-svg", required_argument, NULL, 'G'},
+        {"metrics", required_argument, NULL, 'M'},
         {"quiet", no_argument, NULL, 'q'},
         {"listen", required_argument, NULL, 'L'},
         {"connections", required_argument, NULL, 'N'},
@@ -207,7 +210,7 @@ int main(int argc, char **argv) {
     ipstats_config cfg = {0};
     size_t top = 10;
     bool top_given = false, stats = false, quiet = false;
-    const char *json = NULL, *svg = NULL;
+    const char *json = NULL, *svg = NULL, *metrics_at = NULL;
     const char *slow[16];
     size_t nslow = 0;
     int c;
@@ -242,6 +245,7 @@ int main(int argc, char **argv) {
         case 'S': stats = true; break;
         case 'J': json = optarg; break;
         case 'G': svg = optarg; break;
+        case 'M': metrics_at = optarg; break;
         case 'q': quiet = true; break;
         case 'L': {
             char *end;
@@ -339,7 +343,15 @@ int main(int argc, char **argv) {
         return 1;
     }
     rill_stage *source = rill_pipeline_find(p, "source");
+    metrics_http *mh = NULL;
+    if (metrics_at && metrics_http_start_at(&mh, p, metrics_at, err, sizeof err)) {
+        fprintf(stderr, "ip_stats: %s\n", err);
+        rill_pipeline_destroy(p);
+        free(uniq);
+        return 1;
+    }
     if (cfg.listen && listen_on(p, source)) {
+        metrics_http_stop(mh);
         rill_pipeline_destroy(p);
         free(uniq);
         return 1;
@@ -351,6 +363,7 @@ int main(int argc, char **argv) {
         progress_start(&pr, source, sized ? (uint64_t)sb.st_size : 0);
     }
     int run = rill_pipeline_run(p);
+    metrics_http_stop(mh);
     if (cfg.listen) {
         listen_over();
         report_listen(source);
