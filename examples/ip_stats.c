@@ -344,11 +344,12 @@ int main(int argc, char **argv) {
     }
     rill_stage *source = rill_pipeline_find(p, "source");
     metrics_http *mh = NULL;
-    if (metrics_at && metrics_http_start_at(&mh, p, metrics_at, err, sizeof err)) {
+    int mrc = metrics_at ? metrics_http_start_at(&mh, p, metrics_at, err, sizeof err) : 0;
+    if (mrc) {
         fprintf(stderr, "ip_stats: %s\n", err);
         rill_pipeline_destroy(p);
         free(uniq);
-        return 1;
+        return mrc == RILL_EINVAL ? 2 : 1;
     }
     if (cfg.listen && listen_on(p, source)) {
         metrics_http_stop(mh);
