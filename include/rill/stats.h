@@ -43,7 +43,9 @@ typedef struct rill_queue_stats {
     uint64_t dropped;       /* items dropped by the overflow policy */
     uint64_t discarded;     /* items thrown away when the pipeline stopped */
     uint64_t batches;       /* batches handed over */
-    uint64_t wait_full_ns;  /* time the producer waited because it was full */
+    uint64_t wait_full_ns;  /* time the producer waited because it was full
+                               (after a rill_try_emit refusal: until its
+                               next rill_try_emit) */
     uint64_t wait_empty_ns; /* time the consumer waited with all inputs empty */
     uint64_t samples;       /* depth samples taken (sampler) */
     uint64_t depth_sum;     /* sum of the sampled depths: the mean depth is
