@@ -31,6 +31,7 @@ static void rill__sampler_halve(rill__sampler *sm, size_t nq) {
     sm->n = kept * nq;
     sm->interval_ns *= 2;
 }
+
 /* One round of samples: every queue's depth into its bands and, while there
  * is room, into the series. */
 static void rill__sampler_round(rill_pipeline *p, uint64_t now) {
