@@ -21,6 +21,7 @@
 #include "ipstats.h"
 #include "ipstats_opts.h"
 #include "ipstats_progress.h"
+#include "metrics_http.h"
 
 static const char *const seed_ips[] = {"83.149.9.216", "93.114.45.13", "207.241.237.101"};
 
@@ -240,7 +241,16 @@ int main(int argc, char **argv) {
         return 1;
     }
     rill_stage *source = rill_pipeline_find(p, "source");
+    metrics_http *mh = NULL;
+    int mrc = o.metrics ? metrics_http_start_at(&mh, p, o.metrics, err, sizeof err) : 0;
+    if (mrc) {
+        fprintf(stderr, "ip_stats: %s\n", err);
+        rill_pipeline_destroy(p);
+        free(uniq);
+        return mrc == RILL_EINVAL ? 2 : 1;
+    }
     if (cfg.listen && listen_on(p, source)) {
+        metrics_http_stop(mh);
         rill_pipeline_destroy(p);
         free(uniq);
         return 1;
@@ -252,6 +262,7 @@ int main(int argc, char **argv) {
         progress_start(&pr, source, sized ? (uint64_t)sb.st_size : 0);
     }
     int run = rill_pipeline_run(p);
+    metrics_http_stop(mh);
     if (cfg.listen) {
         listen_over();
         report_listen(source);

@@ -20,6 +20,7 @@ typedef struct ipstats_opts {
     size_t top;          /* --top (default 10) */
     bool top_given, stats, quiet;
     const char *json, *svg;          /* --stats-json, --stats-svg files */
+    const char *metrics;             /* --metrics HOST:PORT, or NULL */
     const char *slow[IPSTATS_MAX_SLOW];
     size_t nslow;
     int first_arg;       /* argv index of the first operand */
@@ -59,6 +60,7 @@ static inline void ipstats_usage(FILE *to) {
             "  --stats-json F  write them as JSON to file F (docs/stats.md)\n"
             "  --stats-svg F   plot every queue's fill over time as SVG to file F\n"
             "                  (both files are created before the log is read)\n"
+            "  --metrics HOST:PORT  serve GET /metrics (Prometheus) while it runs\n"
             "  --quiet         no progress line, even on a terminal\n"
             "  -h, --help      this text\n");
 }
@@ -111,6 +113,7 @@ static inline int ipstats_parse(int argc, char **argv, ipstats_opts *o, FILE *er
         {"stats", no_argument, NULL, 'S'},
         {"stats-json", required_argument, NULL, 'J'},
         {"stats-svg", required_argument, NULL, 'G'},
+        {"metrics", required_argument, NULL, 'M'},
         {"quiet", no_argument, NULL, 'q'},
         {"listen", required_argument, NULL, 'L'},
         {"connections", required_argument, NULL, 'N'},
@@ -153,6 +156,7 @@ static inline int ipstats_parse(int argc, char **argv, ipstats_opts *o, FILE *er
         case 'S': o->stats = true; break;
         case 'J': o->json = optarg; break;
         case 'G': o->svg = optarg; break;
+        case 'M': o->metrics = optarg; break;
         case 'q': o->quiet = true; break;
         case 'L': {
             char *end;

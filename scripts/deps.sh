@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Install the Debian packages rill needs, only those missing.
 #   scripts/deps.sh build   compiler, cmake, concurrencykit, GoogleTest
-#   scripts/deps.sh test    build + clang/libFuzzer, python3, nc, socat, xmllint, git
+#   scripts/deps.sh test    build + clang/libFuzzer, python3, nc, socat, xmllint, git,
+#                           curl and promtool (prometheus) for the /metrics tests
 # Sourced by scripts/example.sh and scripts/test.sh (rill_deps PROFILE), or run
 # on its own. Needs root (or sudo) only when something is missing.
 
 rill_deps_build=(gcc g++ cmake make pkg-config libck-dev libgtest-dev googletest)
 rill_deps_test=("${rill_deps_build[@]}" clang libclang-rt-14-dev python3 netcat-openbsd
-                socat libxml2-utils git)
+                socat libxml2-utils git curl prometheus)
 
 rill_deps() {
     local profile=${1:-test} pkg

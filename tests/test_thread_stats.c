@@ -225,6 +225,10 @@ static void *snapper_main(void *arg) {
     while (!atomic_load(&z->stop)) {
         rill_stats *s = NULL;
         int rc = rill_pipeline_stats(z->p, &s);
+        if (rc == RILL_EAGAIN && !s) { /* a hand-over held open past the bound: no snapshot */
+            sched_yield();
+            continue;
+        }
         if (rc || !s) {
             snap_fail(z, "snapshot %zu failed: %llu %llu", (size_t)z->n, (unsigned long long)-rc,
                       0);

@@ -156,6 +156,8 @@ void rill__close_stage(rill_stage *st) {
         if (st && !st->closed) {
             /* Atomic: the watchdog, on the sampler thread, asks which sources are done. */
             __atomic_store_n(&st->closed, true, __ATOMIC_RELAXED);
+            if (st->refused_at)
+                rill__room_waited(st);
             if (st->ops->close) {
                 int rc = st->ops->close(st, st->state);
                 if (rc < 0)

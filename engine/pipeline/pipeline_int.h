@@ -57,6 +57,9 @@ struct rill_stage {
     _Atomic uint64_t n_in, n_out; /* items received / emitted (its thread only) */
     _Atomic uint64_t waited_ns;   /* threaded: time its thread waited */
     uint64_t delay_ns;            /* rill_stage_set_delay: busy time per item */
+    uint64_t refused_at;          /* rill_try_emit refused it then (its thread's
+                                     clock reading; 0: not waiting for room) */
+    rill__edge *refused;          /* the queue that refused */
     _Atomic int room_efd;         /* rill_stage_room_fd's eventfd + 1; 0 until made
                                      (stages are zeroed when added) */
     rill_stage_opts opts;
@@ -120,6 +123,9 @@ static inline bool rill__stopped(const rill_pipeline *p) {
 /* room.c */
 void rill__room_signal_all(rill_pipeline *p); /* a stop: write every room fd */
 void rill__room_fds_close(rill_pipeline *p);  /* destroy */
+/* st waited for room since rill_try_emit refused it: count the wait, as a
+ * blocking emit's (room.c). Its thread only. */
+void rill__room_waited(rill_stage *st);
 
 /* worker.c */
 int rill__threads_start(rill_pipeline *p);

@@ -276,6 +276,9 @@ static void rill__edge_publish(rill__edge *e, bool wake) {
     /* Cannot fail: at most max_batches exist and the ring holds more. */
     ck_ring_enqueue_spsc(&e->full, e->full_buf, b);
     atomic_store_explicit(&e->produced, e->produced_local, memory_order_release);
+    if (RILL__UNLIKELY(e->handover_delay_ns))
+        for (uint64_t end = rill__now_ns() + e->handover_delay_ns; rill__now_ns() < end;)
+            ;
     rill__q_add(&q->in, n);
     rill__q_add(&q->batches, 1);
     uint64_t depth = e->produced_local - e->dropped_local - atomic_load(&e->consumed);
@@ -436,6 +439,12 @@ int rill__edge_close(rill__edge *e, int stop_code) {
     e->eos_sent = true;
     rill__edge_flush(e);
     return 0;
+}
+
+uint32_t rill__handover_fault_delay_ns(void) {
+    const char *us = getenv("RILL_FAULT_HANDOVER_US");
+    unsigned long v = us ? strtoul(us, NULL, 10) : 0;
+    return v && v < 1000000 ? (uint32_t)v * 1000u : 0;
 }
 
 rill__batch *rill__edge_take(rill__edge *e) {

@@ -65,6 +65,7 @@ struct rill__edge {
     _Atomic int *room_efd;     /* the producing stage's room eventfd + 1 (0: none
                                   yet); NULL for rill_pipeline_push's queue */
     uint32_t arm_delay_ns;     /* tests: rill__room_fault_delay_ns */
+    uint32_t handover_delay_ns; /* tests: rill__handover_fault_delay_ns */
     /* written by a refused rill_try_emit, read once per hand-back */
     _Atomic int armed;         /* 0, or RILL__ROOM_* (room.h): a refused
                                   rill_try_emit waits for the room fd */
@@ -89,6 +90,12 @@ struct rill__edge {
     _Alignas(RILL__LINE) ck_ring_t full;
     _Alignas(RILL__LINE) ck_ring_t empty;
 };
+
+/* Tests only: nanoseconds a producer spins inside each publish, with the
+ * hand-over open (environment RILL_FAULT_HANDOVER_US), as if preempted
+ * there, so that snapshot readers hit their retry bound; 0 normally. Read
+ * when queues are built. */
+uint32_t rill__handover_fault_delay_ns(void);
 
 /* A zeroed, suitably aligned edge for rill__edge_init, or NULL; free() it. */
 rill__edge *rill__edge_alloc(void);

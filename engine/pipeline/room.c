@@ -109,9 +109,23 @@ static int rill__emit_queues_first(rill_stage *st, const rill_item *item) {
     return 0;
 }
 
+/* A refused producer waits for the room fd, outside rill; its next
+ * rill_try_emit (or its close) ends the wait. The time between goes to the
+ * refusing queue's wait_full_ns and to the thread's waiting time, as a
+ * blocking emit's wait does: otherwise an event-loop source stuck behind a
+ * full queue looks busy, and its queue never looks waited on. */
+void rill__room_waited(rill_stage *st) {
+    uint64_t waited = rill__now_ns() - st->refused_at;
+    st->refused_at = 0;
+    rill__q_add(&st->refused->q->wait_full_ns, waited);
+    rill__q_add(st->refused->producer_waited, waited);
+}
+
 RILL_API int rill_try_emit(rill_stage *st, const rill_item *item) {
     if (!st || !item)
         return RILL_EINVAL;
+    if (RILL__UNLIKELY(st->refused_at))
+        rill__room_waited(st);
     /* A retry needs the consumer to free room between our look and our
      * re-check after arming: rare, so few rounds; after them the refusal
      * stands, with the fd signalled by us (room is there). */
@@ -135,10 +149,11 @@ RILL_API int rill_try_emit(rill_stage *st, const rill_item *item) {
         int still = rill__edge_arm(e);
         if (still < 0)
             return still;
-        if (still)
-            return RILL_EAGAIN;
-        if (round == 2) {
-            rill__edge_signal_now(e);
+        if (still || round == 2) {
+            if (!still)
+                rill__edge_signal_now(e);
+            st->refused_at = rill__now_ns();
+            st->refused = e;
             return RILL_EAGAIN;
         }
     }

@@ -90,6 +90,7 @@ static rill__edge *rill__edge_new(rill_pipeline *p, rill_stage *from, rill_stage
     e->before_wait_arg = producer;
     e->room_efd = from ? &from->room_efd : NULL;
     e->arm_delay_ns = rill__room_fault_delay_ns();
+    e->handover_delay_ns = rill__handover_fault_delay_ns();
     if (rill__append(&p->edges, &p->nedges, e)) {
         rill__edge_fini(e);
         free(e);

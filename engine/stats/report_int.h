@@ -24,9 +24,9 @@ int rill__rep_end(rill__rep *w);
  * *cp, or 0 if s[0] starts none. */
 size_t rill__utf8_next(const unsigned char *s, size_t n, uint32_t *cp);
 
-enum { RILL__ESC_JSON, RILL__ESC_XML };
-/* Write str (NULL: "") escaped for a JSON string or XML text/attribute;
- * invalid UTF-8 becomes U+FFFD. */
+enum { RILL__ESC_JSON, RILL__ESC_XML, RILL__ESC_PROM };
+/* Write str (NULL: "") escaped for a JSON string, XML text/attribute or a
+ * Prometheus label value; invalid UTF-8 becomes U+FFFD. */
 void rill__rep_escaped(rill__rep *w, const char *str, int how);
 
 const char *rill__policy_name(unsigned policy);

@@ -85,6 +85,8 @@ void rill__rep_escaped(rill__rep *w, const char *str, int how) {
             sub = how == RILL__ESC_JSON ? "\\ufffd" : REPLACEMENT, len = 1;
         else if (how == RILL__ESC_JSON && (cp == '"' || cp == '\\'))
             sub = cp == '"' ? "\\\"" : "\\\\";
+        else if (how == RILL__ESC_PROM && (cp == '"' || cp == '\\' || cp == '\n'))
+            sub = cp == '"' ? "\\\"" : cp == '\\' ? "\\\\" : "\\n";
         else if (how == RILL__ESC_JSON && (cp < 0x20 || cp == 0x7f))
             snprintf(buf, sizeof buf, "\\u%04x", (unsigned)cp), sub = buf;
         else if (how == RILL__ESC_XML && cp == '&')

@@ -11,16 +11,22 @@
 
 /* A hand-over in progress takes a few instructions once its thread runs, but
  * that thread may have been preempted inside one (more threads than cores):
- * yield now and then rather than give up, since a read given up on is torn
- * and breaks in == out + dropped + discarded + depth. */
-void rill__q_read(rill__qstat *q, rill_queue_stats *out) {
+ * yield now and then rather than give up at once, since a torn read breaks
+ * in == out + dropped + discarded + depth. But not for ever (160 ms were
+ * seen on a loaded machine): a snapshot, a scrape, waits at most
+ * RILL__Q_READ_NS per queue, then says so. */
+int rill__q_read(rill__qstat *q, rill_queue_stats *out) {
+    uint64_t give_up = 0;
     for (unsigned tries = 1;; tries++) {
-        if (tries % 64 == 0)
+        if (tries % 64 == 0) {
+            uint64_t now = rill__now_ns();
+            if (!give_up)
+                give_up = now + RILL__Q_READ_NS;
+            else if (now >= give_up)
+                return RILL_EAGAIN;
             sched_yield();
-        if (atomic_load(&q->busy)) {
-            rill__cpu_relax();
-            continue;
         }
+        bool idle = atomic_load(&q->busy) == 0;
         uint64_t v = atomic_load(&q->version);
         out->in = atomic_load(&q->in);
         out->out = atomic_load(&q->out);
@@ -30,8 +36,9 @@ void rill__q_read(rill__qstat *q, rill_queue_stats *out) {
         out->high_water = atomic_load(&q->high_water);
         rill__edge *e = atomic_load(&q->edge);
         out->depth = e ? rill__edge_ring_items(e) : 0;
-        if (atomic_load(&q->busy) == 0 && atomic_load(&q->version) == v)
-            return;
+        if (idle && atomic_load(&q->busy) == 0 && atomic_load(&q->version) == v)
+            return 0;
+        rill__cpu_relax();
     }
 }
 
@@ -68,7 +75,11 @@ RILL_API int rill_pipeline_stats(rill_pipeline *p, rill_stats **out) {
     for (size_t k = 0; k < p->nq; k++) {
         rill__qstat *q = &p->qstats[k];
         rill_queue_stats *o = &s->queues[k];
-        rill__q_read(q, o);
+        if (rill__q_read(q, o)) {
+            pthread_mutex_unlock(&p->statlock);
+            rill_stats_free(s);
+            return RILL_EAGAIN;
+        }
         o->from = q->from;
         o->to = q->to;
         o->policy = q->policy;

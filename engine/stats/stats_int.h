@@ -48,8 +48,12 @@ static inline void rill__q_add(_Atomic uint64_t *c, uint64_t n) {
 
 /* Read q consistently into out (all fields but samples/bands). Never blocks
  * the writers: retries until no hand-over ran during the read, yielding now
- * and then so that a preempted writer can finish its hand-over. */
-void rill__q_read(rill__qstat *q, rill_queue_stats *out);
+ * and then so that a preempted writer can finish its hand-over, for at most
+ * RILL__Q_READ_NS. Returns 0, or RILL_EAGAIN when that bound is hit (a
+ * writer held a hand-over open throughout): out then holds the last, torn
+ * read. */
+#define RILL__Q_READ_NS UINT64_C(5000000)
+int rill__q_read(rill__qstat *q, rill_queue_stats *out);
 
 /* bottleneck.c: the stage that holds p up in snapshot s (rill_stats.bottleneck),
  * or -1 when no queue runs full enough to name one. */

@@ -76,8 +76,9 @@ static size_t rill__stuck_queue(const rill_pipeline *p, const rill_stats *s) {
  * (the same stall would then be reported again once it really sets in). */
 bool rill__watchdog_fire(rill_pipeline *p, uint64_t moved) {
     rill_stats *s = NULL;
-    if (rill_pipeline_stats(p, &s))
-        return true;
+    int rc = rill_pipeline_stats(p, &s);
+    if (rc)
+        return rc != RILL_EAGAIN; /* a hand-over under way: not stalled */
     uint64_t now_moved = 0;
     for (size_t k = 0; k < s->nqueues; k++)
         now_moved += s->queues[k].in + s->queues[k].out + s->queues[k].dropped;

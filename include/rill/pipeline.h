@@ -249,7 +249,10 @@ int rill_emit_to(rill_stage *st, unsigned port, const rill_item *item);
  * pipeline's error once it stopped (RILL_EABORTED after an abort; also after
  * an RILL_EAGAIN, so a loop that waits for room learns of the stop), an
  * error of a downstream stage, RILL_ENOMEM, or RILL_EINVAL for NULL. Call only
- * from st's callbacks. Never waits itself (stages run inline may). */
+ * from st's callbacks. Never waits itself (stages run inline may). The
+ * time from an RILL_EAGAIN to st's next rill_try_emit (or its close) is
+ * counted as waiting for room: the refusing queue's wait_full_ns and its
+ * thread's waiting time (rill/stats.h), as a blocking emit's wait is. */
 int rill_try_emit(rill_stage *st, const rill_item *item);
 
 /* The "room available" doorbell of st: an eventfd (EFD_NONBLOCK,

@@ -43,7 +43,9 @@ typedef struct rill_queue_stats {
     uint64_t dropped;       /* items dropped by the overflow policy */
     uint64_t discarded;     /* items thrown away when the pipeline stopped */
     uint64_t batches;       /* batches handed over */
-    uint64_t wait_full_ns;  /* time the producer waited because it was full */
+    uint64_t wait_full_ns;  /* time the producer waited because it was full
+                               (after a rill_try_emit refusal: until its
+                               next rill_try_emit) */
     uint64_t wait_empty_ns; /* time the consumer waited with all inputs empty */
     uint64_t samples;       /* depth samples taken (sampler) */
     uint64_t depth_sum;     /* sum of the sampled depths: the mean depth is
@@ -87,7 +89,13 @@ typedef struct rill_stats {
 /* Take a snapshot. *out is the caller's, freed with rill_stats_free(); its
  * strings stay valid until the pipeline is destroyed. Thread-safe: callable
  * from any thread while the pipeline runs (it never blocks the pipeline),
- * and after close. Returns 0, RILL_EINVAL or RILL_ENOMEM. */
+ * and after close. A queue is read again while a thread is handing a batch
+ * over to it, for at most about 5 ms per queue: if a thread held its
+ * hand-over open all that time (it was preempted in it, with more threads
+ * than cores), the call gives up with RILL_EAGAIN and *out NULL rather
+ * than return figures that do not add up or wait without bound; call again.
+ * After close it never does. Returns 0, RILL_EINVAL, RILL_ENOMEM or
+ * RILL_EAGAIN. */
 int rill_pipeline_stats(rill_pipeline *p, rill_stats **out);
 
 void rill_stats_free(rill_stats *s);
@@ -106,7 +114,9 @@ typedef enum rill_stall {
 } rill_stall;
 
 /* Called from the sampler thread when no item has moved anywhere for the
- * watchdog's timeout (once per stall). stage names the slow source (starved)
+ * watchdog's timeout (once per stall). The watchdog looks every quarter of
+ * its timeout (at least every 1 ms, at most every 250 ms), however long the
+ * sample interval has grown. stage names the slow source (starved)
  * or the consumer that does not run (stuck); s is a snapshot, freed after the
  * call. NULL: a report on stderr. */
 typedef void (*rill_stall_fn)(rill_pipeline *p, rill_stall kind, const char *stage,
@@ -120,6 +130,25 @@ int rill_pipeline_watchdog(rill_pipeline *p, unsigned timeout_ms, rill_stall_fn 
 int rill_stats_print(const rill_stats *s, FILE *to);      /* human table */
 int rill_stats_write_json(const rill_stats *s, FILE *to);  /* docs/stats.md */
 int rill_stats_write_svg(const rill_stats *s, FILE *to);   /* depth over time */
+
+/* Write s in Prometheus' text exposition format, version 0.0.4 (serve it
+ * with Content-Type "text/plain; version=0.0.4; charset=utf-8"): a HELP
+ * and a TYPE line per metric family, every stage and every queue as a
+ * sample labelled pipeline, stage or from/to (values escaped, invalid
+ * UTF-8 replaced by U+FFFD). Names and units are listed in docs/stats.md;
+ * counters (`_total`) never decrease from one snapshot of a pipeline to a
+ * later one. Only reads s. Returns 0, RILL_EINVAL for NULL, or -errno of
+ * the write (the stream is flushed, so a full disk shows here). */
+int rill_stats_write_prometheus(const rill_stats *s, FILE *to);
+
+/* Take a snapshot of p (rill_pipeline_stats) and write it as
+ * rill_stats_write_prometheus does: what a /metrics endpoint answers.
+ * Callable from any thread while p runs, and after close until destroy;
+ * it never blocks the pipeline. To serve it from a buffer, write into
+ * open_memstream(3). Returns 0, RILL_EINVAL, RILL_ENOMEM, RILL_EAGAIN
+ * (a queue could not be read consistently in time: try again; see
+ * rill_pipeline_stats), or -errno of the write. */
+int rill_pipeline_metrics_write(rill_pipeline *p, FILE *to);
 
 #ifdef __cplusplus
 }
