@@ -206,7 +206,7 @@ static inline int metrics_http_body(rill_gen *g) {
         if (n > 0) {
             k->len += (size_t)n;
         } else if (n == -EAGAIN) {
-            RILL_TCP_READABLE(g, &k->call, k->c);
+            RILL_SYSCALL(g, rill_tcp_readable(&k->call, k->c));
             if (k->call.result < 0)
                 return 0; /* idle or past the deadline: cut off */
         } else {
@@ -220,7 +220,7 @@ static inline int metrics_http_body(rill_gen *g) {
     while (k->off < k->out_len) {
         n = rill_tcp_write(k->c, k->out + k->off, k->out_len - k->off);
         if (n == -EAGAIN) {
-            RILL_TCP_WRITABLE(g, &k->call, k->c);
+            RILL_SYSCALL(g, rill_tcp_writable(&k->call, k->c));
             if (k->call.result < 0)
                 return 0;
         } else if (n < 0) {
@@ -236,7 +236,7 @@ static inline int metrics_http_body(rill_gen *g) {
     while (k->drained < (1u << 20)) {
         n = rill_tcp_read(k->c, k->req, sizeof k->req);
         if (n == -EAGAIN) {
-            RILL_TCP_READABLE(g, &k->call, k->c);
+            RILL_SYSCALL(g, rill_tcp_readable(&k->call, k->c));
             if (k->call.result < 0)
                 break;
         } else if (n <= 0) {
