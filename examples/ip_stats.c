@@ -166,8 +166,8 @@ static int listen_on(rill_pipeline *p, rill_stage *source) {
 
 /* What the clients sent that did not count (never silently). */
 static void report_listen(rill_stage *source) {
-    rill_tcp_lines_stats ts;
-    if (rill_tcp_lines_stats_of(source, &ts))
+    struct rill_tcp_lines_stats ts;
+    if (rill_tcp_lines_stats(source, &ts))
         return;
     if (ts.dropped)
         fprintf(stderr, "ip_stats: %llu received lines not counted: the server was stopped "
@@ -328,19 +328,19 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < nslow; i++)
         if (apply_slow(p, slow[i])) {
             fprintf(stderr, "ip_stats: --slow needs STAGE:MICROSECONDS, not '%s'\n", slow[i]);
-            rill_pipeline_destroy(p);
+            rill_pipeline_free(p);
             free(uniq);
             return 2;
         }
     if ((stats || json || svg) && rill_pipeline_sampler(p, 0, 0)) {
         fprintf(stderr, "ip_stats: cannot start the statistics sampler\n");
-        rill_pipeline_destroy(p);
+        rill_pipeline_free(p);
         free(uniq);
         return 1;
     }
     rill_stage *source = rill_pipeline_find(p, "source");
     if (cfg.listen && listen_on(p, source)) {
-        rill_pipeline_destroy(p);
+        rill_pipeline_free(p);
         free(uniq);
         return 1;
     }
@@ -384,7 +384,7 @@ int main(int argc, char **argv) {
                    (unsigned long long)best[i].count);
         free(best);
     }
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     free(uniq);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         perror("ip_stats: stdout");

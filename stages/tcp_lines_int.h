@@ -35,13 +35,13 @@ struct rill__tcpl {
     int kick;          /* ours: stop requests, ended connections */
     int wfd;           /* ours: epoll set of room_fd and kick */
     int stop_req;      /* atomic: RILL_TCP_STOP_* bits + 1 requested */
-    bool in_produce;   /* emits allowed (not in rill_pipeline_destroy) */
+    bool in_produce;   /* emits allowed (not in rill_pipeline_free) */
     bool halted;       /* the pipeline stopped: server stopped NOW */
     uint64_t live;     /* connection tasks not yet released */
     rill__tcpl_task watch;
     rill_sched_gate gate; /* refused connections wait for it; the watch opens it */
-    rill_lines_stats lstats;
-    rill_tcp_lines_stats stats; /* lines, bytes, truncated: see lstats */
+    struct rill_lines_stats lstats;
+    struct rill_tcp_lines_stats stats; /* lines, bytes, truncated: see lstats */
 };
 
 /* tcp_lines.c */

@@ -169,8 +169,8 @@ RILL_TEST(net, stop_before_the_run_ends_it_without_accepting) {
     CHECK(c >= 0);
     rill_tcp_server_stop(srv, RILL_TCP_STOP_DRAIN);
     CHECK_OK(rill_sched_run(s));
-    rill_tcp_stats st;
-    CHECK_OK(rill_tcp_server_get_stats(srv, &st));
+    struct rill_tcp_server_stats st;
+    CHECK_OK(rill_tcp_server_stats(srv, &st));
     CHECK_EQ(st.accepted, 0);
     CHECK_EQ(rill_sched_count(s), 0);
     char buf[16];

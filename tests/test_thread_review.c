@@ -250,7 +250,7 @@ static int fan_case(enum fan_mode mode, bool fast_first, unsigned fast_batch, ch
     rill_stage_opts of = {.flags = RILL_STAGE_THREADED, .capacity = 4096, .batch = fast_batch,
                           .max_latency_us = 10000000};
     rill_stage_opts osrc = {.flags = RILL_STAGE_THREADED};
-    int rc = rill_pipeline_new(&p, "fan");
+    int rc = rill_pipeline_new("fan", &p);
     if (!rc)
         rc = rill_stage_add(p, "slow", &sink_ops, &slow, &os, &s_slow);
     if (!rc)
@@ -303,7 +303,7 @@ static int fan_case(enum fan_mode mode, bool fast_first, unsigned fast_batch, ch
                  (unsigned long long)slow.n, (unsigned long long)fast.n, N,
                  slow.bad ? "broken" : "kept", fast.bad ? "broken" : "kept",
                  atomic_load(&slow.closes), atomic_load(&fast.closes));
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     gate_fini(&g);
     return ok ? 0 : -1;
 }
@@ -363,7 +363,7 @@ static void part_run(enum part_mode mode, unsigned cap, unsigned batch, unsigned
     rill_stage_opts o = {.flags = RILL_STAGE_THREADED, .capacity = cap, .batch = batch,
                          .overflow = policy, .max_latency_us = latency ? 1 : 0};
     rill_stage_opts os = {.flags = RILL_STAGE_THREADED};
-    int rc = rill_pipeline_new(&p, "partial");
+    int rc = rill_pipeline_new("partial", &p);
     if (!rc)
         rc = rill_stage_add(p, "sink", &sink_ops, &r->k, &o, &snk);
     if (!rc && !push && !(rc = rill_stage_add(p, "src", &feeder_ops, &f, &os, &src)))
@@ -400,7 +400,7 @@ static void part_run(enum part_mode mode, unsigned cap, unsigned batch, unsigned
         r->fin = queue_to(p, "sink");
         r->discarded = rill_pipeline_discarded(p);
     }
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     gate_fini(&g);
 }
 
@@ -543,9 +543,9 @@ static int node_close(rill_stage *st, void *state) {
 static void node_destroy(void *state) { atomic_fetch_add(&((node *)state)->destroys, 1); }
 
 static const rill_stage_ops src_node_ops = {
-    .produce = node_produce, .close = node_close, .destroy = node_destroy};
+    .produce = node_produce, .close = node_close, .free = node_destroy};
 static const rill_stage_ops node_ops = {
-    .send = node_send, .close = node_close, .destroy = node_destroy};
+    .send = node_send, .close = node_close, .free = node_destroy};
 
 typedef struct net {
     node n[NNODES];
@@ -556,7 +556,7 @@ typedef struct net {
 static int net_build(net *t, uint32_t items) {
     memset(t, 0, sizeof *t);
     rill_stage_opts th = {.flags = RILL_STAGE_THREADED, .capacity = 4, .batch = 2};
-    int rc = rill_pipeline_new(&t->p, "aborts");
+    int rc = rill_pipeline_new("aborts", &t->p);
     for (int i = 0; i < NNODES && !rc; i++) {
         bool source = i == NT || i == NU, threaded = i == NT || i == NW;
         t->n[i].items = source ? items : 0;
@@ -616,7 +616,7 @@ RILL_TEST(thread_review, abort_before_start_then_run_or_close) {
         CHECK_EQ(rill_pipeline_close(t.p), RILL_EABORTED);
         CHECK_EQ(rill_pipeline_run(t.p), RILL_ECLOSED);
         EACH(&t, closes, 1);
-        rill_pipeline_destroy(t.p);
+        rill_pipeline_free(t.p);
         EACH(&t, destroys, 1);
         EACH(&t, closes, 1);
     }
@@ -629,7 +629,7 @@ RILL_TEST(thread_review, abort_then_destroy_never_started) {
     int base = count_threads();
     CHECK_OK(net_build(&t, 50));
     rill_pipeline_abort(t.p);
-    rill_pipeline_destroy(t.p);
+    rill_pipeline_free(t.p);
     CHECK_EQ(count_threads(), base);
     EACH(&t, closes, 0);
     EACH(&t, produces, 0);
@@ -647,7 +647,7 @@ RILL_TEST(thread_review, abort_before_first_push) {
     rill_pipeline *p = NULL;
     rill_stage *se = NULL, *sf = NULL;
     rill_stage_opts th = {.flags = RILL_STAGE_THREADED, .capacity = 2};
-    CHECK_OK(rill_pipeline_new(&p, "pushabort"));
+    CHECK_OK(rill_pipeline_new("pushabort", &p));
     CHECK_OK(rill_stage_add(p, "E", &node_ops, &e, &th, &se));
     CHECK_OK(rill_stage_add(p, "F", &node_ops, &f, NULL, &sf));
     CHECK_OK(rill_connect(se, sf));
@@ -662,7 +662,7 @@ RILL_TEST(thread_review, abort_before_first_push) {
     CHECK_EQ(atomic_load(&e.closes), 1);
     CHECK_EQ(atomic_load(&f.closes), 1);
     CHECK(rill_stage_threaded(se));
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     CHECK_EQ(atomic_load(&e.destroys) + atomic_load(&f.destroys), 2);
 }
 
@@ -705,7 +705,7 @@ RILL_TEST(thread_review, abort_after_close_changes_nothing) {
         CHECK(q2.in == q.in && q2.out == q.out && q2.discarded == q.discarded);
         CHECK_EQ(q.in, q.out + q.dropped + q.discarded + q.depth);
         EACH(&t, closes, 1);
-        rill_pipeline_destroy(t.p);
+        rill_pipeline_free(t.p);
         EACH(&t, destroys, 1);
     }
 }

@@ -60,7 +60,7 @@ struct rill_tcp_server {
     rill_sched_gate gate;
     rill__tcp_slot open;   /* sentinel of the list of open connections */
     rill__tcp_slot *free_slots;
-    rill_tcp_stats st;
+    struct rill_tcp_server_stats st;
 };
 
 /* net.c */

@@ -5,7 +5,7 @@
  * time, emits items to the stages connected after it, and is closed exactly
  * once when every stage feeding it has closed (end of stream), after which
  * it closes the stages after it. Its state is a struct the pipeline owns from
- * rill_stage_add() until rill_pipeline_destroy() — not just until close, so
+ * rill_stage_add() until rill_pipeline_free() — not just until close, so
  * items pointing into it stay valid while results are read.
  *
  * Writing a stage takes a state struct and one or two functions (see
@@ -55,9 +55,9 @@ typedef struct rill_stage_ops {
      * The stages after this one are closed when it returns. Optional. */
     int (*close)(rill_stage *st, void *state);
 
-    /* Free the state. Called once by rill_pipeline_destroy(), after every
+    /* Free the state. Called once by rill_pipeline_free(), after every
      * close. Optional (NULL: the state is not the pipeline's to free). */
-    void (*destroy)(void *state);
+    void (*free)(void *state);
 } rill_stage_ops;
 
 enum {
@@ -106,15 +106,15 @@ enum {
 /* ---- pipeline ----------------------------------------------------------- */
 
 /* Create an empty pipeline named name (copied; NULL gives "pipeline").
- * On success *out is the caller's, to be freed with rill_pipeline_destroy().
+ * On success *out is the caller's, to be freed with rill_pipeline_free().
  * Returns 0 or RILL_ENOMEM. */
-int rill_pipeline_new(rill_pipeline **out, const char *name);
+int rill_pipeline_new(const char *name, rill_pipeline **out);
 
 /* Add a stage. name is copied and must be unique in the pipeline (NULL
  * gives "stage-<n>"); ops must stay valid until the pipeline is destroyed
  * (normally a static const). On success the pipeline owns state (see
- * ops->destroy) and *out (if out is not NULL) is a handle valid until
- * rill_pipeline_destroy(). On failure nothing is kept: state is still the
+ * ops->free) and *out (if out is not NULL) is a handle valid until
+ * rill_pipeline_free(). On failure nothing is kept: state is still the
  * caller's. Returns 0, RILL_EINVAL (no send and no produce, or both, an
  * unknown flag or overflow policy, or a capacity over 2^20 batches), RILL_EEXIST (name taken), RILL_ESTATE
  * (pipeline already started) or RILL_ENOMEM. */
@@ -179,7 +179,7 @@ void rill_pipeline_abort(rill_pipeline *p);
  * abort: nothing more is delivered), call every stage's destroy, free all.
  * Invalidates p, every rill_stage handle, and every item pointing into stage
  * state. NULL is a no-op. */
-void rill_pipeline_destroy(rill_pipeline *p);
+void rill_pipeline_free(rill_pipeline *p);
 
 /* Items that were queued between threads but never delivered because the
  * pipeline stopped (error or abort). Exact after close. */
@@ -261,7 +261,7 @@ int rill_try_emit(rill_stage *st, const rill_item *item);
  * Drain only before retrying, never between an RILL_EAGAIN and the wait, or
  * the wake-up for that refusal may be lost.
  *
- * The fd belongs to the pipeline: do not close it; rill_pipeline_destroy
+ * The fd belongs to the pipeline: do not close it; rill_pipeline_free
  * does. Call from st's callbacks, or before the pipeline starts from the
  * thread that builds it; another thread may wait on the fd. Sets *fd and
  * returns 0; RILL_EINVAL for NULL, RILL_ESTATE once the pipeline is closed,

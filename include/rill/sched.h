@@ -193,7 +193,7 @@ size_t rill_sched_count(const rill_sched *s);
 /* CLOCK_MONOTONIC in nanoseconds: the clock of sleeps and timeouts. */
 uint64_t rill_sched_now_ns(void);
 
-typedef struct rill_sched_stats {
+struct rill_sched_stats {
     uint64_t spawned;     /* tasks spawned */
     uint64_t ended;       /* tasks ended (finished, failed or killed) */
     uint64_t switches;    /* task resumes */
@@ -204,10 +204,10 @@ typedef struct rill_sched_stats {
     size_t engine_bytes;  /* memory the engine holds now: task records (and
                              its free list), id map, timer heap, fd table.
                              It does not shrink until rill_sched_free */
-} rill_sched_stats;
+};
 
 /* Snapshot of s's counters. Returns 0. */
-int rill_sched_get_stats(const rill_sched *s, rill_sched_stats *out);
+int rill_sched_stats(const rill_sched *s, struct rill_sched_stats *out);
 
 /* A gate: a condition variable for tasks, made of a task that only sleeps.
  * Tasks wait for it with RILL_SYS_WAIT(g, call, gate->id) (or

@@ -97,11 +97,11 @@ uint16_t rill_tcp_lines_port(const rill_stage *st);
  * above); the stage's produce then returns once its connections have ended.
  * Before the pipeline runs it makes the run end at once. Only atomic stores
  * and write(2)s to eventfds: callable from any thread and from a signal
- * handler, until rill_pipeline_destroy. Not a TCP line source: no-op. */
+ * handler, until rill_pipeline_free. Not a TCP line source: no-op. */
 void rill_tcp_lines_stop(rill_stage *st, int how);
 
-typedef struct rill_tcp_lines_stats {
-    uint64_t lines;       /* lines emitted (also rill_lines_stats_of) */
+struct rill_tcp_lines_stats {
+    uint64_t lines;       /* lines emitted (also rill_lines_stats()) */
     uint64_t bytes;       /* bytes read from sockets */
     uint64_t truncated;   /* lines cut to max_line (RILL_LINES_TRUNCATE) */
     uint64_t connections; /* connections served (accepted and given a task) */
@@ -119,12 +119,12 @@ typedef struct rill_tcp_lines_stats {
     uint64_t waits;       /* times a connection stopped reading because the
                              queue was full */
     uint64_t waiting;     /* connections waiting for queue room now */
-} rill_tcp_lines_stats;
+};
 
 /* Counters of a TCP line source. Callable from any thread while the
  * pipeline runs (each counter current, not all taken at one instant); exact
  * once the pipeline is closed. RILL_EINVAL if st is not one. */
-int rill_tcp_lines_stats_of(const rill_stage *st, rill_tcp_lines_stats *out);
+int rill_tcp_lines_stats(const rill_stage *st, struct rill_tcp_lines_stats *out);
 
 #ifdef __cplusplus
 }
