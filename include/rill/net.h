@@ -1,5 +1,5 @@
-/* rill — TCP servers on the scheduler (rill/sched.h): the seed's selector
- * server, with the limits a server needs to survive real clients.
+/* rill — TCP servers on the scheduler (rill/sched.h): one task per
+ * connection, with the limits a server needs to survive real clients.
  *
  * A server is a listening socket and a set of scheduler tasks: one accept
  * task, and per connection one task the caller makes (rill_tcp_conn_fn) plus

@@ -1,10 +1,10 @@
-/* rill — a scheduler of coroutine tasks with system calls (the seed's
- * "scheduler for OS"), on epoll.
+/* rill — a scheduler of coroutine tasks that make system calls, as an
+ * operating system schedules processes, on epoll.
  *
  * A task is a rill_gen generator (rill/coro.h). It runs until it yields;
  * what it yields is its request to the scheduler:
  *
- *   RILL_YIELD(g, NULL)   the seed's bare `yield`: go to the back of the
+ *   RILL_YIELD(g, NULL)   a bare `yield`: go to the back of the
  *                         ready queue and be resumed with NULL.
  *   RILL_YIELD(g, call)   a system call: call points at a rill_syscall the
  *                         task owns (a field of its state struct). The task
@@ -30,9 +30,9 @@
  *     }
  *
  * Scheduling: one ready queue in FIFO order. A task that yields NULL, or
- * makes a call that is answered at once, goes to the back of the queue, as
- * in the seed (a task that spawns another is resumed after the new task's
- * first step). Timers (sleep, timeouts) are a binary heap on
+ * makes a call that is answered at once, goes to the back of the queue (a
+ * task that spawns another is resumed after the new task's first step).
+ * Timers (sleep, timeouts) are a binary heap on
  * CLOCK_MONOTONIC; fds are waited on with epoll. Timers and fds are checked
  * whenever the ready queue is empty and at least every 256 task steps.
  * rill_sched_run returns when no task is left.

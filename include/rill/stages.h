@@ -28,7 +28,7 @@ typedef void (*rill_key_fn)(const rill_item *item, void *arg, const void **key,
 void rill_key_first_field(const rill_item *item, void *arg, const void **key,
                           size_t *len);
 
-/* ---- broadcast: every item to every output (the seed's broadcast) ------- */
+/* ---- broadcast: every item to every output ------------------------------ */
 int rill_broadcast_add(rill_pipeline *p, const char *name,
                        const rill_stage_opts *opts, rill_stage **out);
 
@@ -37,7 +37,7 @@ typedef bool (*rill_pred_fn)(const rill_item *item, void *arg);
 
 typedef enum rill_match {
     RILL_MATCH_PRED = 0,     /* pred(item, arg) */
-    RILL_MATCH_PREFIX,       /* item starts with pattern (the seed's startswith) */
+    RILL_MATCH_PREFIX,       /* item starts with pattern (str.startswith) */
     RILL_MATCH_FIRST_FIELD   /* rill_key_first_field(item) equals pattern */
 } rill_match;
 
@@ -48,8 +48,8 @@ typedef struct rill_filter_spec {
     const void *pattern;      /* RILL_MATCH_PREFIX / _FIRST_FIELD (copied) */
     size_t pattern_len;
     /* false: emit the matching item. true: emit the pattern itself instead
-     * (an item pointing into the stage state), as the seed's map_ sends the
-     * IP it matched rather than the line. */
+     * (an item pointing into the stage state): the IP that matched rather
+     * than the whole log line, say. */
     bool emit_pattern;
 } rill_filter_spec;
 
@@ -89,7 +89,7 @@ int rill_selector_add(rill_pipeline *p, const char *name,
 
 /* ---- collect: keep every item in memory --------------------------------- */
 /* Items are kept by reference (one reference per distinct owner, not per
- * item) and stay valid until the pipeline is destroyed. */
+ * item) and stay valid until the pipeline is freed. */
 int rill_collect_add(rill_pipeline *p, const char *name, const rill_stage_opts *opts,
                      rill_stage **out);
 
