@@ -8,7 +8,7 @@
  * the line source cuts thousands of lines out of one counted buffer.
  *
  * owner == NULL means the bytes need no counting: they stay valid at least
- * until the pipeline is destroyed (static strings, or memory inside a stage's
+ * until the pipeline is freed (static strings, or memory inside a stage's
  * state, which lives until rill_pipeline_free()).
  *
  * Items are immutable once emitted: a stage that wants to change an item
