@@ -1,7 +1,7 @@
 /* The TCP server in-process, on real sockets on 127.0.0.1, port 0: serving,
  * max_accepts, stopping (drain, now, from a signal handler), refusals, bad
  * arguments, freeing. The server runs on a thread (pthread_create in
- * tests/net_harness.h), so this file also runs under ThreadSanitizer. */
+ * tests/util/net_harness.h), so this file also runs under ThreadSanitizer. */
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>

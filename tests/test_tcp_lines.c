@@ -68,7 +68,7 @@ RILL_TEST(tcp_lines, many_connections_tiny_queue) {
     many_connections(SRC_THREADED | SINK_THREADED, 1);
 }
 
-/* The file source's rules, byte for byte (tests/line_split.h is the
+/* The file source's rules, byte for byte (tests/util/line_split.h is the
  * reference): random bytes with many '\n', '\r', NUL and long lines, sent in odd
  * writes, read in odd chunks, under each flag combination. */
 RILL_TEST(tcp_lines, same_rules_as_the_file_source) {

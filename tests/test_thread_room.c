@@ -1,7 +1,7 @@
 /* rill_try_emit and the room eventfd (rill_stage_room_fd): a source that
  * must not block — a TCP source running an event loop — emits with
  * rill_try_emit, and on RILL_EAGAIN waits for the room fd with poll() next
- * to whatever else it serves (tests/room_util.h).
+ * to whatever else it serves (tests/util/room_util.h).
  *
  * Refusals: a threaded sink that waits at a gate inside send on its first
  * item holds its queue: a source then emits exactly `capacity` items, is

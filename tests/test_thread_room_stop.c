@@ -1,4 +1,4 @@
-/* rill_try_emit's room fd and stops (tests/room_util.h): an abort or a
+/* rill_try_emit's room fd and stops (tests/util/room_util.h): an abort or a
  * stage's error wakes a loop waiting for room, and its next rill_try_emit
  * returns the stop; an fd made after the room was freed, or after a stop,
  * or before the start is readable when it must be (the signal is owed to

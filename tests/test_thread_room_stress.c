@@ -1,4 +1,4 @@
-/* rill_try_emit under load (tests/room_util.h): a million items through
+/* rill_try_emit under load (tests/util/room_util.h): a million items through
  * capacities 1, 7 and 4096 into a RILL_STAGE_THREADED sink that stalls at
  * random, with the source threaded and inline, and the arming window
  * forced open (RILL_FAULT_ROOM_ARM_US): everything arrives once, in order,
