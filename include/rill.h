@@ -1,7 +1,9 @@
 /* rill — hybrid coroutine-thread dataflow engine. Include this one header.
  *
- * The API's verbs. Every public name is rill_<object>_<verb>, and a verb
- * means the same thing on every object:
+ * The API's verbs. A public name is rill_<object>_<verb> (rill_pipeline_run),
+ * or rill_<verb> for what every stage does (rill_emit, rill_connect) and for
+ * process-wide helpers (rill_strerror, rill_version). A verb means the same
+ * thing on every object:
  *
  *   rill_X_new(..., &out)    allocate; *out is the caller's until
  *                            rill_X_free. (pipeline, sched, tcp_server)
@@ -26,9 +28,11 @@
  *   retain/release           reference counts (rill/item.h).
  *
  * Errors: a call that can fail returns int, 0 or a negative code: a RILL_E*
- * code or a negated errno (rill/error.h; rill_strerror, rill_errname). bool
- * answers questions only (rill_stage_threaded). Results come back through
- * the last parameters (&out), never through the return value.
+ * code or a negated errno (rill/error.h; rill_strerror, rill_errname), and
+ * gives its results through its last parameters (&out). Only rill_tcp_read
+ * and rill_tcp_write return a count or a negative errno, as read(2) and
+ * write(2) do. A call that cannot fail returns its answer (an attribute, a
+ * count); bool answers questions only (rill_stage_threaded).
  *
  * Every header says, above each call, what the caller must know: who owns
  * what, what a call invalidates, and from which thread it may be made. How
