@@ -119,7 +119,7 @@ static struct run run_once(const struct cfg *c) {
     rill_stage *a, *b;
     rill_stage_opts so = {.flags = RILL_STAGE_THREADED};
     rill_stage_opts ko = {.flags = RILL_STAGE_THREADED, .capacity = c->capacity, .batch = c->batch};
-    if (rill_pipeline_new(&p, "backpressure") ||
+    if (rill_pipeline_new("backpressure", &p) ||
         rill_stage_add(p, "source", &src_ops, &s, &so, &a) ||
         rill_stage_add(p, "consumer", &sink_ops, &k, &ko, &b) || rill_connect(a, b) ||
         (c->sample_us >= 0 && rill_pipeline_sampler(p, (unsigned)c->sample_us, 0))) {
@@ -135,7 +135,7 @@ static struct run run_once(const struct cfg *c) {
         fprintf(stderr, "bench_backpressure: run failed: %s\n", rill_pipeline_errmsg(p));
         bad = 1;
         rill_stats_free(st);
-        rill_pipeline_destroy(p);
+        rill_pipeline_free(p);
         return r;
     }
     const rill_queue_stats *q = &st->queues[0];
@@ -170,7 +170,7 @@ static struct run run_once(const struct cfg *c) {
         r.model = (double)c->burst / (((double)c->burst - ce) * cost + room) * 1e9;
     }
     rill_stats_free(st);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     return r;
 }
 

@@ -155,7 +155,7 @@ static uint64_t run_rill(uint64_t n, unsigned fa, unsigned fb, unsigned cap, dou
     rill_stage_opts oa = {.flags = fa, .capacity = cap}, ob = {.flags = fb, .capacity = cap};
     rill_pipeline *p;
     rill_stage *ss, *sa, *sb;
-    if (rill_pipeline_new(&p, "cpu_heavy") || rill_stage_add(p, "source", &src_ops, &s, NULL, &ss) ||
+    if (rill_pipeline_new("cpu_heavy", &p) || rill_stage_add(p, "source", &src_ops, &s, NULL, &ss) ||
         rill_stage_add(p, "A", &a_ops, &a, &oa, &sa) ||
         rill_stage_add(p, "B", &b_ops, &b, &ob, &sb) || rill_connect(ss, sa) ||
         rill_connect(sa, sb)) {
@@ -169,7 +169,7 @@ static uint64_t run_rill(uint64_t n, unsigned fa, unsigned fb, unsigned cap, dou
         fprintf(stderr, "bench_cpu_heavy: %s\n", rill_pipeline_errmsg(p));
         exit(1);
     }
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     *count = b.count;
     return b.x;
 }

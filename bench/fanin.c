@@ -366,7 +366,7 @@ static struct moved run_rill(uint64_t n, unsigned cap, unsigned bsz) {
     rill_stage *a, *b;
     rill_stage_opts so = {.flags = RILL_STAGE_THREADED};
     rill_stage_opts ko = {.flags = RILL_STAGE_THREADED, .capacity = cap, .batch = bsz};
-    int rc = rill_pipeline_new(&p, "fanin");
+    int rc = rill_pipeline_new("fanin", &p);
     if (!rc)
         rc = rill_stage_add(p, "sink", &count_sink_ops, &k, &ko, &b);
     for (unsigned i = 0; i < NP && !rc; i++) {
@@ -385,7 +385,7 @@ static struct moved run_rill(uint64_t n, unsigned cap, unsigned bsz) {
     m.t = now() - t0;
     if (rc)
         fprintf(stderr, "bench_fanin: run failed: %s\n", rill_pipeline_errmsg(p));
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     for (unsigned i = 0; i < NP; i++) {
         m.produced += s[i].produced;
         m.expect += pool_sum(pool, POOL, s[i].produced);

@@ -235,7 +235,7 @@ static struct moved run_rill(uint64_t n, unsigned capacity, unsigned bsz) {
     rill_stage *a, *b;
     rill_stage_opts so = {.flags = RILL_STAGE_THREADED};
     rill_stage_opts ko = {.flags = RILL_STAGE_THREADED, .capacity = capacity, .batch = bsz};
-    if (rill_pipeline_new(&p, "hop") || rill_stage_add(p, "source", &src_ops, &s, &so, &a) ||
+    if (rill_pipeline_new("hop", &p) || rill_stage_add(p, "source", &src_ops, &s, &so, &a) ||
         rill_stage_add(p, "sink", &count_sink_ops, &k, &ko, &b) || rill_connect(a, b)) {
         fprintf(stderr, "bench_hop: cannot build the pipeline\n");
         exit(1);
@@ -245,7 +245,7 @@ static struct moved run_rill(uint64_t n, unsigned capacity, unsigned bsz) {
     m.t = now() - t0;
     if (rc)
         fprintf(stderr, "bench_hop: run failed: %s\n", rill_pipeline_errmsg(p));
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     m.produced = rc ? UINT64_MAX : s.produced;
     m.count = k.count;
     m.sum = k.sum;

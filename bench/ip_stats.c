@@ -128,7 +128,7 @@ static int rill_run(const char *path, const rill_stage_opts *opts, uint64_t coun
         rill_count_get(reduce, ips[i], strlen(ips[i]), &counts[i]);
     if (rc)
         fprintf(stderr, "bench: %s\n", rill_pipeline_errmsg(p));
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     return rc;
 }
 

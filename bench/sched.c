@@ -10,7 +10,7 @@
  *   switches_per_s       task resumes per second of rill_sched_run
  *   run_s, spawn_s, total_s
  *   engine_bytes_per_task  what the engine holds per live task (its record,
- *                        the id map's share), from rill_sched_get_stats
+ *                        the id map's share), from rill_sched_stats()
  *   task_record_bytes    sizeof the engine's record
  *   rss_bytes_per_task   resident memory growth while spawning, per task
  *                        (/proc/self/statm): the engine's part only, the
@@ -134,12 +134,12 @@ int main(int argc, char **argv) {
         }
     double t1 = now_s();
     long rss1 = rss_bytes();
-    rill_sched_stats st;
-    rill_sched_get_stats(s, &st);
+    struct rill_sched_stats st;
+    rill_sched_stats(s, &st);
     size_t engine = st.engine_bytes;
     int rc = rill_sched_run(s);
     double t2 = now_s();
-    rill_sched_get_stats(s, &st);
+    rill_sched_stats(s, &st);
     if (rc < 0 || st.switches != (uint64_t)(n * (y + 1))) {
         fprintf(stderr, "bench_sched: run: %s, %" PRIu64 " switches\n", rill_strerror(rc),
                 st.switches);

@@ -51,7 +51,7 @@ int main(int argc, char **argv) {
     rill_pipeline *p = NULL;
     rill_stage *src, *count, *print;
     rill_gen_init(&c.gen, counter_body, NULL);
-    int rc = rill_pipeline_new(&p, "gen_status");
+    int rc = rill_pipeline_new("gen_status", &p);
     if (!rc) rc = rill_lines_file_add(p, "lines", argc > 1 ? argv[1] : "data/apache_logs", NULL, NULL, &src);
     if (!rc) rc = rill_gen_stage_add(p, "count", &c.gen, NULL, NULL, &count);
     if (!rc) rc = rill_print_add(p, "print", 1, NULL, &print);
@@ -60,6 +60,6 @@ int main(int argc, char **argv) {
     if (!rc) rc = rill_pipeline_run(p);
     if (!rc) printf("unparsed %llu\n", (unsigned long long)c.bad);
     if (rc) fprintf(stderr, "gen_status: %s\n", p && *rill_pipeline_errmsg(p) ? rill_pipeline_errmsg(p) : rill_strerror(rc));
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     return rc ? 1 : 0;
 }

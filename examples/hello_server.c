@@ -243,8 +243,8 @@ int main(int argc, char **argv) {
     fflush(stdout);
 
     rc = rill_sched_run(s);
-    rill_tcp_stats st;
-    rill_tcp_server_get_stats(g_srv, &st);
+    struct rill_tcp_server_stats st;
+    rill_tcp_server_stats(g_srv, &st);
     fprintf(stderr,
             "hello_server: accepted=%" PRIu64 " replied=%" PRIu64 " too_large=%" PRIu64
             " timeouts=%" PRIu64 " eof=%" PRIu64 " resets=%" PRIu64 " refused=%" PRIu64

@@ -135,8 +135,8 @@ static int listen_on(rill_pipeline *p, rill_stage *source) {
 
 /* What the clients sent that did not count (never silently). */
 static void report_listen(rill_stage *source) {
-    rill_tcp_lines_stats ts;
-    if (rill_tcp_lines_stats_of(source, &ts))
+    struct rill_tcp_lines_stats ts;
+    if (rill_tcp_lines_stats(source, &ts))
         return;
     if (ts.dropped)
         fprintf(stderr, "ip_stats: %llu received lines not counted: the server was stopped "
@@ -230,13 +230,13 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < o.nslow; i++)
         if (apply_slow(p, o.slow[i])) {
             fprintf(stderr, "ip_stats: --slow needs STAGE:MICROSECONDS, not '%s'\n", o.slow[i]);
-            rill_pipeline_destroy(p);
+            rill_pipeline_free(p);
             free(uniq);
             return 2;
         }
     if ((o.stats || o.json || o.svg) && rill_pipeline_sampler(p, 0, 0)) {
         fprintf(stderr, "ip_stats: cannot start the statistics sampler\n");
-        rill_pipeline_destroy(p);
+        rill_pipeline_free(p);
         free(uniq);
         return 1;
     }
@@ -245,13 +245,13 @@ int main(int argc, char **argv) {
     int mrc = o.metrics ? metrics_http_start_at(&mh, p, o.metrics, err, sizeof err) : 0;
     if (mrc) {
         fprintf(stderr, "ip_stats: %s\n", err);
-        rill_pipeline_destroy(p);
+        rill_pipeline_free(p);
         free(uniq);
         return mrc == RILL_EINVAL ? 2 : 1;
     }
     if (cfg.listen && listen_on(p, source)) {
         metrics_http_stop(mh);
-        rill_pipeline_destroy(p);
+        rill_pipeline_free(p);
         free(uniq);
         return 1;
     }
@@ -300,7 +300,7 @@ int main(int argc, char **argv) {
         }
         free(best);
     }
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     free(uniq);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         perror("ip_stats: stdout");

@@ -45,7 +45,7 @@ static inline int ipstats_build(const ipstats_config *cfg, rill_pipeline **out,
                                 rill_stage **reduce, char *err, size_t errlen) {
     rill_pipeline *p = NULL;
     rill_stage *src = NULL, *bcast = NULL, *red = NULL;
-    int rc = rill_pipeline_new(&p, "ip_stats");
+    int rc = rill_pipeline_new("ip_stats", &p);
     if (rc)
         return rc;
     if (cfg->listen) {
@@ -99,7 +99,7 @@ static inline int ipstats_build(const ipstats_config *cfg, rill_pipeline **out,
 fail_generic:
     snprintf(err, errlen, "cannot build the pipeline: %s", rill_strerror(rc));
 fail:
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     return rc;
 }
 

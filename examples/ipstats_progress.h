@@ -1,6 +1,6 @@
 /* ip_stats' progress line: while a long run goes on, a thread prints on
  * stderr (a terminal) the bytes read of the total and lines per second,
- * every quarter second, from the source's counters (rill_lines_stats_of:
+ * every quarter second, from the source's counters (rill_lines_stats():
  * file and TCP line sources alike), and clears the line when stopped. */
 #ifndef IPSTATS_PROGRESS_H
 #define IPSTATS_PROGRESS_H
@@ -39,8 +39,8 @@ static inline void *progress_main(void *arg) {
         pthread_cond_timedwait(&pr->cond, &pr->lock, &until);
         if (pr->done)
             break;
-        rill_lines_stats ls;
-        if (rill_lines_stats_of(pr->source, &ls))
+        struct rill_lines_stats ls;
+        if (rill_lines_stats(pr->source, &ls))
             continue;
         clock_gettime(CLOCK_MONOTONIC, &now);
         double secs = (double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) * 1e-9;

@@ -41,7 +41,7 @@ int main(int argc, char **argv) {
     rill_stage_opts threaded = { .flags = RILL_STAGE_THREADED };
     rill_pipeline *p = NULL;
     rill_stage *src, *sel, *w[2];
-    int rc = rill_pipeline_new(&p, "key_avg");
+    int rc = rill_pipeline_new("key_avg", &p);
     if (!rc) rc = rill_lines_file_add(p, "lines", path, NULL, NULL, &src);
     if (!rc) rc = rill_selector_add(p, "by-status", &by_status, NULL, &sel);
     if (!rc) rc = rill_connect(src, sel);
@@ -57,6 +57,6 @@ int main(int argc, char **argv) {
                        (double)k->sum[code] / (double)k->n[code]);
         }
     if (rc) fprintf(stderr, "key_avg: %s\n", p && *rill_pipeline_errmsg(p) ? rill_pipeline_errmsg(p) : rill_strerror(rc));
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     return rc ? 1 : 0;
 }

@@ -6,7 +6,7 @@
  *     metrics_http *m;
  *     if (metrics_http_start(&m, p, "127.0.0.1", 9100, err, sizeof err) == 0) {
  *         rill_pipeline_run(p);      // scrapes are answered meanwhile
- *         metrics_http_stop(m);      // before rill_pipeline_destroy
+ *         metrics_http_stop(m);      // before rill_pipeline_free
  *     }
  *
  * One request per connection (the answer says `Connection: close`):

@@ -13,7 +13,7 @@ int main(int argc, char **argv) {
     rill_stage_opts threaded = { .flags = RILL_STAGE_THREADED };
     rill_pipeline *p = NULL;
     rill_stage *split, *count;
-    int rc = rill_pipeline_new(&p, "push_lines");
+    int rc = rill_pipeline_new("push_lines", &p);
     if (!rc) rc = rill_split_add(p, "words", 0, RILL_FIELDS_WHITESPACE, &threaded, &split);
     if (!rc) rc = rill_count_add(p, "count", NULL, NULL, NULL, &count);
     if (!rc) rc = rill_connect(split, count);
@@ -25,7 +25,7 @@ int main(int argc, char **argv) {
          * reference until the thread reads it: push a counted copy (the
          * engine does not copy borrowed bytes into threads yet). */
         rill_item copy;
-        if (!(rc = rill_item_copy(&copy, line, (size_t)len - (line[len - 1] == '\n')))) {
+        if (!(rc = rill_item_copy(line, (size_t)len - (line[len - 1] == '\n'), &copy))) {
             rc = rill_pipeline_push(p, split, &copy);
             rill_item_release(&copy);
         }
@@ -39,6 +39,6 @@ int main(int argc, char **argv) {
     if (rc) fprintf(stderr, "push_lines: %s\n", p && *rill_pipeline_errmsg(p) ? rill_pipeline_errmsg(p) : rill_strerror(rc));
     free(line);
     if (in != stdin) fclose(in);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     return rc ? 1 : 0;
 }

@@ -11,7 +11,7 @@ int main(int argc, char **argv) {
     const char *ips[] = {"83.149.9.216", "93.114.45.13", "207.241.237.101"};
     rill_pipeline *p = NULL;
     rill_stage *src, *bcast, *count, *f;
-    int rc = rill_pipeline_new(&p, "readme");
+    int rc = rill_pipeline_new("readme", &p);
     if (!rc) rc = rill_lines_file_add(p, "source", argc > 1 ? argv[1] : RILL_DATA_DIR "/apache_logs",
                                       NULL, NULL, &src);
     if (!rc) rc = rill_broadcast_add(p, "broadcast", NULL, &bcast);
@@ -30,6 +30,6 @@ int main(int argc, char **argv) {
         printf("%s %llu\n", ips[i], (unsigned long long)n);
     }
     if (rc) fprintf(stderr, "readme_pipeline: %s\n", p && *rill_pipeline_errmsg(p) ? rill_pipeline_errmsg(p) : rill_strerror(rc));
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     return rc ? 1 : 0;
 }

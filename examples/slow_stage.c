@@ -12,7 +12,7 @@ int main(int argc, char **argv) {
     rill_pipeline *p = NULL;
     rill_stage *src, *count;
     rill_stats *stats = NULL;
-    int rc = rill_pipeline_new(&p, "slow_stage");
+    int rc = rill_pipeline_new("slow_stage", &p);
     if (!rc) rc = rill_lines_file_add(p, "lines", argc > 1 ? argv[1] : "data/apache_logs", NULL, NULL, &src);
     if (!rc) rc = rill_count_add(p, "count", rill_key_first_field, NULL, &threaded, &count);
     if (!rc) rc = rill_stage_set_delay(count, argc > 2 ? (unsigned)atoi(argv[2]) : 20);
@@ -27,6 +27,6 @@ int main(int argc, char **argv) {
         printf("%llu %.*s\n", (unsigned long long)top[i].count, (int)top[i].len, (const char *)top[i].key);
     if (rc) fprintf(stderr, "slow_stage: %s\n", p && *rill_pipeline_errmsg(p) ? rill_pipeline_errmsg(p) : rill_strerror(rc));
     rill_stats_free(stats);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     return rc ? 1 : 0;
 }

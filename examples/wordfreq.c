@@ -8,7 +8,7 @@ int main(int argc, char **argv) {
     const char *path = argc > 1 ? argv[1] : "data/apache_logs";
     rill_pipeline *p = NULL;
     rill_stage *src, *split, *count;
-    int rc = rill_pipeline_new(&p, "wordfreq");
+    int rc = rill_pipeline_new("wordfreq", &p);
     if (!rc) rc = rill_lines_file_add(p, "lines", path, NULL, NULL, &src);
     if (!rc) rc = rill_split_add(p, "words", 0, RILL_FIELDS_WHITESPACE, NULL, &split);
     if (!rc) rc = rill_count_add(p, "count", NULL, NULL, NULL, &count);
@@ -25,6 +25,6 @@ int main(int argc, char **argv) {
                (const char *)top[i].key);
     if (!rc) printf("words %llu distinct %zu\n", (unsigned long long)total, keys);
     if (rc) fprintf(stderr, "wordfreq: %s: %s\n", path, p && *rill_pipeline_errmsg(p) ? rill_pipeline_errmsg(p) : rill_strerror(rc));
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     return rc ? 1 : 0;
 }

@@ -60,7 +60,7 @@ static void rill__collect_destroy(void *state) {
 
 static const rill_stage_ops rill__collect_ops = {
     .send = rill__collect_send,
-    .destroy = rill__collect_destroy,
+    .free = rill__collect_destroy,
 };
 
 RILL_API int rill_collect_add(rill_pipeline *p, const char *name, const rill_stage_opts *opts,

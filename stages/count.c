@@ -144,7 +144,7 @@ static void rill__count_destroy(void *state) {
 }
 
 static const rill_stage_ops rill__count_ops = { .send = rill__count_send,
-                                                .destroy = rill__count_destroy };
+                                                .free = rill__count_destroy };
 
 RILL_API int rill_count_add(rill_pipeline *p, const char *name, rill_key_fn key,
                             void *key_arg, const rill_stage_opts *opts, rill_stage **out) {

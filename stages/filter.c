@@ -65,13 +65,13 @@ static int rill__filter_never_send(rill_stage *st, void *state, const rill_item 
 static void rill__filter_destroy(void *state) { free(state); }
 
 static const rill_stage_ops rill__filter_pred_ops = {
-    .send = rill__filter_pred_send, .destroy = rill__filter_destroy };
+    .send = rill__filter_pred_send, .free = rill__filter_destroy };
 static const rill_stage_ops rill__filter_prefix_ops = {
-    .send = rill__filter_prefix_send, .destroy = rill__filter_destroy };
+    .send = rill__filter_prefix_send, .free = rill__filter_destroy };
 static const rill_stage_ops rill__filter_field_ops = {
-    .send = rill__filter_field_send, .destroy = rill__filter_destroy };
+    .send = rill__filter_field_send, .free = rill__filter_destroy };
 static const rill_stage_ops rill__filter_never_ops = {
-    .send = rill__filter_never_send, .destroy = rill__filter_destroy };
+    .send = rill__filter_never_send, .free = rill__filter_destroy };
 
 RILL_API int rill_filter_add(rill_pipeline *p, const char *name, const rill_filter_spec *spec,
                              const rill_stage_opts *opts, rill_stage **out) {

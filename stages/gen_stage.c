@@ -49,7 +49,7 @@ static int rill__gen_source_produce(rill_stage *st, void *state) {
 }
 
 static const rill_stage_ops rill__gen_source_ops = { .produce = rill__gen_source_produce,
-                                                     .destroy = rill__gen_stage_destroy };
+                                                     .free = rill__gen_stage_destroy };
 
 /* ---- generator as a stage ------------------------------------------------- */
 
@@ -104,7 +104,7 @@ static int rill__gen_stage_close(rill_stage *st, void *state) {
 
 static const rill_stage_ops rill__gen_stage_ops = { .send = rill__gen_stage_send,
                                                     .close = rill__gen_stage_close,
-                                                    .destroy = rill__gen_stage_destroy };
+                                                    .free = rill__gen_stage_destroy };
 
 static int rill__gen_add(rill_pipeline *p, const char *name, const rill_stage_ops *ops,
                          rill_gen *g, void (*destroy)(rill_gen *g),

@@ -40,7 +40,7 @@ int rill__lsplit_opts(rill_lines_opts *lo, size_t default_chunk, unsigned known)
     return lo->max_line > limit || lo->chunk > limit ? RILL_EINVAL : 0;
 }
 
-void rill__lsplit_init(rill__lsplit *sp, const rill_lines_opts *lo, rill_lines_stats *stats) {
+void rill__lsplit_init(rill__lsplit *sp, const rill_lines_opts *lo, struct rill_lines_stats *stats) {
     memset(sp, 0, sizeof *sp);
     size_t slack = (lo->flags & RILL_LINES_STRIP_CR) ? 1 : 0;
     sp->strip_cr = slack;

@@ -18,7 +18,7 @@ typedef struct rill__lines {
     bool done;     /* EOF seen (or failed): produce answers RILL_EDONE */
     bool regular;  /* a regular file: read() does not wait for a writer */
     rill__lsplit sp;
-    rill_lines_stats stats;
+    struct rill_lines_stats stats;
     char *desc;    /* "'path'" or "fd N", for error messages */
 } rill__lines;
 
@@ -100,7 +100,7 @@ static void rill__lines_destroy(void *state) {
 
 static const rill_stage_ops rill__lines_ops = {
     .produce = rill__lines_produce,
-    .destroy = rill__lines_destroy,
+    .free = rill__lines_destroy,
 };
 
 static int rill__lines_add(rill_pipeline *p, const char *name, int fd, const char *path,
@@ -169,10 +169,10 @@ RILL_API int rill_lines_file_add(rill_pipeline *p, const char *name, const char 
     return rc;
 }
 
-RILL_API int rill_lines_stats_of(const rill_stage *st, rill_lines_stats *out) {
+RILL_API int rill_lines_stats(const rill_stage *st, struct rill_lines_stats *out) {
     if (!st || !out)
         return RILL_EINVAL;
-    const rill_lines_stats *in = rill__tcp_lines_counters(st);
+    const struct rill_lines_stats *in = rill__tcp_lines_counters(st);
     if (!in) {
         if (rill_stage_ops_of(st) != &rill__lines_ops)
             return RILL_EINVAL;

@@ -39,7 +39,7 @@ typedef struct rill__lsplit {
     size_t pos, scan, end; /* pending: lines of data[pos..end), '\n' search
                               resumes at scan */
     uint64_t lines;  /* lines emitted by this splitter */
-    rill_lines_stats *stats; /* shared counters, written by one thread */
+    struct rill_lines_stats *stats; /* shared counters, written by one thread */
 } rill__lsplit;
 
 /* Counters only one thread writes, readable from others (progress reports)
@@ -52,7 +52,7 @@ typedef struct rill__lsplit {
 int rill__lsplit_opts(rill_lines_opts *lo, size_t default_chunk, unsigned known);
 
 /* Set sp up for lo (checked by rill__lsplit_opts), counting into stats. */
-void rill__lsplit_init(rill__lsplit *sp, const rill_lines_opts *lo, rill_lines_stats *stats);
+void rill__lsplit_init(rill__lsplit *sp, const rill_lines_opts *lo, struct rill_lines_stats *stats);
 
 /* Make room to read into right after the unfinished line: sp->room bytes,
  * a chunk, or at least half a chunk where the buffer is kept by others and
@@ -87,7 +87,7 @@ static inline size_t rill__lsplit_held(const rill__lsplit *sp) {
 void rill__lsplit_release(rill__lsplit *sp);
 
 /* The TCP line source's counters, or NULL if st is not one (tcp_lines.c),
- * so rill_lines_stats_of answers for both kinds of line source. */
-const rill_lines_stats *rill__tcp_lines_counters(const rill_stage *st);
+ * so rill_lines_stats() answers for both kinds of line source. */
+const struct rill_lines_stats *rill__tcp_lines_counters(const rill_stage *st);
 
 #endif

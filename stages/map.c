@@ -29,7 +29,7 @@ static int rill__map_send(rill_stage *st, void *state, const rill_item *in) {
 static void rill__map_destroy(void *state) { free(state); }
 
 static const rill_stage_ops rill__map_ops = { .send = rill__map_send,
-                                              .destroy = rill__map_destroy };
+                                              .free = rill__map_destroy };
 
 RILL_API int rill_map_add(rill_pipeline *p, const char *name, rill_map_fn fn, void *arg,
                           const rill_stage_opts *opts, rill_stage **out) {

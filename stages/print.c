@@ -82,7 +82,7 @@ static int rill__print_close(rill_stage *st, void *state) {
 static const rill_stage_ops rill__print_ops = {
     .send = rill__print_send,
     .close = rill__print_close,
-    .destroy = free,
+    .free = free,
 };
 
 RILL_API int rill_print_add(rill_pipeline *p, const char *name, int fd,

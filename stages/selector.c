@@ -40,7 +40,7 @@ static int rill__selector_send(rill_stage *st, void *state, const rill_item *ite
 static void rill__selector_destroy(void *state) { free(state); }
 
 static const rill_stage_ops rill__selector_ops = { .send = rill__selector_send,
-                                                   .destroy = rill__selector_destroy };
+                                                   .free = rill__selector_destroy };
 
 RILL_API int rill_selector_add(rill_pipeline *p, const char *name,
                                const rill_selector_spec *spec, const rill_stage_opts *opts,

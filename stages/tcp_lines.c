@@ -51,8 +51,8 @@ static bool rill__tcpl_done(rill__tcpl *s) {
         return false;
     if (atomic_load(&s->stop_req) || s->halted)
         return true;
-    rill_tcp_stats ts;
-    rill_tcp_server_get_stats(s->srv, &ts);
+    struct rill_tcp_server_stats ts;
+    rill_tcp_server_stats(s->srv, &ts);
     return s->max_accepts && ts.accepted >= s->max_accepts;
 }
 
@@ -123,7 +123,7 @@ static void rill__tcpl_destroy(void *state) { rill__tcpl_free(state); }
 
 static const rill_stage_ops rill__tcpl_ops = {
     .produce = rill__tcpl_produce,
-    .destroy = rill__tcpl_destroy,
+    .free = rill__tcpl_destroy,
 };
 
 static rill__tcpl *rill__tcpl_of(const rill_stage *st) {
@@ -192,12 +192,12 @@ RILL_API void rill_tcp_lines_stop(rill_stage *st, int how) {
     errno = saved;
 }
 
-const rill_lines_stats *rill__tcp_lines_counters(const rill_stage *st) {
+const struct rill_lines_stats *rill__tcp_lines_counters(const rill_stage *st) {
     rill__tcpl *s = rill__tcpl_of(st);
     return s ? &s->lstats : NULL;
 }
 
-RILL_API int rill_tcp_lines_stats_of(const rill_stage *st, rill_tcp_lines_stats *out) {
+RILL_API int rill_tcp_lines_stats(const rill_stage *st, struct rill_tcp_lines_stats *out) {
     rill__tcpl *s = rill__tcpl_of(st);
     if (!s || !out)
         return RILL_EINVAL;

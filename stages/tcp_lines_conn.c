@@ -93,7 +93,7 @@ static void rill__tcpl_emit_failed(rill__tcpl_conn *k, int rc) {
 
 /* Cut off (STOP_NOW, the deadline, the pipeline stopped): deliver what
  * was received if the queue takes it now, never waiting; the rest is
- * counted as dropped. In rill_pipeline_destroy nothing may be emitted any
+ * counted as dropped. In rill_pipeline_free nothing may be emitted any
  * more. */
 static void rill__tcpl_cut(rill__tcpl_conn *k) {
     rill__tcpl *s = k->s;

@@ -29,13 +29,13 @@ struct rill__tcpl {
     int kick;          /* ours: stop requests, ended connections */
     int wfd;           /* ours: epoll set of room_fd and kick */
     _Atomic int stop_req; /* RILL_TCP_STOP_* requested, or-ed; 0: none */
-    bool in_produce;   /* emits allowed (not in rill_pipeline_destroy) */
+    bool in_produce;   /* emits allowed (not in rill_pipeline_free) */
     bool halted;       /* the pipeline stopped: server stopped NOW */
     uint64_t live;     /* connection tasks not yet released */
     rill_sched_owned watch; /* the only reader of room_fd (tcp_lines.c) */
     rill_sched_gate gate; /* refused connections wait for it; the watch opens it */
-    rill_lines_stats lstats;
-    rill_tcp_lines_stats stats; /* lines, bytes, truncated: see lstats */
+    struct rill_lines_stats lstats;
+    struct rill_tcp_lines_stats stats; /* lines, bytes, truncated: see lstats */
 };
 
 /* tcp_lines.c */

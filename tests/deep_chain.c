@@ -48,19 +48,19 @@ static int run_chain(unsigned n, unsigned items, tally *t) {
     t->items = items;
     rill_pipeline *p = NULL;
     rill_stage *prev = NULL, *st = NULL;
-    if (rill_pipeline_new(&p, "deep") || rill_stage_add(p, "source", &src_ops, t, NULL, &prev)) {
-        rill_pipeline_destroy(p);
+    if (rill_pipeline_new("deep", &p) || rill_stage_add(p, "source", &src_ops, t, NULL, &prev)) {
+        rill_pipeline_free(p);
         return -1000;
     }
     for (unsigned i = 1; i < n; i++)
         if (rill_stage_add(p, NULL, &pass_ops, t, NULL, &st) || rill_connect(prev, st)) {
-            rill_pipeline_destroy(p);
+            rill_pipeline_free(p);
             return -1000;
         } else {
             prev = st;
         }
     int rc = rill_pipeline_run(p);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     return rc;
 }
 

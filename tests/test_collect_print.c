@@ -62,7 +62,7 @@ static int mix_produce(rill_stage *st, void *state) {
         char text[16];
         snprintf(text, sizeof text, "copy %d", i);
         rill_item c;
-        if ((rc = rill_item_copy(&c, text, strlen(text))) == 0) {
+        if ((rc = rill_item_copy(text, strlen(text), &c)) == 0) {
             rc = rill_emit(st, &c);
             rill_item_release(&c); /* now only the collector holds it */
         }
@@ -79,7 +79,7 @@ RILL_TEST(collect, items_live_until_destroy_one_reference_per_owner) {
     CHECK(m.a && m.b);
     rill_pipeline *p;
     rill_stage *src, *col;
-    CHECK_OK(rill_pipeline_new(&p, "t"));
+    CHECK_OK(rill_pipeline_new("t", &p));
     CHECK_OK(rill_stage_add(p, "mix", &mix_ops, &m, NULL, &src));
     CHECK_OK(rill_collect_add(p, "col", NULL, &col));
     CHECK_OK(rill_connect(src, col));
@@ -108,14 +108,14 @@ RILL_TEST(collect, items_live_until_destroy_one_reference_per_owner) {
         CHECK(rill_item_eq(&it[20 + i], text, strlen(text)));
         CHECK_EQ(rill_ref_count(it[20 + i].owner), 1);
     }
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     CHECK_EQ(m.released, 2);
 }
 
 RILL_TEST(collect, pushed_static_items_and_bad_handles) {
     rill_pipeline *p;
     rill_stage *col, *pr;
-    CHECK_OK(rill_pipeline_new(&p, "t"));
+    CHECK_OK(rill_pipeline_new("t", &p));
     CHECK_OK(rill_collect_add(p, "col", NULL, &col));
     CHECK_OK(rill_print_add(p, "print", 1, NULL, &pr));
     static const char *const words[] = {"alpha", "", "gamma"};
@@ -133,7 +133,7 @@ RILL_TEST(collect, pushed_static_items_and_bad_handles) {
     CHECK_EQ(rill_collect_items(pr, &it, &n), RILL_EINVAL);
     CHECK_EQ(rill_collect_items(NULL, &it, &n), RILL_EINVAL);
     CHECK_EQ(rill_print_add(p, "bad", -1, NULL, NULL), RILL_EINVAL);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 /* ---- print ------------------------------------------------------------------- */
@@ -168,7 +168,7 @@ static char *make_input(size_t *len) {
 static int lines_to_print(const char *in, int fd, rill_pipeline **pout) {
     rill_pipeline *p;
     rill_stage *src, *pr;
-    int rc = rill_pipeline_new(&p, "t");
+    int rc = rill_pipeline_new("t", &p);
     if (rc == 0 && (rc = rill_lines_file_add(p, "src", in, NULL, NULL, &src)) == 0 &&
         (rc = rill_print_add(p, "print", fd, NULL, &pr)) == 0 &&
         (rc = rill_connect(src, pr)) == 0)
@@ -198,7 +198,7 @@ RILL_TEST(print, writes_exactly_the_lines_to_a_file) {
         CHECK(fd >= 0);
         rill_pipeline *p;
         CHECK_OK(lines_to_print(in, fd, &p));
-        rill_pipeline_destroy(p);
+        rill_pipeline_free(p);
         close(fd);
         FILE *f = fopen(out, "rb");
         CHECK(f);
@@ -246,7 +246,7 @@ RILL_TEST(print, writes_exactly_the_lines_to_a_pipe) {
     CHECK(r.buf && pthread_create(&t, NULL, reader_main, &r) == 0);
     rill_pipeline *p;
     int rc = lines_to_print(in, fds[1], &p);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     close(fds[1]); /* EOF for the reader */
     pthread_join(t, NULL);
     close(fds[0]);
@@ -277,16 +277,16 @@ RILL_TEST(print, closed_pipe_fails_with_epipe) {
     char want[64];
     snprintf(want, sizeof want, "cannot write to fd %d", fds[1]);
     CHECK(strstr(rill_pipeline_errmsg(p), want));
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 
     /* A few short items fit the buffer: the error comes from the flush at close. */
     rill_stage *pr;
-    CHECK_OK(rill_pipeline_new(&p, "t"));
+    CHECK_OK(rill_pipeline_new("t", &p));
     CHECK_OK(rill_print_add(p, "print", fds[1], NULL, &pr));
     rill_item w = rill_item_cstr("hello");
     CHECK_OK(rill_pipeline_push(p, pr, &w));
     CHECK_EQ(rill_pipeline_close(p), -EPIPE);
     CHECK_STREQ(rill_pipeline_errstage(p), "print");
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     close(fds[1]);
 }

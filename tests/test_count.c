@@ -38,7 +38,7 @@ static void file_destroy(void *state) {
     free(s);
 }
 
-static const rill_stage_ops file_ops = { .produce = file_produce, .destroy = file_destroy };
+static const rill_stage_ops file_ops = { .produce = file_produce, .free = file_destroy };
 
 static rill_stage *add_file_source(rill_pipeline *p, const char *name, const char *path) {
     file_src *s = calloc(1, sizeof *s);
@@ -137,7 +137,7 @@ static int push_bytes(rill_pipeline *p, rill_stage *entry, const void *b, size_t
 
 RILL_TEST(count, whole_items_and_binary_keys) {
     rill_pipeline *p;
-    CHECK_OK(rill_pipeline_new(&p, NULL));
+    CHECK_OK(rill_pipeline_new(NULL, &p));
     rill_stage *c;
     CHECK_OK(rill_count_add(p, "c", NULL, NULL, NULL, &c));
     const char *in[] = { "a", "b", "a", "", "ab", "a", "" };
@@ -171,12 +171,12 @@ RILL_TEST(count, whole_items_and_binary_keys) {
     CHECK_EQ(keys, 6);
     CHECK_EQ(total, 10);
     CHECK_OK(rill_count_size(c, NULL, NULL));
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 RILL_TEST(count, top_orders_by_count_then_key) {
     rill_pipeline *p;
-    CHECK_OK(rill_pipeline_new(&p, NULL));
+    CHECK_OK(rill_pipeline_new(NULL, &p));
     rill_stage *c;
     CHECK_OK(rill_count_add(p, "c", NULL, NULL, NULL, &c));
     /* abc x3; then a tie at 2 between "", "a", "ab", "b"; "z" x1. */
@@ -200,14 +200,14 @@ RILL_TEST(count, top_orders_by_count_then_key) {
     }
     CHECK_OK(rill_count_top(c, 0, NULL, &n));
     CHECK_EQ(n, 0);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 /* Many keys, many ties: top-n for every n must equal a full sort's prefix. */
 RILL_TEST(count, top_matches_a_full_sort) {
     enum { NKEYS = 3000 };
     rill_pipeline *p;
-    CHECK_OK(rill_pipeline_new(&p, NULL));
+    CHECK_OK(rill_pipeline_new(NULL, &p));
     rill_stage *c;
     CHECK_OK(rill_count_add(p, "c", NULL, NULL, NULL, &c));
     kc *exp = calloc(NKEYS, sizeof *exp);
@@ -242,13 +242,13 @@ RILL_TEST(count, top_matches_a_full_sort) {
     }
     free(e);
     free_kc(exp, NKEYS);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 RILL_TEST(count, growth_to_100k_keys) {
     enum { NKEYS = 100000 };
     rill_pipeline *p;
-    CHECK_OK(rill_pipeline_new(&p, NULL));
+    CHECK_OK(rill_pipeline_new(NULL, &p));
     rill_stage *c;
     CHECK_OK(rill_count_add(p, "c", NULL, NULL, NULL, &c));
     char buf[32];
@@ -291,12 +291,12 @@ RILL_TEST(count, growth_to_100k_keys) {
         CHECK(rill_item_eq(&(rill_item){ e[i].key, e[i].len, NULL }, buf, 9));
         CHECK_EQ(e[i].count, 3);
     }
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 RILL_TEST(count, argument_errors_and_wrong_stage_kind) {
     rill_pipeline *p;
-    CHECK_OK(rill_pipeline_new(&p, NULL));
+    CHECK_OK(rill_pipeline_new(NULL, &p));
     rill_stage *c, *b;
     CHECK_EQ(rill_count_add(NULL, "c", NULL, NULL, NULL, &c), RILL_EINVAL);
     CHECK(c == NULL);
@@ -322,7 +322,7 @@ RILL_TEST(count, argument_errors_and_wrong_stage_kind) {
     CHECK_EQ(n, 0);
     CHECK_OK(rill_count_top(c, 2, e, &k));
     CHECK_EQ(k, 0);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 /* ---- the real log --------------------------------------------------------------- */
@@ -334,7 +334,7 @@ RILL_TEST(count, apache_log_by_first_field) {
     CHECK(nlines == 10000); /* the shipped log, as described in data/README.md */
 
     rill_pipeline *p;
-    CHECK_OK(rill_pipeline_new(&p, "ips"));
+    CHECK_OK(rill_pipeline_new("ips", &p));
     rill_stage *src = add_file_source(p, "src", LOG), *c;
     CHECK(src != NULL);
     CHECK_OK(rill_count_add(p, "count", rill_key_first_field, NULL, NULL, &c));
@@ -363,7 +363,7 @@ RILL_TEST(count, apache_log_by_first_field) {
         CHECK_EQ(top[i].count, exp[i].count);
     }
     free_kc(exp, nd);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 /* The seed's topology: source -> broadcast -> one filter per IP (emitting the
@@ -371,7 +371,7 @@ RILL_TEST(count, apache_log_by_first_field) {
 static void seed_pipeline(rill_match match, const char *const *ips, size_t nips,
                           uint64_t *counts, size_t *nkeys) {
     rill_pipeline *p;
-    CHECK_OK(rill_pipeline_new(&p, "ip-stats"));
+    CHECK_OK(rill_pipeline_new("ip-stats", &p));
     rill_stage *src = add_file_source(p, "src", LOG), *b, *c;
     CHECK(src != NULL);
     CHECK_OK(rill_broadcast_add(p, "broadcast", NULL, &b));
@@ -391,7 +391,7 @@ static void seed_pipeline(rill_match match, const char *const *ips, size_t nips,
     for (size_t i = 0; i < nips; i++)
         CHECK_OK(rill_count_get(c, ips[i], strlen(ips[i]), &counts[i]));
     CHECK_OK(rill_count_size(c, nkeys, NULL));
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 RILL_TEST(count, seed_ip_statistics_exact) {

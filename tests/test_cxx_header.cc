@@ -73,7 +73,7 @@ int join_send(rill_stage *, void *state, const rill_item *item) {
 
 TEST(CxxHeader, PipelinePushIntoCxxStageAndCount) {
     rill_pipeline *p = nullptr;
-    ASSERT_EQ(rill_pipeline_new(&p, "cxx"), 0);
+    ASSERT_EQ(rill_pipeline_new("cxx", &p), 0);
     std::string joined;
     rill_stage_ops join_ops{};
     join_ops.send = join_send;
@@ -101,13 +101,13 @@ TEST(CxxHeader, PipelinePushIntoCxxStageAndCount) {
     EXPECT_EQ(total, 5u);
     rill_item late = rill_item_cstr("late");
     EXPECT_EQ(rill_pipeline_push(p, bcast, &late), RILL_ECLOSED);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 TEST(CxxHeader, ItemCopyOwnsItsBytes) {
     char buf[] = "payload";
     rill_item it;
-    ASSERT_EQ(rill_item_copy(&it, buf, std::strlen(buf)), 0);
+    ASSERT_EQ(rill_item_copy(buf, std::strlen(buf), &it), 0);
     buf[0] = 'X';
     EXPECT_TRUE(rill_item_eq(&it, "payload", 7));
     ASSERT_NE(it.owner, nullptr);

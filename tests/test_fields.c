@@ -153,13 +153,13 @@ static int words_send(rill_stage *st, void *state, const rill_item *it) {
 
 static void words_destroy(void *state) { ++*((words *)state)->destroyed; }
 
-static const rill_stage_ops words_ops = { .send = words_send, .destroy = words_destroy };
+static const rill_stage_ops words_ops = { .send = words_send, .free = words_destroy };
 
 RILL_TEST(fields, split_stage_tokenizes_pushed_lines) {
     rill_pipeline *p = NULL;
     rill_stage *split, *sink;
     int destroyed = 0;
-    CHECK_OK(rill_pipeline_new(&p, "split"));
+    CHECK_OK(rill_pipeline_new("split", &p));
     CHECK_OK(rill_split_add(p, "split", 0, RILL_FIELDS_WHITESPACE, NULL, &split));
     CHECK_OK(rill_stage_add_new(p, "words", &words_ops, sizeof(words), NULL, &sink));
     words *w = rill_stage_state(sink);
@@ -173,7 +173,7 @@ RILL_TEST(fields, split_stage_tokenizes_pushed_lines) {
     }
     CHECK_OK(rill_pipeline_close(p));
     CHECK_STREQ(w->seen, "[the][quick][brown][fox][jumps]");
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     CHECK_EQ(destroyed, 1); /* the caller's destroy ran, then the state was freed (ASan) */
 }
 
@@ -181,7 +181,7 @@ RILL_TEST(fields, split_on_comma_keeps_empty_fields) {
     rill_pipeline *p = NULL;
     rill_stage *split, *sink;
     int destroyed = 0;
-    CHECK_OK(rill_pipeline_new(&p, "split"));
+    CHECK_OK(rill_pipeline_new("split", &p));
     CHECK_EQ(rill_split_add(p, "bad", ',', 1u << 9, NULL, &split), RILL_EINVAL);
     CHECK(split == NULL);
     CHECK_OK(rill_split_add(p, "split", ',', 0, NULL, &split));
@@ -192,14 +192,14 @@ RILL_TEST(fields, split_on_comma_keeps_empty_fields) {
     CHECK_OK(rill_pipeline_push(p, split, &it));
     CHECK_OK(rill_pipeline_close(p));
     CHECK_STREQ(((words *)rill_stage_state(sink))->seen, "[a][][b]");
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     CHECK_EQ(destroyed, 1);
 }
 
 RILL_TEST(fields, stage_add_new_failure_keeps_nothing) {
     rill_pipeline *p = NULL;
     rill_stage *st = (rill_stage *)&st;
-    CHECK_OK(rill_pipeline_new(&p, "new"));
+    CHECK_OK(rill_pipeline_new("new", &p));
     CHECK_OK(rill_stage_add_new(p, "w", &words_ops, sizeof(words), NULL, NULL));
     ((words *)rill_stage_state(rill_pipeline_find(p, "w")))->destroyed = &(int){0};
     /* A taken name: nothing allocated is left behind (LSan) and the caller's
@@ -209,5 +209,5 @@ RILL_TEST(fields, stage_add_new_failure_keeps_nothing) {
     static const rill_stage_ops none = { 0 };
     CHECK_EQ(rill_stage_add_new(p, "x", &none, 8, NULL, &st), RILL_EINVAL);
     CHECK_EQ(rill_stage_add_new(NULL, "x", &words_ops, 8, NULL, &st), RILL_EINVAL);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }

@@ -96,7 +96,7 @@ RILL_TEST(gen_stage, generator_as_source_into_generator_stage) {
         rill_pipeline *p = NULL;
         rill_stage *s1, *s2, *out;
         rill_stage_opts topts = { .flags = RILL_STAGE_THREADED };
-        CHECK_OK(rill_pipeline_new(&p, "gens"));
+        CHECK_OK(rill_pipeline_new("gens", &p));
         CHECK_OK(rill_gen_source_add(p, "numbers", &src.gen, numbers_free, NULL, &s1));
         /* The source's items point into its state, which it overwrites: they
          * may not cross to a thread. The threaded run pushes static items
@@ -123,7 +123,7 @@ RILL_TEST(gen_stage, generator_as_source_into_generator_stage) {
         CHECK(rill_item_eq(&items[0], "big", 3));
         CHECK_EQ(sum.closed, 0); /* it ran to its end: no on_close */
         CHECK(rill_gen_status_of(&sum.gen) == RILL_GEN_DONE);
-        rill_pipeline_destroy(p);
+        rill_pipeline_free(p);
         CHECK_EQ(src.freed, 1);
         CHECK_EQ(src.closed, 0); /* exhausted: nothing to close */
     }
@@ -134,7 +134,7 @@ RILL_TEST(gen_stage, bad_item_fails_with_the_body_error_and_closes) {
     rill_gen_init(&sum.gen, summer_body, summer_close);
     rill_pipeline *p = NULL;
     rill_stage *s2;
-    CHECK_OK(rill_pipeline_new(&p, "gens"));
+    CHECK_OK(rill_pipeline_new("gens", &p));
     CHECK_OK(rill_gen_stage_add(p, "sum", &sum.gen, NULL, NULL, &s2));
     rill_item a = rill_item_cstr("5"), b = rill_item_cstr("5x");
     CHECK_OK(rill_pipeline_push(p, s2, &a));
@@ -142,7 +142,7 @@ RILL_TEST(gen_stage, bad_item_fails_with_the_body_error_and_closes) {
     CHECK_EQ(rill_pipeline_close(p), RILL_EINVAL);
     const char *msg = rill_pipeline_errmsg(p);
     CHECK(strstr(msg, "'sum'") && strstr(msg, "after 2 items"));
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     /* a body that returned an error did its own cleanup: no on_close */
     CHECK_EQ(sum.closed, 0);
 }
@@ -152,10 +152,10 @@ RILL_TEST(gen_stage, abandoned_source_is_closed_once_and_freed) {
     rill_gen_init(&src.gen, numbers_body, numbers_close);
     rill_pipeline *p = NULL;
     rill_stage *s1;
-    CHECK_OK(rill_pipeline_new(&p, "gens"));
+    CHECK_OK(rill_pipeline_new("gens", &p));
     CHECK_OK(rill_gen_source_add(p, "numbers", &src.gen, numbers_free, NULL, &s1));
     CHECK_OK(rill_pipeline_start(p));
-    rill_pipeline_destroy(p); /* never run: suspended or created */
+    rill_pipeline_free(p); /* never run: suspended or created */
     CHECK_EQ(src.freed, 1);
     CHECK(src.closed <= 1);
     /* A started generator is refused: the stage primes it itself. */
@@ -163,10 +163,10 @@ RILL_TEST(gen_stage, abandoned_source_is_closed_once_and_freed) {
     void *v;
     rill_gen_init(&used.gen, numbers_body, NULL);
     CHECK_OK(rill_gen_next(&used.gen, &v));
-    CHECK_OK(rill_pipeline_new(&p, "gens2"));
+    CHECK_OK(rill_pipeline_new("gens2", &p));
     CHECK_EQ(rill_gen_source_add(p, "x", &used.gen, NULL, NULL, NULL), RILL_EINVAL);
     CHECK_EQ(rill_gen_stage_add(p, "y", NULL, NULL, NULL, NULL), RILL_EINVAL);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 /* A body that takes two items and returns: the third is an error that says so. */
@@ -188,7 +188,7 @@ RILL_TEST(gen_stage, body_that_returns_early_fails_at_the_next_item) {
     rill_gen_init(&t.gen, take2_body, NULL);
     rill_pipeline *p = NULL;
     rill_stage *st;
-    CHECK_OK(rill_pipeline_new(&p, "early"));
+    CHECK_OK(rill_pipeline_new("early", &p));
     CHECK_OK(rill_gen_stage_add(p, "take2", &t.gen, NULL, NULL, &st));
     rill_item it = rill_item_cstr("x");
     CHECK_OK(rill_pipeline_push(p, st, &it));
@@ -196,7 +196,7 @@ RILL_TEST(gen_stage, body_that_returns_early_fails_at_the_next_item) {
     CHECK_EQ(rill_pipeline_push(p, st, &it), RILL_ESTATE);
     CHECK_EQ(rill_pipeline_close(p), RILL_ESTATE);
     CHECK(strstr(rill_pipeline_errmsg(p), "returned before end of stream (item 3)"));
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 /* ---- a yield inside a switch: caught at run time -------------------------- */

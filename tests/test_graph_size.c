@@ -66,7 +66,7 @@ static const rill_stage_ops src_ops = {.produce = src_produce, .close = count_cl
 RILL_TEST(graph_size, million_stage_chain_builds_and_closes) {
     tally t = {.items = 0};
     rill_pipeline *p = NULL;
-    CHECK_OK(rill_pipeline_new(&p, "chain"));
+    CHECK_OK(rill_pipeline_new("chain", &p));
     rill_stage **s = malloc(MILLION * sizeof *s);
     CHECK(s);
     double t0 = now_s();
@@ -75,7 +75,7 @@ RILL_TEST(graph_size, million_stage_chain_builds_and_closes) {
         int rc = rill_stage_add(p, NULL, &pass_ops, &t, NULL, &s[i]); /* generated names */
         if (rc) {
             free(s);
-            rill_pipeline_destroy(p);
+            rill_pipeline_free(p);
             CHECK_OK(rc);
         }
     }
@@ -83,7 +83,7 @@ RILL_TEST(graph_size, million_stage_chain_builds_and_closes) {
         int rc = rill_connect(s[i - 1], s[i]);
         if (rc) {
             free(s);
-            rill_pipeline_destroy(p);
+            rill_pipeline_free(p);
             CHECK_OK(rc);
         }
     }
@@ -94,7 +94,7 @@ RILL_TEST(graph_size, million_stage_chain_builds_and_closes) {
     int cyc = rill_connect(s[MILLION - 1], s[1]);
     int run = rill_pipeline_run(p);
     double total = now_s() - t0;
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     free(s);
     fprintf(stderr, "1,000,000-stage chain: built in %.2f s, built+run+closed in %.2f s of CPU\n",
             built, total);
@@ -113,7 +113,7 @@ RILL_TEST(graph_size, million_stage_fanout_builds_runs_and_closes) {
     enum { BRANCHES = 1000, DEPTH = 999, ITEMS = 3 };
     tally t = {.items = ITEMS};
     rill_pipeline *p = NULL;
-    CHECK_OK(rill_pipeline_new(&p, "fanout"));
+    CHECK_OK(rill_pipeline_new("fanout", &p));
     double t0 = now_s();
     rill_stage *src = NULL, *root = NULL;
     CHECK_OK(rill_stage_add(p, "source", &src_ops, &t, NULL, &src));
@@ -132,7 +132,7 @@ RILL_TEST(graph_size, million_stage_fanout_builds_runs_and_closes) {
         }
     }
     if (rc) {
-        rill_pipeline_destroy(p);
+        rill_pipeline_free(p);
         CHECK_OK(rc);
     }
     double built = now_s() - t0;
@@ -140,7 +140,7 @@ RILL_TEST(graph_size, million_stage_fanout_builds_runs_and_closes) {
     int again = rill_stage_add(p, "b999.998", &pass_ops, &t, NULL, &dup);
     int run = rill_pipeline_run(p);
     double total = now_s() - t0;
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     fprintf(stderr, "1,000,000-stage fan-out: built in %.2f s, built+run+closed in %.2f s of CPU\n",
             built, total);
     CHECK_EQ(again, RILL_EEXIST);
@@ -156,7 +156,7 @@ RILL_TEST(graph_size, generated_names_skip_taken_ones) {
     static const rill_stage_ops ops = {.send = pass_send};
     tally t = {0};
     rill_pipeline *p = NULL;
-    CHECK_OK(rill_pipeline_new(&p, "names"));
+    CHECK_OK(rill_pipeline_new("names", &p));
     rill_stage *a = NULL, *b = NULL, *c = NULL;
     CHECK_OK(rill_stage_add(p, "stage-2", &ops, &t, NULL, &a));
     CHECK_OK(rill_stage_add(p, NULL, &ops, &t, NULL, &b));
@@ -166,5 +166,5 @@ RILL_TEST(graph_size, generated_names_skip_taken_ones) {
     CHECK(rill_pipeline_find(p, "stage-2") == a);
     CHECK(rill_pipeline_find(p, "stage-1") == NULL);
     CHECK_EQ(rill_stage_add(p, "stage-3", &ops, &t, NULL, NULL), RILL_EEXIST);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }

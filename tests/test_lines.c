@@ -41,13 +41,13 @@ typedef struct lrun {
     int add_rc, rc;
     const rill_item *items;
     size_t n;
-    rill_lines_stats stats;
+    struct rill_lines_stats stats;
 } lrun;
 
 /* source(path or fd) -> collect, run. */
 static lrun run_lines(const char *path, int fd, const rill_lines_opts *lo) {
     lrun r = {0};
-    if (rill_pipeline_new(&r.p, "t") < 0)
+    if (rill_pipeline_new("t", &r.p) < 0)
         return r.add_rc = RILL_ENOMEM, r;
     r.add_rc = path ? rill_lines_file_add(r.p, "src", path, lo, NULL, &r.src)
                     : rill_lines_fd_add(r.p, "src", fd, lo, NULL, &r.src);
@@ -58,7 +58,7 @@ static lrun run_lines(const char *path, int fd, const rill_lines_opts *lo) {
     if (r.add_rc == 0) {
         r.rc = rill_pipeline_run(r.p);
         rill_collect_items(r.col, &r.items, &r.n);
-        rill_lines_stats_of(r.src, &r.stats);
+        rill_lines_stats(r.src, &r.stats);
     }
     return r;
 }
@@ -88,7 +88,7 @@ static bool roundtrip(const char *name, const char *d, size_t n, const rill_line
                          name, r.add_rc, r.rc, rill_pipeline_errmsg(r.p), r.n, k,
                          (unsigned long long)r.stats.truncated, (unsigned long long)ntrunc);
     free(exp);
-    rill_pipeline_destroy(r.p);
+    rill_pipeline_free(r.p);
     return ok;
 }
 
@@ -113,7 +113,7 @@ RILL_TEST(lines, empty_file_has_no_lines) {
     CHECK_EQ(r.n, 0);
     CHECK_EQ(r.stats.lines, 0);
     CHECK_EQ(r.stats.bytes, 0);
-    rill_pipeline_destroy(r.p);
+    rill_pipeline_free(r.p);
 }
 
 RILL_TEST(lines, basic_shapes) {
@@ -134,7 +134,7 @@ RILL_TEST(lines, crlf_is_data_unless_stripped) {
     CHECK_EQ(r.n, 4);
     CHECK(item_is(&r.items[0], "a\r") && item_is(&r.items[1], "b\r\r"));
     CHECK(item_is(&r.items[2], "\r") && item_is(&r.items[3], "c\rd\r"));
-    rill_pipeline_destroy(r.p);
+    rill_pipeline_free(r.p);
 
     rill_lines_opts lo = {.flags = RILL_LINES_STRIP_CR};
     r = run_lines(path, -1, &lo);
@@ -145,7 +145,7 @@ RILL_TEST(lines, crlf_is_data_unless_stripped) {
     CHECK(item_is(&r.items[0], "a") && item_is(&r.items[1], "b\r"));
     CHECK(item_is(&r.items[2], "") && item_is(&r.items[3], "c\rd\r"));
     CHECK_EQ(r.stats.bytes, sizeof d - 1);
-    rill_pipeline_destroy(r.p);
+    rill_pipeline_free(r.p);
 }
 
 RILL_TEST(lines, nul_and_invalid_utf8_are_data) {
@@ -160,7 +160,7 @@ RILL_TEST(lines, nul_and_invalid_utf8_are_data) {
     CHECK(rill_item_eq(&r.items[0], "\0\xff\xfe\xc3\x28", 5));
     CHECK(rill_item_eq(&r.items[1], "\x80\0", 2));
     CHECK(rill_item_eq(&r.items[2], "\xed\xa0\x80\0", 4));
-    rill_pipeline_destroy(r.p);
+    rill_pipeline_free(r.p);
 }
 
 /* ---- buffer boundaries and long lines -------------------------------------- */
@@ -215,7 +215,7 @@ RILL_TEST(lines, overlong_line_fails_with_stage_name) {
         CHECK(strstr(rill_pipeline_errmsg(r.p), "line 2 longer than 10 bytes"));
         CHECK_EQ(r.n, 1);
         CHECK(item_is(&r.items[0], "short"));
-        rill_pipeline_destroy(r.p);
+        rill_pipeline_free(r.p);
     }
     unlink(path);
 }
@@ -250,7 +250,7 @@ RILL_TEST(lines, truncate_cuts_counts_and_resyncs) {
         CHECK_EQ(r.stats.lines, 5);
         CHECK_EQ(r.stats.truncated, 2);
         CHECK_EQ(r.stats.bytes, n);
-        rill_pipeline_destroy(r.p);
+        rill_pipeline_free(r.p);
     }
     unlink(path);
 }
@@ -289,7 +289,7 @@ RILL_TEST(lines, randomized_roundtrip) {
                 CHECK(d[pos++] == '\n');
         }
         CHECK_EQ(pos, n);
-        rill_pipeline_destroy(r.p);
+        rill_pipeline_free(r.p);
     }
     free(d);
 }
@@ -353,7 +353,7 @@ RILL_TEST(lines, pipe_fed_in_small_irregular_writes) {
     CHECK_EQ(r.stats.bytes, n);
     for (size_t i = 0; i < k; i++)
         CHECK(rill_item_eq(&r.items[i], d + exp[i].off, exp[i].len));
-    rill_pipeline_destroy(r.p);
+    rill_pipeline_free(r.p);
     free(exp);
     free(d);
 }
@@ -362,7 +362,7 @@ RILL_TEST(lines, pipe_fed_in_small_irregular_writes) {
 
 RILL_TEST(lines, bad_arguments_and_open_errors) {
     rill_pipeline *p;
-    CHECK_OK(rill_pipeline_new(&p, "t"));
+    CHECK_OK(rill_pipeline_new("t", &p));
     rill_stage *st = (rill_stage *)1;
     CHECK_EQ(rill_lines_fd_add(p, "a", -1, NULL, NULL, &st), RILL_EINVAL);
     CHECK(st == NULL);
@@ -380,11 +380,11 @@ RILL_TEST(lines, bad_arguments_and_open_errors) {
         unlink(path);
     }
     rill_stage *col;
-    rill_lines_stats s;
+    struct rill_lines_stats s;
     CHECK_OK(rill_collect_add(p, "col", NULL, &col));
-    CHECK_EQ(rill_lines_stats_of(col, &s), RILL_EINVAL);
-    CHECK_EQ(rill_lines_stats_of(NULL, &s), RILL_EINVAL);
-    rill_pipeline_destroy(p);
+    CHECK_EQ(rill_lines_stats(col, &s), RILL_EINVAL);
+    CHECK_EQ(rill_lines_stats(NULL, &s), RILL_EINVAL);
+    rill_pipeline_free(p);
 }
 
 RILL_TEST(lines, read_error_fails_naming_the_fd) {
@@ -398,7 +398,7 @@ RILL_TEST(lines, read_error_fails_naming_the_fd) {
     snprintf(want, sizeof want, "cannot read fd %d", fd);
     CHECK(strstr(rill_pipeline_errmsg(r.p), want));
     CHECK(strstr(rill_pipeline_errmsg(r.p), "stage 'src'"));
-    rill_pipeline_destroy(r.p);
+    rill_pipeline_free(r.p);
 }
 
 typedef struct counter {
@@ -425,22 +425,22 @@ static const rill_stage_ops counter_ops = {.send = counter_send};
 
 /* source -> counter (state on the caller's stack: no destroy). */
 static int run_count(const char *path, const rill_lines_opts *lo, counter *c,
-                     rill_lines_stats *stats, rill_pipeline **pout) {
+                     struct rill_lines_stats *stats, rill_pipeline **pout) {
     rill_pipeline *p;
     rill_stage *src, *cnt;
-    int rc = rill_pipeline_new(&p, "t");
+    int rc = rill_pipeline_new("t", &p);
     if (rc < 0)
         return rc;
     if ((rc = rill_lines_file_add(p, "src", path, lo, NULL, &src)) == 0 &&
         (rc = rill_stage_add(p, "count", &counter_ops, c, NULL, &cnt)) == 0 &&
         (rc = rill_connect(src, cnt)) == 0) {
         rc = rill_pipeline_run(p);
-        rill_lines_stats_of(src, stats);
+        rill_lines_stats(src, stats);
     }
     if (pout)
         *pout = p;
     else
-        rill_pipeline_destroy(p);
+        rill_pipeline_free(p);
     return rc;
 }
 
@@ -449,7 +449,7 @@ RILL_TEST(lines, downstream_error_stops_the_source) {
     tmp_path(path, sizeof path, "stop");
     CHECK(write_file(path, "1\n2\n3\n4\n5\n", 10));
     counter c = {.fail_at = 3};
-    rill_lines_stats s;
+    struct rill_lines_stats s;
     rill_pipeline *p;
     CHECK_EQ(run_count(path, NULL, &c, &s, &p), RILL_ESTAGE);
     unlink(path);
@@ -457,7 +457,7 @@ RILL_TEST(lines, downstream_error_stops_the_source) {
     CHECK(strstr(rill_pipeline_errmsg(p), "refusing item 3"));
     CHECK_EQ(c.lines, 2);
     CHECK_EQ(s.lines, 2);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 RILL_TEST(lines, close_fd_flag_and_file_ownership) {
@@ -470,7 +470,7 @@ RILL_TEST(lines, close_fd_flag_and_file_ownership) {
         rill_lines_opts lo = {.flags = flag ? RILL_LINES_CLOSE_FD : 0};
         lrun r = run_lines(NULL, fd, &lo);
         CHECK_OK(r.rc);
-        rill_pipeline_destroy(r.p);
+        rill_pipeline_free(r.p);
         CHECK_EQ(fcntl(fd, F_GETFD) == -1, flag);
         if (!flag)
             close(fd);
@@ -479,10 +479,10 @@ RILL_TEST(lines, close_fd_flag_and_file_ownership) {
     CHECK(probe >= 0);
     close(probe);
     rill_pipeline *p;
-    CHECK_OK(rill_pipeline_new(&p, "t"));
+    CHECK_OK(rill_pipeline_new("t", &p));
     CHECK_OK(rill_lines_file_add(p, "src", path, NULL, NULL, NULL));
     CHECK(fcntl(probe, F_GETFD) & FD_CLOEXEC);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     CHECK(fcntl(probe, F_GETFD) == -1);
     unlink(path);
 }
@@ -507,7 +507,7 @@ RILL_TEST(lines, real_log_counts_match_an_independent_count) {
     uint64_t lines = newlines + (last != '\n');
     CHECK(lines >= 10000);
     counter c = {0};
-    rill_lines_stats s;
+    struct rill_lines_stats s;
     CHECK_OK(run_count(path, NULL, &c, &s, NULL));
     CHECK_EQ(c.lines, lines);
     CHECK_EQ(s.lines, lines);
@@ -541,7 +541,7 @@ RILL_TEST(lines, constant_memory_without_retaining_stages) {
     CHECK(path);
     for (size_t chunk = 4096; chunk <= RILL_LINES_DEFAULT_CHUNK; chunk *= 64) {
         counter c = {0};
-        rill_lines_stats s;
+        struct rill_lines_stats s;
         rill_lines_opts lo = {.chunk = chunk};
         CHECK_OK(run_count(path, &lo, &c, &s, NULL));
         CHECK_EQ(s.bytes, len);
@@ -569,7 +569,7 @@ RILL_TEST(lines, retained_buffers_are_not_overwritten) {
     for (size_t i = 1; i < r.n; i++)
         owners += r.items[i].owner != r.items[i - 1].owner;
     CHECK(owners > len / 777 / 2); /* about one buffer per read */
-    rill_pipeline_destroy(r.p);
+    rill_pipeline_free(r.p);
     free(d);
 }
 
@@ -615,12 +615,12 @@ RILL_TEST(lines, threaded_consumer_sees_intact_lines) {
         hasher h = {.h = 0xcbf29ce484222325u};
         rill_lines_opts lo = {.chunk = 1000};
         rill_stage_opts so = {.flags = RILL_STAGE_THREADED, .capacity = cap};
-        CHECK_OK(rill_pipeline_new(&p, "t"));
+        CHECK_OK(rill_pipeline_new("t", &p));
         CHECK_OK(rill_lines_file_add(p, "src", path, &lo, NULL, &src));
         CHECK_OK(rill_stage_add(p, "hash", &hasher_ops, &h, &so, &hs));
         CHECK_OK(rill_connect(src, hs));
         CHECK_OK(rill_pipeline_run(p));
-        rill_pipeline_destroy(p);
+        rill_pipeline_free(p);
         CHECK_EQ(h.lines, k);
         CHECK(h.h == want);
     }
@@ -683,5 +683,5 @@ RILL_TEST(lines, eintr_is_retried) {
     CHECK_EQ(r.n, 3);
     CHECK(item_is(&r.items[0], "first") && item_is(&r.items[1], "second"));
     CHECK(item_is(&r.items[2], "third"));
-    rill_pipeline_destroy(r.p);
+    rill_pipeline_free(r.p);
 }

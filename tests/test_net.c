@@ -1,7 +1,7 @@
 /* The TCP server in-process, on real sockets on 127.0.0.1, port 0: serving,
  * max_accepts, stopping (drain, now, from a signal handler), refusals, bad
  * arguments, freeing. The server runs on a thread (pthread_create in
- * tests/net_harness.h), so this file also runs under ThreadSanitizer. */
+ * tests/util/net_harness.h), so this file also runs under ThreadSanitizer. */
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -169,8 +169,8 @@ RILL_TEST(net, stop_before_the_run_ends_it_without_accepting) {
     CHECK(c >= 0);
     rill_tcp_server_stop(srv, RILL_TCP_STOP_DRAIN);
     CHECK_OK(rill_sched_run(s));
-    rill_tcp_stats st;
-    CHECK_OK(rill_tcp_server_get_stats(srv, &st));
+    struct rill_tcp_server_stats st;
+    CHECK_OK(rill_tcp_server_stats(srv, &st));
     CHECK_EQ(st.accepted, 0);
     CHECK_EQ(rill_sched_count(s), 0);
     char buf[16];

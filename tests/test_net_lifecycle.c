@@ -53,8 +53,8 @@ static void stop_at_the_gate(int how) {
     CHECK_OK(rill_sched_spawn(s, &t.gen, NULL, NULL));
     CHECK_OK(rill_sched_run(s));
     CHECK_EQ(rill_sched_count(s), 0);
-    rill_tcp_stats st;
-    CHECK_OK(rill_tcp_server_get_stats(srv, &st));
+    struct rill_tcp_server_stats st;
+    CHECK_OK(rill_tcp_server_stats(srv, &st));
     CHECK_EQ(st.accepted, 1);
     CHECK(st.at_limit >= 1); /* the accept task did wait on the gate */
     CHECK_EQ(st.active, 0);
@@ -116,8 +116,8 @@ RILL_TEST(net, a_task_that_cannot_be_spawned_is_released_and_its_socket_closed) 
     int a = cli_connect(port), b = cli_connect(port);
     CHECK(a >= 0 && b >= 0);
     CHECK_OK(rill_sched_run(s));
-    rill_tcp_stats st;
-    CHECK_OK(rill_tcp_server_get_stats(srv, &st));
+    struct rill_tcp_server_stats st;
+    CHECK_OK(rill_tcp_server_stats(srv, &st));
     CHECK_EQ(st.accepted, 2);
     CHECK_EQ(st.refused, 2);
     CHECK_EQ(st.active, 0);
@@ -189,8 +189,8 @@ RILL_TEST(net, a_failed_run_with_a_connection_open_is_freed_scheduler_first) {
     CHECK(a >= 0);
     CHECK(rill_sched_run(s) < 0);          /* epoll_wait on /dev/null */
     CHECK_EQ(rill_sched_count(s), 4);      /* stop, accept, the task, its supervisor */
-    rill_tcp_stats st;
-    CHECK_OK(rill_tcp_server_get_stats(srv, &st));
+    struct rill_tcp_server_stats st;
+    CHECK_OK(rill_tcp_server_stats(srv, &st));
     CHECK_EQ(st.active, 1);
     rill_sched_free(s);                    /* closes every task: on_close runs */
     CHECK_EQ(g_sab_closed, 1);

@@ -2,7 +2,7 @@
  * max_conns, the deadline enforced by the supervisor, idle timeouts, partial
  * writes to a slow reader, resets and early closes, and running out of fds
  * (EMFILE). The server runs on a thread (pthread_create in
- * tests/net_harness.h), so this file also runs under ThreadSanitizer. No
+ * tests/util/net_harness.h), so this file also runs under ThreadSanitizer. No
  * assertion depends on timing: timeouts are short so the tests are quick,
  * and the client's bounds are generous. */
 #include <fcntl.h>

@@ -72,7 +72,7 @@ static void counted_free(void *state) {
 }
 
 static const rill_stage_ops rec_ops = {
-    .send = rec_send, .close = rec_close, .destroy = counted_free};
+    .send = rec_send, .close = rec_close, .free = counted_free};
 
 static int add_rec(rill_pipeline *p, const char *name, tlog *log, rec **r, rill_stage **st) {
     rec *x = calloc(1, sizeof *x);
@@ -109,7 +109,7 @@ static int src_produce(rill_stage *st, void *state) {
         if (!s->items) { /* a counted copy: owner NULL bytes must not change */
             char num[24];
             int len = snprintf(num, sizeof num, "%zu", s->base + s->next);
-            if (rill_item_copy(&it, num, (size_t)len))
+            if (rill_item_copy(num, (size_t)len, &it))
                 return RILL_ENOMEM;
         }
         s->next++;
@@ -131,7 +131,7 @@ static int src_close(rill_stage *st, void *state) {
 }
 
 static const rill_stage_ops src_ops = {
-    .produce = src_produce, .close = src_close, .destroy = counted_free};
+    .produce = src_produce, .close = src_close, .free = counted_free};
 
 static int add_src(rill_pipeline *p, const char *name, tlog *log, const char *const *items,
                    size_t n, src **s, rill_stage **st) {
@@ -160,7 +160,7 @@ RILL_TEST(pipeline, linear_chain_order_and_close_once) {
     rec *rb, *rc, *rd;
     src *sa;
     g_destroyed = 0;
-    CHECK_OK(rill_pipeline_new(&p, "chain"));
+    CHECK_OK(rill_pipeline_new("chain", &p));
     /* Added out of graph order: close order must follow the edges. */
     CHECK_OK(add_rec(p, "D", &log, &rd, &d));
     CHECK_OK(add_rec(p, "C", &log, &rc, &c));
@@ -182,7 +182,7 @@ RILL_TEST(pipeline, linear_chain_order_and_close_once) {
     CHECK_OK(rill_pipeline_close(p)); /* already closed: same answer, no callbacks */
     CHECK_EQ(rd->closes, 1);
     CHECK_EQ(g_destroyed, 0);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     CHECK_EQ(g_destroyed, 4);
 }
 
@@ -205,7 +205,7 @@ static int router_send(rill_stage *st, void *state, const rill_item *it) {
     return rc;
 }
 
-static const rill_stage_ops router_ops = {.send = router_send, .destroy = counted_free};
+static const rill_stage_ops router_ops = {.send = router_send, .free = counted_free};
 
 RILL_TEST(pipeline, fanout_ports_follow_connect_order) {
     static const char *const items[] = {"all", "2", "0", "1", "3", "9", "all"};
@@ -215,7 +215,7 @@ RILL_TEST(pipeline, fanout_ports_follow_connect_order) {
     router *rs = calloc(1, sizeof *rs);
     CHECK(rs);
     g_destroyed = 0;
-    CHECK_OK(rill_pipeline_new(&p, NULL));
+    CHECK_OK(rill_pipeline_new(NULL, &p));
     CHECK_STREQ(rill_pipeline_name(p), "pipeline");
     CHECK_OK(add_src(p, "S", NULL, items, 7, NULL, &s));
     CHECK_OK(rill_stage_add(p, "R", &router_ops, rs, NULL, &r));
@@ -231,7 +231,7 @@ RILL_TEST(pipeline, fanout_ports_follow_connect_order) {
     CHECK_OK(rill_pipeline_run(p));
     CHECK_STREQ(log.s, "X:all Y:all Z:all Z:2 X:0 Y:1 X:all Y:all Z:all X! Y! Z!");
     CHECK_EQ(rs->einval, 2); /* ports 3 and 9 do not exist */
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     CHECK_EQ(g_destroyed, 5);
 }
 
@@ -244,7 +244,7 @@ RILL_TEST(pipeline, fanin_reducer_closes_once_after_last_producer) {
     rill_pipeline *p;
     rill_stage *p1, *p2, *p3, *r, *out;
     rec *rr, *ro;
-    CHECK_OK(rill_pipeline_new(&p, "fanin"));
+    CHECK_OK(rill_pipeline_new("fanin", &p));
     CHECK_OK(add_src(p, "P1", &log, i1, 2, NULL, &p1));
     CHECK_OK(add_src(p, "P2", &log, i2, 1, NULL, &p2));
     CHECK_OK(add_src(p, "P3", &log, i3, 3, NULL, &p3));
@@ -264,7 +264,7 @@ RILL_TEST(pipeline, fanin_reducer_closes_once_after_last_producer) {
     CHECK_EQ(rr->sends, 6);
     CHECK_OK(rr->close_emit_rc);
     CHECK_EQ(ro->closes, 1);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 RILL_TEST(pipeline, diamond_closes_join_once) {
@@ -273,7 +273,7 @@ RILL_TEST(pipeline, diamond_closes_join_once) {
     rill_pipeline *p;
     rill_stage *a, *b, *c, *d;
     rec *rd;
-    CHECK_OK(rill_pipeline_new(&p, "diamond"));
+    CHECK_OK(rill_pipeline_new("diamond", &p));
     CHECK_OK(add_src(p, "A", &log, items, 1, NULL, &a));
     CHECK_OK(add_rec(p, "B", &log, NULL, &b));
     CHECK_OK(add_rec(p, "C", &log, NULL, &c));
@@ -286,7 +286,7 @@ RILL_TEST(pipeline, diamond_closes_join_once) {
     CHECK_STREQ(log.s, "B:x D:x C:x D:x A! B! C! D!");
     CHECK_EQ(rd->closes, 1);
     CHECK_EQ(rd->sends, 2);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 RILL_TEST(pipeline, mixed_depths_and_duplicate_edge) {
@@ -297,7 +297,7 @@ RILL_TEST(pipeline, mixed_depths_and_duplicate_edge) {
     rill_pipeline *p;
     rill_stage *a, *b, *c, *d, *e;
     rec *rd;
-    CHECK_OK(rill_pipeline_new(&p, "mixed"));
+    CHECK_OK(rill_pipeline_new("mixed", &p));
     CHECK_OK(add_src(p, "A", &log, ia, 1, NULL, &a));
     CHECK_OK(add_rec(p, "B", &log, NULL, &b));
     CHECK_OK(add_rec(p, "C", &log, NULL, &c));
@@ -312,7 +312,7 @@ RILL_TEST(pipeline, mixed_depths_and_duplicate_edge) {
     CHECK_OK(rill_pipeline_run(p));
     CHECK_STREQ(log.s, "B:a C:a D:a D:a D:e D:e A! B! C! E! D!");
     CHECK_EQ(rd->closes, 1);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 RILL_TEST(pipeline, close_emits_reach_downstream_before_its_close) {
@@ -323,7 +323,7 @@ RILL_TEST(pipeline, close_emits_reach_downstream_before_its_close) {
     rill_pipeline *p;
     rill_stage *s, *r1, *r2, *o;
     rec *x1, *x2;
-    CHECK_OK(rill_pipeline_new(&p, "totals"));
+    CHECK_OK(rill_pipeline_new("totals", &p));
     CHECK_OK(add_src(p, "S", NULL, items, 4, NULL, &s));
     CHECK_OK(add_rec(p, "R1", &log, &x1, &r1));
     CHECK_OK(add_rec(p, "R2", &log, &x2, &r2));
@@ -335,7 +335,7 @@ RILL_TEST(pipeline, close_emits_reach_downstream_before_its_close) {
     CHECK_OK(rill_pipeline_run(p));
     CHECK_STREQ(log.s, "R1:a R2:a O:a R1:b R2:b O:b R1:c R2:c O:c R1:d R2:d O:d "
                        "R1! R2:4 O:4 R2! O:5 O!");
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 /* ---- sources ----------------------------------------------------------------- */
@@ -355,7 +355,7 @@ static int seq_send(rill_stage *st, void *state, const rill_item *it) {
     return 0;
 }
 
-static const rill_stage_ops seq_ops = {.send = seq_send, .destroy = counted_free};
+static const rill_stage_ops seq_ops = {.send = seq_send, .free = counted_free};
 
 RILL_TEST(pipeline, sources_run_to_exhaustion_in_add_order) {
     const size_t n1 = 1000, n2 = 500;
@@ -365,7 +365,7 @@ RILL_TEST(pipeline, sources_run_to_exhaustion_in_add_order) {
     src *x1, *x2;
     seq *q = calloc(1, sizeof *q);
     CHECK(q);
-    CHECK_OK(rill_pipeline_new(&p, "sources"));
+    CHECK_OK(rill_pipeline_new("sources", &p));
     CHECK_OK(add_src(p, "first", NULL, NULL, n1, &x1, &s1));
     CHECK_OK(rill_stage_add(p, "check", &seq_ops, q, NULL, &k));
     CHECK_OK(add_src(p, "second", NULL, NULL, n2, &x2, &s2));
@@ -381,7 +381,7 @@ RILL_TEST(pipeline, sources_run_to_exhaustion_in_add_order) {
     CHECK_EQ(x2->calls, (n2 + per2 - 1) / per2 + 1);
     CHECK_EQ(x1->closes, 1);
     CHECK_EQ(x2->closes, 1);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 /* ---- push mode ----------------------------------------------------------------- */
@@ -391,8 +391,8 @@ RILL_TEST(pipeline, push_then_close_completes_results) {
     rill_pipeline *p, *other;
     rill_stage *e1, *e2, *r, *o, *s, *foreign;
     rec *rr, *ro;
-    CHECK_OK(rill_pipeline_new(&p, "push"));
-    CHECK_OK(rill_pipeline_new(&other, "other"));
+    CHECK_OK(rill_pipeline_new("push", &p));
+    CHECK_OK(rill_pipeline_new("other", &other));
     CHECK_OK(add_rec(p, "E1", &log, NULL, &e1));
     CHECK_OK(add_rec(p, "E2", &log, NULL, &e2));
     CHECK_OK(add_rec(p, "R", &log, &rr, &r));
@@ -421,8 +421,8 @@ RILL_TEST(pipeline, push_then_close_completes_results) {
     CHECK_EQ(rill_pipeline_push(p, e1, &a), RILL_ECLOSED);
     CHECK_OK(rill_pipeline_close(p));
     CHECK_EQ(ro->closes, 1);
-    rill_pipeline_destroy(other);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(other);
+    rill_pipeline_free(p);
 }
 
 /* ---- destroy ------------------------------------------------------------------- */
@@ -432,17 +432,17 @@ RILL_TEST(pipeline, destroy_never_run_frees_every_state) {
     rill_pipeline *p;
     rill_stage *a, *b, *c;
     g_destroyed = 0;
-    CHECK_OK(rill_pipeline_new(&p, "idle"));
+    CHECK_OK(rill_pipeline_new("idle", &p));
     CHECK_OK(add_src(p, "A", &log, NULL, 5, NULL, &a));
     CHECK_OK(add_rec(p, "B", &log, NULL, &b));
     CHECK_OK(add_rec(p, "C", &log, NULL, &c));
     CHECK_OK(add_rec(p, NULL, &log, NULL, NULL));
     CHECK_OK(rill_connect(a, b));
     CHECK_OK(rill_connect(b, c));
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     CHECK_EQ(g_destroyed, 4);
     CHECK_STREQ(log.s, ""); /* never started: no close callbacks */
-    rill_pipeline_destroy(NULL);
+    rill_pipeline_free(NULL);
 }
 
 RILL_TEST(pipeline, destroy_closes_a_started_pipeline) {
@@ -450,13 +450,13 @@ RILL_TEST(pipeline, destroy_closes_a_started_pipeline) {
     rill_pipeline *p;
     rill_stage *e, *r;
     g_destroyed = 0;
-    CHECK_OK(rill_pipeline_new(&p, "open"));
+    CHECK_OK(rill_pipeline_new("open", &p));
     CHECK_OK(add_rec(p, "E", &log, NULL, &e));
     CHECK_OK(add_rec(p, "R", &log, NULL, &r));
     CHECK_OK(rill_connect(e, r));
     rill_item a = rill_item_cstr("a");
     CHECK_OK(rill_pipeline_push(p, e, &a));
-    rill_pipeline_destroy(p); /* never closed by the caller */
+    rill_pipeline_free(p); /* never closed by the caller */
     CHECK_STREQ(log.s, "E:a R:a E! R!");
     CHECK_EQ(g_destroyed, 2);
 }
@@ -468,7 +468,7 @@ RILL_TEST(pipeline, names_and_handles) {
     rill_pipeline *p;
     rill_stage *a, *b, *c;
     rec *rb;
-    CHECK_OK(rill_pipeline_new(&p, "named"));
+    CHECK_OK(rill_pipeline_new("named", &p));
     CHECK_STREQ(rill_pipeline_name(p), "named");
     CHECK_OK(add_rec(p, "first", &log, NULL, &a));
     CHECK_OK(add_rec(p, NULL, &log, &rb, &b));
@@ -481,7 +481,7 @@ RILL_TEST(pipeline, names_and_handles) {
     CHECK(rill_stage_state(b) == rb);
     CHECK(rill_stage_ops_of(b) == &rec_ops);
     CHECK(rill_stage_pipeline(b) == p);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 /* ---- items ------------------------------------------------------------------------- */
@@ -489,7 +489,7 @@ RILL_TEST(pipeline, names_and_handles) {
 RILL_TEST(items, copy_static_cstr_eq) {
     char src_bytes[] = {'a', '\0', 'b', 'c'};
     rill_item it;
-    CHECK_OK(rill_item_copy(&it, src_bytes, sizeof src_bytes));
+    CHECK_OK(rill_item_copy(src_bytes, sizeof src_bytes, &it));
     CHECK(it.data != src_bytes);
     CHECK_EQ(it.len, 4);
     CHECK(memcmp(it.data, src_bytes, 4) == 0);
@@ -503,12 +503,12 @@ RILL_TEST(items, copy_static_cstr_eq) {
     rill_item_release(&it); /* frees: ASan reports a leak or a double free */
 
     rill_item empty;
-    CHECK_OK(rill_item_copy(&empty, NULL, 0));
+    CHECK_OK(rill_item_copy(NULL, 0, &empty));
     CHECK_EQ(empty.len, 0);
     CHECK_EQ(((const char *)empty.data)[0], '\0');
     rill_item_release(&empty);
-    CHECK_EQ(rill_item_copy(&empty, NULL, 3), RILL_EINVAL);
-    CHECK_EQ(rill_item_copy(NULL, "x", 1), RILL_EINVAL);
+    CHECK_EQ(rill_item_copy(NULL, 3, &empty), RILL_EINVAL);
+    CHECK_EQ(rill_item_copy("x", 1, NULL), RILL_EINVAL);
 
     rill_item s = rill_item_static("hello", 3);
     CHECK(s.owner == NULL);
@@ -585,8 +585,8 @@ static int pass_send(rill_stage *st, void *state, const rill_item *it) {
     return rill_emit(st, it);
 }
 
-static const rill_stage_ops payload_src_ops = {.produce = payload_produce, .destroy = free};
-static const rill_stage_ops keeper_ops = {.send = keeper_send, .destroy = keeper_destroy};
+static const rill_stage_ops payload_src_ops = {.produce = payload_produce, .free = free};
+static const rill_stage_ops keeper_ops = {.send = keeper_send, .free = keeper_destroy};
 static const rill_stage_ops pass_ops = {.send = pass_send};
 
 RILL_TEST(items, custom_payload_released_once) {
@@ -596,7 +596,7 @@ RILL_TEST(items, custom_payload_released_once) {
     keeper *kp = calloc(1, sizeof *kp);
     CHECK(next && kp);
     g_payload_freed = 0;
-    CHECK_OK(rill_pipeline_new(&p, "payload"));
+    CHECK_OK(rill_pipeline_new("payload", &p));
     CHECK_OK(rill_stage_add(p, "src", &payload_src_ops, next, NULL, &s));
     CHECK_OK(rill_stage_add(p, "pass", &pass_ops, NULL, NULL, &m));
     CHECK_OK(rill_stage_add(p, "keep", &keeper_ops, kp, NULL, &k));
@@ -611,7 +611,7 @@ RILL_TEST(items, custom_payload_released_once) {
         CHECK_EQ(pl->value, (int)(2 * i)); /* still readable after close */
         CHECK_EQ(rill_ref_count(kp->kept[i].owner), 1);
     }
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     CHECK_EQ(g_payload_freed, 10);
 }
 
@@ -627,7 +627,7 @@ static int last_send(rill_stage *st, void *state, const rill_item *it) {
     return 0;
 }
 
-static const rill_stage_ops last_ops = {.send = last_send, .destroy = free};
+static const rill_stage_ops last_ops = {.send = last_send, .free = free};
 
 RILL_TEST(pipeline, state_outlives_close) {
     static const char *const items[] = {"a", "b", "c"};
@@ -637,7 +637,7 @@ RILL_TEST(pipeline, state_outlives_close) {
     tlog log = {0};
     rill_item *last = calloc(1, sizeof *last);
     CHECK(last);
-    CHECK_OK(rill_pipeline_new(&p, "state"));
+    CHECK_OK(rill_pipeline_new("state", &p));
     CHECK_OK(add_src(p, "S", NULL, items, 3, NULL, &s));
     CHECK_OK(add_rec(p, "R", &log, &rr, &r));
     CHECK_OK(rill_stage_add(p, "L", &last_ops, last, NULL, &l));
@@ -650,7 +650,7 @@ RILL_TEST(pipeline, state_outlives_close) {
     CHECK(rill_item_eq(last, "3", 1));
     CHECK_OK(rill_pipeline_close(p));
     CHECK(rill_item_eq(last, "3", 1));
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 /* ---- the example of docs/stages.md, compiled so the doc cannot rot ---------- */
@@ -664,7 +664,7 @@ typedef struct upper {
 static int upper_send(rill_stage *st, void *state, const rill_item *in) {
     upper *u = state;
     rill_item out;
-    int rc = rill_item_copy(&out, in->data, in->len);
+    int rc = rill_item_copy(in->data, in->len, &out);
     if (rc)
         return rill_stage_fail(st, rc, "cannot copy a %zu-byte item", in->len);
     char *s = (char *)out.data; /* ours to change until it is emitted */
@@ -676,10 +676,10 @@ static int upper_send(rill_stage *st, void *state, const rill_item *in) {
     return rc;
 }
 
-static const rill_stage_ops upper_ops = {.send = upper_send, .destroy = free};
+static const rill_stage_ops upper_ops = {.send = upper_send, .free = free};
 
 /* count_lines: a sink counting items and bytes. On close it emits a summary
- * that points into its own state, which lives until rill_pipeline_destroy. */
+ * that points into its own state, which lives until rill_pipeline_free. */
 typedef struct count_lines {
     unsigned long lines, bytes;
     char summary[64];
@@ -702,7 +702,7 @@ static int count_lines_close(rill_stage *st, void *state) {
 }
 
 static const rill_stage_ops count_lines_ops = {
-    .send = count_lines_send, .close = count_lines_close, .destroy = free};
+    .send = count_lines_send, .close = count_lines_close, .free = free};
 
 /* words: a source emitting the strings of a NULL-terminated array, two per
  * produce call. The strings must outlive the pipeline (owner NULL). */
@@ -723,7 +723,7 @@ static int words_produce(rill_stage *st, void *state) {
     return 0;
 }
 
-static const rill_stage_ops words_ops = {.produce = words_produce, .destroy = free};
+static const rill_stage_ops words_ops = {.produce = words_produce, .free = free};
 
 /* Allocate a zeroed state and add a stage owning it. If the add fails the
  * state is still ours: free it. */
@@ -743,7 +743,7 @@ static int add_new(rill_pipeline *p, const char *name, const rill_stage_ops *ops
 static int summarize(const char *const *lines, char *buf, size_t size) {
     rill_pipeline *p;
     rill_stage *up, *count;
-    int rc = rill_pipeline_new(&p, "summarize");
+    int rc = rill_pipeline_new("summarize", &p);
     if (rc)
         return rc;
     if ((rc = add_new(p, "upper", &upper_ops, sizeof(upper), &up)) == 0 &&
@@ -760,7 +760,7 @@ static int summarize(const char *const *lines, char *buf, size_t size) {
         else
             snprintf(buf, size, "%s", ((count_lines *)rill_stage_state(count))->summary);
     }
-    rill_pipeline_destroy(p); /* frees every state */
+    rill_pipeline_free(p); /* frees every state */
     return rc;
 }
 
@@ -795,13 +795,13 @@ RILL_TEST(stages_doc, example_run_mode) {
     tlog log = {0};
     rill_pipeline *p;
     rill_stage *sink;
-    CHECK_OK(rill_pipeline_new(&p, "shout"));
+    CHECK_OK(rill_pipeline_new("shout", &p));
     CHECK_OK(add_rec(p, "K", &log, NULL, &sink));
     CHECK_OK(shout(p, list, sink));
     CHECK_STREQ(log.s, "K:A K:BC K:D-E K:XYZ K:Q K!");
     const upper *u = rill_stage_state(rill_pipeline_find(p, "upper"));
     CHECK_EQ(u->items, 5);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 static char *slurp(const char *path) {

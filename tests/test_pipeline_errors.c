@@ -64,7 +64,7 @@ static int node_close(rill_stage *st, void *state) {
 }
 
 static const rill_stage_ops node_ops = {
-    .send = node_send, .close = node_close, .destroy = counted_free};
+    .send = node_send, .close = node_close, .free = counted_free};
 
 static int add_node(rill_pipeline *p, const char *name, node **n, rill_stage **st) {
     node *x = calloc(1, sizeof *x);
@@ -103,7 +103,7 @@ static int gen_close(rill_stage *st, void *state) {
 }
 
 static const rill_stage_ops gen_ops = {
-    .produce = gen_produce, .close = gen_close, .destroy = counted_free};
+    .produce = gen_produce, .close = gen_close, .free = counted_free};
 
 static int add_gen(rill_pipeline *p, const char *name, int limit, gen **g, rill_stage **st) {
     gen *x = calloc(1, sizeof *x);
@@ -125,7 +125,7 @@ RILL_TEST(pipeline_build, cycles_rejected_and_pipeline_still_usable) {
     rill_stage *s, *a, *b, *c;
     gen *gs;
     node *na, *nb, *nc;
-    CHECK_OK(rill_pipeline_new(&p, "cycles"));
+    CHECK_OK(rill_pipeline_new("cycles", &p));
     CHECK_OK(add_gen(p, "S", 3, &gs, &s));
     CHECK_OK(add_node(p, "A", &na, &a));
     CHECK_OK(add_node(p, "B", &nb, &b));
@@ -147,14 +147,14 @@ RILL_TEST(pipeline_build, cycles_rejected_and_pipeline_still_usable) {
     CHECK_EQ(na->closes, 1);
     CHECK_EQ(nb->closes, 1);
     CHECK_EQ(nc->closes, 1);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 RILL_TEST(pipeline_build, connect_rejections) {
     rill_pipeline *p, *q;
     rill_stage *s, *a, *qa;
-    CHECK_OK(rill_pipeline_new(&p, "p"));
-    CHECK_OK(rill_pipeline_new(&q, "q"));
+    CHECK_OK(rill_pipeline_new("p", &p));
+    CHECK_OK(rill_pipeline_new("q", &q));
     CHECK_OK(add_gen(p, "S", 0, NULL, &s));
     CHECK_OK(add_node(p, "A", NULL, &a));
     CHECK_OK(add_node(q, "A", NULL, &qa));
@@ -166,19 +166,19 @@ RILL_TEST(pipeline_build, connect_rejections) {
     CHECK_EQ(rill_connect(a, NULL), RILL_EINVAL);
     CHECK_EQ(rill_stage_outputs(a), 0);
     CHECK_EQ(rill_stage_outputs(qa), 0);
-    rill_pipeline_destroy(q);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(q);
+    rill_pipeline_free(p);
 }
 
 RILL_TEST(pipeline_build, add_rejections_leave_state_with_caller) {
-    static const rill_stage_ops neither = {.close = NULL, .destroy = counted_free};
+    static const rill_stage_ops neither = {.close = NULL, .free = counted_free};
     static const rill_stage_ops both = {
-        .send = node_send, .produce = gen_produce, .destroy = counted_free};
+        .send = node_send, .produce = gen_produce, .free = counted_free};
     rill_pipeline *p;
     rill_stage *st = (rill_stage *)&st; /* not NULL: must be cleared on failure */
     node mine = {0};                    /* on the stack: a destroy would crash ASan */
     g_destroyed = 0;
-    CHECK_OK(rill_pipeline_new(&p, "adds"));
+    CHECK_OK(rill_pipeline_new("adds", &p));
     CHECK_EQ(rill_stage_add(p, "x", &neither, &mine, NULL, &st), RILL_EINVAL);
     CHECK(st == NULL);
     CHECK_EQ(rill_stage_add(p, "x", &both, &mine, NULL, &st), RILL_EINVAL);
@@ -194,20 +194,20 @@ RILL_TEST(pipeline_build, add_rejections_leave_state_with_caller) {
     CHECK_OK(rill_stage_add(p, "x", &node_ops, x, &zero, &st));
     CHECK(st != NULL && rill_pipeline_find(p, "x") == st);
     CHECK_EQ(rill_stage_add(p, "x", &node_ops, &mine, NULL, NULL), RILL_EEXIST);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     CHECK_EQ(g_destroyed, 1); /* x only: the refused states were never the pipeline's */
 }
 
 RILL_TEST(pipeline_build, auto_names_skip_taken_ones) {
     rill_pipeline *p;
     rill_stage *a, *b;
-    CHECK_OK(rill_pipeline_new(&p, "names"));
+    CHECK_OK(rill_pipeline_new("names", &p));
     CHECK_OK(add_node(p, "stage-2", NULL, &a));
     CHECK_OK(add_node(p, NULL, NULL, &b)); /* would be "stage-2": taken */
     CHECK(rill_stage_name(b) != NULL);
     CHECK(strcmp(rill_stage_name(b), "stage-2") != 0);
     CHECK(rill_pipeline_find(p, rill_stage_name(b)) == b);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 RILL_TEST(pipeline_build, no_changes_after_start) {
@@ -215,7 +215,7 @@ RILL_TEST(pipeline_build, no_changes_after_start) {
     rill_stage *e, *r, *late = NULL;
     node *x = calloc(1, sizeof *x);
     CHECK(x);
-    CHECK_OK(rill_pipeline_new(&p, "started"));
+    CHECK_OK(rill_pipeline_new("started", &p));
     CHECK_OK(add_node(p, "E", NULL, &e));
     CHECK_OK(add_node(p, "R", NULL, &r));
     rill_item it = rill_item_cstr("a");
@@ -228,7 +228,7 @@ RILL_TEST(pipeline_build, no_changes_after_start) {
     CHECK_EQ(rill_stage_add(p, "late", &node_ops, x, NULL, &late), RILL_ESTATE);
     CHECK_EQ(rill_connect(e, r), RILL_ESTATE);
     free(x);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 RILL_TEST(pipeline_build, diamond_ladder_cycle_check_is_linear) {
@@ -238,7 +238,7 @@ RILL_TEST(pipeline_build, diamond_ladder_cycle_check_is_linear) {
     rill_pipeline *p;
     rill_stage *top, *prev, *l, *r, *join;
     node *last = NULL;
-    CHECK_OK(rill_pipeline_new(&p, "ladder"));
+    CHECK_OK(rill_pipeline_new("ladder", &p));
     CHECK_OK(add_node(p, NULL, NULL, &top));
     prev = top;
     for (int i = 0; i < K; i++) {
@@ -258,7 +258,7 @@ RILL_TEST(pipeline_build, diamond_ladder_cycle_check_is_linear) {
     CHECK_EQ(rill_connect(prev, side), RILL_ECYCLE);
     CHECK_OK(rill_pipeline_close(p));
     CHECK_EQ(last->closes, 1);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 /* ---- stage errors ------------------------------------------------------------- */
@@ -269,7 +269,7 @@ RILL_TEST(pipeline_errors, send_failure_innermost_stage_first_error) {
     gen *gs, *gs2;
     node *na, *nb, *nc;
     g_destroyed = 0;
-    CHECK_OK(rill_pipeline_new(&p, "fails"));
+    CHECK_OK(rill_pipeline_new("fails", &p));
     CHECK_OK(add_gen(p, "S", -1, &gs, &s)); /* endless: only the error stops it */
     CHECK_OK(add_gen(p, "S2", 5, &gs2, &s2));
     CHECK_OK(add_node(p, "A", &na, &a));
@@ -304,7 +304,7 @@ RILL_TEST(pipeline_errors, send_failure_innermost_stage_first_error) {
     CHECK_EQ(nb->sends, 2);
     CHECK_EQ(rill_pipeline_close(p), -EIO); /* later calls: the same */
     CHECK_EQ(nc->closes, 1);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     CHECK_EQ(g_destroyed, 5);
 }
 
@@ -312,7 +312,7 @@ RILL_TEST(pipeline_errors, plain_return_code_names_innermost_stage) {
     rill_pipeline *p;
     rill_stage *s, *a, *b;
     node *nb;
-    CHECK_OK(rill_pipeline_new(&p, "plain"));
+    CHECK_OK(rill_pipeline_new("plain", &p));
     CHECK_OK(add_gen(p, "S", 10, NULL, &s));
     CHECK_OK(add_node(p, "A", NULL, &a));
     CHECK_OK(add_node(p, "B", &nb, &b));
@@ -325,14 +325,14 @@ RILL_TEST(pipeline_errors, plain_return_code_names_innermost_stage) {
     char want[256];
     snprintf(want, sizeof want, "stage 'B': %s", rill_strerror(-ENOSPC));
     CHECK_STREQ(rill_pipeline_errmsg(p), want);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 RILL_TEST(pipeline_errors, close_failure_reported_and_rest_closed) {
     rill_pipeline *p;
     rill_stage *s, *a, *b;
     node *na, *nb;
-    CHECK_OK(rill_pipeline_new(&p, "closefail"));
+    CHECK_OK(rill_pipeline_new("closefail", &p));
     CHECK_OK(add_gen(p, "S", 2, NULL, &s));
     CHECK_OK(add_node(p, "A", &na, &a));
     CHECK_OK(add_node(p, "B", &nb, &b));
@@ -348,7 +348,7 @@ RILL_TEST(pipeline_errors, close_failure_reported_and_rest_closed) {
     CHECK_EQ(nb->finals, 1);
     CHECK_EQ(nb->sends, 3);
     CHECK_EQ(nb->closes, 1);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 RILL_TEST(pipeline_errors, produce_failure) {
@@ -356,7 +356,7 @@ RILL_TEST(pipeline_errors, produce_failure) {
     rill_stage *s, *s2, *a;
     gen *gs, *gs2;
     node *na;
-    CHECK_OK(rill_pipeline_new(&p, "producefail"));
+    CHECK_OK(rill_pipeline_new("producefail", &p));
     CHECK_OK(add_gen(p, "S", 10, &gs, &s));
     CHECK_OK(add_gen(p, "S2", 10, &gs2, &s2));
     CHECK_OK(add_node(p, "A", &na, &a));
@@ -372,14 +372,14 @@ RILL_TEST(pipeline_errors, produce_failure) {
     CHECK_EQ(na->sends, 3);
     CHECK_EQ(na->closes, 1);
     CHECK_EQ(gs2->closes, 1);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 RILL_TEST(pipeline_errors, push_after_error_returns_it) {
     rill_pipeline *p;
     rill_stage *e, *r;
     node *nr;
-    CHECK_OK(rill_pipeline_new(&p, "pusherr"));
+    CHECK_OK(rill_pipeline_new("pusherr", &p));
     CHECK_OK(add_node(p, "E", NULL, &e));
     CHECK_OK(add_node(p, "R", &nr, &r));
     CHECK_OK(rill_connect(e, r));
@@ -393,7 +393,7 @@ RILL_TEST(pipeline_errors, push_after_error_returns_it) {
     CHECK_EQ(rill_pipeline_close(p), -EBADMSG);
     CHECK_EQ(nr->closes, 1);
     CHECK_STREQ(rill_pipeline_errstage(p), "R");
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 /* ---- abort ------------------------------------------------------------------------- */
@@ -403,7 +403,7 @@ RILL_TEST(pipeline_abort, from_inside_a_stage) {
     rill_stage *s, *a, *b;
     gen *gs;
     node *na, *nb;
-    CHECK_OK(rill_pipeline_new(&p, "abort"));
+    CHECK_OK(rill_pipeline_new("abort", &p));
     CHECK_OK(add_gen(p, "S", -1, &gs, &s));
     CHECK_OK(add_node(p, "A", &na, &a));
     CHECK_OK(add_node(p, "B", &nb, &b));
@@ -422,7 +422,7 @@ RILL_TEST(pipeline_abort, from_inside_a_stage) {
     CHECK_EQ(rill_pipeline_status(p), RILL_EABORTED);
     CHECK(rill_pipeline_errstage(p) == NULL); /* no stage failed */
     CHECK_STREQ(rill_pipeline_errmsg(p), rill_strerror(RILL_EABORTED));
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 RILL_TEST(pipeline_abort, before_run) {
@@ -430,7 +430,7 @@ RILL_TEST(pipeline_abort, before_run) {
     rill_stage *s, *a;
     gen *gs;
     node *na;
-    CHECK_OK(rill_pipeline_new(&p, "early"));
+    CHECK_OK(rill_pipeline_new("early", &p));
     CHECK_OK(add_gen(p, "S", 3, &gs, &s));
     CHECK_OK(add_node(p, "A", &na, &a));
     CHECK_OK(rill_connect(s, a));
@@ -439,14 +439,14 @@ RILL_TEST(pipeline_abort, before_run) {
     CHECK_EQ(gs->calls, 0);
     CHECK_EQ(gs->closes, 1);
     CHECK_EQ(na->closes, 1);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 RILL_TEST(pipeline_abort, after_close_changes_nothing) {
     rill_pipeline *p;
     rill_stage *s, *a;
     node *na;
-    CHECK_OK(rill_pipeline_new(&p, "late"));
+    CHECK_OK(rill_pipeline_new("late", &p));
     CHECK_OK(add_gen(p, "S", 3, NULL, &s));
     CHECK_OK(add_node(p, "A", &na, &a));
     CHECK_OK(rill_connect(s, a));
@@ -458,14 +458,14 @@ RILL_TEST(pipeline_abort, after_close_changes_nothing) {
     CHECK_EQ(na->sends, 3);
     CHECK_EQ(na->closes, 1);
     rill_pipeline_abort(NULL);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 RILL_TEST(pipeline_abort, push_mode) {
     rill_pipeline *p;
     rill_stage *e;
     node *ne;
-    CHECK_OK(rill_pipeline_new(&p, "pushabort"));
+    CHECK_OK(rill_pipeline_new("pushabort", &p));
     CHECK_OK(add_node(p, "E", &ne, &e));
     rill_item it = rill_item_cstr("x");
     CHECK_OK(rill_pipeline_push(p, e, &it));
@@ -475,7 +475,7 @@ RILL_TEST(pipeline_abort, push_mode) {
     CHECK_EQ(rill_pipeline_close(p), RILL_EABORTED);
     CHECK_EQ(ne->closes, 1);
     CHECK_EQ(rill_pipeline_push(p, e, &it), RILL_ECLOSED);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 static rill_pipeline *g_sig_pipeline;
@@ -490,7 +490,7 @@ RILL_TEST(pipeline_abort, from_signal_handler) {
     rill_stage *s, *a;
     gen *gs;
     node *na;
-    CHECK_OK(rill_pipeline_new(&p, "signal"));
+    CHECK_OK(rill_pipeline_new("signal", &p));
     CHECK_OK(add_gen(p, "S", -1, &gs, &s));
     CHECK_OK(add_node(p, "A", &na, &a));
     CHECK_OK(rill_connect(s, a));
@@ -507,5 +507,5 @@ RILL_TEST(pipeline_abort, from_signal_handler) {
     CHECK_EQ(rc, RILL_EABORTED);
     CHECK_EQ(gs->calls, 3);
     CHECK_EQ(na->closes, 1);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }

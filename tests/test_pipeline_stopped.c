@@ -22,7 +22,7 @@ static const rill_stage_ops picky_ops = {.send = picky_send};
 
 static int make(rill_pipeline **p, rill_stage **st, picky *k) {
     memset(k, 0, sizeof *k);
-    int rc = rill_pipeline_new(p, "stopped");
+    int rc = rill_pipeline_new("stopped", p);
     if (rc == 0)
         rc = rill_stage_add(*p, "picky", &picky_ops, k, NULL, st);
     if (rc == 0)
@@ -46,7 +46,7 @@ RILL_TEST(pipeline_stopped, zero_through_a_normal_run_and_after_close) {
     CHECK_OK(rill_pipeline_close(p));
     CHECK_EQ(rill_pipeline_stopped(p), 0);
     CHECK_EQ(k.seen, 1);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 RILL_TEST(pipeline_stopped, an_error_gives_the_first_error_at_once) {
@@ -61,7 +61,7 @@ RILL_TEST(pipeline_stopped, an_error_gives_the_first_error_at_once) {
     CHECK_EQ(rill_pipeline_close(p), RILL_ETOOLONG);
     CHECK_EQ(rill_pipeline_stopped(p), RILL_ETOOLONG);
     CHECK_EQ(k.seen, 1);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 RILL_TEST(pipeline_stopped, an_abort_is_seen_before_close_unlike_status) {
@@ -76,7 +76,7 @@ RILL_TEST(pipeline_stopped, an_abort_is_seen_before_close_unlike_status) {
     CHECK_EQ(rill_pipeline_close(p), RILL_EABORTED);
     CHECK_EQ(rill_pipeline_stopped(p), RILL_EABORTED);
     CHECK_EQ(k.seen, 0);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 RILL_TEST(pipeline_stopped, null_is_einval) { CHECK_EQ(rill_pipeline_stopped(NULL), RILL_EINVAL); }

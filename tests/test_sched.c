@@ -673,15 +673,15 @@ RILL_TEST(sched, hundred_thousand_tasks_take_turns) {
         rill_gen_init(&t[k].gen, turn_body, NULL);
         CHECK_OK(rill_sched_spawn(s, &t[k].gen, NULL, NULL));
     }
-    rill_sched_stats st;
-    CHECK_OK(rill_sched_get_stats(s, &st));
+    struct rill_sched_stats st;
+    CHECK_OK(rill_sched_stats(s, &st));
     CHECK_EQ(st.live, N);
     CHECK(st.task_bytes <= 256);
     CHECK(st.engine_bytes / N <= 256);
     CHECK_OK(rill_sched_run(s));
     CHECK_EQ(clock, 10u * N);
     CHECK_EQ(wrong, 0);
-    CHECK_OK(rill_sched_get_stats(s, &st));
+    CHECK_OK(rill_sched_stats(s, &st));
     CHECK_EQ(st.switches, 11u * N);
     CHECK_EQ(st.ended, N);
     CHECK_EQ(st.live, 0);
@@ -705,8 +705,8 @@ RILL_TEST(sched, steady_state_allocates_nothing_more) {
             CHECK_OK(spawn(&c, &t[i], NULL));
         }
         CHECK_OK(rill_sched_run(c.s));
-        rill_sched_stats st;
-        CHECK_OK(rill_sched_get_stats(c.s, &st));
+        struct rill_sched_stats st;
+        CHECK_OK(rill_sched_stats(c.s, &st));
         bytes[round] = st.engine_bytes;
         c.nlog = 0;
     }

@@ -51,7 +51,7 @@ static int sink_send(rill_stage *st, void *state, const rill_item *item) {
 
 static void sink_destroy(void *state) { free(state); }
 
-static const rill_stage_ops sink_ops = { .send = sink_send, .destroy = sink_destroy };
+static const rill_stage_ops sink_ops = { .send = sink_send, .free = sink_destroy };
 
 /* Add a sink named tag recording into r; returns the stage (NULL on failure). */
 static rill_stage *add_sink(rill_pipeline *p, const char *tag, rec *r) {
@@ -97,7 +97,7 @@ RILL_TEST(stages, key_first_field) {
 
 RILL_TEST(stages, broadcast_fans_out_in_connect_order) {
     rill_pipeline *p;
-    CHECK_OK(rill_pipeline_new(&p, "bc"));
+    CHECK_OK(rill_pipeline_new("bc", &p));
     rec r = { 0 };
     rill_stage *b, *s[3];
     CHECK_OK(rill_broadcast_add(p, "b", NULL, &b));
@@ -121,13 +121,13 @@ RILL_TEST(stages, broadcast_fans_out_in_connect_order) {
         }
     /* The very same item (not a copy) reaches every output. */
     CHECK(sink_of(s[0])->last_copy.data == sink_of(s[2])->last_copy.data);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     rec_free(&r);
 }
 
 RILL_TEST(stages, broadcast_without_outputs_and_downstream_error) {
     rill_pipeline *p;
-    CHECK_OK(rill_pipeline_new(&p, NULL));
+    CHECK_OK(rill_pipeline_new(NULL, &p));
     rill_stage *b, *lone, *bad;
     rec r = { 0 };
     CHECK_OK(rill_broadcast_add(p, "lone", NULL, &lone));
@@ -141,7 +141,7 @@ RILL_TEST(stages, broadcast_without_outputs_and_downstream_error) {
     CHECK_STREQ(rill_pipeline_errstage(p), "bad");
     CHECK_EQ(r.n, 0); /* the error stops the fan-out at the failing port */
     CHECK_EQ(rill_pipeline_close(p), -EPIPE);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     rec_free(&r);
 }
 
@@ -168,7 +168,7 @@ static const char *filter_inputs[] = {
 static void check_filter(const rill_filter_spec *spec, int (*want)(const char *, const char *),
                          const char *pat, size_t *matched) {
     rill_pipeline *p;
-    CHECK_OK(rill_pipeline_new(&p, NULL));
+    CHECK_OK(rill_pipeline_new(NULL, &p));
     rec r = { 0 };
     rill_stage *f;
     CHECK_OK(rill_filter_add(p, "f", spec, NULL, &f));
@@ -189,7 +189,7 @@ static void check_filter(const rill_filter_spec *spec, int (*want)(const char *,
     }
     CHECK_EQ(r.n, j);
     *matched = j;
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     rec_free(&r);
 }
 
@@ -227,7 +227,7 @@ RILL_TEST(stages, filter_emit_pattern) {
     /* The emitted item is the stage's own copy: no owner, not the input's
      * bytes, and unaffected by later changes to the caller's pattern. */
     rill_pipeline *p;
-    CHECK_OK(rill_pipeline_new(&p, NULL));
+    CHECK_OK(rill_pipeline_new(NULL, &p));
     rec r = { 0 };
     rill_stage *f;
     sf.match = RILL_MATCH_FIRST_FIELD;
@@ -244,7 +244,7 @@ RILL_TEST(stages, filter_emit_pattern) {
     CHECK(rill_item_eq(got, "10.0.0.1", 8));
     CHECK_OK(rill_pipeline_close(p));
     CHECK(rill_item_eq(got, "10.0.0.1", 8)); /* still valid after close */
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     rec_free(&r);
 }
 
@@ -285,7 +285,7 @@ RILL_TEST(stages, filter_predicate) {
 
 RILL_TEST(stages, filter_argument_errors) {
     rill_pipeline *p;
-    CHECK_OK(rill_pipeline_new(&p, NULL));
+    CHECK_OK(rill_pipeline_new(NULL, &p));
     rill_stage *f = (rill_stage *)&f; /* must be reset to NULL on failure */
     rill_filter_spec ok = { .match = RILL_MATCH_PREFIX, .pattern = "a", .pattern_len = 1 };
     CHECK_EQ(rill_filter_add(p, "f", NULL, NULL, &f), RILL_EINVAL);
@@ -307,7 +307,7 @@ RILL_TEST(stages, filter_argument_errors) {
     rill_stage_opts th = { .flags = RILL_STAGE_THREADED };
     int rc = rill_filter_add(p, "g", &ok, &th, NULL);
     CHECK(rc == RILL_ENOTSUP || rc == 0); /* threaded stages arrive later */
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 /* ---- map -------------------------------------------------------------------- */
@@ -328,7 +328,7 @@ static int upper_map(const rill_item *in, rill_item *out, void *arg) {
         out->len = in->len - 6;
         return 0;
     }
-    int rc = rill_item_copy(out, in->data, in->len);
+    int rc = rill_item_copy(in->data, in->len, out);
     if (rc)
         return rc;
     char *w = (char *)out->data;
@@ -340,7 +340,7 @@ static int upper_map(const rill_item *in, rill_item *out, void *arg) {
 
 RILL_TEST(stages, map_emit_skip_and_copies) {
     rill_pipeline *p;
-    CHECK_OK(rill_pipeline_new(&p, NULL));
+    CHECK_OK(rill_pipeline_new(NULL, &p));
     rec r = { 0 };
     int calls = 0;
     rill_stage *m;
@@ -357,7 +357,7 @@ RILL_TEST(stages, map_emit_skip_and_copies) {
     CHECK_STREQ(r.v[1], "s|");
     CHECK_STREQ(r.v[2], "s|HELLO, WORLD");
     CHECK_STREQ(r.v[3], "s|X");
-    rill_pipeline_destroy(p); /* ASan: every rill_item_copy freed exactly once */
+    rill_pipeline_free(p); /* ASan: every rill_item_copy freed exactly once */
     rec_free(&r);
 }
 
@@ -390,7 +390,7 @@ RILL_TEST(stages, map_releases_the_handed_reference_once) {
     const char *cases[] = { "emit", "skip" };
     for (int i = 0; i < 2; i++) {
         rill_pipeline *p;
-        CHECK_OK(rill_pipeline_new(&p, NULL));
+        CHECK_OK(rill_pipeline_new(NULL, &p));
         rec r = { 0 };
         rill_stage *m;
         CHECK_OK(rill_map_add(p, "m", counted_map, &c, NULL, &m));
@@ -399,13 +399,13 @@ RILL_TEST(stages, map_releases_the_handed_reference_once) {
         CHECK_OK(push_cstr(p, m, cases[i]));
         CHECK_EQ(c.released, 1);
         CHECK_EQ(r.n, i == 0 ? 1 : 0);
-        rill_pipeline_destroy(p);
+        rill_pipeline_free(p);
         rec_free(&r);
     }
     /* ... when the function fails, and when the downstream emit fails. */
     for (int i = 0; i < 2; i++) {
         rill_pipeline *p;
-        CHECK_OK(rill_pipeline_new(&p, NULL));
+        CHECK_OK(rill_pipeline_new(NULL, &p));
         rill_stage *m, *bad;
         CHECK_OK(rill_map_add(p, "m", counted_map, &c, NULL, &m));
         CHECK_OK(rill_stage_add(p, "bad", &failing_ops, NULL, NULL, &bad));
@@ -414,7 +414,7 @@ RILL_TEST(stages, map_releases_the_handed_reference_once) {
         CHECK_EQ(push_cstr(p, m, i == 0 ? "fail" : "emit"), i == 0 ? -EIO : -EPIPE);
         CHECK_EQ(c.released, 1);
         CHECK_STREQ(rill_pipeline_errstage(p), i == 0 ? "m" : "bad");
-        rill_pipeline_destroy(p);
+        rill_pipeline_free(p);
     }
 }
 
@@ -423,7 +423,7 @@ RILL_TEST(stages, map_slice_of_input_is_not_released) {
     rill_ref_init(&in.ref, counted_release);
     strcpy(in.bytes, "slice:tail");
     rill_pipeline *p;
-    CHECK_OK(rill_pipeline_new(&p, NULL));
+    CHECK_OK(rill_pipeline_new(NULL, &p));
     rec r = { 0 };
     int calls = 0;
     rill_stage *m;
@@ -438,13 +438,13 @@ RILL_TEST(stages, map_slice_of_input_is_not_released) {
     CHECK(sink_of(s)->last_copy.owner == &in.ref);
     CHECK_EQ(rill_ref_count(&in.ref), 1); /* the caller's reference only */
     CHECK_EQ(in.released, 0);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     rec_free(&r);
 }
 
 RILL_TEST(stages, map_failure_names_the_stage) {
     rill_pipeline *p;
-    CHECK_OK(rill_pipeline_new(&p, NULL));
+    CHECK_OK(rill_pipeline_new(NULL, &p));
     rec r = { 0 };
     int calls = 0;
     rill_stage *m;
@@ -459,15 +459,15 @@ RILL_TEST(stages, map_failure_names_the_stage) {
     CHECK_EQ(rill_pipeline_close(p), -ENOENT);
     CHECK_EQ(r.n, 1);
     CHECK_EQ(rill_map_add(p, "x", NULL, NULL, NULL, NULL), RILL_EINVAL);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     rec_free(&r);
 
-    CHECK_OK(rill_pipeline_new(&p, NULL));
+    CHECK_OK(rill_pipeline_new(NULL, &p));
     CHECK_EQ(rill_map_add(p, "x", NULL, NULL, NULL, NULL), RILL_EINVAL);
     CHECK_EQ(rill_map_add(NULL, "x", upper_map, NULL, NULL, NULL), RILL_EINVAL);
     CHECK_OK(rill_map_add(p, "x", upper_map, NULL, NULL, NULL));
     CHECK_EQ(rill_map_add(p, "x", upper_map, NULL, NULL, NULL), RILL_EEXIST);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 /* ---- selector ----------------------------------------------------------------- */
@@ -487,7 +487,7 @@ static rill_pipeline *selector_with_sinks(const rill_selector_spec *spec, unsign
                                           rec *r, rill_stage **sel, rill_stage **sinks) {
     static const char *names[] = { "p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7" };
     rill_pipeline *p = NULL;
-    if (rill_pipeline_new(&p, NULL) || rill_selector_add(p, "sel", spec, NULL, sel))
+    if (rill_pipeline_new(NULL, &p) || rill_selector_add(p, "sel", spec, NULL, sel))
         return p;
     for (unsigned i = 0; i < nports; i++) {
         sinks[i] = add_sink(p, names[i], r);
@@ -514,7 +514,7 @@ RILL_TEST(stages, selector_by_function) {
         snprintf(want, sizeof want, "p%d|%s", by_digit(&(rill_item){ in[i], strlen(in[i]), NULL }, 3, &calls), in[i]);
         CHECK_STREQ(r.v[i], want);
     }
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     rec_free(&r);
 }
 
@@ -532,14 +532,14 @@ RILL_TEST(stages, selector_out_of_range_fails_naming_the_stage) {
     CHECK(strstr(msg, "7") != NULL);
     CHECK_EQ(rill_pipeline_close(p), RILL_EINVAL);
     CHECK_EQ(r.n, 1);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     rec_free(&r);
 
     /* A negative return is the failure code. */
     p = selector_with_sinks(&spec, 2, &r, &sel, sinks);
     CHECK_EQ(push_cstr(p, sel, "neg"), -EDOM);
     CHECK_STREQ(rill_pipeline_errstage(p), "sel");
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     rec_free(&r);
 
     /* No outputs: the item is not dropped silently, in either mode. */
@@ -549,12 +549,12 @@ RILL_TEST(stages, selector_out_of_range_fails_naming_the_stage) {
         CHECK_EQ(push_cstr(p, sel, "1"), RILL_EINVAL);
         CHECK_STREQ(rill_pipeline_errstage(p), "sel");
         CHECK(strstr(rill_pipeline_errmsg(p), "'sel'") != NULL);
-        rill_pipeline_destroy(p);
+        rill_pipeline_free(p);
     }
     CHECK_EQ(rill_selector_add(NULL, "s", &spec, NULL, NULL), RILL_EINVAL);
-    CHECK_OK(rill_pipeline_new(&p, NULL));
+    CHECK_OK(rill_pipeline_new(NULL, &p));
     CHECK_EQ(rill_selector_add(p, "s", NULL, NULL, NULL), RILL_EINVAL);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 RILL_TEST(stages, selector_by_key_hash) {
@@ -582,7 +582,7 @@ RILL_TEST(stages, selector_by_key_hash) {
     }
     for (int i = 0; i < NPORTS; i++)
         CHECK(per_port[i] > NKEYS / NPORTS / 2); /* every port used, roughly evenly */
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     rec_free(&r);
 
     /* Whole-item hashing (no key function): equal items, equal ports. */
@@ -596,6 +596,6 @@ RILL_TEST(stages, selector_by_key_hash) {
     CHECK_EQ(r.v[0][1], r.v[3][1]);
     CHECK_EQ(r.v[1][1], r.v[6][1]);
     CHECK_EQ(r.v[2][1], r.v[5][1]);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     rec_free(&r);
 }

@@ -39,9 +39,9 @@ static rill_pipeline *build(src *s) {
     rill_pipeline *p = NULL;
     rill_stage *a = NULL, *b = NULL;
     rill_stage_opts o = {.flags = RILL_STAGE_THREADED, .capacity = 16};
-    if (rill_pipeline_new(&p, "pipe\"line") || rill_stage_add(p, "src", &src_ops, s, NULL, &a) ||
+    if (rill_pipeline_new("pipe\"line", &p) || rill_stage_add(p, "src", &src_ops, s, NULL, &a) ||
         rill_stage_add(p, ODD, &sink_ops, NULL, &o, &b) || rill_connect(a, b)) {
-        rill_pipeline_destroy(p);
+        rill_pipeline_free(p);
         return NULL;
     }
     return p;
@@ -113,7 +113,7 @@ RILL_TEST(stats_prometheus, labels_escaped_and_every_series_present) {
             rill_test__failf(__FILE__, __LINE__, "promtool: %s", out);
     }
     free(text);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 RILL_TEST(stats_prometheus, errors_are_returned) {
@@ -129,5 +129,5 @@ RILL_TEST(stats_prometheus, errors_are_returned) {
         CHECK_EQ(rill_pipeline_metrics_write(p, full), -ENOSPC);
         fclose(full);
     }
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }

@@ -45,17 +45,17 @@ static void many_connections(int threads, unsigned capacity) {
     CHECK_EQ(atomic_load(&ck.bad), 0);
     for (unsigned c = 0; c < NCONN; c++)
         CHECK_EQ(ck.next[c], LINES);
-    rill_tcp_lines_stats ts = stats(&r);
+    struct rill_tcp_lines_stats ts = stats(&r);
     CHECK_EQ(ts.lines, NCONN * LINES);
     CHECK_EQ(ts.bytes, total);
     CHECK_EQ(ts.connections, NCONN);
     CHECK_EQ(ts.active, 0);
     CHECK_EQ(ts.partial + ts.dropped + ts.too_long + ts.errors + ts.killed, 0);
-    rill_lines_stats ls;
-    CHECK_OK(rill_lines_stats_of(r.src, &ls));
+    struct rill_lines_stats ls;
+    CHECK_OK(rill_lines_stats(r.src, &ls));
     CHECK_EQ(ls.lines, ts.lines);
     CHECK_EQ(ls.bytes, ts.bytes);
-    rill_pipeline_destroy(r.p);
+    rill_pipeline_free(r.p);
 }
 
 RILL_TEST(tcp_lines, many_connections_inline) { many_connections(0, 0); }
@@ -68,7 +68,7 @@ RILL_TEST(tcp_lines, many_connections_tiny_queue) {
     many_connections(SRC_THREADED | SINK_THREADED, 1);
 }
 
-/* The file source's rules, byte for byte (tests/line_split.h is the
+/* The file source's rules, byte for byte (tests/util/line_split.h is the
  * reference): random bytes with many '\n', '\r', NUL and long lines, sent in odd
  * writes, read in odd chunks, under each flag combination. */
 RILL_TEST(tcp_lines, same_rules_as_the_file_source) {
@@ -106,7 +106,7 @@ RILL_TEST(tcp_lines, same_rules_as_the_file_source) {
         const rill_item *items;
         size_t got = 0;
         rill_collect_items(r.sink, &items, &got);
-        rill_tcp_lines_stats ts = stats(&r);
+        struct rill_tcp_lines_stats ts = stats(&r);
         CHECK_EQ(got, k);
         for (size_t i = 0; i < k; i++)
             CHECK(rill_item_eq(&items[i], d + exp[i].off, exp[i].len));
@@ -116,7 +116,7 @@ RILL_TEST(tcp_lines, same_rules_as_the_file_source) {
         CHECK(toolong ? ts.bytes <= n : ts.bytes == n && sent == 0);
         free(exp);
         free(d);
-        rill_pipeline_destroy(r.p);
+        rill_pipeline_free(r.p);
     }
 }
 
@@ -143,11 +143,11 @@ RILL_TEST(tcp_lines, partial_last_line_delivered_on_close) {
     CHECK_EQ(r.rc, 0);
     char buf[512];
     CHECK_STREQ(collected(&r, buf, sizeof buf), "after rese|alpha|beta|gamma|no newline at all|reset");
-    rill_tcp_lines_stats ts = stats(&r);
+    struct rill_tcp_lines_stats ts = stats(&r);
     CHECK_EQ(ts.partial, 3);
     CHECK_EQ(ts.connections, 4);
     CHECK(ts.errors <= 1); /* the reset, if it came before the end of stream */
-    rill_pipeline_destroy(r.p);
+    rill_pipeline_free(r.p);
 }
 
 /* A client that sends one short line at a time, each read on its own, to
@@ -204,7 +204,7 @@ RILL_TEST(tcp_lines, short_reads_share_buffers) {
     }
     CHECK(owners * CHUNK <= 2 * sent + CHUNK);
     CHECK_EQ(stats(&r).truncated, 1);
-    rill_pipeline_destroy(r.p);
+    rill_pipeline_free(r.p);
 }
 
 /* An over-long line ends its own connection (counted), not the pipeline nor
@@ -230,7 +230,7 @@ RILL_TEST(tcp_lines, overlong_line_closes_only_its_connection) {
         CHECK(finish(&r));
         CHECK_EQ(r.rc, 0);
         char buf[512];
-        rill_tcp_lines_stats ts = stats(&r);
+        struct rill_tcp_lines_stats ts = stats(&r);
         if (truncate) {
             CHECK_STREQ(collected(&r, buf, sizeof buf), "aaaaaaaaaaaaaaaa|after|ok1|ok2|short");
             CHECK_EQ(ts.truncated, 1);
@@ -239,7 +239,7 @@ RILL_TEST(tcp_lines, overlong_line_closes_only_its_connection) {
             CHECK_STREQ(collected(&r, buf, sizeof buf), "ok1|ok2|short");
             CHECK_EQ(ts.too_long, 1);
         }
-        rill_pipeline_destroy(r.p);
+        rill_pipeline_free(r.p);
     }
 }
 
@@ -273,7 +273,7 @@ RILL_TEST(tcp_lines, idle_timeout_and_deadline_deliver_what_arrived) {
         CHECK_EQ(r.rc, 0);
         char buf[256];
         const char *got = collected(&r, buf, sizeof buf);
-        rill_tcp_lines_stats ts = stats(&r);
+        struct rill_tcp_lines_stats ts = stats(&r);
         CHECK(strncmp(got, "a|b|par", 7) == 0);
         CHECK_EQ(ts.lines, 3);
         CHECK_EQ(ts.partial, 1);
@@ -281,7 +281,7 @@ RILL_TEST(tcp_lines, idle_timeout_and_deadline_deliver_what_arrived) {
         CHECK_EQ(ts.killed, (uint64_t)deadline);
         CHECK_EQ(ts.timed_out, (uint64_t)!deadline);
         close(fd);
-        rill_pipeline_destroy(r.p);
+        rill_pipeline_free(r.p);
     }
 }
 
@@ -295,12 +295,12 @@ RILL_TEST(tcp_lines, stop_before_run_and_never_run) {
     rill_tcp_lines_stop(r.src, RILL_TCP_STOP_DRAIN);
     CHECK_OK(rill_pipeline_run(r.p));
     close(a);
-    rill_pipeline_destroy(r.p);
+    rill_pipeline_free(r.p);
     CHECK_OK(build(&r, SRC_THREADED, NULL, NULL, NULL, NULL));
     a = cli_connect(rill_tcp_lines_port(r.src));
     CHECK(a >= 0);
     CHECK_EQ(cli_sends(a, "never read\n"), 0);
-    rill_pipeline_destroy(r.p);
+    rill_pipeline_free(r.p);
     char tmp[16];
     CHECK(cli_recv_all(a, tmp, sizeof tmp) <= 0);
     close(a);
@@ -309,7 +309,7 @@ RILL_TEST(tcp_lines, stop_before_run_and_never_run) {
 RILL_TEST(tcp_lines, bad_arguments_and_ports_in_use) {
     rill_pipeline *p;
     rill_stage *st = NULL, *file = NULL;
-    CHECK_OK(rill_pipeline_new(&p, "args"));
+    CHECK_OK(rill_pipeline_new("args", &p));
     CHECK_EQ(rill_tcp_lines_add(NULL, "t", NULL, NULL, NULL, &st), RILL_EINVAL);
     rill_lines_opts close_fd = {.flags = RILL_LINES_CLOSE_FD};
     CHECK_EQ(rill_tcp_lines_add(p, "t", NULL, &close_fd, NULL, &st), RILL_EINVAL);
@@ -323,14 +323,14 @@ RILL_TEST(tcp_lines, bad_arguments_and_ports_in_use) {
     CHECK(st2 == NULL && rill_pipeline_find(p, "t2") == NULL);
     CHECK_EQ(rill_tcp_lines_add(p, "t", NULL, NULL, NULL, &st2), RILL_EEXIST);
     CHECK_OK(rill_lines_file_add(p, "file", RILL_DATA_DIR "/apache_logs", NULL, NULL, &file));
-    rill_tcp_lines_stats ts;
-    CHECK_EQ(rill_tcp_lines_stats_of(file, &ts), RILL_EINVAL);
+    struct rill_tcp_lines_stats ts;
+    CHECK_EQ(rill_tcp_lines_stats(file, &ts), RILL_EINVAL);
     CHECK_EQ(rill_tcp_lines_port(file), 0);
     rill_tcp_lines_stop(file, RILL_TCP_STOP_NOW); /* not one: a no-op */
     rill_tcp_lines_stop(NULL, RILL_TCP_STOP_NOW);
-    rill_lines_stats ls;
-    CHECK_OK(rill_lines_stats_of(st, &ls));
-    CHECK_OK(rill_tcp_lines_stats_of(st, &ts));
+    struct rill_lines_stats ls;
+    CHECK_OK(rill_lines_stats(st, &ls));
+    CHECK_OK(rill_tcp_lines_stats(st, &ts));
     CHECK_EQ(ts.connections + ts.lines + ls.lines, 0);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }

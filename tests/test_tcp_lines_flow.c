@@ -52,7 +52,7 @@ RILL_TEST(tcp_lines_flow, backpressure_reaches_the_tcp_window) {
         sleep_ms(1);
     }
     CHECK_EQ(atomic_load(&stall.entered), 1);
-    rill_tcp_lines_stats ts = stats(&r);
+    struct rill_tcp_lines_stats ts = stats(&r);
     uint64_t bound = (uint64_t)CAP * L + (uint64_t)NCONN * (CHUNK + L);
     uint64_t written = 0;
     for (unsigned c = 0; c < NCONN; c++)
@@ -98,7 +98,7 @@ RILL_TEST(tcp_lines_flow, backpressure_reaches_the_tcp_window) {
     CHECK_EQ(ts.lines, lines);
     CHECK_EQ(ts.bytes, lines * L);
     CHECK_EQ(ts.dropped, 0);
-    rill_pipeline_destroy(r.p);
+    rill_pipeline_free(r.p);
     gate_fini(&stall);
 }
 
@@ -132,7 +132,7 @@ RILL_TEST(tcp_lines_flow, full_batches_while_there_is_more_to_read) {
     CHECK_EQ(r.rc, 0);
     CHECK_EQ(atomic_load(&ck.bad), 0);
     CHECK_EQ(ck.next[0], LINES);
-    rill_pipeline_destroy(r.p);
+    rill_pipeline_free(r.p);
     gate_fini(&stall);
 }
 
@@ -173,7 +173,7 @@ RILL_TEST(tcp_lines_flow, no_read_while_the_queue_is_full) {
     CHECK_EQ(ck.next[0], a.target);
     CHECK_EQ(ck.next[1], b.target);
     CHECK_EQ(stats(&r).bytes, (a.target + b.target) * L);
-    rill_pipeline_destroy(r.p);
+    rill_pipeline_free(r.p);
     gate_fini(&stall);
 }
 
@@ -203,10 +203,10 @@ RILL_TEST(tcp_lines_flow, stop_drain_lets_connections_finish) {
     CHECK_EQ(r.rc, 0);
     char buf[256];
     CHECK_STREQ(collected(&r, buf, sizeof buf), "a|b|c|partial");
-    rill_tcp_lines_stats ts = stats(&r);
+    struct rill_tcp_lines_stats ts = stats(&r);
     CHECK_EQ(ts.killed, 0);
     CHECK_EQ(ts.partial, 1);
-    rill_pipeline_destroy(r.p);
+    rill_pipeline_free(r.p);
 }
 
 /* NOW: open connections are killed; what they sent, partial line included,
@@ -228,14 +228,14 @@ RILL_TEST(tcp_lines_flow, stop_now_delivers_the_partial_line) {
         char buf[256], tmp[16];
         CHECK_STREQ(collected(&r, buf, sizeof buf), "part|x|y");
         CHECK(cli_recv_all(a, tmp, sizeof tmp) <= 0);
-        rill_tcp_lines_stats ts = stats(&r);
+        struct rill_tcp_lines_stats ts = stats(&r);
         CHECK_EQ(ts.killed, 2);
         CHECK_EQ(ts.partial, 1);
         CHECK_EQ(ts.dropped, 0);
         CHECK_EQ(ts.active, 0);
         close(a);
         close(idle);
-        rill_pipeline_destroy(r.p);
+        rill_pipeline_free(r.p);
     }
 }
 
@@ -272,7 +272,7 @@ RILL_TEST(tcp_lines_flow, stop_now_with_a_full_queue_counts_drops) {
         CHECK(finish(&r));
         CHECK_EQ(r.rc, abort ? RILL_EABORTED : 0);
         CHECK_EQ(atomic_load(&ck.bad), 0);
-        rill_tcp_lines_stats ts = stats(&r);
+        struct rill_tcp_lines_stats ts = stats(&r);
         CHECK(ts.dropped > 0);
         CHECK_EQ(ck.next[0] + rill_pipeline_discarded(r.p), ts.lines);
         CHECK(abort || rill_pipeline_discarded(r.p) == 0);
@@ -280,7 +280,7 @@ RILL_TEST(tcp_lines_flow, stop_now_with_a_full_queue_counts_drops) {
         CHECK_EQ(ts.waiting + ts.active, 0);
         CHECK(abort || ts.killed == 1);
         close(s.fd);
-        rill_pipeline_destroy(r.p);
+        rill_pipeline_free(r.p);
         gate_fini(&stall);
     }
 }
@@ -320,7 +320,7 @@ RILL_TEST(tcp_lines_flow, pipeline_stop_ends_the_server) {
             CHECK_EQ(stats(&r).active, 0);
             close(idle);
             close(a);
-            rill_pipeline_destroy(r.p);
+            rill_pipeline_free(r.p);
         }
     }
 }

@@ -210,9 +210,9 @@ static int node_close(rill_stage *st, void *state) {
 static void node_destroy(void *state) { ((node *)state)->destroys++; }
 
 static const rill_stage_ops send_ops = {
-    .send = node_send, .close = node_close, .destroy = node_destroy};
+    .send = node_send, .close = node_close, .free = node_destroy};
 static const rill_stage_ops source_ops = {
-    .produce = node_produce, .close = node_close, .destroy = node_destroy};
+    .produce = node_produce, .close = node_close, .free = node_destroy};
 
 /* ---- building nets ---------------------------------------------------------------------- */
 
@@ -260,7 +260,7 @@ static node *find(net *t, const char *name) {
 }
 
 static int build(net *t) {
-    int rc = rill_pipeline_new(&t->p, "fail");
+    int rc = rill_pipeline_new("fail", &t->p);
     for (unsigned i = 0; i < t->count && rc == 0; i++) {
         node *n = &t->n[i];
         rill_stage_opts o = {.flags = n->threaded ? RILL_STAGE_THREADED : 0u,
@@ -284,7 +284,7 @@ static void case_failed(net *t, int line, const char *what) {
                      atomic_load(&t->timeouts) ? "\n  when the wait timed out:" : "",
                      atomic_load(&t->timeouts) ? t->state : "");
     release_all(t);
-    rill_pipeline_destroy(t->p);
+    rill_pipeline_free(t->p);
     t->p = NULL;
 }
 
@@ -363,7 +363,7 @@ static bool verdict(net *t, int rc, int want, const char *stage, char *why, size
 
 /* Destroy: every state's destroy once, nothing left alive. */
 static bool teardown(net *t, char *why, size_t len) {
-    rill_pipeline_destroy(t->p);
+    rill_pipeline_free(t->p);
     t->p = NULL;
     for (unsigned i = 0; i < t->count; i++)
         if (t->n[i].destroys != 1)

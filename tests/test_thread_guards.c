@@ -77,7 +77,7 @@ RILL_TEST(thread_guards, producer_woken_when_the_queue_is_half_empty) {
     rill_pipeline *p = NULL;
     rill_stage *src = NULL, *sink = NULL;
     rill_stage_opts o = {.flags = RILL_STAGE_THREADED, .capacity = 8, .batch = 4};
-    CHECK_OK(rill_pipeline_new(&p, "wake"));
+    CHECK_OK(rill_pipeline_new("wake", &p));
     CHECK_OK(rill_stage_add(p, "source", &src_ops, &s, NULL, &src));
     CHECK_OK(rill_stage_add(p, "sink", &sink_ops, &s, &o, &sink));
     CHECK_OK(rill_connect(src, sink));
@@ -95,7 +95,7 @@ RILL_TEST(thread_guards, producer_woken_when_the_queue_is_half_empty) {
     int while_held = atomic_load(&s.pushed);
     gate_open(&s.fifth);
     pthread_join(t, NULL);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     gate_fini(&s.first);
     gate_fini(&s.fifth);
     CHECK(at_first && full && at_fifth);
@@ -138,7 +138,7 @@ RILL_TEST(thread_guards, abort_wakes_an_idle_worker_at_once) {
     rill_pipeline *p = NULL;
     rill_stage *t = NULL;
     rill_stage_opts o = {.flags = RILL_STAGE_THREADED};
-    CHECK_OK(rill_pipeline_new(&p, "abort"));
+    CHECK_OK(rill_pipeline_new("abort", &p));
     CHECK_OK(rill_stage_add(p, "idle", &ops, NULL, &o, &t));
     CHECK_OK(rill_pipeline_start(p));
     sleep_ms(100); /* past its spin: parked */
@@ -149,7 +149,7 @@ RILL_TEST(thread_guards, abort_wakes_an_idle_worker_at_once) {
         sleep_ms(1);
     uint64_t closed = atomic_load(&g_closed_at);
     int rc = rill_pipeline_close(p);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     if (!closed)
         rill_test__fail(__FILE__, __LINE__, "the idle stage's close waited for "
                                             "rill_pipeline_close: the abort did not wake it");
@@ -193,7 +193,7 @@ RILL_TEST(thread_guards, an_unsent_partial_batch_is_counted_at_teardown) {
     rill_pipeline *p = NULL;
     rill_stage *entry = NULL, *t = NULL, *z = NULL;
     rill_stage_opts o = {.flags = RILL_STAGE_THREADED};
-    CHECK_OK(rill_pipeline_new(&p, "late"));
+    CHECK_OK(rill_pipeline_new("late", &p));
     CHECK_OK(rill_stage_add(p, "entry", &fwd, NULL, NULL, &entry));
     CHECK_OK(rill_stage_add(p, "sink", &sink, NULL, &o, &t));
     CHECK_OK(rill_stage_add(p, "closer", &closer, &l, NULL, &z));
@@ -207,7 +207,7 @@ RILL_TEST(thread_guards, an_unsent_partial_batch_is_counted_at_teardown) {
     int rc = rill_pipeline_close(p);
     rill_queue_stats q = queue_to(p, "sink");
     uint64_t discarded = rill_pipeline_discarded(p);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     CHECK_OK(rc);
     CHECK_OK(l.pushed_rc);
     CHECK_EQ(q.out, 3);

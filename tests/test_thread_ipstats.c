@@ -154,7 +154,7 @@ static int jitter_send(rill_stage *st, void *state, const rill_item *it) {
     return rill_emit(st, it);
 }
 
-static const rill_stage_ops jitter_ops = {.send = jitter_send, .destroy = free};
+static const rill_stage_ops jitter_ops = {.send = jitter_send, .free = free};
 
 /* Key function of the reducer: the whole item (the filters emit the IP),
  * with noise in the reducer's own thread. */
@@ -214,7 +214,7 @@ static void run_once(const run_cfg *c, run_out *r) {
     rill_lines_opts lo = {.chunk = c->chunk};
     int rc = lseek(c->in->fd, 0, SEEK_SET) == 0 ? 0 : -errno;
     if (!rc)
-        rc = rill_pipeline_new(&p, "ipstats");
+        rc = rill_pipeline_new("ipstats", &p);
     if (!rc)
         rc = rill_lines_fd_add(p, "source", c->in->fd, &lo, &o[S_SRC], &st[S_SRC]);
     if (!rc)
@@ -257,7 +257,7 @@ static void run_once(const run_cfg *c, run_out *r) {
         for (unsigned i = 0; i < S_N; i++)
             r->threaded_after |= (unsigned)rill_stage_threaded(st[i]) << i;
     }
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 /* ---- shared fixture: slices, IP sets, expected counts ------------------------------ */

@@ -227,7 +227,7 @@ static void run_case(unsigned policy, unsigned cap, unsigned burst, unsigned pos
     rill_stage_opts o = {.flags = RILL_STAGE_THREADED, .capacity = cap, .batch = 1,
                          .overflow = policy};
     rill_stage_opts os = {.flags = RILL_STAGE_THREADED};
-    int rc = rill_pipeline_new(&p, "overflow");
+    int rc = rill_pipeline_new("overflow", &p);
     if (!rc)
         rc = rill_stage_add(p, "sink", &sink_ops, &r->k, &o, &snk);
     if (!rc && !push && !(rc = rill_stage_add(p, "src", &script_ops, &sc, &os, &src)))
@@ -272,7 +272,7 @@ static void run_case(unsigned policy, unsigned cap, unsigned burst, unsigned pos
     gate_open(&g); /* in case of an early failure */
     r->rc = rc ? rc : sc.rc;
     r->lost = r->lost ? r->lost : sc.lost;
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     gate_fini(&g);
 }
 
@@ -393,7 +393,7 @@ RILL_TEST(thread_overflow, unknown_policy_is_rejected) {
     rill_pipeline *p = NULL;
     sink k;
     memset(&k, 0, sizeof k);
-    CHECK_OK(rill_pipeline_new(&p, "policy"));
+    CHECK_OK(rill_pipeline_new("policy", &p));
     rill_stage_opts o = {.flags = RILL_STAGE_THREADED, .overflow = RILL_OVERFLOW_DROP_OLDEST + 1};
     CHECK_EQ(rill_stage_add(p, "a", &sink_ops, &k, &o, NULL), RILL_EINVAL);
     o.overflow = 0xffffffffu;
@@ -401,7 +401,7 @@ RILL_TEST(thread_overflow, unknown_policy_is_rejected) {
     CHECK(rill_pipeline_find(p, "a") == NULL && rill_pipeline_find(p, "b") == NULL);
     o.overflow = RILL_OVERFLOW_DROP_OLDEST;
     CHECK_OK(rill_stage_add(p, "c", &sink_ops, &k, &o, NULL));
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }
 
 /* ---- counters under load ------------------------------------------------------------ */
@@ -487,7 +487,7 @@ RILL_TEST(thread_overflow, counters_exact_under_load_for_every_policy) {
             rill_stage_opts o = {.flags = RILL_STAGE_THREADED, .capacity = cfg[c][0],
                                  .batch = cfg[c][1], .max_latency_us = 20, .overflow = policy};
             pthread_t th;
-            CHECK_OK(rill_pipeline_new(&p, "load"));
+            CHECK_OK(rill_pipeline_new("load", &p));
             CHECK_OK(rill_stage_add(p, "src", &stream_ops, &s, &os, &a));
             CHECK_OK(rill_stage_add(p, "sink", &sink_ops, &k, &o, &b));
             CHECK_OK(rill_connect(a, b));
@@ -498,7 +498,7 @@ RILL_TEST(thread_overflow, counters_exact_under_load_for_every_policy) {
             pthread_join(th, NULL);
             rill_queue_stats q = queue_now(p);
             uint64_t discarded = rill_pipeline_discarded(p);
-            rill_pipeline_destroy(p);
+            rill_pipeline_free(p);
             if (w.bad)
                 rill_test__failf(__FILE__, __LINE__, "policy %u capacity %u batch %u: %s",
                                  policy, cfg[c][0], cfg[c][1], w.why);

@@ -177,7 +177,7 @@ static int two_consumers(bool thread_them, double timeout_s, int *met, int *rc_o
     rill_pipeline *p = NULL;
     rill_stage *ss, *bc, *sa, *sb;
     const rill_stage_opts *o = thread_them ? &threaded : NULL;
-    int rc = rill_pipeline_new(&p, "two");
+    int rc = rill_pipeline_new("two", &p);
     if (!rc && !(rc = rill_stage_add(p, "src", &src_ops, &s, &threaded, &ss)) &&
         !(rc = rill_broadcast_add(p, "bc", NULL, &bc)) &&
         !(rc = rill_stage_add(p, "a", &node_ops, &a, o, &sa)) &&
@@ -186,7 +186,7 @@ static int two_consumers(bool thread_them, double timeout_s, int *met, int *rc_o
         rc = rill_connect(bc, sb);
     if (!rc)
         rc = rill_pipeline_run(p);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     *met = atomic_load(&r.met);
     *rc_out = rc;
     rdv_fini(&r);
@@ -222,7 +222,7 @@ static int producer_consumer(bool promoted, bool thread_them, double timeout_s, 
     rill_pipeline *p = NULL;
     rill_stage *a, *b, *sc;
     const rill_stage_opts *o = thread_them ? &threaded : NULL;
-    int rc = rill_pipeline_new(&p, "pc");
+    int rc = rill_pipeline_new("pc", &p);
     if (!rc && !(rc = rill_stage_add(p, "s1", &src_ops, &s1, o, &a)) &&
         !(rc = rill_stage_add(p, "c", &node_ops, &c, promoted ? NULL : o, &sc)))
         rc = rill_connect(a, sc);
@@ -232,7 +232,7 @@ static int producer_consumer(bool promoted, bool thread_them, double timeout_s, 
         rc = -1;
     if (!rc)
         rc = rill_pipeline_run(p);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     *met = atomic_load(&r.met);
     *rc_out = rc;
     rdv_fini(&r);
@@ -274,7 +274,7 @@ RILL_TEST(thread_parallel, stages_run_on_the_threads_the_model_says) {
     node x = {0}, t = {0}, u = {0}, m = {0}, n = {0}, y = {0};
     rill_pipeline *p = NULL;
     rill_stage *S0, *S1, *S2, *X, *T, *U, *M, *N, *Y;
-    CHECK_OK(rill_pipeline_new(&p, "where"));
+    CHECK_OK(rill_pipeline_new("where", &p));
     CHECK_OK(rill_stage_add(p, "s0", &src_ops, &s0, NULL, &S0));
     CHECK_OK(rill_stage_add(p, "s1", &src_ops, &s1, &threaded, &S1));
     CHECK_OK(rill_stage_add(p, "s2", &src_ops, &s2, &threaded, &S2));
@@ -320,5 +320,5 @@ RILL_TEST(thread_parallel, stages_run_on_the_threads_the_model_says) {
     for (int i = 0; i < 5; i++)
         for (int j = i + 1; j < 5; j++)
             CHECK(!pthread_equal(own[i], own[j]));
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 }

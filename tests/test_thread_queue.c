@@ -42,7 +42,7 @@ static int seqsrc_produce(rill_stage *st, void *state) {
         atomic_store(&s->tid, my_tid());
     for (unsigned k = 0; k < s->per_call && s->next < s->total; k++) {
         rill_item it = rill_item_static(&s->vals[s->next], sizeof s->vals[0]);
-        if (s->copy && rill_item_copy(&it, &s->vals[s->next], sizeof s->vals[0]))
+        if (s->copy && rill_item_copy(&s->vals[s->next], sizeof s->vals[0], &it))
             return RILL_ENOMEM;
         int rc = rill_emit(st, &it);
         if (s->copy)
@@ -176,7 +176,7 @@ static void capacity_case(unsigned cap, unsigned batch, bool push, int *ok, char
     rill_stage_opts o = topts(cap, batch);
     pthread_t th;
     uint64_t at_block = 0, later = 0;
-    int rc = rill_pipeline_new(&p, "capacity");
+    int rc = rill_pipeline_new("capacity", &p);
     if (!rc)
         rc = rill_stage_add(p, "sink", &sink_ops, &k, &o, &snk);
     if (!rc && !push && !(rc = rill_stage_add(p, "src", &seqsrc_ops, &s, &o, &src)))
@@ -214,7 +214,7 @@ static void capacity_case(unsigned cap, unsigned batch, bool push, int *ok, char
                  k.bad_order ? "broken" : "kept", atomic_load(&k.closes));
     if (rc && !push)
         gate_open(&g);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     gate_fini(&g);
     free(vals);
 }
@@ -256,7 +256,7 @@ RILL_TEST(thread_queue, order_kept_along_a_threaded_chain) {
         for (int i = 0; i < 5; i++)
             o[i] = topts(caps[rng_next(&rng) % 4], batches[rng_next(&rng) % 3]);
         o[2].flags = 0;
-        int rc = rill_pipeline_new(&p, "chain");
+        int rc = rill_pipeline_new("chain", &p);
         if (!rc)
             rc = rill_stage_add(p, "src", &seqsrc_ops, &s, &o[0], &st[0]);
         for (int i = 1; i < 5 && !rc; i++) {
@@ -275,7 +275,7 @@ RILL_TEST(thread_queue, order_kept_along_a_threaded_chain) {
                              k[3].bad_order ? "broken" : "kept");
             failures++;
         }
-        rill_pipeline_destroy(p);
+        rill_pipeline_free(p);
     }
     free(vals);
     CHECK_EQ(failures, 0);
@@ -304,7 +304,7 @@ RILL_TEST(thread_queue, order_kept_per_producer_through_fan_in) {
             oc.flags = 0; /* fed from three threads: promoted */
         for (int i = 0; i < 4; i++)
             check.expect[i] = (uint32_t)i << 24;
-        int rc = rill_pipeline_new(&p, "fanin");
+        int rc = rill_pipeline_new("fanin", &p);
         if (!rc)
             rc = rill_stage_add(p, "check", &sink_ops, &check, &oc, &chk);
         for (int i = 0; i < 3 && !rc; i++) {
@@ -337,7 +337,7 @@ RILL_TEST(thread_queue, order_kept_per_producer_through_fan_in) {
                              (unsigned long long)check.lane_n[3], rill_stage_threaded(chk));
             failures++;
         }
-        rill_pipeline_destroy(p);
+        rill_pipeline_free(p);
     }
     for (int i = 0; i < 3; i++)
         free(vals[i]);
@@ -407,7 +407,7 @@ RILL_TEST(thread_queue, broadcast_items_released_exactly_once) {
             os.flags = 0;  /* driven by run in this thread */
         if (run & 2)
             ob.flags = 0;  /* broadcast on the source's thread */
-        int rc = rill_pipeline_new(&p, "owners");
+        int rc = rill_pipeline_new("owners", &p);
         if (!rc && !(rc = rill_stage_add(p, "src", &objsrc_ops, &s, &os, &src)) &&
             !(rc = rill_broadcast_add(p, "bc", &ob, &bc)))
             rc = rill_connect(src, bc);
@@ -429,7 +429,7 @@ RILL_TEST(thread_queue, broadcast_items_released_exactly_once) {
         bool ok = rc == 0 && twice == 0 && never == 0;
         for (int i = 0; i < 3; i++)
             ok = ok && k[i].n == total && !k[i].bad_order;
-        rill_pipeline_destroy(p);
+        rill_pipeline_free(p);
         if (!ok)
             rill_test__failf(__FILE__, __LINE__,
                              "run %d group %u: rc %d, %d objects released twice, %d never, "
@@ -456,7 +456,7 @@ RILL_TEST(thread_queue, pushed_item_moves_at_next_push_after_latency_bound) {
     rill_stage *st = NULL;
     rill_stage_opts o = topts(1024, 256);
     o.max_latency_us = 1000;
-    CHECK_OK(rill_pipeline_new(&p, "latency"));
+    CHECK_OK(rill_pipeline_new("latency", &p));
     CHECK_OK(rill_stage_add(p, "sink", &sink_ops, &k, &o, &st));
     rill_item it = rill_item_static(&one_value, sizeof one_value);
     int rc = rill_pipeline_push(p, st, &it);
@@ -465,7 +465,7 @@ RILL_TEST(thread_queue, pushed_item_moves_at_next_push_after_latency_bound) {
         rc = rill_pipeline_push(p, st, &it);
     bool arrived = wait_for(&k.arrived, 1, 5);
     int crc = rill_pipeline_close(p);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     CHECK_OK(rc);
     CHECK(arrived);
     CHECK_OK(crc);
@@ -482,7 +482,7 @@ RILL_TEST(thread_queue, pushed_full_batch_arrives_without_further_calls) {
     rill_pipeline *p = NULL;
     rill_stage *st = NULL;
     rill_stage_opts o = topts(1024, BATCH);
-    CHECK_OK(rill_pipeline_new(&p, "fullbatch"));
+    CHECK_OK(rill_pipeline_new("fullbatch", &p));
     CHECK_OK(rill_stage_add(p, "sink", &sink_ops, &k, &o, &st));
     CHECK_OK(rill_pipeline_start(p));
     sleep_ms(50); /* let the consumer go to sleep (not needed to fail, only likelier) */
@@ -493,7 +493,7 @@ RILL_TEST(thread_queue, pushed_full_batch_arrives_without_further_calls) {
     }
     bool arrived = wait_for(&k.arrived, 1, 5);
     int crc = rill_pipeline_close(p);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     CHECK_OK(rc);
     CHECK(arrived);
     CHECK_OK(crc);
@@ -508,14 +508,14 @@ RILL_TEST(thread_queue, flush_hands_pushed_item_over) {
     rill_stage *st = NULL;
     rill_stage_opts o = topts(1024, 256);
     o.max_latency_us = 60u * 1000 * 1000;
-    CHECK_OK(rill_pipeline_new(&p, "flush"));
+    CHECK_OK(rill_pipeline_new("flush", &p));
     CHECK_OK(rill_stage_add(p, "sink", &sink_ops, &k, &o, &st));
     rill_item it = rill_item_static(&one_value, sizeof one_value);
     int rc = rill_pipeline_push(p, st, &it);
     int frc = rill_pipeline_flush(p);
     bool arrived = wait_for(&k.arrived, 1, 5);
     int crc = rill_pipeline_close(p);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     CHECK_OK(rc);
     CHECK_OK(frc);
     CHECK(arrived);
@@ -532,7 +532,7 @@ RILL_TEST(thread_queue, producer_with_dry_input_flushes_its_output) {
     rill_stage *sa = NULL, *sb = NULL;
     rill_stage_opts oa = topts(1024, 256), ob = topts(1024, 256);
     ob.max_latency_us = 60u * 1000 * 1000;
-    CHECK_OK(rill_pipeline_new(&p, "dry"));
+    CHECK_OK(rill_pipeline_new("dry", &p));
     CHECK_OK(rill_stage_add(p, "a", &sink_ops, &a, &oa, &sa));
     CHECK_OK(rill_stage_add(p, "b", &sink_ops, &b, &ob, &sb));
     CHECK_OK(rill_connect(sa, sb));
@@ -542,7 +542,7 @@ RILL_TEST(thread_queue, producer_with_dry_input_flushes_its_output) {
         rc = rill_pipeline_flush(p);
     bool arrived = wait_for(&b.arrived, 1, 5);
     int crc = rill_pipeline_close(p);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     CHECK_OK(rc);
     CHECK(arrived);
     CHECK_OK(crc);
@@ -596,7 +596,7 @@ RILL_TEST(thread_queue, busy_producer_flushes_after_latency_bound) {
     rill_stage *ss = NULL, *sf = NULL, *sk = NULL;
     rill_stage_opts os = topts(1024, 256), ok = topts(1024, 256);
     ok.max_latency_us = 1000;
-    CHECK_OK(rill_pipeline_new(&p, "busy"));
+    CHECK_OK(rill_pipeline_new("busy", &p));
     CHECK_OK(rill_stage_add(p, "src", &busysrc_ops, &s, &os, &ss));
     CHECK_OK(rill_stage_add(p, "first", &first_only_ops, &f, NULL, &sf));
     CHECK_OK(rill_stage_add(p, "sink", &sink_ops, &k, &ok, &sk));
@@ -607,7 +607,7 @@ RILL_TEST(thread_queue, busy_producer_flushes_after_latency_bound) {
     atomic_store(&stop, 1);
     int rc = rill_pipeline_run(p);
     uint32_t produced = s.n;
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     CHECK(arrived);
     CHECK_OK(rc);
     CHECK_EQ(k.n, 1);
@@ -627,7 +627,7 @@ RILL_TEST(thread_queue, empty_stream_closes_everything_and_joins) {
         rill_pipeline *p = NULL;
         rill_stage *st[5] = {0};
         rill_stage_opts t = topts(3, 1), inl = {0};
-        CHECK_OK(rill_pipeline_new(&p, "empty"));
+        CHECK_OK(rill_pipeline_new("empty", &p));
         /* mode 0: a threaded source; 1: pushes (none) into a threaded
          * entry; 2: the same, closed without ever being started. */
         if (mode == 0)
@@ -655,7 +655,7 @@ RILL_TEST(thread_queue, empty_stream_closes_everything_and_joins) {
         }
         CHECK_OK(rill_pipeline_close(p)); /* again: same answer, nothing reruns */
         CHECK_EQ(atomic_load(&k[0].closes), 1);
-        rill_pipeline_destroy(p);
+        rill_pipeline_free(p);
     }
 }
 
@@ -668,7 +668,7 @@ typedef struct destroyer {
 
 static void *destroyer_main(void *arg) {
     destroyer *d = arg;
-    rill_pipeline_destroy(d->p);
+    rill_pipeline_free(d->p);
     atomic_store(&d->done, 1);
     return NULL;
 }
@@ -688,7 +688,7 @@ RILL_TEST(thread_queue, destroy_started_pipeline_without_close) {
         sink *k[3];
         rill_pipeline *p = NULL;
         rill_stage *st[3];
-        CHECK_OK(rill_pipeline_new(&p, "destroy"));
+        CHECK_OK(rill_pipeline_new("destroy", &p));
         for (int i = 0; i < 3; i++) {
             k[i] = calloc(1, sizeof *k[i]);
             CHECK(k[i] != NULL);
@@ -700,7 +700,7 @@ RILL_TEST(thread_queue, destroy_started_pipeline_without_close) {
             if (i == 1)
                 o.flags = 0;
             static const rill_stage_ops owned_sink_ops = {
-                .send = sink_send, .close = count_close, .destroy = free};
+                .send = sink_send, .close = count_close, .free = free};
             char name[8] = {'k', (char)('0' + i), 0};
             CHECK_OK(rill_stage_add(p, name, &owned_sink_ops, k[i], &o, &st[i]));
             if (i)

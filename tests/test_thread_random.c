@@ -459,7 +459,7 @@ static bool run_once(topo *t, unsigned variant, char *why, size_t len) {
     atomic_store(&t->made, 0);
     t->pushed_queued = 0;
     rill_pipeline *p;
-    if (rill_pipeline_new(&p, "random") != 0)
+    if (rill_pipeline_new("random", &p) != 0)
         return failf(why, len, "rill_pipeline_new failed");
     bool ok = true;
     char name[16];
@@ -498,7 +498,7 @@ static bool run_once(topo *t, unsigned variant, char *why, size_t len) {
         int rc = rill_pipeline_run(p);
         ok = t->failing ? check_failed(t, p, rc, why, len) : check_clean(t, p, rc, why, len);
     }
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     if (ok && atomic_load(&t->alive) != 0)
         ok = failf(why, len, "%ld of %ld owner blocks never released", atomic_load(&t->alive),
                    atomic_load(&t->made));

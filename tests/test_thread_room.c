@@ -1,7 +1,7 @@
 /* rill_try_emit and the room eventfd (rill_stage_room_fd): a source that
  * must not block — a TCP source running an event loop — emits with
  * rill_try_emit, and on RILL_EAGAIN waits for the room fd with poll() next
- * to whatever else it serves (tests/room_util.h).
+ * to whatever else it serves (tests/util/room_util.h).
  *
  * Refusals: a threaded sink that waits at a gate inside send on its first
  * item holds its queue: a source then emits exactly `capacity` items, is
@@ -33,7 +33,7 @@ static void held_sink(unsigned cap, unsigned batch) {
     gate_init(&g);
     sink k = {.g = &g};
     source s = {.n = N, .refused = 3};
-    CHECK_OK(rill_pipeline_new(&p, "room"));
+    CHECK_OK(rill_pipeline_new("room", &p));
     rill_stage *src = add_source(p, &s, true);
     rill_stage *snk = add_sink(p, "sink", &k, cap, batch, RILL_OVERFLOW_BLOCK);
     CHECK(src && snk);
@@ -54,7 +54,7 @@ static void held_sink(unsigned cap, unsigned batch) {
     gate_open(&g);
     int rc = rill_pipeline_close(p);
     rill_queue_stats fin = queue_to(p, "sink");
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     gate_fini(&g);
 
     CHECK(waited);
@@ -100,7 +100,7 @@ RILL_TEST(room, one_full_queue_refuses_the_item_to_every_port) {
     gate_init(&g);
     sink in = {0}, free_ = {0}, held = {.g = &g};
     source s = {.n = N, .refused = 1};
-    CHECK_OK(rill_pipeline_new(&p, "fan"));
+    CHECK_OK(rill_pipeline_new("fan", &p));
     rill_stage *src = add_source(p, &s, true), *i = NULL;
     atomic_init(&in.count, 0);
     CHECK_OK(rill_stage_add(p, "inline", &sink_ops, &in, NULL, &i));
@@ -120,7 +120,7 @@ RILL_TEST(room, one_full_queue_refuses_the_item_to_every_port) {
     rill_queue_stats qf = queue_to(p, "free"), qh = queue_to(p, "held");
     gate_open(&g);
     int rc = rill_pipeline_close(p);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     gate_fini(&g);
 
     CHECK(waited);
@@ -155,7 +155,7 @@ RILL_TEST(room, a_refusal_moves_to_the_next_full_queue_and_arms_it) {
     gate_init(&gb);
     sink a = {.g = &ga}, b = {.g = &gb};
     source s = {.n = N};
-    CHECK_OK(rill_pipeline_new(&p, "two"));
+    CHECK_OK(rill_pipeline_new("two", &p));
     rill_stage *src = add_source(p, &s, true);
     rill_stage *sa = add_sink(p, "a", &a, CAP, 0, RILL_OVERFLOW_BLOCK);
     rill_stage *sb = add_sink(p, "b", &b, CAP, 0, RILL_OVERFLOW_BLOCK);
@@ -175,7 +175,7 @@ RILL_TEST(room, a_refusal_moves_to_the_next_full_queue_and_arms_it) {
     rill_queue_stats qa = queue_to(p, "a"), qb = queue_to(p, "b");
     gate_open(&gb);
     int rc = rill_pipeline_close(p);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     gate_fini(&ga);
     gate_fini(&gb);
 
@@ -219,7 +219,7 @@ static void never_refused(unsigned policy) {
     gate_init(&g);
     sink held = {.g = &g}, roomy = {0};
     source s = {.n = N, .done_after_first = true};
-    CHECK_OK(rill_pipeline_new(&p, "drop"));
+    CHECK_OK(rill_pipeline_new("drop", &p));
     rill_stage *src = add_source(p, &s, true);
     rill_stage *h = add_sink(p, "held", &held, CAP, 0, policy);
     rill_stage *r = add_sink(p, "roomy", &roomy, 2 * N, 0, RILL_OVERFLOW_BLOCK);
@@ -231,7 +231,7 @@ static void never_refused(unsigned policy) {
     gate_open(&g);
     int rc = rill_pipeline_close(p);
     rill_queue_stats q = queue_to(p, "held");
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     gate_fini(&g);
 
     CHECK(done);
@@ -293,7 +293,7 @@ static void batches_in_flight(bool with_flusher) {
     flusher fl;
     atomic_init(&fl.count, 0);
     source s = {.n = N, .flush_each = !with_flusher, .refused = 2};
-    CHECK_OK(rill_pipeline_new(&p, "batches"));
+    CHECK_OK(rill_pipeline_new("batches", &p));
     rill_stage *src = add_source(p, &s, true), *f = NULL;
     if (with_flusher) {
         CHECK_OK(rill_stage_add(p, "flusher", &flusher_ops, &fl, NULL, &f));
@@ -308,7 +308,7 @@ static void batches_in_flight(bool with_flusher) {
     int quiet = readable(atomic_load(&s.fd), 0), flushed = atomic_load(&fl.count);
     gate_open(&g);
     int rc = rill_pipeline_close(p);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     gate_fini(&g);
 
     CHECK(waited);
@@ -342,14 +342,14 @@ RILL_TEST(room, bad_arguments_and_the_error_code) {
     sink k = {0};
     int fd;
     rill_item it = value(1);
-    CHECK_OK(rill_pipeline_new(&p, "args"));
+    CHECK_OK(rill_pipeline_new("args", &p));
     atomic_init(&k.count, 0);
     CHECK_OK(rill_stage_add(p, "s", &sink_ops, &k, NULL, &st));
     CHECK_EQ(rill_try_emit(NULL, &it), RILL_EINVAL);
     CHECK_EQ(rill_try_emit(st, NULL), RILL_EINVAL);
     CHECK_EQ(rill_stage_room_fd(NULL, &fd), RILL_EINVAL);
     CHECK_EQ(rill_stage_room_fd(st, NULL), RILL_EINVAL);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     CHECK_EQ(RILL_EAGAIN, -EAGAIN);
     CHECK_STREQ(rill_errname(RILL_EAGAIN), "EAGAIN");
     CHECK(strcmp(rill_strerror(RILL_EAGAIN), "unknown error") != 0);

@@ -1,4 +1,4 @@
-/* rill_try_emit's room fd and stops (tests/room_util.h): an abort or a
+/* rill_try_emit's room fd and stops (tests/util/room_util.h): an abort or a
  * stage's error wakes a loop waiting for room, and its next rill_try_emit
  * returns the stop; an fd made after the room was freed, or after a stop,
  * or before the start is readable when it must be (the signal is owed to
@@ -39,7 +39,7 @@ static void stop_while_waiting(bool abort_it) {
     failer f = {.g = &gf};
     source s = {.n = 100, .stop_after_wait = true};
     rill_stage_opts t = {.flags = RILL_STAGE_THREADED};
-    CHECK_OK(rill_pipeline_new(&p, "stop"));
+    CHECK_OK(rill_pipeline_new("stop", &p));
     rill_stage *src = add_source(p, &s, true), *fs = NULL;
     rill_stage *snk = add_sink(p, "sink", &k, CAP, 0, RILL_OVERFLOW_BLOCK);
     CHECK_OK(rill_stage_add(p, "fail", &failer_ops, &f, &t, &fs));
@@ -59,7 +59,7 @@ static void stop_while_waiting(bool abort_it) {
     gate_open(&g);
     gate_open(&gf);
     int rc = rill_pipeline_close(p);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     gate_fini(&g);
     gate_fini(&gf);
 
@@ -90,7 +90,7 @@ static void late_fd(bool stop_it) {
     gate_init(&g);
     sink k = {.g = &g};
     source s = {.n = N, .late_fd = true};
-    CHECK_OK(rill_pipeline_new(&p, "late"));
+    CHECK_OK(rill_pipeline_new("late", &p));
     rill_stage *src = add_source(p, &s, true);
     rill_stage *snk = add_sink(p, "sink", &k, CAP, 0, RILL_OVERFLOW_BLOCK);
     CHECK(src && snk);
@@ -112,7 +112,7 @@ static void late_fd(bool stop_it) {
     bool looked = wait_phase(&s, 2);
     gate_open(&g);
     int rc = rill_pipeline_close(p);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     gate_fini(&g);
 
     CHECK(refused);
@@ -141,7 +141,7 @@ RILL_TEST(room, abort_before_start_signals_at_start) {
     sink k = {0};
     source s = {.n = 10};
     int fd = -1, fd2 = -1;
-    CHECK_OK(rill_pipeline_new(&p, "early"));
+    CHECK_OK(rill_pipeline_new("early", &p));
     rill_stage *src = add_source(p, &s, false);
     rill_stage *snk = add_sink(p, "sink", &k, 4, 0, RILL_OVERFLOW_BLOCK);
     CHECK(src && snk);
@@ -155,7 +155,7 @@ RILL_TEST(room, abort_before_start_signals_at_start) {
     int woke = readable(fd, 0);
     int rc = rill_pipeline_close(p);
     int after = rill_stage_room_fd(src, &fd2);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 
     CHECK_EQ(quiet, 0);
     CHECK_OK(rc_start);

@@ -1,4 +1,4 @@
-/* rill_try_emit under load (tests/room_util.h): a million items through
+/* rill_try_emit under load (tests/util/room_util.h): a million items through
  * capacities 1, 7 and 4096 into a RILL_STAGE_THREADED sink that stalls at
  * random, with the source threaded and inline, and the arming window
  * forced open (RILL_FAULT_ROOM_ARM_US): everything arrives once, in order,
@@ -37,13 +37,13 @@ static void million(unsigned cap, bool threaded_source) {
     rill_pipeline *p = NULL;
     sink k = {.stall = 2000, .rng = 0x5eed0000u + cap};
     source s = {.n = n};
-    CHECK_OK(rill_pipeline_new(&p, "million"));
+    CHECK_OK(rill_pipeline_new("million", &p));
     rill_stage *src = add_source(p, &s, threaded_source);
     rill_stage *snk = add_sink(p, "sink", &k, cap, 0, RILL_OVERFLOW_BLOCK);
     CHECK(src && snk);
     CHECK_OK(rill_connect(src, snk));
     int rc = rill_pipeline_run(p);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 
     CHECK_OK(rc);
     CHECK(!s.hung);
@@ -76,7 +76,7 @@ static void hand_back_while_arming(unsigned cap, bool threaded_source) {
     rill_pipeline *p = NULL;
     sink k = {0};
     source s = {.n = N};
-    CHECK_OK(rill_pipeline_new(&p, "arming"));
+    CHECK_OK(rill_pipeline_new("arming", &p));
     rill_stage *src = add_source(p, &s, threaded_source);
     rill_stage *snk = add_sink(p, "sink", &k, cap, 0, RILL_OVERFLOW_BLOCK);
     CHECK(src && snk);
@@ -85,7 +85,7 @@ static void hand_back_while_arming(unsigned cap, bool threaded_source) {
     int rc_start = rill_pipeline_start(p); /* queues are built, and read it, here */
     unsetenv("RILL_FAULT_ROOM_ARM_US");
     int rc = rill_pipeline_run(p);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
 
     CHECK_OK(rc_start);
     CHECK_OK(rc);

@@ -337,7 +337,7 @@ static int stress_run(uint64_t seed, uint32_t total, snapper *z, char *why, size
     rill_stats *fin = NULL;
     pthread_t th;
     bool th_started = false;
-    int rc = rill_pipeline_new(&p, "stress");
+    int rc = rill_pipeline_new("stress", &p);
     for (int i = 0; i < NST; i++) {
         node_init(&n[i], (unsigned)i, total);
         n[i].rng = rng_next(&rng);
@@ -386,7 +386,7 @@ static int stress_run(uint64_t seed, uint32_t total, snapper *z, char *why, size
     if (rc && !why[0])
         snprintf(why, whylen, "rc %d (%s)", rc, rill_pipeline_errmsg(p));
     rill_stats_free(fin);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     for (int i = 0; i < NST; i++)
         free(n[i].pay);
     return rc;
@@ -424,7 +424,7 @@ RILL_TEST(thread_stats, slow_consumer_fills_its_queue_and_is_the_bottleneck) {
     static const char *const nm[3] = {"src", "mid", "sink"};
     rill_pipeline *p = NULL;
     rill_stats *s = NULL;
-    CHECK_OK(rill_pipeline_new(&p, "slow"));
+    CHECK_OK(rill_pipeline_new("slow", &p));
     for (int i = 0; i < 3; i++) {
         node_init(&n[i], (unsigned)i, N);
         CHECK(n[i].pay != NULL);
@@ -467,7 +467,7 @@ RILL_TEST(thread_stats, slow_consumer_fills_its_queue_and_is_the_bottleneck) {
     /* Busy the whole time it was not waiting for input. */
     CHECK(s->stages[2].busy_ns > 0);
     rill_stats_free(s);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     for (int i = 0; i < 3; i++)
         free(n[i].pay);
 }
@@ -484,7 +484,7 @@ RILL_TEST(thread_stats, stage_counters_busy_time_and_snapshot_lifetime) {
     rill_pipeline *p = NULL;
     rill_stats *before = NULL, *during = NULL, *after = NULL;
     CHECK_EQ(rill_pipeline_stats(NULL, &before), RILL_EINVAL);
-    CHECK_OK(rill_pipeline_new(&p, "stages"));
+    CHECK_OK(rill_pipeline_new("stages", &p));
     CHECK_EQ(rill_pipeline_stats(p, NULL), RILL_EINVAL);
     for (int i = 0; i < 4; i++) {
         node_init(&n[i], (unsigned)i, N);
@@ -542,7 +542,7 @@ RILL_TEST(thread_stats, stage_counters_busy_time_and_snapshot_lifetime) {
     CHECK_STREQ(before->stages[2].name, "work");
     CHECK_STREQ(during->queues[0].to, "work");
     CHECK_STREQ(during->pipeline, "stages");
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     /* The structs are the caller's: freed after destroy is fine. */
     rill_stats_free(before);
     rill_stats_free(during);
@@ -562,7 +562,7 @@ RILL_TEST(thread_stats, sampler_arguments_and_state) {
     node_init(&n, 0, 4);
     CHECK(n.pay != NULL);
     CHECK_EQ(rill_pipeline_sampler(NULL, 100, 100), RILL_EINVAL);
-    CHECK_OK(rill_pipeline_new(&p, "args"));
+    CHECK_OK(rill_pipeline_new("args", &p));
     CHECK_EQ(rill_pipeline_sampler(p, 100, 1), RILL_EINVAL);
     CHECK_EQ(rill_pipeline_sampler(p, 100, 15), RILL_EINVAL);
     CHECK_EQ(rill_pipeline_watchdog(NULL, 10, NULL, NULL), RILL_EINVAL);
@@ -580,7 +580,7 @@ RILL_TEST(thread_stats, sampler_arguments_and_state) {
     CHECK_EQ(rill_pipeline_watchdog(p, 10, NULL, NULL), RILL_ESTATE);
     CHECK_OK(rill_pipeline_close(p));
     CHECK_EQ(rill_pipeline_sampler(p, 100, 100), RILL_ESTATE);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     free(n.pay);
 }
 
@@ -596,7 +596,7 @@ RILL_TEST(thread_stats, sampler_keeps_a_bounded_time_ordered_record) {
     atomic_init(&stop, 0);
     rill_pipeline *p = NULL;
     rill_stats *s = NULL;
-    CHECK_OK(rill_pipeline_new(&p, "sampled"));
+    CHECK_OK(rill_pipeline_new("sampled", &p));
     for (int i = 0; i < 3; i++) {
         node_init(&n[i], (unsigned)i, 1000);
         CHECK(n[i].pay != NULL);
@@ -655,7 +655,7 @@ RILL_TEST(thread_stats, sampler_keeps_a_bounded_time_ordered_record) {
         CHECK_EQ(sum, q->samples);
     }
     rill_stats_free(s);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     for (int i = 0; i < 3; i++)
         free(n[i].pay);
 }
@@ -753,7 +753,7 @@ RILL_TEST(thread_stats, watchdog_names_the_stuck_consumer) {
     stall_log log = {.m = PTHREAD_MUTEX_INITIALIZER};
     rill_pipeline *p = NULL;
     gate_init(&g);
-    CHECK_OK(rill_pipeline_new(&p, "stuck"));
+    CHECK_OK(rill_pipeline_new("stuck", &p));
     for (int i = 0; i < 3; i++) {
         node_init(&n[i], (unsigned)i, N);
         CHECK(n[i].pay != NULL);
@@ -786,7 +786,7 @@ RILL_TEST(thread_stats, watchdog_names_the_stuck_consumer) {
     CHECK_EQ(got.nqueues, 2);
     CHECK_EQ(got.depth_total, 8);
     CHECK_EQ(n[2].sent, N); /* released: everything arrived */
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     gate_fini(&g);
     pthread_mutex_destroy(&log.m);
     for (int i = 0; i < 3; i++)
@@ -809,7 +809,7 @@ RILL_TEST(thread_stats, watchdog_names_the_idle_source_when_starved) {
     stall_log log = {.m = PTHREAD_MUTEX_INITIALIZER};
     rill_pipeline *p = NULL;
     gate_init(&g);
-    CHECK_OK(rill_pipeline_new(&p, "starved"));
+    CHECK_OK(rill_pipeline_new("starved", &p));
     for (int i = 0; i < 3; i++) {
         node_init(&n[i], (unsigned)i, N);
         CHECK(n[i].pay != NULL);
@@ -833,7 +833,7 @@ RILL_TEST(thread_stats, watchdog_names_the_idle_source_when_starved) {
     CHECK_STREQ(got.stage, "idle");
     CHECK_EQ(got.depth_total, 0);
     CHECK_EQ(n[2].sent, 3 + N);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     gate_fini(&g);
     pthread_mutex_destroy(&log.m);
     for (int i = 0; i < 3; i++)
@@ -857,7 +857,7 @@ RILL_TEST(thread_stats, sampler_with_room_for_one_round_keeps_its_pace) {
     rill_pipeline *p = NULL;
     rill_stats *snap = NULL;
     gate_init(&g);
-    CHECK_OK(rill_pipeline_new(&p, "wide"));
+    CHECK_OK(rill_pipeline_new("wide", &p));
     node_init(&src, 0, N);
     CHECK(src.pay != NULL);
     rill_stage_opts o = topts(4, 2);
@@ -891,7 +891,7 @@ RILL_TEST(thread_stats, sampler_with_room_for_one_round_keeps_its_pace) {
     CHECK(snap->nsamples <= MAXS);
     CHECK_EQ(snap->nsamples % NS, 0);
     rill_stats_free(snap);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     gate_fini(&g);
     pthread_mutex_destroy(&log.m);
     free(src.pay);

@@ -58,9 +58,9 @@ static rill_pipeline *chain(src *s, sink *k, unsigned cap) {
     rill_pipeline *p = NULL;
     rill_stage *a = NULL, *b = NULL;
     rill_stage_opts o = {.flags = RILL_STAGE_THREADED, .capacity = cap, .batch = 1};
-    if (rill_pipeline_new(&p, "limits") || rill_stage_add(p, "src", &src_ops, s, &o, &a) ||
+    if (rill_pipeline_new("limits", &p) || rill_stage_add(p, "src", &src_ops, s, &o, &a) ||
         rill_stage_add(p, "sink", &sink_ops, k, &o, &b) || rill_connect(a, b)) {
-        rill_pipeline_destroy(p);
+        rill_pipeline_free(p);
         return NULL;
     }
     return p;
@@ -100,7 +100,7 @@ RILL_TEST(thread_stats_limits, snapshot_gives_up_on_a_held_hand_over) {
     CHECK_OK(rill_pipeline_stats(p, &fin)); /* closed: nothing moves, never gives up */
     CHECK_EQ(fin->queues[0].out, s.total);
     rill_stats_free(fin);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     CHECK_EQ(other, 0);
     CHECK(eagain > 0);
     /* The bound is ~5 ms; a hold is 20 ms. Waiting for a hold to end would
@@ -134,7 +134,7 @@ RILL_TEST(thread_stats_limits, watchdog_pace_is_not_the_sample_interval) {
     uint64_t took = now_ns() - t0;
     atomic_store(&k.open, 1);
     CHECK_OK(rill_pipeline_close(p));
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     CHECK(atomic_load(&stalls) > 0);
     /* Paced by the samples it would fire at 4 s at the earliest. */
     if (took >= 1500000000ull)
@@ -162,7 +162,7 @@ RILL_TEST(thread_stats_limits, tcp_source_room_wait_counts_as_full_wait) {
     sink k = {.open = 1};
     rill_tcp_opts to = {.host = "127.0.0.1", .max_accepts = 1};
     rill_stage_opts so = {.flags = RILL_STAGE_THREADED, .capacity = 8, .batch = 4};
-    CHECK_OK(rill_pipeline_new(&p, "tcp-room"));
+    CHECK_OK(rill_pipeline_new("tcp-room", &p));
     CHECK_OK(rill_tcp_lines_add(p, "source", &to, NULL, NULL, &source));
     CHECK_OK(rill_stage_add(p, "slow", &sink_ops, &k, &so, &slow));
     CHECK_OK(rill_connect(source, slow));
@@ -186,7 +186,7 @@ RILL_TEST(thread_stats_limits, tcp_source_room_wait_counts_as_full_wait) {
     uint64_t waited = rc == 0 && s->nqueues == 1 ? s->queues[0].wait_full_ns : 0;
     uint64_t out = rc == 0 && s->nqueues == 1 ? s->queues[0].out : 0;
     rill_stats_free(s);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     CHECK(fd >= 0);
     CHECK(sent);
     CHECK_OK(r.rc);

@@ -1,28 +1,34 @@
-/* Error names and messages: rill's own codes and negated errno values. */
+/* Error names and messages: rill's own codes (RILL_ERRNO_MAP) and negated
+ * errno values. */
 #include <string.h>
 
 #include "rill_int.h"
 
-static const struct {
-    int code;
-    const char *name, *text;
-} rill__errors[] = {
-    {RILL_OK, "RILL_OK", "success"},
-    {RILL_EDONE, "RILL_EDONE", "generator exhausted"},
-    {RILL_ECLOSED, "RILL_ECLOSED", "already closed"},
-    {RILL_ESTATE, "RILL_ESTATE", "not allowed in the current state"},
-    {RILL_ECYCLE, "RILL_ECYCLE", "connection would create a cycle"},
-    {RILL_ETOOLONG, "RILL_ETOOLONG", "line longer than the configured limit"},
-    {RILL_EABORTED, "RILL_EABORTED", "pipeline aborted"},
-    {RILL_ENOTSUP, "RILL_ENOTSUP", "operation not supported"},
-    {RILL_ESTAGE, "RILL_ESTAGE", "stage failed"},
-    {RILL_EEXIST, "RILL_EEXIST", "name already in use"},
-};
+#define RILL__ERR_NAME(name, value, text) "RILL_" #name,
+#define RILL__ERR_TEXT(name, value, text) text,
+static const char *const rill__err_names[] = {RILL_ERRNO_MAP(RILL__ERR_NAME)};
+static const char *const rill__err_texts[] = {RILL_ERRNO_MAP(RILL__ERR_TEXT)};
+
+/* The list is dense from -10001: its position indexes both tables. */
+#define RILL__ERR_FIRST (-10001)
+#define RILL__ERR_POS(name, value, text) rill__err_pos_##name,
+enum { RILL_ERRNO_MAP(RILL__ERR_POS) rill__err_count };
+#define RILL__ERR_DENSE(name, value, text) \
+    _Static_assert((value) == RILL__ERR_FIRST - rill__err_pos_##name, "RILL_" #name " out of order");
+RILL_ERRNO_MAP(RILL__ERR_DENSE)
+_Static_assert(RILL_EMAX_ == RILL__ERR_FIRST - rill__err_count, "RILL_EMAX_ is one past the last");
+
+/* Index of a rill code in the tables, or -1. */
+static int rill__err_index(int code) {
+    return code <= RILL__ERR_FIRST && code > RILL_EMAX_ ? RILL__ERR_FIRST - code : -1;
+}
 
 RILL_API const char *rill_strerror(int code) {
-    for (size_t i = 0; i < sizeof rill__errors / sizeof rill__errors[0]; i++)
-        if (rill__errors[i].code == code)
-            return rill__errors[i].text;
+    int i = rill__err_index(code);
+    if (i >= 0)
+        return rill__err_texts[i];
+    if (code == 0)
+        return "success";
     if (code < 0 && code > -10000) {
         /* strerrordesc_np: static, thread-safe (unlike strerror). */
         const char *s = strerrordesc_np(-code);
@@ -33,9 +39,11 @@ RILL_API const char *rill_strerror(int code) {
 }
 
 RILL_API const char *rill_errname(int code) {
-    for (size_t i = 0; i < sizeof rill__errors / sizeof rill__errors[0]; i++)
-        if (rill__errors[i].code == code)
-            return rill__errors[i].name;
+    int i = rill__err_index(code);
+    if (i >= 0)
+        return rill__err_names[i];
+    if (code == 0)
+        return "RILL_OK";
     if (code < 0 && code > -10000) {
         const char *s = strerrorname_np(-code);
         if (s)

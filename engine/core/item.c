@@ -6,7 +6,7 @@
 
 static void rill__copy_release(rill_ref *ref) { free(ref); }
 
-RILL_API int rill_item_copy(rill_item *out, const void *data, size_t len) {
+RILL_API int rill_item_copy(const void *data, size_t len, rill_item *out) {
     if (!out || (!data && len))
         return RILL_EINVAL;
     if (len > SIZE_MAX - sizeof(rill_ref) - 1)

@@ -272,7 +272,7 @@ RILL_API void rill_tcp_server_free(rill_tcp_server *srv) {
     free(srv);
 }
 
-RILL_API int rill_tcp_server_get_stats(const rill_tcp_server *srv, rill_tcp_stats *out) {
+RILL_API int rill_tcp_server_stats(const rill_tcp_server *srv, struct rill_tcp_server_stats *out) {
     *out = srv->st;
     return 0;
 }

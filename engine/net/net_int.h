@@ -51,7 +51,7 @@ struct rill_tcp_server {
     rill_sched_gate gate;
     rill__list open;       /* rill__tcp_slot.link of open connections */
     rill__list free_slots; /* rill__tcp_slot.link of slots to reuse */
-    rill_tcp_stats st;
+    struct rill_tcp_server_stats st;
 };
 
 /* net.c */

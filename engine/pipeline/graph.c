@@ -5,7 +5,7 @@
 
 #include "pipeline_int.h"
 
-RILL_API int rill_pipeline_new(rill_pipeline **out, const char *name) {
+RILL_API int rill_pipeline_new(const char *name, rill_pipeline **out) {
     if (!out)
         return RILL_EINVAL;
     *out = NULL;
@@ -168,8 +168,8 @@ RILL_API int rill_connect(rill_stage *from, rill_stage *to) {
 void rill__graph_free(rill_pipeline *p) {
     for (unsigned i = 0; i < p->n; i++) {
         rill_stage *st = p->stages[i];
-        if (st->ops->destroy)
-            st->ops->destroy(st->state);
+        if (st->ops->free)
+            st->ops->free(st->state);
         free(st->out);
         free(st->name);
         free(st);

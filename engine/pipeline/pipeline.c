@@ -301,7 +301,7 @@ RILL_API void rill_pipeline_abort(rill_pipeline *p) {
     rill__wake_all(p);
 }
 
-RILL_API void rill_pipeline_destroy(rill_pipeline *p) {
+RILL_API void rill_pipeline_free(rill_pipeline *p) {
     if (!p)
         return;
     if (p->phase == RILL__STARTED) {

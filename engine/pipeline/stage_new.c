@@ -35,8 +35,8 @@ RILL_API int rill_stage_add_new(rill_pipeline *p, const char *name, const rill_s
     if (!o)
         return RILL_ENOMEM;
     o->ops = *ops;
-    o->user_destroy = ops->destroy;
-    o->ops.destroy = rill__owned_destroy;
+    o->user_destroy = ops->free;
+    o->ops.free = rill__owned_destroy;
     int rc = rill_stage_add(p, name, &o->ops, o->state, opts, out);
     if (rc) {
         free(o); /* the caller's destroy is for a state that was added */

@@ -68,7 +68,7 @@ RILL_API void rill_sched_on_exit(rill_sched *s, rill_sched_exit_fn fn, void *arg
 
 RILL_API size_t rill_sched_count(const rill_sched *s) { return s->live; }
 
-RILL_API int rill_sched_get_stats(const rill_sched *s, rill_sched_stats *out) {
+RILL_API int rill_sched_stats(const rill_sched *s, struct rill_sched_stats *out) {
     out->spawned = s->spawned;
     out->ended = s->ended;
     out->switches = s->switches;

@@ -1,4 +1,4 @@
-/* rill — count-by-key reducer (the seed's reduce_).
+/* rill — count-by-key reducer.
  *
  * Counts items by key in an open-addressing hash table. Each distinct key is
  * copied once into the stage; items are not kept. Results are read after
@@ -20,7 +20,7 @@ int rill_count_add(rill_pipeline *p, const char *name, rill_key_fn key, void *ke
                    const rill_stage_opts *opts, rill_stage **out);
 
 typedef struct rill_count_entry {
-    const void *key;   /* valid until the pipeline is destroyed */
+    const void *key;   /* valid until the pipeline is freed */
     size_t len;
     uint64_t count;
 } rill_count_entry;

@@ -8,8 +8,8 @@
  * the line source cuts thousands of lines out of one counted buffer.
  *
  * owner == NULL means the bytes need no counting: they stay valid at least
- * until the pipeline is destroyed (static strings, or memory inside a stage's
- * state, which lives until rill_pipeline_destroy()).
+ * until the pipeline is freed (static strings, or memory inside a stage's
+ * state, which lives until rill_pipeline_free()).
  *
  * Items are immutable once emitted: a stage that wants to change an item
  * makes a new one (rill_item_copy) or emits a slice of it (same owner).
@@ -83,7 +83,7 @@ static inline rill_item rill_item_cstr(const char *s) {
  * NUL after them, not counted in len), in one allocation with its counter.
  * The caller owns the one reference: drop it with rill_item_release() when
  * done (typically right after rill_emit()). Returns 0 or RILL_ENOMEM. */
-int rill_item_copy(rill_item *out, const void *data, size_t len);
+int rill_item_copy(const void *data, size_t len, rill_item *out);
 
 /* Retain / release the owner of item, if it has one. */
 static inline void rill_item_retain(const rill_item *item) {

@@ -12,7 +12,7 @@
  * '\r' ending a file without a final '\n' stays). A line longer than
  * max_line (measured as emitted, after any '\r' is stripped) is an error
  * (RILL_ETOOLONG, the default) or, with RILL_LINES_TRUNCATE, emitted cut to
- * max_line bytes and counted in rill_lines_stats.truncated — never silent;
+ * max_line bytes and counted in rill_lines_stats() (truncated) — never silent;
  * the rest of a cut line is skipped as it is read, never buffered.
  *
  * Items point into the source's current buffer and are borrowed for the
@@ -36,7 +36,7 @@ extern "C" {
 enum {
     RILL_LINES_TRUNCATE = 1u << 0, /* over-long lines: truncate, do not fail */
     RILL_LINES_STRIP_CR = 1u << 1, /* drop one '\r' before each '\n' */
-    RILL_LINES_CLOSE_FD = 1u << 2  /* the stage closes fd when destroyed */
+    RILL_LINES_CLOSE_FD = 1u << 2  /* the stage closes fd when freed */
 };
 
 #define RILL_LINES_DEFAULT_MAX_LINE (1u << 20) /* 1 MiB */
@@ -48,14 +48,14 @@ typedef struct rill_lines_opts {
     unsigned flags;   /* RILL_LINES_* */
 } rill_lines_opts;
 
-typedef struct rill_lines_stats {
+struct rill_lines_stats {
     uint64_t lines;      /* lines emitted */
     uint64_t bytes;      /* bytes read from the fd */
     uint64_t truncated;  /* lines cut to max_line (RILL_LINES_TRUNCATE) */
-} rill_lines_stats;
+};
 
 /* Add a source stage reading lines from fd (which must stay open until the
- * pipeline is destroyed; closed then only with RILL_LINES_CLOSE_FD). lopts
+ * pipeline is freed; closed then only with RILL_LINES_CLOSE_FD). lopts
  * and opts may be NULL. Returns 0, RILL_EINVAL, or an error of
  * rill_stage_add. Read errors fail the pipeline with -errno. */
 int rill_lines_fd_add(rill_pipeline *p, const char *name, int fd,
@@ -73,7 +73,7 @@ int rill_lines_file_add(rill_pipeline *p, const char *name, const char *path,
  * at the same instant); exact once the pipeline is closed.
  * Works on the TCP line source too (rill/tcp_lines.h: its own stats call
  * adds the connection counters). RILL_EINVAL if st is not a line source. */
-int rill_lines_stats_of(const rill_stage *st, rill_lines_stats *out);
+int rill_lines_stats(const rill_stage *st, struct rill_lines_stats *out);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,5 @@
-/* rill — TCP servers on the scheduler (rill/sched.h): the seed's selector
- * server, with the limits a server needs to survive real clients.
+/* rill — TCP servers on the scheduler (rill/sched.h): one task per
+ * connection, with the limits a server needs to survive real clients.
  *
  * A server is a listening socket and a set of scheduler tasks: one accept
  * task, and per connection one task the caller makes (rill_tcp_conn_fn) plus
@@ -120,7 +120,7 @@ void rill_tcp_server_stop(rill_tcp_server *srv, int how);
  * connections stay open until this call. NULL is a no-op. */
 void rill_tcp_server_free(rill_tcp_server *srv);
 
-typedef struct rill_tcp_stats {
+struct rill_tcp_server_stats {
     uint64_t accepted;   /* connections accepted */
     uint64_t active;     /* connections now */
     uint64_t peak;       /* most at once */
@@ -129,10 +129,10 @@ typedef struct rill_tcp_stats {
     uint64_t killed;     /* killed by RILL_TCP_STOP_NOW */
     uint64_t at_limit;   /* times accept waited because max_conns was reached */
     uint64_t accept_errors; /* EMFILE, ENFILE, ENOBUFS, ENOMEM and the like */
-} rill_tcp_stats;
+};
 
 /* Snapshot of srv's counters (scheduler thread). Returns 0. */
-int rill_tcp_server_get_stats(const rill_tcp_server *srv, rill_tcp_stats *out);
+int rill_tcp_server_stats(const rill_tcp_server *srv, struct rill_tcp_server_stats *out);
 
 /* ---- for connection tasks -------------------------------------------------- */
 

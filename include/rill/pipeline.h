@@ -1,11 +1,12 @@
 /* rill — stages and pipelines.
  *
  * A pipeline is an acyclic graph of stages. A stage is a coroutine in the
- * push style of the seed's `@coroutine` stages: it is sent items one at a
+ * push style of Python's generator pipelines (`@coroutine` consumers that
+ * are sent values with .send()): it is sent items one at a
  * time, emits items to the stages connected after it, and is closed exactly
  * once when every stage feeding it has closed (end of stream), after which
  * it closes the stages after it. Its state is a struct the pipeline owns from
- * rill_stage_add() until rill_pipeline_destroy() — not just until close, so
+ * rill_stage_add() until rill_pipeline_free() — not just until close, so
  * items pointing into it stay valid while results are read.
  *
  * Writing a stage takes a state struct and one or two functions (see
@@ -55,9 +56,9 @@ typedef struct rill_stage_ops {
      * The stages after this one are closed when it returns. Optional. */
     int (*close)(rill_stage *st, void *state);
 
-    /* Free the state. Called once by rill_pipeline_destroy(), after every
+    /* Free the state. Called once by rill_pipeline_free(), after every
      * close. Optional (NULL: the state is not the pipeline's to free). */
-    void (*destroy)(void *state);
+    void (*free)(void *state);
 } rill_stage_ops;
 
 enum {
@@ -75,19 +76,15 @@ enum {
 typedef struct rill_stage_opts {
     unsigned flags;          /* RILL_STAGE_* */
     unsigned capacity;       /* items each producer may have queued for this
-                                stage; never exceeded, and reached exactly
-                                by full batches (a producer that hands over
-                                many partial batches may wait earlier, once
-                                ceil(capacity/batch) + 66 batches are out);
-                                0 = 4096 */
+                                stage, never exceeded; 0 = 4096. A producer
+                                that hands over many partial batches may
+                                wait before reaching it (docs/threads.md) */
     unsigned batch;          /* items per hand-off between threads (clamped to
                                 capacity); 0 = 256 */
     unsigned max_latency_us; /* a partial batch is handed over after about
-                                this long even if its producer stays busy
-                                (checked by rill's threads as they work, and
-                                by rill_pipeline_push: a caller that pushes
-                                and then idles calls rill_pipeline_flush);
-                                0 = 1000 */
+                                this long even if its producer stays busy;
+                                a caller that pushes and then idles calls
+                                rill_pipeline_flush; 0 = 1000 */
     unsigned overflow;       /* RILL_OVERFLOW_*: what a producer does when the
                                 queue is full; 0 = RILL_OVERFLOW_BLOCK */
 } rill_stage_opts;
@@ -106,15 +103,15 @@ enum {
 /* ---- pipeline ----------------------------------------------------------- */
 
 /* Create an empty pipeline named name (copied; NULL gives "pipeline").
- * On success *out is the caller's, to be freed with rill_pipeline_destroy().
+ * On success *out is the caller's, to be freed with rill_pipeline_free().
  * Returns 0 or RILL_ENOMEM. */
-int rill_pipeline_new(rill_pipeline **out, const char *name);
+int rill_pipeline_new(const char *name, rill_pipeline **out);
 
 /* Add a stage. name is copied and must be unique in the pipeline (NULL
- * gives "stage-<n>"); ops must stay valid until the pipeline is destroyed
+ * gives "stage-<n>"); ops must stay valid until the pipeline is freed
  * (normally a static const). On success the pipeline owns state (see
- * ops->destroy) and *out (if out is not NULL) is a handle valid until
- * rill_pipeline_destroy(). On failure nothing is kept: state is still the
+ * ops->free) and *out (if out is not NULL) is a handle valid until
+ * rill_pipeline_free(). On failure nothing is kept: state is still the
  * caller's. Returns 0, RILL_EINVAL (no send and no produce, or both, an
  * unknown flag or overflow policy, or a capacity over 2^20 batches), RILL_EEXIST (name taken), RILL_ESTATE
  * (pipeline already started) or RILL_ENOMEM. Names are indexed: adding n stages
@@ -149,10 +146,11 @@ int rill_pipeline_start(rill_pipeline *p);
 int rill_pipeline_run(rill_pipeline *p);
 
 /* Start if needed and send item into entry, a stage that no stage feeds and
- * that is not a source — the seed's flow.send(line). The item is borrowed
- * for the call, except that items crossing to another thread are kept by
- * reference: give them an owner, or bytes that live until close. If entry is
- * threaded this may block while its queue is full. Returns 0, the pipeline's
+ * that is not a source, as .send() feeds the first coroutine of a Python
+ * pipeline. The item is borrowed for the call, except that items crossing to
+ * another thread are kept by reference: give them an owner, or bytes that
+ * live until close. If entry is threaded this may block while its queue is
+ * full. Returns 0, the pipeline's
  * first error, RILL_EINVAL (entry not an entry of p) or RILL_ECLOSED after
  * close. Call run, push, flush and close from one thread. */
 int rill_pipeline_push(rill_pipeline *p, rill_stage *entry, const rill_item *item);
@@ -180,10 +178,10 @@ int rill_pipeline_close(rill_pipeline *p);
 void rill_pipeline_abort(rill_pipeline *p);
 
 /* Free the pipeline: close it if it was started and not closed (as after an
- * abort: nothing more is delivered), call every stage's destroy, free all.
+ * abort: nothing more is delivered), call every stage's free, free all.
  * Invalidates p, every rill_stage handle, and every item pointing into stage
  * state. NULL is a no-op. */
-void rill_pipeline_destroy(rill_pipeline *p);
+void rill_pipeline_free(rill_pipeline *p);
 
 /* Items that were queued between threads but never delivered because the
  * pipeline stopped (error or abort). Exact after close. */
@@ -202,13 +200,13 @@ int rill_pipeline_stopped(const rill_pipeline *p);
 
 /* The first error as text, "stage 'NAME': DETAIL: STRERROR" ("pipeline
  * aborted" after an abort), or "" if none. Read it after close (or from the
- * thread that calls run/close); valid until the pipeline is destroyed. */
+ * thread that calls run/close); valid until the pipeline is freed. */
 const char *rill_pipeline_errmsg(const rill_pipeline *p);
 
 /* The name of the stage that raised the first error, or NULL. */
 const char *rill_pipeline_errstage(const rill_pipeline *p);
 
-/* The pipeline's name (valid until destroy). */
+/* The pipeline's name (valid until rill_pipeline_free). */
 const char *rill_pipeline_name(const rill_pipeline *p);
 
 /* The stage named name, or NULL. Constant expected time. */
@@ -227,55 +225,42 @@ int rill_emit(rill_stage *st, const rill_item *item);
 /* Send item to output port `port` only. RILL_EINVAL if there is no such port. */
 int rill_emit_to(rill_stage *st, unsigned port, const rill_item *item);
 
-/* Like rill_emit, but never waits for room in a queue directly after st —
+/* Like rill_emit, but never waits for room in a queue directly after st:
  * for a source that runs an event loop (sockets, timers: rill/sched.h) in
  * its produce callback and must keep serving it instead of blocking.
  *
- * If any queue to another thread directly after st (any port, overflow
- * policy RILL_OVERFLOW_BLOCK) cannot take the item now — it holds its
- * capacity, counting st's own partial batch, or every batch is in flight —
- * nothing is emitted at all, on any port (every such queue is checked before
- * anything is delivered), and RILL_EAGAIN is returned. Queues with a drop
- * policy never wait, so they never cause RILL_EAGAIN. Before returning
- * RILL_EAGAIN it hands st's thread's partial batches to their consumers and
- * wakes them (the queue may be full only because of st's own unpublished
- * items), and arms the room signal of rill_stage_room_fd(). Otherwise the
- * item is emitted as by rill_emit, except that the queues get it before the
- * stages after st on st's own thread (each in connect order): those run
- * inside the call and may still block on queues of their own, and whatever
- * they do (rill_stage_flush, say) cannot make st wait on its queues.
+ * All or nothing: if a queue to another thread directly after st (on any
+ * port, policy RILL_OVERFLOW_BLOCK) cannot take the item now, nothing is
+ * emitted on any port and RILL_EAGAIN is returned: wait for
+ * rill_stage_room_fd(st) to become readable, then try again. Otherwise the
+ * item is emitted as by rill_emit; stages run inline after st run inside the
+ * call and may still wait on queues of their own.
  *
  * The item is borrowed as for rill_emit. Returns 0, RILL_EAGAIN, the
- * pipeline's error once it stopped (RILL_EABORTED after an abort; also after
- * an RILL_EAGAIN, so a loop that waits for room learns of the stop), an
- * error of a downstream stage, RILL_ENOMEM, or RILL_EINVAL for NULL. Call only
- * from st's callbacks. Never waits itself (stages run inline may). The
- * time from an RILL_EAGAIN to st's next rill_try_emit (or its close) is
- * counted as waiting for room: the refusing queue's wait_full_ns and its
- * thread's waiting time (rill/stats.h), as a blocking emit's wait is. */
+ * pipeline's error once it has stopped (RILL_EABORTED after an abort: the
+ * retry after a wait for room learns of the stop), an error of a downstream
+ * stage, RILL_ENOMEM, or RILL_EINVAL for NULL. Call only from st's callbacks.
+ * The time from a RILL_EAGAIN to st's next rill_try_emit (or its close)
+ * counts as waiting for room (wait_full_ns, rill/stats.h), as a blocking
+ * emit's wait does. When a queue counts as full: docs/threads.md,
+ * "Emitting without waiting". */
 int rill_try_emit(rill_stage *st, const rill_item *item);
 
-/* The "room available" doorbell of st: an eventfd (EFD_NONBLOCK,
- * EFD_CLOEXEC), made on the first call, that becomes readable
- *   - after rill_try_emit(st) returned RILL_EAGAIN, once the consumer of the
- *     queue that refused has freed room (it writes the eventfd as it recycles
- *     a batch, by the rule that wakes a blocked rill_emit: once the queue is
- *     down to half its capacity or the consumer has taken every waiting
- *     batch), and
- *   - whenever the pipeline stops (error or abort), also if it stopped before
- *     the fd was made: the next rill_try_emit then returns the error.
- * It is meant to be waited on with sockets and timers (poll, epoll,
- * rill_sys_wait_fd). Readiness may be spurious (room already taken, a
- * signal left from an earlier refusal): on readiness, drain it with read(),
- * then call rill_try_emit again, which re-arms it if there is still no room.
- * Drain only before retrying, never between an RILL_EAGAIN and the wait, or
+/* The "room available" doorbell of st, for a source that rill_try_emit
+ * refused: an eventfd (EFD_NONBLOCK, EFD_CLOEXEC), made on the first call,
+ * to wait on together with sockets and timers (poll, epoll,
+ * rill_sys_wait_fd). It becomes readable once the queue that refused st has
+ * room again, and whenever the pipeline stops (also if it stopped before the
+ * fd was made). Readiness may be spurious: drain the fd with read(), then
+ * call rill_try_emit again, which re-arms it if there is still no room.
+ * Drain only before retrying, never between a RILL_EAGAIN and the wait, or
  * the wake-up for that refusal may be lost.
  *
- * The fd belongs to the pipeline: do not close it; rill_pipeline_destroy
- * does. Call from st's callbacks, or before the pipeline starts from the
- * thread that builds it; another thread may wait on the fd. Sets *fd and
- * returns 0; RILL_EINVAL for NULL, RILL_ESTATE once the pipeline is closed,
- * or -errno if eventfd fails. */
+ * The fd belongs to the pipeline: do not close it; rill_pipeline_free does.
+ * Call from st's callbacks, or before the pipeline starts from the thread
+ * that builds it; another thread may wait on the fd. Sets *fd and returns 0;
+ * RILL_EINVAL for NULL, RILL_ESTATE once the pipeline is closed, or -errno if
+ * eventfd fails. */
 int rill_stage_room_fd(rill_stage *st, int *fd);
 
 /* Hand every partial batch that st's thread has queued for other threads to
@@ -307,13 +292,16 @@ int rill_stage_set_delay(rill_stage *st, unsigned delay_us);
 
 /* ---- handles ------------------------------------------------------------ */
 
+/* What a stage was added with, and where. Each answer is valid until the
+ * pipeline is freed; any thread may ask (they never change after the add). */
 const char *rill_stage_name(const rill_stage *st);
-/* True once the pipeline has started if st runs a thread of its own
- * (RILL_STAGE_THREADED, or promoted because it is fed from several threads). */
-bool rill_stage_threaded(const rill_stage *st);
 void *rill_stage_state(const rill_stage *st);
 const rill_stage_ops *rill_stage_ops_of(const rill_stage *st);
 rill_pipeline *rill_stage_pipeline(const rill_stage *st);
+
+/* True once the pipeline has started if st runs a thread of its own
+ * (RILL_STAGE_THREADED, or promoted because it is fed from several threads). */
+bool rill_stage_threaded(const rill_stage *st);
 
 #ifdef __cplusplus
 }

@@ -1,10 +1,10 @@
-/* rill — a scheduler of coroutine tasks with system calls (the seed's
- * "scheduler for OS"), on epoll.
+/* rill — a scheduler of coroutine tasks that make system calls, as an
+ * operating system schedules processes, on epoll.
  *
  * A task is a rill_gen generator (rill/coro.h). It runs until it yields;
  * what it yields is its request to the scheduler:
  *
- *   RILL_YIELD(g, NULL)     the seed's bare `yield`: go to the back of the
+ *   RILL_YIELD(g, NULL)     a bare `yield`: go to the back of the
  *                           ready queue and be resumed with NULL.
  *   RILL_SYSCALL(g, call)   a system call: call points at a rill_syscall the
  *                           task owns (a field of its state struct), filled
@@ -31,9 +31,9 @@
  *     }
  *
  * Scheduling: one ready queue in FIFO order. A task that yields NULL, or
- * makes a call that is answered at once, goes to the back of the queue, as
- * in the seed (a task that spawns another is resumed after the new task's
- * first step). Timers (sleep, timeouts) are a binary heap on
+ * makes a call that is answered at once, goes to the back of the queue (a
+ * task that spawns another is resumed after the new task's first step).
+ * Timers (sleep, timeouts) are a binary heap on
  * CLOCK_MONOTONIC; fds are waited on with epoll. Timers and fds are checked
  * whenever the ready queue is empty and at least every 256 task steps.
  * rill_sched_run returns when no task is left.
@@ -194,7 +194,7 @@ size_t rill_sched_count(const rill_sched *s);
 /* CLOCK_MONOTONIC in nanoseconds: the clock of sleeps and timeouts. */
 uint64_t rill_sched_now_ns(void);
 
-typedef struct rill_sched_stats {
+struct rill_sched_stats {
     uint64_t spawned;     /* tasks spawned */
     uint64_t ended;       /* tasks ended (finished, failed or killed) */
     uint64_t switches;    /* task resumes */
@@ -205,10 +205,10 @@ typedef struct rill_sched_stats {
     size_t engine_bytes;  /* memory the engine holds now: task records (and
                              its free list), id map, timer heap, fd table.
                              It does not shrink until rill_sched_free */
-} rill_sched_stats;
+};
 
 /* Snapshot of s's counters. Returns 0. */
-int rill_sched_get_stats(const rill_sched *s, rill_sched_stats *out);
+int rill_sched_stats(const rill_sched *s, struct rill_sched_stats *out);
 
 /* An owned task: a task whose state is a field of the struct that owns it
  * (a server, a stage), which starts it when needed and may find it gone.

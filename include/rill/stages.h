@@ -30,7 +30,7 @@ typedef void (*rill_key_fn)(const rill_item *item, void *arg, const void **key,
 void rill_key_first_field(const rill_item *item, void *arg, const void **key,
                           size_t *len);
 
-/* ---- broadcast: every item to every output (the seed's broadcast) ------- */
+/* ---- broadcast: every item to every output ------------------------------ */
 int rill_broadcast_add(rill_pipeline *p, const char *name,
                        const rill_stage_opts *opts, rill_stage **out);
 
@@ -39,7 +39,7 @@ typedef bool (*rill_pred_fn)(const rill_item *item, void *arg);
 
 typedef enum rill_match {
     RILL_MATCH_PRED = 0,     /* pred(item, arg) */
-    RILL_MATCH_PREFIX,       /* item starts with pattern (the seed's startswith) */
+    RILL_MATCH_PREFIX,       /* item starts with pattern (str.startswith) */
     RILL_MATCH_FIRST_FIELD   /* rill_key_first_field(item) equals pattern */
 } rill_match;
 
@@ -50,8 +50,8 @@ typedef struct rill_filter_spec {
     const void *pattern;      /* RILL_MATCH_PREFIX / _FIRST_FIELD (copied) */
     size_t pattern_len;
     /* false: emit the matching item. true: emit the pattern itself instead
-     * (an item pointing into the stage state), as the seed's map_ sends the
-     * IP it matched rather than the line. */
+     * (an item pointing into the stage state): the IP that matched rather
+     * than the whole log line, say. */
     bool emit_pattern;
 } rill_filter_spec;
 
@@ -91,7 +91,7 @@ int rill_selector_add(rill_pipeline *p, const char *name,
 
 /* ---- collect: keep every item in memory --------------------------------- */
 /* Items are kept by reference (one reference per distinct owner, not per
- * item) and stay valid until the pipeline is destroyed. */
+ * item) and stay valid until the pipeline is freed. */
 int rill_collect_add(rill_pipeline *p, const char *name, const rill_stage_opts *opts,
                      rill_stage **out);
 
@@ -120,8 +120,8 @@ int rill_split_add(rill_pipeline *p, const char *name, char sep, unsigned flags,
 
 /* ---- your own stage with state, in one call ---------------------------------- */
 /* rill_stage_add with a zeroed state of state_size bytes (aligned for any
- * type) that the pipeline allocates, and frees after ops->destroy at
- * rill_pipeline_destroy: ops->destroy, if set, releases what the state
+ * type) that the pipeline allocates, and frees after ops->free at
+ * rill_pipeline_free: ops->free, if set, releases what the state
  * holds, never the state itself. Read the state with rill_stage_state(*out)
  * (in C no cast is needed: `struct avg *a = rill_stage_state(st);`) and
  * fill in its settings before the pipeline starts. On failure nothing is
@@ -142,7 +142,7 @@ int rill_stage_add_new(rill_pipeline *p, const char *name, const rill_stage_ops 
  *
  * g must be initialized (rill_gen_init) and never started: RILL_EINVAL
  * otherwise. Its memory is the caller's, but from a successful add the
- * pipeline drives it: at rill_pipeline_destroy a generator left suspended
+ * pipeline drives it: at rill_pipeline_free a generator left suspended
  * (error, abort) is closed (its on_close runs once), then destroy(g) is
  * called if not NULL (to free the memory holding g). On failure nothing is
  * kept. */

@@ -5,7 +5,7 @@
  * per producer edge (see docs/threads.md). Counters are kept by the threads
  * that move items, per batch, with no lock; rill_pipeline_stats() reads a
  * consistent snapshot of each queue at any moment — from any thread while
- * the pipeline runs, and after close (final values) until destroy. For every
+ * the pipeline runs, and after close (final values) until rill_pipeline_free. For every
  * queue of every snapshot:
  *
  *     in == out + dropped + discarded + depth
@@ -87,7 +87,7 @@ typedef struct rill_stats {
 } rill_stats;
 
 /* Take a snapshot. *out is the caller's, freed with rill_stats_free(); its
- * strings stay valid until the pipeline is destroyed. Thread-safe: callable
+ * strings stay valid until the pipeline is freed. Thread-safe: callable
  * from any thread while the pipeline runs (it never blocks the pipeline),
  * and after close. A queue is read again while a thread is handing a batch
  * over to it, for at most about 5 ms per queue: if a thread held its
@@ -98,6 +98,7 @@ typedef struct rill_stats {
  * RILL_EAGAIN. */
 int rill_pipeline_stats(rill_pipeline *p, rill_stats **out);
 
+/* Free a snapshot of rill_pipeline_stats. NULL is a no-op. */
 void rill_stats_free(rill_stats *s);
 
 /* Record every queue's depth every interval_us (0: 2000) into a buffer of at

@@ -10,23 +10,15 @@
  * one connection arrive in order; lines of different connections
  * interleave.
  *
- * Backpressure: lines go out with rill_try_emit. When the queue right after
- * the stage is full, the connection stops reading its socket and waits for
- * the stage's room signal (rill_stage_room_fd), then retries the same line.
- * Every other connection stops too, at its next line or before its next
- * read, so no socket is read once the queue has been found full: the
- * kernel's socket buffers fill, the TCP window closes and clients' writes
- * block. Nothing is buffered without bound: a connection holds at most one
- * read buffer (chunk + the unfinished line, up to max_line) of bytes not
- * yet emitted, so the stage's unemitted bytes stay below connections x
- * (chunk + max_line); emitted lines keep their buffers alive only while
- * queues hold them, and a buffer is given up for a new one only once more
- * than half full, so short reads (a line at a time) do not pin a buffer per
- * line. The scheduler thread never blocks on a full queue directly after
- * the stage. Stages run inline after the source
- * (on its thread) may still block on queues further down: put the first
- * threaded stage right after the source (or make the source threaded) for
- * backpressure to reach the sockets.
+ * Backpressure: when the queue right after the stage is full, the stage
+ * stops reading every socket until it has room again, so the clients'
+ * writes block (the TCP window closes). The event loop never waits on that
+ * queue, and nothing is buffered without bound: the stage's unemitted bytes
+ * stay below connections x (chunk + max_line). Stages run inline after the
+ * source (on its thread) may still block on queues further down: put the
+ * first threaded stage right after the source (or make the source
+ * threaded) for backpressure to reach the sockets. How it waits, and the
+ * memory an emitted line pins: docs/stages.md, "The TCP line source".
  *
  * Ends of a connection:
  *   - the client closes (or resets, or the idle timeout passes): its
@@ -49,10 +41,8 @@
  * pipeline stops (an error elsewhere, rill_pipeline_abort) the stage stops
  * its server at once (as NOW).
  *
- * Flushing: while a connection has more to read its lines go on in full
- * batches; before it waits for its socket (and when it ends) the stage
- * hands its partial batch to the next thread (rill_stage_flush), so lines
- * do not wait for a full batch while the clients are quiet.
+ * Lines do not wait for a full batch while the clients are quiet: the
+ * stage hands its partial batch on before it waits for a socket.
  */
 #ifndef RILL_TCP_LINES_H
 #define RILL_TCP_LINES_H
@@ -97,11 +87,11 @@ uint16_t rill_tcp_lines_port(const rill_stage *st);
  * above); the stage's produce then returns once its connections have ended.
  * Before the pipeline runs it makes the run end at once. Only atomic stores
  * and write(2)s to eventfds: callable from any thread and from a signal
- * handler, until rill_pipeline_destroy. Not a TCP line source: no-op. */
+ * handler, until rill_pipeline_free. Not a TCP line source: no-op. */
 void rill_tcp_lines_stop(rill_stage *st, int how);
 
-typedef struct rill_tcp_lines_stats {
-    uint64_t lines;       /* lines emitted (also rill_lines_stats_of) */
+struct rill_tcp_lines_stats {
+    uint64_t lines;       /* lines emitted (also rill_lines_stats()) */
     uint64_t bytes;       /* bytes read from sockets */
     uint64_t truncated;   /* lines cut to max_line (RILL_LINES_TRUNCATE) */
     uint64_t connections; /* connections served (accepted and given a task) */
@@ -119,12 +109,12 @@ typedef struct rill_tcp_lines_stats {
     uint64_t waits;       /* times a connection stopped reading because the
                              queue was full */
     uint64_t waiting;     /* connections waiting for queue room now */
-} rill_tcp_lines_stats;
+};
 
 /* Counters of a TCP line source. Callable from any thread while the
  * pipeline runs (each counter current, not all taken at one instant); exact
  * once the pipeline is closed. RILL_EINVAL if st is not one. */
-int rill_tcp_lines_stats_of(const rill_stage *st, rill_tcp_lines_stats *out);
+int rill_tcp_lines_stats(const rill_stage *st, struct rill_tcp_lines_stats *out);
 
 #ifdef __cplusplus
 }

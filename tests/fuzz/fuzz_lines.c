@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     rill_pipeline *p;
     rill_stage *src, *col;
-    EXPECT(rill_pipeline_new(&p, "fuzz") == 0);
+    EXPECT(rill_pipeline_new("fuzz", &p) == 0);
     EXPECT(rill_lines_fd_add(p, "src", memfd, &lo, NULL, &src) == 0);
     EXPECT(rill_collect_add(p, "col", NULL, &col) == 0);
     EXPECT(rill_connect(src, col) == 0);
@@ -53,9 +53,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t k = ref_split(d, n, lo.flags, lo.max_line, exp, &ntrunc, &toolong);
     const rill_item *it;
     size_t got;
-    rill_lines_stats st;
+    struct rill_lines_stats st;
     EXPECT(rill_collect_items(col, &it, &got) == 0);
-    EXPECT(rill_lines_stats_of(src, &st) == 0);
+    EXPECT(rill_lines_stats(src, &st) == 0);
     EXPECT(rc == (toolong ? RILL_ETOOLONG : 0));
     EXPECT(got == k && st.lines == k && st.truncated == ntrunc);
     EXPECT(toolong ? st.bytes <= n : st.bytes == n);
@@ -64,6 +64,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         EXPECT(rill_item_eq(&it[i], d + exp[i].off, exp[i].len));
     }
     free(exp);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     return 0;
 }

@@ -54,7 +54,7 @@ int main(void) {
     rill_pipeline *p;
     rill_stage *st;
     const char *words[] = { "hybrid", "coroutine", "thread" };
-    if ((rc = rill_pipeline_new(&p, "install-check")) != 0 ||
+    if ((rc = rill_pipeline_new("install-check", &p)) != 0 ||
         (rc = rill_stage_add(p, "sum", &sum_ops, &bytes, NULL, &st)) != 0) {
         fprintf(stderr, "pipeline: %s\n", rill_strerror(rc));
         return 1;
@@ -65,7 +65,7 @@ int main(void) {
     }
     if (rc == 0)
         rc = rill_pipeline_close(p);
-    rill_pipeline_destroy(p);
+    rill_pipeline_free(p);
     if (rc != 0 || bytes != 21) {
         fprintf(stderr, "pipeline: rc %d (%s), %zu bytes\n", rc, rill_strerror(rc), bytes);
         return 1;

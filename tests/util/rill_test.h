@@ -1,5 +1,5 @@
 /* rill's C test harness: test bodies are C functions that register
- * themselves; tests/shim.cc hands them to GoogleTest (filters, XML output,
+ * themselves; tests/util/shim.cc hands them to GoogleTest (filters, XML output,
  * ctest discovery). A failed CHECK reports through GoogleTest and returns
  * from the test body (no longjmp across C++ frames). Never call CHECK from a
  * worker thread: record the failure and check it in the test thread. */

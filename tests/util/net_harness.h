@@ -143,7 +143,7 @@ struct srv {
     uint16_t port;
     pthread_t th;
     int run_rc;
-    rill_tcp_stats st;
+    struct rill_tcp_server_stats st;
 };
 
 static inline void *srv_main(void *arg) {
@@ -176,7 +176,7 @@ static inline int srv_start(struct srv *v, const rill_tcp_opts *o) {
  * stats, free everything. Returns the run's result. */
 static inline int srv_join(struct srv *v) {
     pthread_join(v->th, NULL);
-    rill_tcp_server_get_stats(v->srv, &v->st);
+    rill_tcp_server_stats(v->srv, &v->st);
     rill_sched_free(v->s);
     rill_tcp_server_free(v->srv);
     return v->run_rc;

@@ -159,7 +159,7 @@ enum { SRC_THREADED = 1, SINK_THREADED = 2 };
 static inline int build(runner *r, int threads, const rill_tcp_opts *to,
                         const rill_lines_opts *lo, const rill_stage_opts *sink_opts, checker *ck) {
     memset(r, 0, sizeof *r);
-    int rc = rill_pipeline_new(&r->p, "tcp");
+    int rc = rill_pipeline_new("tcp", &r->p);
     if (rc)
         return rc;
     rill_stage_opts so = {0}, ko = {0};
@@ -189,10 +189,10 @@ static inline bool finish(runner *r) {
     return true;
 }
 
-static inline rill_tcp_lines_stats stats(const runner *r) {
-    rill_tcp_lines_stats s;
+static inline struct rill_tcp_lines_stats stats(const runner *r) {
+    struct rill_tcp_lines_stats s;
     memset(&s, 0, sizeof s);
-    rill_tcp_lines_stats_of(r->src, &s);
+    rill_tcp_lines_stats(r->src, &s);
     return s;
 }
 
