@@ -2,12 +2,12 @@
  * test guarding (issue 15, item 6). Each test here fails with its mutation
  * put back:
  *  - the consumer wakes a producer blocked on a full queue once the queue
- *    is half empty (queue.c, rill__edge_done: `depth <= capacity -
+ *    is half empty (queue.c, rill__queue_done: `depth <= capacity -
  *    wake_depth`; with `<` the producer sleeps until the queue drains);
  *  - an abort wakes parked workers at once (worker.c, rill__wake_all), not
  *    only at close through end of stream;
  *  - an item left in a queue's unsent partial batch at teardown is counted
- *    in and discarded (queue.c, rill__edge_fini: `q->in += unsent`). */
+ *    in and discarded (queue.c, rill__queue_fini: `q->in += unsent`). */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -84,7 +84,7 @@ RILL_API int rill_pipeline_stopped(const rill_pipeline *p) {
 RILL_API int rill_emit(rill_stage *st, const rill_item *item) {
     if (RILL__UNLIKELY(rill__stopped(st->p)))
         return rill__stop_code(st->p);
-    rill__stage_count(&st->n_out, 1);
+    rill__counter_add(&st->n_out, 1);
     if (RILL__UNLIKELY(st->delay_ns) && st->ops->produce)
         rill__busy_wait(st->delay_ns);
     const rill__port *o = st->out;
@@ -101,7 +101,7 @@ RILL_API int rill_emit_to(rill_stage *st, unsigned port, const rill_item *item) 
         return rill__stop_code(st->p);
     if (port >= st->nout)
         return RILL_EINVAL;
-    rill__stage_count(&st->n_out, 1);
+    rill__counter_add(&st->n_out, 1);
     return rill__deliver(st, &st->out[port], item);
 }
 
@@ -174,8 +174,8 @@ void rill__close_stage(rill_stage *st) {
             continue;
         }
         rill__port *o = &f->st->out[f->port++];
-        if (o->edge)
-            rill__edge_close(o->edge, RILL_EABORTED);
+        if (o->queue)
+            rill__queue_close(o->queue, RILL_EABORTED);
         else if (--o->to->open_in == 0)
             st = o->to;
     }
@@ -195,7 +195,7 @@ RILL_API int rill_pipeline_close(rill_pipeline *p) {
             rill__close_stage(p->stages[i]);
     /* Threaded entries fed by rill_pipeline_push get end of stream too. */
     for (unsigned i = 0; i < p->main.nout; i++)
-        rill__edge_close(p->main.out[i], RILL_EABORTED);
+        rill__queue_close(p->main.out[i], RILL_EABORTED);
     rill__threads_join(p);
     rill__threads_free(p);
     if (rill__stopped(p) && !p->err) {
@@ -248,19 +248,19 @@ RILL_API int rill_pipeline_push(rill_pipeline *p, rill_stage *entry, const rill_
     if (rill__stopped(p))
         return rill__stop_code(p);
     if (entry->domain == 0) {
-        rill__stage_count(&entry->n_in, 1);
+        rill__counter_add(&entry->n_in, 1);
         rc = entry->ops->send(entry, entry->state, item);
         return rc < 0 ? rill__failed(entry, rc) : 0;
     }
-    rill__edge *e = p->workers[entry->domain - 1].in[0];
-    rc = rill__edge_push(e, item, RILL_EABORTED);
+    rill__queue *e = p->workers[entry->domain - 1].in[0];
+    rc = rill__queue_push(e, item, RILL_EABORTED);
     if (rc < 0)
         return rc == RILL_EABORTED ? rill__stop_code(p) : rc;
-    rill__edge_flush_if_old(e, rill__now_ns());
+    rill__queue_flush_if_old(e, rill__now_ns());
     /* The caller is not a worker that comes back to wake the consumer later
      * (it may idle for good after this push): a batch published without a
      * wake-up must be announced now. */
-    rill__edge_announce(e);
+    rill__queue_announce(e);
     return 0;
 }
 

@@ -20,7 +20,7 @@ int rill__bottleneck(const rill_pipeline *p, const rill_stats *s) {
         double in = 0, out = 0;
         unsigned nin = 0, nout = 0;
         for (size_t k = 0; k < s->nqueues; k++) {
-            const rill__qstat *q = &p->qstats[k];
+            const rill__queue_stats *q = &p->queue_stats[k];
             double f = rill__mean_fill(&s->queues[k]);
             if (q->consumer == i)
                 in = f > in ? f : in, nin++;

@@ -45,16 +45,16 @@ static void rill__sampler_round(rill_pipeline *p, uint64_t now) {
         rill__sampler_halve(sm, nq);
     bool record = sm->n + nq <= sm->max;
     for (size_t k = 0; k < nq; k++) {
-        rill__qstat *q = &p->qstats[k];
+        rill__queue_stats *q = &p->queue_stats[k];
         rill_queue_stats r;
         /* A read given up on still has the ring's depth: good enough for a
          * sample, which no invariant ties to the counters. */
-        (void)rill__q_read(q, &r);
+        (void)rill__queue_stats_read(q, &r);
         unsigned band = q->capacity ? (unsigned)(r.depth * RILL_STATS_BANDS / q->capacity) : 0;
         band = band >= RILL_STATS_BANDS ? RILL_STATS_BANDS - 1 : band;
-        rill__q_add(&q->bands[band], 1);
-        rill__q_add(&q->samples, 1);
-        rill__q_add(&q->depth_sum, r.depth);
+        rill__counter_add(&q->bands[band], 1);
+        rill__counter_add(&q->samples, 1);
+        rill__counter_add(&q->depth_sum, r.depth);
         if (record)
             sm->buf[sm->n++] = (rill_depth_sample){now - p->t_start, (uint32_t)k,
                                                    r.depth > UINT32_MAX ? UINT32_MAX
@@ -69,7 +69,7 @@ static uint64_t rill__sampler_moved(rill_pipeline *p) {
     uint64_t moved = 0;
     for (size_t k = 0; k < p->nq; k++) {
         rill_queue_stats r;
-        if (rill__q_read(&p->qstats[k], &r))
+        if (rill__queue_stats_read(&p->queue_stats[k], &r))
             return UINT64_MAX;
         moved += r.in + r.out + r.dropped;
     }

@@ -15,7 +15,7 @@
  * in == out + dropped + discarded + depth. But not for ever (160 ms were
  * seen on a loaded machine): a snapshot, a scrape, waits at most
  * RILL__Q_READ_NS per queue, then says so. */
-int rill__q_read(rill__qstat *q, rill_queue_stats *out) {
+int rill__queue_stats_read(rill__queue_stats *q, rill_queue_stats *out) {
     uint64_t give_up = 0;
     for (unsigned tries = 1;; tries++) {
         if (tries % 64 == 0) {
@@ -34,8 +34,8 @@ int rill__q_read(rill__qstat *q, rill_queue_stats *out) {
         out->discarded = atomic_load(&q->discarded);
         out->batches = atomic_load(&q->batches);
         out->high_water = atomic_load(&q->high_water);
-        rill__edge *e = atomic_load(&q->edge);
-        out->depth = e ? rill__edge_ring_items(e) : 0;
+        rill__queue *e = atomic_load(&q->queue);
+        out->depth = e ? rill__queue_ring_items(e) : 0;
         if (idle && atomic_load(&q->busy) == 0 && atomic_load(&q->version) == v)
             return 0;
         rill__cpu_relax();
@@ -73,9 +73,9 @@ RILL_API int rill_pipeline_stats(rill_pipeline *p, rill_stats **out) {
         return RILL_ENOMEM;
     }
     for (size_t k = 0; k < p->nq; k++) {
-        rill__qstat *q = &p->qstats[k];
+        rill__queue_stats *q = &p->queue_stats[k];
         rill_queue_stats *o = &s->queues[k];
-        if (rill__q_read(q, o)) {
+        if (rill__queue_stats_read(q, o)) {
             pthread_mutex_unlock(&p->statlock);
             rill_stats_free(s);
             return RILL_EAGAIN;
@@ -108,7 +108,7 @@ RILL_API int rill_pipeline_stats(rill_pipeline *p, rill_stats **out) {
             o->busy_ns = span > waited ? span - waited : 0;
         }
         for (size_t k = 0; k < p->nq; k++)
-            if (p->qstats[k].consumer == i) {
+            if (p->queue_stats[k].consumer == i) {
                 o->input_depth += s->queues[k].depth;
                 o->input_capacity += s->queues[k].capacity;
             }

@@ -4,8 +4,8 @@
  * only a finished rill_stats and have report_int.h.
  *
  * The threads that move items update a queue's counters once per batch. A
- * hand-over (publish, take, done, drop) is bracketed by rill__q_begin and
- * rill__q_end: `busy` counts hand-overs in progress, `version` completed
+ * hand-over (publish, take, done, drop) is bracketed by rill__queue_stats_begin and
+ * rill__queue_stats_end: `busy` counts hand-overs in progress, `version` completed
  * ones. A reader that sees busy == 0 and the same version before and after
  * reading saw no hand-over in between: its counters and the ring agree. All
  * of it is sequentially consistent, so the argument needs no fences; it costs
@@ -19,9 +19,9 @@
 
 #include "rill/stats.h"
 
-typedef struct rill__edge rill__edge;
+typedef struct rill__queue rill__queue;
 
-typedef struct rill__qstat {
+typedef struct rill__queue_stats {
     const char *from, *to;
     unsigned capacity, policy;
     unsigned consumer;          /* index of the consuming stage */
@@ -31,12 +31,12 @@ typedef struct rill__qstat {
     _Atomic uint64_t in, out, dropped, discarded, batches, high_water;
     _Atomic uint64_t wait_full_ns, wait_empty_ns;
     _Atomic uint64_t samples, depth_sum, bands[RILL_STATS_BANDS]; /* under sampler.lock */
-    rill__edge *_Atomic edge;   /* the live queue; NULL once closed */
-} rill__qstat;
+    rill__queue *_Atomic queue;   /* the live queue; NULL once closed */
+} rill__queue_stats;
 
-static inline void rill__q_begin(rill__qstat *q) { atomic_fetch_add(&q->busy, 1); }
+static inline void rill__queue_stats_begin(rill__queue_stats *q) { atomic_fetch_add(&q->busy, 1); }
 
-static inline void rill__q_end(rill__qstat *q) {
+static inline void rill__queue_stats_end(rill__queue_stats *q) {
     atomic_fetch_add(&q->version, 1);
     atomic_fetch_sub(&q->busy, 1);
 }
@@ -53,7 +53,7 @@ static inline void rill__q_add(_Atomic uint64_t *c, uint64_t n) {
  * writer held a hand-over open throughout): out then holds the last, torn
  * read. */
 #define RILL__Q_READ_NS UINT64_C(5000000)
-int rill__q_read(rill__qstat *q, rill_queue_stats *out);
+int rill__queue_stats_read(rill__queue_stats *q, rill_queue_stats *out);
 
 /* bottleneck.c: the stage that holds p up in snapshot s (rill_stats.bottleneck),
  * or -1 when no queue runs full enough to name one. */

@@ -58,12 +58,12 @@ static size_t rill__stuck_queue(const rill_pipeline *p, const rill_stats *s) {
             continue;
         if (fullest == SIZE_MAX || rill__fuller(q, &s->queues[fullest]))
             fullest = k;
-        unsigned d = rill__domain_of(p, p->qstats[k].consumer);
+        unsigned d = rill__domain_of(p, p->queue_stats[k].consumer);
         bool waits = false;
         for (size_t j = 0; j < s->nqueues && !waits; j++)
             waits = s->queues[j].policy == RILL_OVERFLOW_BLOCK &&
                     s->queues[j].depth >= s->queues[j].capacity &&
-                    rill__domain_of(p, p->qstats[j].producer) == d;
+                    rill__domain_of(p, p->queue_stats[j].producer) == d;
         if (!waits && (best == SIZE_MAX || rill__fuller(q, &s->queues[best])))
             best = k;
     }
