@@ -89,7 +89,7 @@ int rill__lsplit_prepare(rill__lsplit *sp) {
 }
 
 void rill__lsplit_fed(rill__lsplit *sp, size_t n) {
-    RILL__LINES_ADD(sp->stats->bytes, (uint64_t)n);
+    rill__counter_add(&sp->stats->bytes, (uint64_t)n);
     size_t pos = sp->toff, scan = sp->toff + sp->tlen, end = scan + n;
     sp->fill = end;
     if (sp->skipping) {
@@ -113,9 +113,9 @@ static inline int rill__lsplit_out(rill_stage *st, const rill_item *it, bool try
 
 static void rill__lsplit_count(rill__lsplit *sp, uint64_t n, uint64_t truncated) {
     sp->lines += n;
-    RILL__LINES_ADD(sp->stats->lines, n);
+    rill__counter_add(&sp->stats->lines, n);
     if (truncated)
-        RILL__LINES_ADD(sp->stats->truncated, truncated);
+        rill__counter_add(&sp->stats->truncated, truncated);
 }
 
 /* A line longer than max_line starting at ls: fail, or emit its head. */

@@ -30,8 +30,8 @@ static void rill__tcpl_set_waiting(rill__tcpl_conn *k, bool on) {
         return;
     k->waiting = on;
     if (on) {
-        RILL__LINES_ADD(k->s->stats.waits, 1);
-        RILL__LINES_ADD(k->s->stats.waiting, 1);
+        rill__counter_add(&k->s->stats.waits, 1);
+        rill__counter_add(&k->s->stats.waiting, 1);
     } else {
         RILL__TCPL_SUB(k->s->stats.waiting);
     }
@@ -66,14 +66,14 @@ static void rill__tcpl_drop_rest(rill__tcpl_conn *k) {
         n = sp->tlen > 0;
     }
     if (n)
-        RILL__LINES_ADD(k->s->stats.dropped, n);
+        rill__counter_add(&k->s->stats.dropped, n);
     rill__lsplit_release(&k->sp);
 }
 
 /* An over-long line: the connection's bad input, not lines to count as
  * dropped; the lines before it are out. */
 static void rill__tcpl_too_long(rill__tcpl_conn *k) {
-    RILL__LINES_ADD(k->s->stats.too_long, 1);
+    rill__counter_add(&k->s->stats.too_long, 1);
     rill__lsplit_release(&k->sp);
 }
 
@@ -84,7 +84,7 @@ static void rill__tcpl_emit_failed(rill__tcpl_conn *k, int rc) {
         return;
     }
     if (rc == RILL_ENOMEM)
-        RILL__LINES_ADD(k->s->stats.errors, 1);
+        rill__counter_add(&k->s->stats.errors, 1);
     else
         rill__tcpl_halt(k->s); /* the pipeline stopped, or failed downstream */
     rill__tcpl_drop_rest(k);
@@ -96,7 +96,7 @@ static void rill__tcpl_emit_failed(rill__tcpl_conn *k, int rc) {
  * more. */
 static void rill__tcpl_cut(rill__tcpl_conn *k) {
     rill__tcpl *s = k->s;
-    RILL__LINES_ADD(s->stats.killed, 1);
+    rill__counter_add(&s->stats.killed, 1);
     rill__tcpl_set_waiting(k, false);
     if (s->in_produce && k->sp.buf) {
         int rc = rill__lsplit_try_emit(s->st, &k->sp);
@@ -104,7 +104,7 @@ static void rill__tcpl_cut(rill__tcpl_conn *k) {
         if (rc == 0)
             rc = rill__lsplit_finish(s->st, &k->sp, true);
         if (rc == 0 && k->tail)
-            RILL__LINES_ADD(s->stats.partial, 1);
+            rill__counter_add(&s->stats.partial, 1);
         if (rc == RILL_ETOOLONG)
             rill__tcpl_too_long(k);
         rill_stage_flush(s->st);
@@ -157,9 +157,9 @@ static int rill__tcpl_conn_body(rill_gen *g) {
         /* The client is gone (end of stream, reset, idle): deliver its
          * unterminated last line like the file source's last line. */
         if (k->rc == -ETIMEDOUT)
-            RILL__LINES_ADD(s->stats.timed_out, 1);
+            rill__counter_add(&s->stats.timed_out, 1);
         else if (k->rc < 0)
-            RILL__LINES_ADD(s->stats.errors, 1);
+            rill__counter_add(&s->stats.errors, 1);
         k->tail = k->sp.tlen > 0;
         while ((k->rc = rill__lsplit_finish(s->st, &k->sp, true)) == RILL_EAGAIN)
             RILL__TCPL_WAIT_ROOM(g, k);
@@ -167,7 +167,7 @@ static int rill__tcpl_conn_body(rill_gen *g) {
         if (k->rc < 0)
             rill__tcpl_emit_failed(k, k->rc);
         else if (k->tail)
-            RILL__LINES_ADD(s->stats.partial, 1);
+            rill__counter_add(&s->stats.partial, 1);
         rill_stage_flush(s->st);
     }
     rill__lsplit_release(&k->sp);
@@ -206,7 +206,7 @@ int rill__tcpl_accept(void *arg, rill_tcp_conn *c, rill_gen **task, rill_task_fr
     *task = &k->gen;
     *free_fn = rill__tcpl_conn_free;
     s->live++;
-    RILL__LINES_ADD(s->stats.connections, 1);
-    RILL__LINES_ADD(s->stats.active, 1);
+    rill__counter_add(&s->stats.connections, 1);
+    rill__counter_add(&s->stats.active, 1);
     return 0;
 }

@@ -4,7 +4,7 @@
  *
  * Everything here runs on the scheduler's thread, except what
  * rill_tcp_lines_stop and the counter readers touch: stop_req and the
- * kick (atomics, write(2)), stats and lstats (RILL__LINES_ADD). */
+ * kick (atomics, write(2)), stats and lstats (rill__counter_add). */
 #ifndef RILL_TCP_LINES_INT_H
 #define RILL_TCP_LINES_INT_H
 
@@ -13,7 +13,7 @@
 /* A connection with no memory for a gate polls for room this often. */
 #define RILL__TCPL_POLL_NS INT64_C(1000000)
 
-#define RILL__TCPL_SUB(field) RILL__LINES_ADD(field, (uint64_t)-1)
+#define RILL__TCPL_SUB(field) rill__counter_add(&field, (uint64_t)-1)
 
 typedef struct rill__tcpl rill__tcpl;
 

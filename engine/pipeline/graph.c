@@ -154,7 +154,7 @@ void rill__graph_free(rill_pipeline *p) {
 /* ---- accessors ----------------------------------------------------------- */
 
 RILL_API int rill_pipeline_status(const rill_pipeline *p) {
-    return p ? __atomic_load_n(&p->err, __ATOMIC_ACQUIRE) : RILL_EINVAL;
+    return p ? atomic_load_explicit(&p->err, memory_order_acquire) : RILL_EINVAL;
 }
 RILL_API const char *rill_pipeline_name(const rill_pipeline *p) { return p ? p->name : NULL; }
 RILL_API unsigned rill_stage_outputs(const rill_stage *st) { return st ? st->nout : 0; }

@@ -16,7 +16,8 @@
 static void rill__record(rill_pipeline *p, rill_stage *st, int code, const char *detail) {
     pthread_mutex_lock(&p->errlock);
     /* After an abort nothing more is recorded: close reports the abort. */
-    if (!p->err && !__atomic_load_n(&p->aborted, __ATOMIC_ACQUIRE)) {
+    if (!atomic_load_explicit(&p->err, memory_order_relaxed) &&
+        !atomic_load_explicit(&p->aborted, memory_order_acquire)) {
         p->errstage = st;
         if (detail && *detail)
             snprintf(p->errmsg, sizeof p->errmsg, "stage '%s': %s: %s", st->name, detail,
@@ -24,10 +25,10 @@ static void rill__record(rill_pipeline *p, rill_stage *st, int code, const char 
         else
             snprintf(p->errmsg, sizeof p->errmsg, "stage '%s': %s", st->name,
                      rill_strerror(code));
-        __atomic_store_n(&p->err, code, __ATOMIC_RELEASE);
+        atomic_store_explicit(&p->err, code, memory_order_release);
     }
     pthread_mutex_unlock(&p->errlock);
-    __atomic_store_n(&p->stop, 1, __ATOMIC_SEQ_CST); /* vs rill_stage_room_fd */
+    atomic_store_explicit(&p->stop, 1, memory_order_seq_cst); /* vs rill_stage_room_fd */
     rill__wake_all(p);
 }
 
@@ -50,7 +51,7 @@ RILL_API int rill_stage_fail(rill_stage *st, int code, const char *fmt, ...) {
 /* st's callback returned rc < 0: keep it unless an earlier error is known.
  * RILL_EABORTED passed up after an abort is the abort, not st's failure. */
 int rill__failed(rill_stage *st, int rc) {
-    if (rc == RILL_EABORTED && __atomic_load_n(&st->p->aborted, __ATOMIC_ACQUIRE))
+    if (rc == RILL_EABORTED && atomic_load_explicit(&st->p->aborted, memory_order_acquire))
         return rc;
     rill__record(st->p, st, rc, NULL);
     return rc;
@@ -58,8 +59,8 @@ int rill__failed(rill_stage *st, int rc) {
 
 /* What a stopped pipeline answers: its error, or RILL_EABORTED. */
 int rill__stop_code(const rill_pipeline *p) {
-    (void)__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE);
-    int err = __atomic_load_n(&p->err, __ATOMIC_ACQUIRE);
+    (void)atomic_load_explicit(&p->stop, memory_order_acquire);
+    int err = atomic_load_explicit(&p->err, memory_order_acquire);
     return err ? err : RILL_EABORTED;
 }
 
@@ -84,7 +85,7 @@ RILL_API int rill_pipeline_stopped(const rill_pipeline *p) {
 RILL_API int rill_emit(rill_stage *st, const rill_item *item) {
     if (RILL__UNLIKELY(rill__stopped(st->p)))
         return rill__stop_code(st->p);
-    rill__stage_count(&st->n_out, 1);
+    rill__counter_add(&st->n_out, 1);
     if (RILL__UNLIKELY(st->delay_ns) && st->ops->produce)
         rill__busy_wait(st->delay_ns);
     const rill__port *o = st->out;
@@ -101,7 +102,7 @@ RILL_API int rill_emit_to(rill_stage *st, unsigned port, const rill_item *item) 
         return rill__stop_code(st->p);
     if (port >= st->nout)
         return RILL_EINVAL;
-    rill__stage_count(&st->n_out, 1);
+    rill__counter_add(&st->n_out, 1);
     return rill__deliver(st, &st->out[port], item);
 }
 
@@ -123,7 +124,7 @@ RILL_API int rill_pipeline_start(rill_pipeline *p) {
     pthread_mutex_unlock(&p->statlock);
     /* A stop before the start signalled no room eventfd (rill__wake_all
      * skips them while the pipeline is new): do it now. */
-    if (__atomic_load_n(&p->stop, __ATOMIC_SEQ_CST))
+    if (atomic_load_explicit(&p->stop, memory_order_seq_cst))
         rill__wake_all(p);
     return rc;
 }
@@ -154,7 +155,7 @@ RILL_API int rill_pipeline_close(rill_pipeline *p) {
     if (!p)
         return RILL_EINVAL;
     if (p->phase == RILL__CLOSED)
-        return p->err;
+        return atomic_load_explicit(&p->err, memory_order_acquire);
     if (p->phase == RILL__NEW)
         rill_pipeline_start(p); /* a failure is recorded; threads are joined below */
     for (unsigned i = 0; i < p->n; i++)
@@ -165,8 +166,8 @@ RILL_API int rill_pipeline_close(rill_pipeline *p) {
         rill__edge_close(p->main.out[i], RILL_EABORTED);
     rill__threads_join(p);
     rill__threads_free(p);
-    if (rill__stopped(p) && !p->err) {
-        __atomic_store_n(&p->err, RILL_EABORTED, __ATOMIC_RELEASE);
+    if (rill__stopped(p) && !atomic_load_explicit(&p->err, memory_order_relaxed)) {
+        atomic_store_explicit(&p->err, RILL_EABORTED, memory_order_release);
         snprintf(p->errmsg, sizeof p->errmsg, "%s", rill_strerror(RILL_EABORTED));
     }
     /* The end of the run and the phase change together, under the lock that
@@ -176,7 +177,7 @@ RILL_API int rill_pipeline_close(rill_pipeline *p) {
     p->t_end = rill__now_ns();
     __atomic_store_n(&p->phase, RILL__CLOSED, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&p->statlock);
-    return p->err;
+    return atomic_load_explicit(&p->err, memory_order_relaxed);
 }
 
 RILL_API int rill_pipeline_run(rill_pipeline *p) {
@@ -215,7 +216,7 @@ RILL_API int rill_pipeline_push(rill_pipeline *p, rill_stage *entry, const rill_
     if (rill__stopped(p))
         return rill__stop_code(p);
     if (entry->domain == 0) {
-        rill__stage_count(&entry->n_in, 1);
+        rill__counter_add(&entry->n_in, 1);
         rc = entry->ops->send(entry, entry->state, item);
         return rc < 0 ? rill__failed(entry, rc) : 0;
     }
@@ -263,8 +264,8 @@ RILL_API int rill_pipeline_flush(rill_pipeline *p) {
 RILL_API void rill_pipeline_abort(rill_pipeline *p) {
     if (!p || __atomic_load_n(&p->phase, __ATOMIC_ACQUIRE) == RILL__CLOSED)
         return;
-    __atomic_store_n(&p->aborted, 1, __ATOMIC_RELEASE);
-    __atomic_store_n(&p->stop, 1, __ATOMIC_SEQ_CST); /* vs rill_stage_room_fd */
+    atomic_store_explicit(&p->aborted, 1, memory_order_release);
+    atomic_store_explicit(&p->stop, 1, memory_order_seq_cst); /* vs rill_stage_room_fd */
     rill__wake_all(p);
 }
 

@@ -78,17 +78,17 @@ typedef struct rill__sampler {
 } rill__sampler;
 
 struct rill_pipeline {
-    int stop;    /* atomic: nonzero once an error or an abort stops delivery */
-    int err;     /* atomic reads; written once under errlock */
-    int aborted; /* atomic */
+    _Atomic int stop;    /* nonzero once an error or an abort stops delivery */
+    _Atomic int err;     /* written once under errlock */
+    _Atomic int aborted;
     int phase;
     rill_stage **stages;
     unsigned n, cap;
     unsigned search; /* number of the last cycle check */
     rill__worker *workers;
-    unsigned nworkers; /* atomic: published after the workers are set up */
+    _Atomic unsigned nworkers; /* published after the workers are set up */
     unsigned nworkers_alloc; /* entries of workers[] to free */
-    int waking;        /* atomic: rill__wake_all calls reading workers/edges */
+    _Atomic int waking;  /* rill__wake_all calls reading workers/edges */
     rill__edge **edges;  /* every edge, for wake-ups and teardown */
     unsigned nedges;
     rill__worker main;   /* domain 0's outgoing edges (no thread) */
@@ -112,7 +112,7 @@ void rill__close_stage(rill_stage *st);
 void rill__deliver_eos(rill_stage *to);
 
 static inline bool rill__stopped(const rill_pipeline *p) {
-    return __atomic_load_n(&p->stop, __ATOMIC_RELAXED) != 0;
+    return atomic_load_explicit(&p->stop, memory_order_relaxed) != 0;
 }
 
 /* room.c */
@@ -131,12 +131,6 @@ void rill__flush_old_outputs(rill__worker *w);
 int rill__sampler_start(rill_pipeline *p);
 void rill__sampler_stop(rill_pipeline *p);
 
-/* Count n more items on a stage counter that only its own thread writes. */
-static inline void rill__stage_count(_Atomic uint64_t *c, uint64_t n) {
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-                          memory_order_relaxed);
-}
-
 /* Spin for ns nanoseconds (rill_stage_set_delay). */
 void rill__busy_wait(uint64_t ns);
 
@@ -145,7 +139,7 @@ void rill__busy_wait(uint64_t ns);
 static inline int rill__deliver(rill_stage *st, const rill__port *o, const rill_item *item) {
     if (!o->edge) {
         rill_stage *t = o->to;
-        rill__stage_count(&t->n_in, 1);
+        rill__counter_add(&t->n_in, 1);
         int rc = t->ops->send(t, t->state, item);
         if (RILL__UNLIKELY(t->delay_ns))
             rill__busy_wait(t->delay_ns);

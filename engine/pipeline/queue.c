@@ -1,7 +1,6 @@
 /* Batched SPSC edge on concurrencykit rings; see queue.h. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "queue.h"
 #include "core/rill_int.h"
@@ -28,12 +27,6 @@ void __tsan_release(void *addr);
 
 #define RILL__LAZY_WAKE_NS 1000000u
 
-uint64_t rill__now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static unsigned rill__pow2_at_least(unsigned n) {
     unsigned p = 2;
     while (p < n)
@@ -49,7 +42,7 @@ rill__edge *rill__edge_alloc(void) {
 }
 
 int rill__edge_init(rill__edge *e, unsigned capacity, unsigned batch_cap, uint64_t latency_ns,
-                    unsigned policy, rill__qstat *q, rill__park *data, const int *stop) {
+                    unsigned policy, rill__qstat *q, rill__park *data, const _Atomic int *stop) {
     memset(e, 0, sizeof *e);
     if (capacity == 0 || batch_cap == 0)
         return RILL_EINVAL;
@@ -122,8 +115,8 @@ void rill__edge_fini(rill__edge *e) {
         e->spare = b->spare_next;
         free(b);
     }
-    rill__q_add(&e->q->in, unsent);
-    rill__q_add(&e->q->discarded, dropped + unsent);
+    rill__counter_add(&e->q->in, unsent);
+    rill__counter_add(&e->q->discarded, dropped + unsent);
     atomic_store(&e->q->edge, NULL);
     rill__q_end(e->q);
     while (ck_ring_dequeue_spsc(&e->empty, e->empty_buf, &v)) {
@@ -150,7 +143,7 @@ uint64_t rill__edge_ring_items(rill__edge *e) {
 }
 
 static bool rill__stopped(const rill__edge *e) {
-    return __atomic_load_n(e->stop, __ATOMIC_RELAXED) != 0;
+    return atomic_load_explicit(e->stop, memory_order_relaxed) != 0;
 }
 
 /* Wait on e->space until ready(e) holds or the pipeline stops. Whatever we
@@ -166,8 +159,8 @@ static int rill__edge_wait(rill__edge *e, bool (*ready)(rill__edge *), int stop_
     uint64_t t0 = rill__now_ns();
     int rc = rill__edge_wait_loop(e, ready, stop_code);
     uint64_t waited = rill__now_ns() - t0;
-    rill__q_add(&e->q->wait_full_ns, waited);
-    rill__q_add(e->producer_waited, waited);
+    rill__counter_add(&e->q->wait_full_ns, waited);
+    rill__counter_add(e->producer_waited, waited);
     return rc;
 }
 
@@ -276,8 +269,8 @@ static void rill__edge_publish(rill__edge *e, bool wake) {
     /* Cannot fail: at most max_batches exist and the ring holds more. */
     ck_ring_enqueue_spsc(&e->full, e->full_buf, b);
     atomic_store_explicit(&e->produced, e->produced_local, memory_order_release);
-    rill__q_add(&q->in, n);
-    rill__q_add(&q->batches, 1);
+    rill__counter_add(&q->in, n);
+    rill__counter_add(&q->batches, 1);
     uint64_t depth = e->produced_local - e->dropped_local - atomic_load(&e->consumed);
     if (depth > atomic_load_explicit(&q->high_water, memory_order_relaxed))
         atomic_store(&q->high_water, depth);
@@ -331,7 +324,7 @@ static bool rill__edge_drop_oldest(rill__edge *e) {
     if (ok) {
         RILL__RECEIVE(v);
         rill__batch *b = v;
-        rill__q_add(&e->q->dropped, b->n);
+        rill__counter_add(&e->q->dropped, b->n);
         e->dropped_local += b->n;
         atomic_store(&b->pub_n, 0);
     }
@@ -354,8 +347,8 @@ static bool rill__edge_drop_oldest(rill__edge *e) {
 
 static int rill__edge_drop_newest(rill__edge *e) {
     rill__q_begin(e->q);
-    rill__q_add(&e->q->in, 1);
-    rill__q_add(&e->q->dropped, 1);
+    rill__counter_add(&e->q->in, 1);
+    rill__counter_add(&e->q->dropped, 1);
     rill__q_end(e->q);
     return 0;
 }
@@ -458,8 +451,8 @@ void rill__edge_done(rill__edge *e, rill__batch *b, unsigned delivered) {
     rill__q_begin(e->q);
     atomic_store(&e->delivering, NULL);
     atomic_store(&b->pub_n, 0);
-    rill__q_add(&e->q->out, delivered);
-    rill__q_add(&e->q->discarded, n - delivered);
+    rill__counter_add(&e->q->out, delivered);
+    rill__counter_add(&e->q->discarded, n - delivered);
     e->consumed_local += n;
     atomic_store_explicit(&e->consumed, e->consumed_local, memory_order_release);
     rill__q_end(e->q);

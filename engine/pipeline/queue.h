@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "park.h"
+#include "core/clock.h"
 #include "stats/stats_int.h"
 #include "rill/item.h"
 
@@ -60,7 +61,7 @@ struct rill__edge {
     void (*before_wait)(void *arg);  /* the producer is about to block */
     void *before_wait_arg;
     rill__park *data;          /* the consumer sleeps here when empty */
-    const int *stop;           /* nonzero: give up waiting (pipeline stopped) */
+    const _Atomic int *stop;   /* nonzero: give up waiting (pipeline stopped) */
     ck_ring_buffer_t *full_buf, *empty_buf;
     _Atomic int *room_efd;     /* the producing stage's room eventfd + 1 (0: none
                                   yet); NULL for rill_pipeline_push's queue */
@@ -95,7 +96,7 @@ rill__edge *rill__edge_alloc(void);
 
 /* Prepare e. batch_cap is clamped to capacity. Returns 0 or RILL_ENOMEM. */
 int rill__edge_init(rill__edge *e, unsigned capacity, unsigned batch_cap, uint64_t latency_ns,
-                    unsigned policy, rill__qstat *q, rill__park *data, const int *stop);
+                    unsigned policy, rill__qstat *q, rill__park *data, const _Atomic int *stop);
 
 /* Free e. Only once neither thread uses it any more. Items still queued are
  * dropped (their owners released) and counted as discarded. */
@@ -151,8 +152,6 @@ static inline uint64_t rill__edge_depth(rill__edge *e) {
     uint64_t p = atomic_load_explicit(&e->produced, memory_order_acquire);
     return p - c;
 }
-
-uint64_t rill__now_ns(void);
 
 /* Producer: flush the partial batch if its first item waited longer than the
  * edge's latency bound (stamping it on first sight). */

@@ -94,7 +94,7 @@ static rill__edge *rill__refusing_edge(rill_stage *st, int *err) {
  * one for the item, and with every batch in flight its append would wait,
  * which the look said it would not. Appends never flush another queue. */
 static int rill__emit_queues_first(rill_stage *st, const rill_item *item) {
-    rill__stage_count(&st->n_out, 1);
+    rill__counter_add(&st->n_out, 1);
     if (RILL__UNLIKELY(st->delay_ns) && st->ops->produce)
         rill__busy_wait(st->delay_ns);
     const rill__port *o = st->out;
@@ -161,7 +161,7 @@ RILL_API int rill_stage_room_fd(rill_stage *st, int *fd) {
          * (rill__wake_all writes only the fds it sees) or room freed after a
          * refusal (rill__edge_room_freed). Each side stores, then loads,
          * sequentially consistent: one of the two sees the other. */
-        bool owed = __atomic_load_n(&p->stop, __ATOMIC_SEQ_CST) != 0;
+        bool owed = atomic_load_explicit(&p->stop, memory_order_seq_cst) != 0;
         for (unsigned i = 0; i < st->nout; i++)
             if (st->out[i].edge && rill__edge_take_owed(st->out[i].edge))
                 owed = true;

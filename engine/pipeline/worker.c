@@ -177,7 +177,7 @@ static int rill__plan(rill_pipeline *p) {
         nw = 0;
     }
     /* Published last: rill__wake_all (maybe in a signal handler) reads it. */
-    __atomic_store_n(&p->nworkers, nw, __ATOMIC_RELEASE);
+    atomic_store_explicit(&p->nworkers, nw, memory_order_release);
     return rc;
 }
 
@@ -212,14 +212,14 @@ static uint64_t rill__publish_before_wait(rill__worker *w) {
 void rill__wake_all(rill_pipeline *p) {
     /* Announce the reads first: rill__threads_free, on another thread (an
      * abort racing close), waits for them before freeing (seq_cst pair). */
-    __atomic_fetch_add(&p->waking, 1, __ATOMIC_SEQ_CST);
-    unsigned nw = __atomic_load_n(&p->nworkers, __ATOMIC_SEQ_CST);
+    atomic_fetch_add_explicit(&p->waking, 1, memory_order_seq_cst);
+    unsigned nw = atomic_load_explicit(&p->nworkers, memory_order_seq_cst);
     for (unsigned i = 0; i < nw; i++)
         rill__park_wake(&p->workers[i].data);
     if (nw)
         for (unsigned i = 0; i < p->nedges; i++)
             rill__park_wake(&p->edges[i]->space);
-    __atomic_fetch_sub(&p->waking, 1, __ATOMIC_SEQ_CST);
+    atomic_fetch_sub_explicit(&p->waking, 1, memory_order_seq_cst);
     rill__room_signal_all(p); /* loops waiting for room on an eventfd */
 }
 
@@ -249,8 +249,8 @@ static rill__batch *rill__wait_input(rill__worker *w, unsigned *rr, rill__edge *
     rill__batch *b = rill__wait_input_loop(w, rr, from);
     uint64_t waited = rill__now_ns() - t0;
     for (unsigned i = 0; i < w->nin; i++)
-        rill__q_add(&w->in[i]->q->wait_empty_ns, waited);
-    rill__q_add(&w->head->waited_ns, waited);
+        rill__counter_add(&w->in[i]->q->wait_empty_ns, waited);
+    rill__counter_add(&w->head->waited_ns, waited);
     return b;
 }
 
@@ -304,7 +304,7 @@ static void rill__run_consumer(rill__worker *w) {
                 break;
             }
         }
-        rill__stage_count(&st->n_in, i);
+        rill__counter_add(&st->n_in, i);
         if (b->eos)
             open--;
         rill__edge_done(e, b, i);
@@ -368,8 +368,8 @@ void rill__threads_free(rill_pipeline *p) {
      * signal handler) before freeing them, and let an abort that already
      * reads them finish: it never blocks, so this wait is short. */
     unsigned nw = p->nworkers_alloc;
-    __atomic_store_n(&p->nworkers, 0, __ATOMIC_SEQ_CST);
-    while (__atomic_load_n(&p->waking, __ATOMIC_SEQ_CST))
+    atomic_store_explicit(&p->nworkers, 0, memory_order_seq_cst);
+    while (atomic_load_explicit(&p->waking, memory_order_seq_cst))
         sched_yield();
     /* Snapshots read the queues: not while they go away. */
     pthread_mutex_lock(&p->statlock);

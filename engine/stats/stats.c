@@ -303,9 +303,9 @@ static void *rill__sampler_main(void *arg) {
             moved += r.in + r.out + r.dropped;
             unsigned band = q->capacity ? (unsigned)(r.depth * RILL_STATS_BANDS / q->capacity) : 0;
             band = band >= RILL_STATS_BANDS ? RILL_STATS_BANDS - 1 : band;
-            rill__q_add(&q->bands[band], 1);
-            rill__q_add(&q->samples, 1);
-            rill__q_add(&q->depth_sum, r.depth);
+            rill__counter_add(&q->bands[band], 1);
+            rill__counter_add(&q->samples, 1);
+            rill__counter_add(&q->depth_sum, r.depth);
             if (record)
                 sm->buf[sm->n++] = (rill_depth_sample){now - p->t_start, (uint32_t)k,
                                                        r.depth > UINT32_MAX ? UINT32_MAX

@@ -4,15 +4,19 @@
  * hand-over (publish, take, done, drop) is bracketed by rill__q_begin and
  * rill__q_end: `busy` counts hand-overs in progress, `version` completed
  * ones. A reader that sees busy == 0 and the same version before and after
- * reading saw no hand-over in between: its counters and the ring agree. All
- * of it is sequentially consistent, so the argument needs no fences; it costs
- * three atomic read-modify-writes per batch and nothing per item. */
+ * reading saw no hand-over in between: its counters and the ring agree.
+ * busy, version and the reads are sequentially consistent and the counters
+ * are added with release stores (core/counter.h): a reader that sees a count
+ * of a hand-over also sees its busy increment, so the argument needs no
+ * fences; it costs three atomic read-modify-writes per batch and nothing per
+ * item. */
 #ifndef RILL_STATS_INT_H
 #define RILL_STATS_INT_H
 
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "core/counter.h"
 #include "rill/stats.h"
 
 typedef struct rill__edge rill__edge;
@@ -35,11 +39,6 @@ static inline void rill__q_begin(rill__qstat *q) { atomic_fetch_add(&q->busy, 1)
 static inline void rill__q_end(rill__qstat *q) {
     atomic_fetch_add(&q->version, 1);
     atomic_fetch_sub(&q->busy, 1);
-}
-
-/* Single-writer counter: a plain add, but readable from other threads. */
-static inline void rill__q_add(_Atomic uint64_t *c, uint64_t n) {
-    atomic_store(c, atomic_load_explicit(c, memory_order_relaxed) + n);
 }
 
 /* Read q consistently into out (all fields but samples/bands). Never blocks
