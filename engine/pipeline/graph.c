@@ -146,7 +146,7 @@ void rill__graph_free(rill_pipeline *p) {
     pthread_mutex_destroy(&p->statlock);
     pthread_mutex_destroy(&p->sampler.lock);
     free(p->sampler.buf);
-    free(p->qstats);
+    free(p->queue_stats);
     free(p->name);
     free(p);
 }

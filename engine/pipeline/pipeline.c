@@ -144,8 +144,8 @@ void rill__close_stage(rill_stage *st) {
     }
     for (unsigned i = 0; i < st->nout; i++) {
         rill__port *o = &st->out[i];
-        if (o->edge)
-            rill__edge_close(o->edge, RILL_EABORTED);
+        if (o->queue)
+            rill__queue_close(o->queue, RILL_EABORTED);
         else if (--o->to->open_in == 0)
             rill__close_stage(o->to);
     }
@@ -163,7 +163,7 @@ RILL_API int rill_pipeline_close(rill_pipeline *p) {
             rill__close_stage(p->stages[i]);
     /* Threaded entries fed by rill_pipeline_push get end of stream too. */
     for (unsigned i = 0; i < p->main.nout; i++)
-        rill__edge_close(p->main.out[i], RILL_EABORTED);
+        rill__queue_close(p->main.out[i], RILL_EABORTED);
     rill__threads_join(p);
     rill__threads_free(p);
     if (rill__stopped(p) && !atomic_load_explicit(&p->err, memory_order_relaxed)) {
@@ -220,15 +220,15 @@ RILL_API int rill_pipeline_push(rill_pipeline *p, rill_stage *entry, const rill_
         rc = entry->ops->send(entry, entry->state, item);
         return rc < 0 ? rill__failed(entry, rc) : 0;
     }
-    rill__edge *e = p->workers[entry->domain - 1].in[0];
-    rc = rill__edge_push(e, item, RILL_EABORTED);
+    rill__queue *e = p->workers[entry->domain - 1].in[0];
+    rc = rill__queue_push(e, item, RILL_EABORTED);
     if (rc < 0)
         return rc == RILL_EABORTED ? rill__stop_code(p) : rc;
-    rill__edge_flush_if_old(e, rill__now_ns());
+    rill__queue_flush_if_old(e, rill__now_ns());
     /* The caller is not a worker that comes back to wake the consumer later
      * (it may idle for good after this push): a batch published without a
      * wake-up must be announced now. */
-    rill__edge_announce(e);
+    rill__queue_announce(e);
     return 0;
 }
 

@@ -23,7 +23,7 @@ enum { RILL__NEW, RILL__STARTED, RILL__CLOSED };
  * directly; otherwise items cross to its thread through the edge. */
 typedef struct rill__port {
     rill_stage *to;
-    rill__edge *edge;
+    rill__queue *queue;
 } rill__port;
 
 /* A thread running one threaded stage and the inline stages after it that
@@ -34,9 +34,9 @@ typedef struct rill__worker {
     pthread_t tid;
     bool started;
     rill__park data;      /* the worker sleeps here when its inputs are empty */
-    rill__edge **in;      /* one edge per producer port */
+    rill__queue **in;      /* one edge per producer port */
     unsigned nin;
-    rill__edge **out;     /* edges this domain produces into (to flush) */
+    rill__queue **out;     /* edges this domain produces into (to flush) */
     unsigned nout;
     uint64_t latency_ns;  /* flush partial output batches older than this */
 } rill__worker;
@@ -89,11 +89,11 @@ struct rill_pipeline {
     _Atomic unsigned nworkers; /* published after the workers are set up */
     unsigned nworkers_alloc; /* entries of workers[] to free */
     _Atomic int waking;  /* rill__wake_all calls reading workers/edges */
-    rill__edge **edges;  /* every edge, for wake-ups and teardown */
-    unsigned nedges;
+    rill__queue **queues;  /* every edge, for wake-ups and teardown */
+    unsigned nqueues;
     rill__worker main;   /* domain 0's outgoing edges (no thread) */
     uint64_t discarded;
-    rill__qstat *qstats;  /* one per queue, kept until destroy */
+    rill__queue_stats *queue_stats;  /* one per queue, kept until destroy */
     size_t nq;
     _Atomic uint64_t main_waited; /* the caller's thread, blocked on full queues */
     uint64_t t_start, t_end;      /* monotonic ns of start and of close */
@@ -137,7 +137,7 @@ void rill__busy_wait(uint64_t ns);
 /* Hand item from st to the stage behind port o: a direct call into its send
  * on this thread, or an append to the queue to its thread. */
 static inline int rill__deliver(rill_stage *st, const rill__port *o, const rill_item *item) {
-    if (!o->edge) {
+    if (!o->queue) {
         rill_stage *t = o->to;
         rill__counter_add(&t->n_in, 1);
         int rc = t->ops->send(t, t->state, item);
@@ -145,7 +145,7 @@ static inline int rill__deliver(rill_stage *st, const rill__port *o, const rill_
             rill__busy_wait(t->delay_ns);
         return RILL__UNLIKELY(rc < 0) ? rill__failed(t, rc) : 0;
     }
-    int rc = rill__edge_push(o->edge, item, RILL_EABORTED);
+    int rc = rill__queue_push(o->queue, item, RILL_EABORTED);
     return RILL__UNLIKELY(rc < 0) ? (rc == RILL_EABORTED ? rill__stop_code(st->p) : rc) : 0;
 }
 

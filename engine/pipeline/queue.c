@@ -34,15 +34,15 @@ static unsigned rill__pow2_at_least(unsigned n) {
     return p;
 }
 
-rill__edge *rill__edge_alloc(void) {
-    rill__edge *e = aligned_alloc(_Alignof(rill__edge), sizeof *e);
+rill__queue *rill__queue_alloc(void) {
+    rill__queue *e = aligned_alloc(_Alignof(rill__queue), sizeof *e);
     if (e)
         memset(e, 0, sizeof *e);
     return e;
 }
 
-int rill__edge_init(rill__edge *e, unsigned capacity, unsigned batch_cap, uint64_t latency_ns,
-                    unsigned policy, rill__qstat *q, rill__park *data, const _Atomic int *stop) {
+int rill__queue_init(rill__queue *e, unsigned capacity, unsigned batch_cap, uint64_t latency_ns,
+                    unsigned policy, rill__queue_stats *q, rill__park *data, const _Atomic int *stop) {
     memset(e, 0, sizeof *e);
     if (capacity == 0 || batch_cap == 0)
         return RILL_EINVAL;
@@ -88,17 +88,17 @@ static void rill__batch_drop(rill__batch *b) {
 }
 
 /* drop_oldest makes the producer a second consumer of the ring. */
-static bool rill__ring_take(rill__edge *e, void **v) {
+static bool rill__ring_take(rill__queue *e, void **v) {
     return e->policy == RILL_OVERFLOW_DROP_OLDEST ? ck_ring_dequeue_spmc(&e->full, e->full_buf, v)
                                                   : ck_ring_dequeue_spsc(&e->full, e->full_buf, v);
 }
 
-void rill__edge_fini(rill__edge *e) {
+void rill__queue_fini(rill__queue *e) {
     uint64_t dropped = 0, unsent = 0;
     void *v;
     if (!e->full_buf)
         return;
-    rill__q_begin(e->q);
+    rill__queue_stats_begin(e->q);
     while (rill__ring_take(e, &v)) {
         RILL__RECEIVE(v);
         dropped += ((rill__batch *)v)->n;
@@ -117,8 +117,8 @@ void rill__edge_fini(rill__edge *e) {
     }
     rill__counter_add(&e->q->in, unsent);
     rill__counter_add(&e->q->discarded, dropped + unsent);
-    atomic_store(&e->q->edge, NULL);
-    rill__q_end(e->q);
+    atomic_store(&e->q->queue, NULL);
+    rill__queue_stats_end(e->q);
     while (ck_ring_dequeue_spsc(&e->empty, e->empty_buf, &v)) {
         RILL__RECEIVE(v);
         free(v);
@@ -129,7 +129,7 @@ void rill__edge_fini(rill__edge *e) {
     e->cur = NULL;
 }
 
-uint64_t rill__edge_ring_items(rill__edge *e) {
+uint64_t rill__queue_ring_items(rill__queue *e) {
     unsigned c = ck_pr_load_uint(&e->full.c_head), t = ck_pr_load_uint(&e->full.p_tail);
     uint64_t n = 0;
     if (t - c <= e->full.size) /* else a torn read: the caller retries */
@@ -142,29 +142,29 @@ uint64_t rill__edge_ring_items(rill__edge *e) {
     return n + (d ? atomic_load(&d->pub_n) : 0);
 }
 
-static bool rill__stopped(const rill__edge *e) {
+static bool rill__stopped(const rill__queue *e) {
     return atomic_load_explicit(e->stop, memory_order_relaxed) != 0;
 }
 
 /* Wait on e->space until ready(e) holds or the pipeline stops. Whatever we
  * wait for (room, or a batch back) comes from the consumer: make sure it is
  * awake first, even if what we published was announced lazily. */
-static int rill__edge_wait_loop(rill__edge *e, bool (*ready)(rill__edge *), int stop_code);
+static int rill__queue_wait_loop(rill__queue *e, bool (*ready)(rill__queue *), int stop_code);
 
-static int rill__edge_wait(rill__edge *e, bool (*ready)(rill__edge *), int stop_code) {
+static int rill__queue_wait(rill__queue *e, bool (*ready)(rill__queue *), int stop_code) {
     /* This thread may block for long: what it queued for other threads must
      * not wait with it (partial batches, batches announced lazily). */
     if (e->before_wait)
         e->before_wait(e->before_wait_arg);
     uint64_t t0 = rill__now_ns();
-    int rc = rill__edge_wait_loop(e, ready, stop_code);
+    int rc = rill__queue_wait_loop(e, ready, stop_code);
     uint64_t waited = rill__now_ns() - t0;
     rill__counter_add(&e->q->wait_full_ns, waited);
     rill__counter_add(e->producer_waited, waited);
     return rc;
 }
 
-static int rill__edge_wait_loop(rill__edge *e, bool (*ready)(rill__edge *), int stop_code) {
+static int rill__queue_wait_loop(rill__queue *e, bool (*ready)(rill__queue *), int stop_code) {
     rill__park_wake(e->data);
     e->lazy_since = 0;
     /* A consumer that stops frees room as it hands back its batch: the stop
@@ -187,7 +187,7 @@ static int rill__edge_wait_loop(rill__edge *e, bool (*ready)(rill__edge *), int 
     }
 }
 
-static bool rill__has_room(rill__edge *e) {
+static bool rill__has_room(rill__queue *e) {
     e->consumed_seen = atomic_load_explicit(&e->consumed, memory_order_acquire);
     return e->produced_local - e->dropped_local - e->consumed_seen < e->capacity;
 }
@@ -207,7 +207,7 @@ static void rill__prefetch_for_write(const rill__batch *b, size_t bytes) {
 #endif
 }
 
-static bool rill__got_batch(rill__edge *e) {
+static bool rill__got_batch(rill__queue *e) {
     void *v;
     if (ck_ring_dequeue_spsc(&e->empty, e->empty_buf, &v)) {
         RILL__RECEIVE(v);
@@ -220,7 +220,7 @@ static bool rill__got_batch(rill__edge *e) {
 
 /* A batch for e->cur without waiting: a spare, one the consumer gave back,
  * or a new one while under max_batches. 1 if none is to be had now. */
-static int rill__edge_try_batch(rill__edge *e) {
+static int rill__queue_try_batch(rill__queue *e) {
     if (e->spare) {
         e->cur = e->spare;
         e->spare = e->spare->spare_next;
@@ -245,16 +245,16 @@ static int rill__edge_try_batch(rill__edge *e) {
     return 1;
 }
 
-static int rill__edge_new_batch(rill__edge *e, int stop_code) {
-    int rc = rill__edge_try_batch(e);
-    return rc <= 0 ? rc : rill__edge_wait(e, rill__got_batch, stop_code);
+static int rill__queue_new_batch(rill__queue *e, int stop_code) {
+    int rc = rill__queue_try_batch(e);
+    return rc <= 0 ? rc : rill__queue_wait(e, rill__got_batch, stop_code);
 }
 
 /* Hand the partial batch to the consumer. Waking a sleeping consumer costs a
  * futex call and a context switch, so a full batch only wakes it once half
  * the capacity is queued (wake == false); every other flush — end of
  * stream, latency, the producer about to wait — wakes it (wake == true). */
-static void rill__edge_publish(rill__edge *e, bool wake) {
+static void rill__queue_publish(rill__queue *e, bool wake) {
     rill__batch *b = e->cur;
     if (!b || (b->n == 0 && !b->eos))
         return;
@@ -262,8 +262,8 @@ static void rill__edge_publish(rill__edge *e, bool wake) {
     unsigned n = b->n;
     e->cur = NULL;
     e->produced_local += n;
-    rill__qstat *q = e->q;
-    rill__q_begin(q);
+    rill__queue_stats *q = e->q;
+    rill__queue_stats_begin(q);
     atomic_store(&b->pub_n, n);
     RILL__PUBLISH(b);
     /* Cannot fail: at most max_batches exist and the ring holds more. */
@@ -274,7 +274,7 @@ static void rill__edge_publish(rill__edge *e, bool wake) {
     uint64_t depth = e->produced_local - e->dropped_local - atomic_load(&e->consumed);
     if (depth > atomic_load_explicit(&q->high_water, memory_order_relaxed))
         atomic_store(&q->high_water, depth);
-    rill__q_end(q);
+    rill__queue_stats_end(q);
     if (wake || e->produced_local - e->consumed_seen >= e->wake_depth) {
         rill__park_wake(e->data);
         e->lazy_since = 0;
@@ -283,7 +283,7 @@ static void rill__edge_publish(rill__edge *e, bool wake) {
     }
 }
 
-void rill__edge_announce(rill__edge *e) {
+void rill__queue_announce(rill__queue *e) {
     if (e->lazy_since) {
         rill__park_wake(e->data);
         e->lazy_since = 0;
@@ -293,14 +293,14 @@ void rill__edge_announce(rill__edge *e) {
 /* With no partial batch, a full one may still have been published without a
  * wake-up: announce it, or a source that flushes and then blocks in its
  * produce (waiting for input) leaves it unseen by a sleeping consumer. */
-void rill__edge_flush(rill__edge *e) {
-    rill__edge_publish(e, true);
-    rill__edge_announce(e);
+void rill__queue_flush(rill__queue *e) {
+    rill__queue_publish(e, true);
+    rill__queue_announce(e);
 }
 
-void rill__edge_flush_lazy(rill__edge *e) { rill__edge_publish(e, false); }
+void rill__queue_flush_lazy(rill__queue *e) { rill__queue_publish(e, false); }
 
-uint64_t rill__edge_nudge(rill__edge *e, uint64_t now) {
+uint64_t rill__queue_nudge(rill__queue *e, uint64_t now) {
     if (!e->lazy_since)
         return UINT64_MAX;
     /* Published before its producer parked: the consumer must learn of it
@@ -317,9 +317,9 @@ uint64_t rill__edge_nudge(rill__edge *e, uint64_t now) {
 /* drop_oldest on a full queue: take the oldest waiting batch back out of the
  * ring and drop its items. False if none waits (the consumer is delivering
  * the only one): then the new item is dropped instead. */
-static bool rill__edge_drop_oldest(rill__edge *e) {
+static bool rill__queue_drop_oldest(rill__queue *e) {
     void *v;
-    rill__q_begin(e->q);
+    rill__queue_stats_begin(e->q);
     bool ok = ck_ring_dequeue_spmc(&e->full, e->full_buf, &v);
     if (ok) {
         RILL__RECEIVE(v);
@@ -328,7 +328,7 @@ static bool rill__edge_drop_oldest(rill__edge *e) {
         e->dropped_local += b->n;
         atomic_store(&b->pub_n, 0);
     }
-    rill__q_end(e->q);
+    rill__queue_stats_end(e->q);
     if (!ok)
         return false;
     rill__batch_drop(v);
@@ -336,7 +336,7 @@ static bool rill__edge_drop_oldest(rill__edge *e) {
         e->cur = v;
     } else {
         /* Kept for our next batch, not freed: a snapshot may still read it
-         * through a stale ring slot (rill__edge_ring_items). The empty ring
+         * through a stale ring slot (rill__queue_ring_items). The empty ring
          * is not an option: its one producer is the consumer. */
         rill__batch *b = v;
         b->spare_next = e->spare;
@@ -345,15 +345,15 @@ static bool rill__edge_drop_oldest(rill__edge *e) {
     return true;
 }
 
-static int rill__edge_drop_newest(rill__edge *e) {
-    rill__q_begin(e->q);
+static int rill__queue_drop_newest(rill__queue *e) {
+    rill__queue_stats_begin(e->q);
     rill__counter_add(&e->q->in, 1);
     rill__counter_add(&e->q->dropped, 1);
-    rill__q_end(e->q);
+    rill__queue_stats_end(e->q);
     return 0;
 }
 
-int rill__edge_push(rill__edge *e, const rill_item *item, int stop_code) {
+int rill__queue_push(rill__queue *e, const rill_item *item, int stop_code) {
     rill__batch *b = e->cur;
     uint64_t queued = e->produced_local - e->dropped_local - e->consumed_seen + (b ? b->n : 0);
     if (queued >= e->capacity) {
@@ -362,27 +362,27 @@ int rill__edge_push(rill__edge *e, const rill_item *item, int stop_code) {
         e->consumed_seen = atomic_load_explicit(&e->consumed, memory_order_acquire);
         queued = e->produced_local - e->dropped_local - e->consumed_seen + (b ? b->n : 0);
         if (queued >= e->capacity && e->policy != RILL_OVERFLOW_BLOCK) {
-            if (e->policy == RILL_OVERFLOW_DROP_NEWEST || !rill__edge_drop_oldest(e))
-                return rill__edge_drop_newest(e);
+            if (e->policy == RILL_OVERFLOW_DROP_NEWEST || !rill__queue_drop_oldest(e))
+                return rill__queue_drop_newest(e);
         } else if (queued >= e->capacity) {
-            rill__edge_flush(e);
-            int rc = rill__edge_wait(e, rill__has_room, stop_code);
+            rill__queue_flush(e);
+            int rc = rill__queue_wait(e, rill__has_room, stop_code);
             if (rc)
                 return rc;
         }
         b = e->cur;
     }
     if (!b) {
-        int rc = rill__edge_try_batch(e);
+        int rc = rill__queue_try_batch(e);
         if (rc > 0 && e->policy != RILL_OVERFLOW_BLOCK) {
             /* Every batch in flight (many partial ones): a leaky queue drops
              * rather than stall its producer. */
-            if (e->policy == RILL_OVERFLOW_DROP_NEWEST || !rill__edge_drop_oldest(e))
-                return rill__edge_drop_newest(e);
-            rc = e->cur ? 0 : rill__edge_try_batch(e);
+            if (e->policy == RILL_OVERFLOW_DROP_NEWEST || !rill__queue_drop_oldest(e))
+                return rill__queue_drop_newest(e);
+            rc = e->cur ? 0 : rill__queue_try_batch(e);
         }
         if (rc > 0)
-            rc = rill__edge_wait(e, rill__got_batch, stop_code);
+            rc = rill__queue_wait(e, rill__got_batch, stop_code);
         if (rc)
             return rc;
         b = e->cur;
@@ -396,11 +396,11 @@ int rill__edge_push(rill__edge *e, const rill_item *item, int stop_code) {
         b->owners[b->nowners++] = o;
     }
     if (b->n == e->batch_cap)
-        rill__edge_publish(e, false);
+        rill__queue_publish(e, false);
     return 0;
 }
 
-int rill__edge_ready(rill__edge *e) {
+int rill__queue_ready(rill__queue *e) {
     if (e->policy != RILL_OVERFLOW_BLOCK)
         return 1;
     rill__batch *b = e->cur;
@@ -413,49 +413,49 @@ int rill__edge_ready(rill__edge *e) {
     }
     if (b)
         return 1;
-    int rc = rill__edge_try_batch(e);
+    int rc = rill__queue_try_batch(e);
     return rc == 0 ? 1 : rc > 0 ? 0 : rc;
 }
 
-int rill__edge_close(rill__edge *e, int stop_code) {
+int rill__queue_close(rill__queue *e, int stop_code) {
     if (e->eos_sent)
         return 0;
     if (!e->cur) {
-        int rc = rill__edge_new_batch(e, stop_code);
+        int rc = rill__queue_new_batch(e, stop_code);
         if (rc)
             return rc;
     }
     e->cur->eos = true;
     e->eos_sent = true;
-    rill__edge_flush(e);
+    rill__queue_flush(e);
     return 0;
 }
 
-rill__batch *rill__edge_take(rill__edge *e) {
+rill__batch *rill__queue_take(rill__queue *e) {
     void *v;
     if (ck_ring_size(&e->full) == 0) /* polled while idle: keep it cheap */
         return NULL;
-    rill__q_begin(e->q);
+    rill__queue_stats_begin(e->q);
     bool ok = rill__ring_take(e, &v);
     if (ok)
         atomic_store(&e->delivering, (rill__batch *)v);
-    rill__q_end(e->q);
+    rill__queue_stats_end(e->q);
     if (!ok)
         return NULL;
     RILL__RECEIVE(v);
     return v;
 }
 
-void rill__edge_done(rill__edge *e, rill__batch *b, unsigned delivered) {
+void rill__queue_done(rill__queue *e, rill__batch *b, unsigned delivered) {
     uint64_t n = b->n;
-    rill__q_begin(e->q);
+    rill__queue_stats_begin(e->q);
     atomic_store(&e->delivering, NULL);
     atomic_store(&b->pub_n, 0);
     rill__counter_add(&e->q->out, delivered);
     rill__counter_add(&e->q->discarded, n - delivered);
     e->consumed_local += n;
     atomic_store_explicit(&e->consumed, e->consumed_local, memory_order_release);
-    rill__q_end(e->q);
+    rill__queue_stats_end(e->q);
     rill__batch_drop(b);
     RILL__PUBLISH(b);
     ck_ring_enqueue_spsc(&e->empty, e->empty_buf, b);
@@ -468,6 +468,6 @@ void rill__edge_done(rill__edge *e, rill__batch *b, unsigned delivered) {
     if (depth <= e->capacity - e->wake_depth || ck_ring_size(&e->full) == 0) {
         rill__park_wake(&e->space);
         if (RILL__UNLIKELY(atomic_load_explicit(&e->armed, memory_order_seq_cst)))
-            rill__edge_room_freed(e);
+            rill__queue_room_freed(e);
     }
 }

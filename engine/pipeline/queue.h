@@ -16,7 +16,7 @@
  * Progress: enqueue and dequeue are wait-free; a producer on a full queue
  * (or with every batch in flight) and a consumer on an empty one spin
  * briefly and then park (park.h). A producer that must not wait (rill_try_emit)
- * asks rill__edge_ready instead and, when refused, arms the edge: the
+ * asks rill__queue_ready instead and, when refused, arms the edge: the
  * consumer then writes the producing stage's room eventfd as it frees room
  * (room.h). */
 #ifndef RILL_QUEUE_H
@@ -47,12 +47,12 @@ typedef struct rill__batch {
  * reads for every item (and the other way round), or every hand-over costs
  * the other thread cache misses — about a tenth of a hop's throughput, and
  * different from build to build as malloc's alignment of the edge moved.
- * Allocate edges with rill__edge_alloc. */
+ * Allocate edges with rill__queue_alloc. */
 #define RILL__LINE 64
 
-struct rill__edge {
+struct rill__queue {
     /* set up once, read by both */
-    rill__qstat *q;           /* counters of this queue (outlive it) */
+    rill__queue_stats *q;           /* counters of this queue (outlive it) */
     _Atomic uint64_t *producer_waited; /* producing thread's waiting time */
     unsigned policy;          /* RILL_OVERFLOW_* */
     unsigned capacity, batch_cap, max_batches;
@@ -91,63 +91,63 @@ struct rill__edge {
     _Alignas(RILL__LINE) ck_ring_t empty;
 };
 
-/* A zeroed, suitably aligned edge for rill__edge_init, or NULL; free() it. */
-rill__edge *rill__edge_alloc(void);
+/* A zeroed, suitably aligned edge for rill__queue_init, or NULL; free() it. */
+rill__queue *rill__queue_alloc(void);
 
 /* Prepare e. batch_cap is clamped to capacity. Returns 0 or RILL_ENOMEM. */
-int rill__edge_init(rill__edge *e, unsigned capacity, unsigned batch_cap, uint64_t latency_ns,
-                    unsigned policy, rill__qstat *q, rill__park *data, const _Atomic int *stop);
+int rill__queue_init(rill__queue *e, unsigned capacity, unsigned batch_cap, uint64_t latency_ns,
+                    unsigned policy, rill__queue_stats *q, rill__park *data, const _Atomic int *stop);
 
 /* Free e. Only once neither thread uses it any more. Items still queued are
  * dropped (their owners released) and counted as discarded. */
-void rill__edge_fini(rill__edge *e);
+void rill__queue_fini(rill__queue *e);
 
 /* Producer: append item (retaining its owner if needed). Blocks while the
  * queue is full. Returns 0, the stop code if the pipeline stopped while it
  * waited (the item is then not queued), or RILL_ENOMEM. */
-int rill__edge_push(rill__edge *e, const rill_item *item, int stop_code);
+int rill__queue_push(rill__queue *e, const rill_item *item, int stop_code);
 
 /* Producer: make the partial batch visible now and wake the consumer if it
  * sleeps (also for batches published lazily before). Never blocks. */
-void rill__edge_flush(rill__edge *e);
+void rill__queue_flush(rill__queue *e);
 
 /* Producer: make the partial batch visible now, but wake a sleeping consumer
- * only if half the capacity is queued; otherwise rill__edge_nudge() wakes it
+ * only if half the capacity is queued; otherwise rill__queue_nudge() wakes it
  * once the oldest unannounced batch is min(latency_ns, 1 ms) old. For a producer about
  * to wait for its own input: a trickle of items then costs one wake-up per
  * latency period, not one per item. */
-void rill__edge_flush_lazy(rill__edge *e);
+void rill__queue_flush_lazy(rill__queue *e);
 
 /* Producer: wake the consumer now if items were published without waking it. */
-void rill__edge_announce(rill__edge *e);
+void rill__queue_announce(rill__queue *e);
 
 /* Producer: wake the consumer if items announced lazily are due. Returns the
  * nanoseconds until the next one is due, or UINT64_MAX if none waits. */
-uint64_t rill__edge_nudge(rill__edge *e, uint64_t now);
+uint64_t rill__queue_nudge(rill__queue *e, uint64_t now);
 
 /* Producer: can e take one more item now, without waiting? 1 if so (taking
  * a free batch for it if needed; always for drop policies), 0 if not (full,
  * or every batch in flight), or RILL_ENOMEM. */
-int rill__edge_ready(rill__edge *e);
+int rill__queue_ready(rill__queue *e);
 
 /* Producer: send end of stream (after a flush). Blocks only if every batch is
  * in flight; returns 0 or the stop code. */
-int rill__edge_close(rill__edge *e, int stop_code);
+int rill__queue_close(rill__queue *e, int stop_code);
 
 /* Consumer: the next batch, or NULL if none is visible. */
-rill__batch *rill__edge_take(rill__edge *e);
+rill__batch *rill__queue_take(rill__queue *e);
 
 /* Consumer: the first `delivered` items of b were delivered (the rest were
  * not: the pipeline stopped); release its owners, recycle it, wake the
  * producer. */
-void rill__edge_done(rill__edge *e, rill__batch *b, unsigned delivered);
+void rill__queue_done(rill__queue *e, rill__batch *b, unsigned delivered);
 
 /* Items in the ring and in the batch being delivered, counted there; for
- * rill__q_read, which retries if a hand-over ran meanwhile. */
-uint64_t rill__edge_ring_items(rill__edge *e);
+ * rill__queue_stats_read, which retries if a hand-over ran meanwhile. */
+uint64_t rill__queue_ring_items(rill__queue *e);
 
 /* Items queued now (visible ones; read from the counters of the rings). */
-static inline uint64_t rill__edge_depth(rill__edge *e) {
+static inline uint64_t rill__queue_depth(rill__queue *e) {
     uint64_t c = atomic_load_explicit(&e->consumed, memory_order_acquire);
     uint64_t p = atomic_load_explicit(&e->produced, memory_order_acquire);
     return p - c;
@@ -155,14 +155,14 @@ static inline uint64_t rill__edge_depth(rill__edge *e) {
 
 /* Producer: flush the partial batch if its first item waited longer than the
  * edge's latency bound (stamping it on first sight). */
-static inline void rill__edge_flush_if_old(rill__edge *e, uint64_t now) {
+static inline void rill__queue_flush_if_old(rill__queue *e, uint64_t now) {
     rill__batch *b = e->cur;
     if (!b || b->n == 0)
         return;
     if (!b->started)
         b->started = now;
     else if (now - b->started >= e->latency_ns)
-        rill__edge_flush(e);
+        rill__queue_flush(e);
 }
 
 #endif

@@ -12,10 +12,10 @@
 
 /* ---- the edge's half -------------------------------------------------------- */
 
-int rill__edge_arm(rill__edge *e) {
+int rill__queue_arm(rill__queue *e) {
     uint32_t seen = rill__park_epoch(&e->space);
     e->consumed_seen = atomic_load_explicit(&e->consumed, memory_order_acquire);
-    int rc = rill__edge_ready(e);
+    int rc = rill__queue_ready(e);
     if (rc != 0)
         return rc == 1 ? 0 : rc;
     if (RILL__UNLIKELY(e->arm_delay_ns))
@@ -41,7 +41,7 @@ void rill__room_signal(_Atomic int *efd) {
  * owed, then look for the fd again (rill_stage_room_fd stores the fd, then
  * looks for owed signals; both sequentially consistent, so one of the two
  * sees the other). The flag is cleared by whoever writes the fd. */
-void rill__edge_room_freed(rill__edge *e) {
+void rill__queue_room_freed(rill__queue *e) {
     if (!e->room_efd)
         return;
     if (atomic_load_explicit(e->room_efd, memory_order_seq_cst) == 0) {
@@ -53,14 +53,14 @@ void rill__edge_room_freed(rill__edge *e) {
         rill__room_signal(e->room_efd);
 }
 
-void rill__edge_signal_now(rill__edge *e) {
+void rill__queue_signal_now(rill__queue *e) {
     if (e->room_efd && atomic_load_explicit(e->room_efd, memory_order_seq_cst) > 0)
         rill__room_signal(e->room_efd);
     else
         atomic_store_explicit(&e->armed, RILL__ROOM_OWED, memory_order_seq_cst);
 }
 
-bool rill__edge_take_owed(rill__edge *e) {
+bool rill__queue_take_owed(rill__queue *e) {
     return atomic_load_explicit(&e->armed, memory_order_seq_cst) == RILL__ROOM_OWED &&
            atomic_exchange_explicit(&e->armed, 0, memory_order_seq_cst) != 0;
 }
@@ -75,10 +75,10 @@ uint32_t rill__room_fault_delay_ns(void) {
 
 /* The first blocking queue directly after st that cannot take an item now,
  * NULL if every one can; *err gets RILL_ENOMEM if a batch cannot be made. */
-static rill__edge *rill__refusing_edge(rill_stage *st, int *err) {
+static rill__queue *rill__refusing_edge(rill_stage *st, int *err) {
     for (unsigned i = 0; i < st->nout; i++) {
-        rill__edge *e = st->out[i].edge;
-        int r = e ? rill__edge_ready(e) : 1;
+        rill__queue *e = st->out[i].queue;
+        int r = e ? rill__queue_ready(e) : 1;
         if (r <= 0) {
             *err = r;
             return e;
@@ -101,7 +101,7 @@ static int rill__emit_queues_first(rill_stage *st, const rill_item *item) {
     unsigned n = st->nout;
     for (unsigned pass = 0; pass < 2; pass++)
         for (unsigned i = 0; i < n; i++)
-            if ((o[i].edge != NULL) == (pass == 0)) {
+            if ((o[i].queue != NULL) == (pass == 0)) {
                 int rc = rill__deliver(st, &o[i], item);
                 if (RILL__UNLIKELY(rc < 0))
                     return rc;
@@ -119,7 +119,7 @@ RILL_API int rill_try_emit(rill_stage *st, const rill_item *item) {
         if (RILL__UNLIKELY(rill__stopped(st->p)))
             return rill__stop_code(st->p);
         int err = 0;
-        rill__edge *e = rill__refusing_edge(st, &err);
+        rill__queue *e = rill__refusing_edge(st, &err);
         if (RILL__LIKELY(!e))
             return rill__emit_queues_first(st, item);
         if (err < 0)
@@ -132,13 +132,13 @@ RILL_API int rill_try_emit(rill_stage *st, const rill_item *item) {
             e->before_wait(e->before_wait_arg);
             rill__park_wake(e->data);
         }
-        int still = rill__edge_arm(e);
+        int still = rill__queue_arm(e);
         if (still < 0)
             return still;
         if (still)
             return RILL_EAGAIN;
         if (round == 2) {
-            rill__edge_signal_now(e);
+            rill__queue_signal_now(e);
             return RILL_EAGAIN;
         }
     }
@@ -159,11 +159,11 @@ RILL_API int rill_stage_room_fd(rill_stage *st, int *fd) {
         atomic_store_explicit(&st->room_efd, efd, memory_order_seq_cst);
         /* Signals owed to an fd not made yet: a stop that came first
          * (rill__wake_all writes only the fds it sees) or room freed after a
-         * refusal (rill__edge_room_freed). Each side stores, then loads,
+         * refusal (rill__queue_room_freed). Each side stores, then loads,
          * sequentially consistent: one of the two sees the other. */
         bool owed = atomic_load_explicit(&p->stop, memory_order_seq_cst) != 0;
         for (unsigned i = 0; i < st->nout; i++)
-            if (st->out[i].edge && rill__edge_take_owed(st->out[i].edge))
+            if (st->out[i].queue && rill__queue_take_owed(st->out[i].queue))
                 owed = true;
         if (owed)
             rill__room_signal(&st->room_efd);

@@ -23,8 +23,8 @@ static rill__worker *rill__worker_of(rill_pipeline *p, unsigned domain) {
     return domain ? &p->workers[domain - 1] : &p->main;
 }
 
-static int rill__append(rill__edge ***arr, unsigned *n, rill__edge *e) {
-    rill__edge **a = realloc(*arr, (*n + 1) * sizeof *a);
+static int rill__append(rill__queue ***arr, unsigned *n, rill__queue *e) {
+    rill__queue **a = realloc(*arr, (*n + 1) * sizeof *a);
     if (!a)
         return RILL_ENOMEM;
     a[(*n)++] = e;
@@ -61,18 +61,18 @@ static unsigned rill__index_of(const rill_pipeline *p, const rill_stage *st) {
 }
 
 /* The queue from `from` (NULL: the caller's pushes) to `to`, produced by the
- * thread of `producer`. Its counters live in p->qstats until destroy. */
-static rill__edge *rill__edge_new(rill_pipeline *p, rill_stage *from, rill_stage *to,
+ * thread of `producer`. Its counters live in p->queue_stats until destroy. */
+static rill__queue *rill__queue_new(rill_pipeline *p, rill_stage *from, rill_stage *to,
                                   rill__worker *producer) {
     rill__worker *w = rill__worker_of(p, to->domain);
-    rill__edge *e = rill__edge_alloc();
+    rill__queue *e = rill__queue_alloc();
     unsigned cap = to->opts.capacity ? to->opts.capacity : RILL__DEFAULT_CAPACITY;
     unsigned batch = to->opts.batch ? to->opts.batch : RILL__DEFAULT_BATCH;
     unsigned lat = to->opts.max_latency_us ? to->opts.max_latency_us : RILL__DEFAULT_LATENCY_US;
     if (!e)
         return NULL;
-    rill__qstat *q = &p->qstats[p->nq];
-    if (rill__edge_init(e, cap, batch, (uint64_t)lat * 1000u, to->opts.overflow, q, &w->data,
+    rill__queue_stats *q = &p->queue_stats[p->nq];
+    if (rill__queue_init(e, cap, batch, (uint64_t)lat * 1000u, to->opts.overflow, q, &w->data,
                         &p->stop)) {
         free(e);
         return NULL;
@@ -84,19 +84,19 @@ static rill__edge *rill__edge_new(rill_pipeline *p, rill_stage *from, rill_stage
     q->policy = to->opts.overflow;
     q->consumer = rill__index_of(p, to);
     q->producer = from ? rill__index_of(p, from) : UINT32_MAX;
-    atomic_store(&q->edge, e);
+    atomic_store(&q->queue, e);
     e->producer_waited = producer->head ? &producer->head->waited_ns : &p->main_waited;
     e->before_wait = rill__flush_outputs_of;
     e->before_wait_arg = producer;
     e->room_efd = from ? &from->room_efd : NULL;
     e->arm_delay_ns = rill__room_fault_delay_ns();
-    if (rill__append(&p->edges, &p->nedges, e)) {
-        rill__edge_fini(e);
+    if (rill__append(&p->queues, &p->nqueues, e)) {
+        rill__queue_fini(e);
         free(e);
         return NULL;
     }
     if (rill__append(&w->in, &w->nin, e) || rill__append(&producer->out, &producer->nout, e))
-        return NULL; /* e is freed with p->edges */
+        return NULL; /* e is freed with p->queues */
     return e;
 }
 
@@ -138,7 +138,7 @@ static int rill__plan(rill_pipeline *p) {
     size_t maxq = p->n;
     for (unsigned i = 0; i < p->n; i++)
         maxq += p->stages[i]->nout;
-    if (!rc && !(p->qstats = calloc(maxq ? maxq : 1, sizeof *p->qstats)))
+    if (!rc && !(p->queue_stats = calloc(maxq ? maxq : 1, sizeof *p->queue_stats)))
         rc = RILL_ENOMEM;
     for (unsigned i = 0; i < p->n && !rc; i++) {
         rill_stage *st = order[i];
@@ -151,7 +151,7 @@ static int rill__plan(rill_pipeline *p) {
         w->head = st;
         rill__park_init(&w->data);
         /* A threaded entry fed by rill_pipeline_push: an edge from the caller. */
-        if (st->nin == 0 && !st->ops->produce && !rill__edge_new(p, NULL, st, &p->main))
+        if (st->nin == 0 && !st->ops->produce && !rill__queue_new(p, NULL, st, &p->main))
             rc = RILL_ENOMEM;
     }
     for (unsigned i = 0; i < p->n && !rc; i++) {
@@ -159,7 +159,7 @@ static int rill__plan(rill_pipeline *p) {
         for (unsigned k = 0; k < st->nout && !rc; k++) {
             rill__port *o = &st->out[k];
             if (o->to->domain != st->domain &&
-                !(o->edge = rill__edge_new(p, st, o->to, rill__worker_of(p, st->domain))))
+                !(o->queue = rill__queue_new(p, st, o->to, rill__worker_of(p, st->domain))))
                 rc = RILL_ENOMEM;
         }
     }
@@ -168,11 +168,11 @@ static int rill__plan(rill_pipeline *p) {
     if (rc) {
         /* No thread will run: every stage goes back to the caller's thread,
          * with no queue, so that close still closes each of them once. The
-         * edges made so far are freed with p->edges at close. */
+         * edges made so far are freed with p->queues at close. */
         for (unsigned i = 0; i < p->n; i++) {
             p->stages[i]->domain = 0;
             for (unsigned k = 0; k < p->stages[i]->nout; k++)
-                p->stages[i]->out[k].edge = NULL;
+                p->stages[i]->out[k].queue = NULL;
         }
         nw = 0;
     }
@@ -185,14 +185,14 @@ static void rill__flush_outputs_of(void *w) { rill__flush_outputs(w); }
 
 void rill__flush_outputs(rill__worker *w) {
     for (unsigned i = 0; i < w->nout; i++)
-        rill__edge_flush(w->out[i]);
+        rill__queue_flush(w->out[i]);
 }
 
 void rill__flush_old_outputs(rill__worker *w) {
     uint64_t now = w->nout ? rill__now_ns() : 0;
     for (unsigned i = 0; i < w->nout; i++) {
-        rill__edge_flush_if_old(w->out[i], now);
-        rill__edge_nudge(w->out[i], now);
+        rill__queue_flush_if_old(w->out[i], now);
+        rill__queue_nudge(w->out[i], now);
     }
 }
 
@@ -202,8 +202,8 @@ void rill__flush_old_outputs(rill__worker *w) {
 static uint64_t rill__publish_before_wait(rill__worker *w) {
     uint64_t now = w->nout ? rill__now_ns() : 0, sleep = UINT64_MAX;
     for (unsigned i = 0; i < w->nout; i++) {
-        rill__edge_flush_lazy(w->out[i]);
-        uint64_t due = rill__edge_nudge(w->out[i], now);
+        rill__queue_flush_lazy(w->out[i]);
+        uint64_t due = rill__queue_nudge(w->out[i], now);
         sleep = due < sleep ? due : sleep;
     }
     return sleep == UINT64_MAX ? 0 : sleep;
@@ -217,17 +217,17 @@ void rill__wake_all(rill_pipeline *p) {
     for (unsigned i = 0; i < nw; i++)
         rill__park_wake(&p->workers[i].data);
     if (nw)
-        for (unsigned i = 0; i < p->nedges; i++)
-            rill__park_wake(&p->edges[i]->space);
+        for (unsigned i = 0; i < p->nqueues; i++)
+            rill__park_wake(&p->queues[i]->space);
     atomic_fetch_sub_explicit(&p->waking, 1, memory_order_seq_cst);
     rill__room_signal_all(p); /* loops waiting for room on an eventfd */
 }
 
 /* The next batch from any input, round robin; NULL if none is visible. */
-static rill__batch *rill__poll(rill__worker *w, unsigned *rr, rill__edge **from) {
+static rill__batch *rill__poll(rill__worker *w, unsigned *rr, rill__queue **from) {
     for (unsigned k = 0; k < w->nin; k++) {
-        rill__edge *e = w->in[(*rr + k) % w->nin];
-        rill__batch *b = rill__edge_take(e);
+        rill__queue *e = w->in[(*rr + k) % w->nin];
+        rill__batch *b = rill__queue_take(e);
         if (b) {
             *rr = (*rr + k + 1) % w->nin;
             *from = e;
@@ -240,11 +240,11 @@ static rill__batch *rill__poll(rill__worker *w, unsigned *rr, rill__edge **from)
 /* Wait for input: publish what this thread produced (nobody else will),
  * spin briefly, then park — with a timeout while a consumer downstream has
  * items it has not been woken for. NULL once the pipeline stops. */
-static rill__batch *rill__wait_input_loop(rill__worker *w, unsigned *rr, rill__edge **from);
+static rill__batch *rill__wait_input_loop(rill__worker *w, unsigned *rr, rill__queue **from);
 
 /* The time spent here is the consumer's wait on empty queues, for every one
  * of its inputs (all were empty), and not busy time of its thread. */
-static rill__batch *rill__wait_input(rill__worker *w, unsigned *rr, rill__edge **from) {
+static rill__batch *rill__wait_input(rill__worker *w, unsigned *rr, rill__queue **from) {
     uint64_t t0 = rill__now_ns();
     rill__batch *b = rill__wait_input_loop(w, rr, from);
     uint64_t waited = rill__now_ns() - t0;
@@ -254,7 +254,7 @@ static rill__batch *rill__wait_input(rill__worker *w, unsigned *rr, rill__edge *
     return b;
 }
 
-static rill__batch *rill__wait_input_loop(rill__worker *w, unsigned *rr, rill__edge **from) {
+static rill__batch *rill__wait_input_loop(rill__worker *w, unsigned *rr, rill__queue **from) {
     rill__batch *b;
     uint64_t sleep = rill__publish_before_wait(w);
     for (unsigned round = 0; rill__backoff(round); round++)
@@ -288,7 +288,7 @@ static void rill__run_consumer(rill__worker *w) {
     rill_stage *st = w->head;
     unsigned open = w->nin, rr = 0;
     while (open && !rill__stopped(w->p)) {
-        rill__edge *e;
+        rill__queue *e;
         rill__batch *b = rill__poll(w, &rr, &e);
         if (!b && !(b = rill__wait_input(w, &rr, &e)))
             break;
@@ -307,7 +307,7 @@ static void rill__run_consumer(rill__worker *w) {
         rill__counter_add(&st->n_in, i);
         if (b->eos)
             open--;
-        rill__edge_done(e, b, i);
+        rill__queue_done(e, b, i);
         rill__flush_old_outputs(w);
     }
 }
@@ -373,23 +373,23 @@ void rill__threads_free(rill_pipeline *p) {
         sched_yield();
     /* Snapshots read the queues: not while they go away. */
     pthread_mutex_lock(&p->statlock);
-    for (unsigned i = 0; i < p->nedges; i++) {
-        rill__edge_fini(p->edges[i]);
-        free(p->edges[i]);
+    for (unsigned i = 0; i < p->nqueues; i++) {
+        rill__queue_fini(p->queues[i]);
+        free(p->queues[i]);
     }
     pthread_mutex_unlock(&p->statlock);
     for (size_t k = 0; k < p->nq; k++)
-        p->discarded += atomic_load(&p->qstats[k].discarded);
+        p->discarded += atomic_load(&p->queue_stats[k].discarded);
     for (unsigned i = 0; i < nw; i++) {
         free(p->workers[i].in);
         free(p->workers[i].out);
     }
     free(p->main.in);
     free(p->main.out);
-    free(p->edges);
+    free(p->queues);
     free(p->workers);
-    p->edges = NULL;
-    p->nedges = 0;
+    p->queues = NULL;
+    p->nqueues = 0;
     p->workers = NULL;
     p->main = (rill__worker){0};
 }

@@ -10,7 +10,7 @@
  * that thread may have been preempted inside one (more threads than cores):
  * yield now and then rather than give up, since a read given up on is torn
  * and breaks in == out + dropped + discarded + depth. */
-void rill__q_read(rill__qstat *q, rill_queue_stats *out) {
+void rill__queue_stats_read(rill__queue_stats *q, rill_queue_stats *out) {
     for (unsigned tries = 1;; tries++) {
         if (tries % 64 == 0)
             sched_yield();
@@ -25,8 +25,8 @@ void rill__q_read(rill__qstat *q, rill_queue_stats *out) {
         out->discarded = atomic_load(&q->discarded);
         out->batches = atomic_load(&q->batches);
         out->high_water = atomic_load(&q->high_water);
-        rill__edge *e = atomic_load(&q->edge);
-        out->depth = e ? rill__edge_ring_items(e) : 0;
+        rill__queue *e = atomic_load(&q->queue);
+        out->depth = e ? rill__queue_ring_items(e) : 0;
         if (atomic_load(&q->busy) == 0 && atomic_load(&q->version) == v)
             return;
     }
@@ -49,7 +49,7 @@ static int rill__bottleneck(const rill_pipeline *p, const rill_stats *s) {
         double in = 0, out = 0;
         unsigned nin = 0, nout = 0;
         for (size_t k = 0; k < s->nqueues; k++) {
-            const rill__qstat *q = &p->qstats[k];
+            const rill__queue_stats *q = &p->queue_stats[k];
             double f = rill__mean_fill(&s->queues[k]);
             if (q->consumer == i)
                 in = f > in ? f : in, nin++;
@@ -96,9 +96,9 @@ RILL_API int rill_pipeline_stats(rill_pipeline *p, rill_stats **out) {
         return RILL_ENOMEM;
     }
     for (size_t k = 0; k < p->nq; k++) {
-        rill__qstat *q = &p->qstats[k];
+        rill__queue_stats *q = &p->queue_stats[k];
         rill_queue_stats *o = &s->queues[k];
-        rill__q_read(q, o);
+        rill__queue_stats_read(q, o);
         o->from = q->from;
         o->to = q->to;
         o->policy = q->policy;
@@ -127,7 +127,7 @@ RILL_API int rill_pipeline_stats(rill_pipeline *p, rill_stats **out) {
             o->busy_ns = span > waited ? span - waited : 0;
         }
         for (size_t k = 0; k < p->nq; k++)
-            if (p->qstats[k].consumer == i) {
+            if (p->queue_stats[k].consumer == i) {
                 o->input_depth += s->queues[k].depth;
                 o->input_capacity += s->queues[k].capacity;
             }
@@ -222,12 +222,12 @@ static size_t rill__stuck_queue(const rill_pipeline *p, const rill_stats *s) {
             continue;
         if (fullest == SIZE_MAX || rill__fuller(q, &s->queues[fullest]))
             fullest = k;
-        unsigned d = rill__domain_of(p, p->qstats[k].consumer);
+        unsigned d = rill__domain_of(p, p->queue_stats[k].consumer);
         bool waits = false;
         for (size_t j = 0; j < s->nqueues && !waits; j++)
             waits = s->queues[j].policy == RILL_OVERFLOW_BLOCK &&
                     s->queues[j].depth >= s->queues[j].capacity &&
-                    rill__domain_of(p, p->qstats[j].producer) == d;
+                    rill__domain_of(p, p->queue_stats[j].producer) == d;
         if (!waits && (best == SIZE_MAX || rill__fuller(q, &s->queues[best])))
             best = k;
     }
@@ -297,9 +297,9 @@ static void *rill__sampler_main(void *arg) {
             rill__sampler_halve(sm, nq);
         bool record = sm->n + nq <= sm->max;
         for (size_t k = 0; k < nq; k++) {
-            rill__qstat *q = &p->qstats[k];
+            rill__queue_stats *q = &p->queue_stats[k];
             rill_queue_stats r;
-            rill__q_read(q, &r);
+            rill__queue_stats_read(q, &r);
             moved += r.in + r.out + r.dropped;
             unsigned band = q->capacity ? (unsigned)(r.depth * RILL_STATS_BANDS / q->capacity) : 0;
             band = band >= RILL_STATS_BANDS ? RILL_STATS_BANDS - 1 : band;

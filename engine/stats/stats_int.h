@@ -1,8 +1,8 @@
 /* Per-queue counters and their consistent snapshot (see rill/stats.h).
  *
  * The threads that move items update a queue's counters once per batch. A
- * hand-over (publish, take, done, drop) is bracketed by rill__q_begin and
- * rill__q_end: `busy` counts hand-overs in progress, `version` completed
+ * hand-over (publish, take, done, drop) is bracketed by rill__queue_stats_begin and
+ * rill__queue_stats_end: `busy` counts hand-overs in progress, `version` completed
  * ones. A reader that sees busy == 0 and the same version before and after
  * reading saw no hand-over in between: its counters and the ring agree.
  * busy, version and the reads are sequentially consistent and the counters
@@ -19,9 +19,9 @@
 #include "core/counter.h"
 #include "rill/stats.h"
 
-typedef struct rill__edge rill__edge;
+typedef struct rill__queue rill__queue;
 
-typedef struct rill__qstat {
+typedef struct rill__queue_stats {
     const char *from, *to;
     unsigned capacity, policy;
     unsigned consumer;          /* index of the consuming stage */
@@ -31,12 +31,12 @@ typedef struct rill__qstat {
     _Atomic uint64_t in, out, dropped, discarded, batches, high_water;
     _Atomic uint64_t wait_full_ns, wait_empty_ns;
     _Atomic uint64_t samples, depth_sum, bands[RILL_STATS_BANDS]; /* under sampler.lock */
-    rill__edge *_Atomic edge;   /* the live queue; NULL once closed */
-} rill__qstat;
+    rill__queue *_Atomic queue;   /* the live queue; NULL once closed */
+} rill__queue_stats;
 
-static inline void rill__q_begin(rill__qstat *q) { atomic_fetch_add(&q->busy, 1); }
+static inline void rill__queue_stats_begin(rill__queue_stats *q) { atomic_fetch_add(&q->busy, 1); }
 
-static inline void rill__q_end(rill__qstat *q) {
+static inline void rill__queue_stats_end(rill__queue_stats *q) {
     atomic_fetch_add(&q->version, 1);
     atomic_fetch_sub(&q->busy, 1);
 }
@@ -44,6 +44,6 @@ static inline void rill__q_end(rill__qstat *q) {
 /* Read q consistently into out (all fields but samples/bands). Never blocks
  * the writers: retries until no hand-over ran during the read, yielding now
  * and then so that a preempted writer can finish its hand-over. */
-void rill__q_read(rill__qstat *q, rill_queue_stats *out);
+void rill__queue_stats_read(rill__queue_stats *q, rill_queue_stats *out);
 
 #endif
