@@ -16,7 +16,7 @@
  * Progress: enqueue and dequeue are wait-free; a producer on a full queue
  * (or with every batch in flight) and a consumer on an empty one spin
  * briefly and then park (park.h). A producer that must not wait (rill_try_emit)
- * asks rill__queue_ready instead and, when refused, arms the edge: the
+ * asks rill__queue_ready instead and, when refused, arms the queue: the
  * consumer then writes the producing stage's room eventfd as it frees room
  * (room.h). */
 #ifndef RILL_QUEUE_H
@@ -46,8 +46,8 @@ typedef struct rill__batch {
  * a line the consumer writes once per batch must not be one the producer
  * reads for every item (and the other way round), or every hand-over costs
  * the other thread cache misses — about a tenth of a hop's throughput, and
- * different from build to build as malloc's alignment of the edge moved.
- * Allocate edges with rill__queue_alloc. */
+ * different from build to build as malloc's alignment of the queue moved.
+ * Allocate queues with rill__queue_alloc. */
 #define RILL__LINE 64
 
 struct rill__queue {
@@ -91,7 +91,7 @@ struct rill__queue {
     _Alignas(RILL__LINE) ck_ring_t empty;
 };
 
-/* A zeroed, suitably aligned edge for rill__queue_init, or NULL; free() it. */
+/* A zeroed, suitably aligned queue for rill__queue_init, or NULL; free() it. */
 rill__queue *rill__queue_alloc(void);
 
 /* Prepare e. batch_cap is clamped to capacity. Returns 0 or RILL_ENOMEM. */
@@ -125,9 +125,14 @@ void rill__queue_announce(rill__queue *e);
  * nanoseconds until the next one is due, or UINT64_MAX if none waits. */
 uint64_t rill__queue_nudge(rill__queue *e, uint64_t now);
 
-/* Producer: can e take one more item now, without waiting? 1 if so (taking
- * a free batch for it if needed; always for drop policies), 0 if not (full,
- * or every batch in flight), or RILL_ENOMEM. */
+/* The answer to a producer that must not wait (rill_try_emit): can the
+ * queue take one more item now? Functions that answer it return one of
+ * these, or RILL_ENOMEM. */
+typedef enum rill__room { RILL__ROOM = 0, RILL__NO_ROOM = 1 } rill__room;
+
+/* Producer: can e take one more item now, without waiting? RILL__ROOM if so
+ * (taking a free batch for it if needed; always for drop policies),
+ * RILL__NO_ROOM if not (full, or every batch in flight), or RILL_ENOMEM. */
 int rill__queue_ready(rill__queue *e);
 
 /* Producer: send end of stream (after a flush). Blocks only if every batch is
@@ -154,7 +159,7 @@ static inline uint64_t rill__queue_depth(rill__queue *e) {
 }
 
 /* Producer: flush the partial batch if its first item waited longer than the
- * edge's latency bound (stamping it on first sight). */
+ * queue's latency bound (stamping it on first sight). */
 static inline void rill__queue_flush_if_old(rill__queue *e, uint64_t now) {
     rill__batch *b = e->cur;
     if (!b || b->n == 0)

@@ -16,12 +16,12 @@ int rill__queue_arm(rill__queue *e) {
     uint32_t seen = rill__park_epoch(&e->space);
     e->consumed_seen = atomic_load_explicit(&e->consumed, memory_order_acquire);
     int rc = rill__queue_ready(e);
-    if (rc != 0)
-        return rc == 1 ? 0 : rc;
+    if (rc != RILL__NO_ROOM)
+        return rc;
     if (RILL__UNLIKELY(e->arm_delay_ns))
         rill__busy_wait(e->arm_delay_ns);
     atomic_store_explicit(&e->armed, RILL__ROOM_ARMED, memory_order_seq_cst);
-    return rill__park_epoch(&e->space) == seen ? 1 : 0;
+    return rill__park_epoch(&e->space) == seen ? RILL__NO_ROOM : RILL__ROOM;
 }
 
 void rill__room_signal(_Atomic int *efd) {
@@ -78,9 +78,9 @@ uint32_t rill__room_fault_delay_ns(void) {
 static rill__queue *rill__refusing_edge(rill_stage *st, int *err) {
     for (unsigned i = 0; i < st->nout; i++) {
         rill__queue *e = st->out[i].queue;
-        int r = e ? rill__queue_ready(e) : 1;
-        if (r <= 0) {
-            *err = r;
+        int r = e ? rill__queue_ready(e) : RILL__ROOM;
+        if (r != RILL__ROOM) {
+            *err = r < 0 ? r : 0;
             return e;
         }
     }
@@ -133,10 +133,10 @@ RILL_API int rill_try_emit(rill_stage *st, const rill_item *item) {
             rill__park_wake(e->data);
         }
         int still = rill__queue_arm(e);
+        if (still == RILL__NO_ROOM)
+            return RILL_EAGAIN;
         if (still < 0)
             return still;
-        if (still)
-            return RILL_EAGAIN;
         if (round == 2) {
             rill__queue_signal_now(e);
             return RILL_EAGAIN;

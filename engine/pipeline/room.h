@@ -31,10 +31,10 @@
  * consumer freed room before the producing stage had a room eventfd. */
 enum { RILL__ROOM_ARMED = 1, RILL__ROOM_OWED = 2 };
 
-/* Producer, after rill__queue_ready said 0: arm the room signal, unless a
- * look again finds room. 0 if e may have room now (try again; a spare signal
- * may follow), 1 if it has none and the consumer will write the room eventfd
- * once it frees room, or RILL_ENOMEM. */
+/* Producer, after rill__queue_ready said RILL__NO_ROOM: arm the room signal,
+ * unless a look again finds room. RILL__ROOM if e may have room now (try
+ * again; a spare signal may follow), RILL__NO_ROOM if it has none and the
+ * consumer will write the room eventfd once it frees room, or RILL_ENOMEM. */
 int rill__queue_arm(rill__queue *e);
 
 /* Producer: signal the room eventfd now (room may be there, but the caller
