@@ -1,9 +1,6 @@
-/* Running a pipeline: delivery, close ordering, first error, abort.
- *
- * Delivery to a stage on the same thread is a direct call into its send
- * callback: no queue, no allocation, no atomic read-modify-write per item.
- * Delivery to a threaded stage appends to a batch of the edge to its thread
- * (queue.h). rill_try_emit, which does not wait, is in room.c. */
+/* Running a pipeline: start, close ordering, first error, abort, flushes.
+ * The item's own path (emit, deliver, the loops that drive stages) is
+ * flow.c. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,32 +75,6 @@ RILL_API int rill_pipeline_stopped(const rill_pipeline *p) {
     if (!p)
         return RILL_EINVAL;
     return rill__stopped(p) ? rill__stop_code(p) : 0;
-}
-
-/* ---- delivery ---------------------------------------------------------------- */
-
-RILL_API int rill_emit(rill_stage *st, const rill_item *item) {
-    if (RILL__UNLIKELY(rill__stopped(st->p)))
-        return rill__stop_code(st->p);
-    rill__counter_add(&st->n_out, 1);
-    if (RILL__UNLIKELY(st->delay_ns) && st->ops->produce)
-        rill__busy_wait(st->delay_ns);
-    const rill__port *o = st->out;
-    for (unsigned i = 0, n = st->nout; i < n; i++) {
-        int rc = rill__deliver(st, &o[i], item);
-        if (RILL__UNLIKELY(rc < 0))
-            return rc;
-    }
-    return 0;
-}
-
-RILL_API int rill_emit_to(rill_stage *st, unsigned port, const rill_item *item) {
-    if (RILL__UNLIKELY(rill__stopped(st->p)))
-        return rill__stop_code(st->p);
-    if (port >= st->nout)
-        return RILL_EINVAL;
-    rill__counter_add(&st->n_out, 1);
-    return rill__deliver(st, &st->out[port], item);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------ */
@@ -190,46 +161,10 @@ RILL_API int rill_pipeline_run(rill_pipeline *p) {
             rill_stage *st = p->stages[i];
             if (!st->ops->produce || st->domain != 0)
                 continue;
-            while (!rill__stopped(p)) {
-                int rc = st->ops->produce(st, st->state);
-                rill__flush_old_outputs(&p->main);
-                if (rc == RILL_EDONE)
-                    break;
-                if (rc < 0) {
-                    rill__failed(st, rc);
-                    break;
-                }
-            }
+            rill__run_source(st, &p->main);
         }
     }
     return rill_pipeline_close(p);
-}
-
-RILL_API int rill_pipeline_push(rill_pipeline *p, rill_stage *entry, const rill_item *item) {
-    if (!p || !entry || !item || entry->p != p || entry->nin || !entry->ops->send)
-        return RILL_EINVAL;
-    if (p->phase == RILL__CLOSED)
-        return RILL_ECLOSED;
-    int rc = rill_pipeline_start(p);
-    if (rc)
-        return rc;
-    if (rill__stopped(p))
-        return rill__stop_code(p);
-    if (entry->domain == 0) {
-        rill__counter_add(&entry->n_in, 1);
-        rc = entry->ops->send(entry, entry->state, item);
-        return rc < 0 ? rill__failed(entry, rc) : 0;
-    }
-    rill__queue *e = p->workers[entry->domain - 1].in[0];
-    rc = rill__queue_push(e, item, RILL_EABORTED);
-    if (rc < 0)
-        return rc == RILL_EABORTED ? rill__stop_code(p) : rc;
-    rill__queue_flush_if_old(e, rill__now_ns());
-    /* The caller is not a worker that comes back to wake the consumer later
-     * (it may idle for good after this push): a batch published without a
-     * wake-up must be announced now. */
-    rill__queue_announce(e);
-    return 0;
 }
 
 RILL_API void rill_stage_flush(rill_stage *st) {

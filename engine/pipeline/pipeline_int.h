@@ -1,6 +1,7 @@
 /* The pipeline's internal structures, shared by graph.c (building),
- * pipeline.c (running, closing, errors), room.c (emitting without waiting)
- * and worker.c (threads). */
+ * plan.c (domains and queues), flow.c (the item's path), pipeline.c
+ * (starting, closing, errors), room.c (the room eventfd) and worker.c
+ * (threads). */
 #ifndef RILL_PIPELINE_INT_H
 #define RILL_PIPELINE_INT_H
 
@@ -19,8 +20,8 @@ enum { RILL__NEW, RILL__STARTED, RILL__CLOSED };
 #define RILL__DEFAULT_BATCH 256u
 #define RILL__DEFAULT_LATENCY_US 1000u
 
-/* One output port. edge == NULL: `to` runs on the same thread and is called
- * directly; otherwise items cross to its thread through the edge. */
+/* One output port. queue == NULL: `to` runs on the same thread and is called
+ * directly; otherwise items cross to its thread through the queue. */
 typedef struct rill__port {
     rill_stage *to;
     rill__queue *queue;
@@ -34,9 +35,9 @@ typedef struct rill__worker {
     pthread_t tid;
     bool started;
     rill__park data;      /* the worker sleeps here when its inputs are empty */
-    rill__queue **in;      /* one edge per producer port */
+    rill__queue **in;      /* one queue per producer port */
     unsigned nin;
-    rill__queue **out;     /* edges this domain produces into (to flush) */
+    rill__queue **out;     /* queues this domain produces into (to flush) */
     unsigned nout;
     uint64_t latency_ns;  /* flush partial output batches older than this */
 } rill__worker;
@@ -88,10 +89,10 @@ struct rill_pipeline {
     rill__worker *workers;
     _Atomic unsigned nworkers; /* published after the workers are set up */
     unsigned nworkers_alloc; /* entries of workers[] to free */
-    _Atomic int waking;  /* rill__wake_all calls reading workers/edges */
-    rill__queue **queues;  /* every edge, for wake-ups and teardown */
+    _Atomic int waking;  /* rill__wake_all calls reading workers/queues */
+    rill__queue **queues;  /* every queue, for wake-ups and teardown */
     unsigned nqueues;
-    rill__worker main;   /* domain 0's outgoing edges (no thread) */
+    rill__worker main;   /* domain 0's outgoing queues (no thread) */
     uint64_t discarded;
     rill__queue_stats *queue_stats;  /* one per queue, kept until destroy */
     size_t nq;
@@ -119,13 +120,20 @@ static inline bool rill__stopped(const rill_pipeline *p) {
 void rill__room_signal_all(rill_pipeline *p); /* a stop: write every room fd */
 void rill__room_fds_close(rill_pipeline *p);  /* destroy */
 
+/* plan.c: assign domains, build the workers and queues (no thread yet). */
+int rill__plan(rill_pipeline *p);
+
 /* worker.c */
 int rill__threads_start(rill_pipeline *p);
 void rill__threads_join(rill_pipeline *p);
 void rill__threads_free(rill_pipeline *p);
 void rill__wake_all(rill_pipeline *p);
-void rill__flush_outputs(rill__worker *w);
-void rill__flush_old_outputs(rill__worker *w);
+
+/* flow.c: the item's path */
+void rill__flush_outputs(rill__worker *w);     /* hand over every partial batch */
+void rill__flush_old_outputs(rill__worker *w); /* ... those past their latency */
+void rill__run_source(rill_stage *st, rill__worker *w); /* on w's thread */
+void rill__run_consumer(rill__worker *w);
 
 /* stats.c */
 int rill__sampler_start(rill_pipeline *p);
@@ -133,21 +141,6 @@ void rill__sampler_stop(rill_pipeline *p);
 
 /* Spin for ns nanoseconds (rill_stage_set_delay). */
 void rill__busy_wait(uint64_t ns);
-
-/* Hand item from st to the stage behind port o: a direct call into its send
- * on this thread, or an append to the queue to its thread. */
-static inline int rill__deliver(rill_stage *st, const rill__port *o, const rill_item *item) {
-    if (!o->queue) {
-        rill_stage *t = o->to;
-        rill__counter_add(&t->n_in, 1);
-        int rc = t->ops->send(t, t->state, item);
-        if (RILL__UNLIKELY(t->delay_ns))
-            rill__busy_wait(t->delay_ns);
-        return RILL__UNLIKELY(rc < 0) ? rill__failed(t, rc) : 0;
-    }
-    int rc = rill__queue_push(o->queue, item, RILL_EABORTED);
-    return RILL__UNLIKELY(rc < 0) ? (rc == RILL_EABORTED ? rill__stop_code(st->p) : rc) : 0;
-}
 
 /* graph.c */
 void rill__graph_free(rill_pipeline *p);

@@ -1,5 +1,5 @@
 /* A bounded, batched SPSC hand-off of items from one producer thread to one
- * consumer thread: the edge between a stage and a threaded stage after it.
+ * consumer thread: the queue on a connection from a stage to a threaded one.
  *
  * Built on two concurrencykit SPSC rings of batch pointers: `full` carries
  * batches of items to the consumer, `empty` returns them for reuse, so the

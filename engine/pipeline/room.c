@@ -1,6 +1,7 @@
-/* Emitting without waiting: rill_try_emit, the room eventfd
- * (rill_stage_room_fd) and the arming protocol between a refused producer
- * and the consumer that frees room (room.h). The fd is made by the producing
+/* Emitting without waiting, the part beside the item's path (rill_try_emit
+ * is in flow.c): the room eventfd (rill_stage_room_fd) and the arming
+ * protocol between a refused producer and the consumer that frees room
+ * (room.h). The fd is made by the producing
  * stage, written by consumers and by stops, closed by destroy. */
 #include <errno.h>
 #include <stdlib.h>
@@ -10,7 +11,7 @@
 #include "pipeline_int.h"
 #include "room.h"
 
-/* ---- the edge's half -------------------------------------------------------- */
+/* ---- the queue's half ------------------------------------------------------- */
 
 int rill__queue_arm(rill__queue *e) {
     uint32_t seen = rill__park_epoch(&e->space);
@@ -72,77 +73,6 @@ uint32_t rill__room_fault_delay_ns(void) {
 }
 
 /* ---- the stage's half -------------------------------------------------------- */
-
-/* The first blocking queue directly after st that cannot take an item now,
- * NULL if every one can; *err gets RILL_ENOMEM if a batch cannot be made. */
-static rill__queue *rill__refusing_edge(rill_stage *st, int *err) {
-    for (unsigned i = 0; i < st->nout; i++) {
-        rill__queue *e = st->out[i].queue;
-        int r = e ? rill__queue_ready(e) : RILL__ROOM;
-        if (r != RILL__ROOM) {
-            *err = r < 0 ? r : 0;
-            return e;
-        }
-    }
-    return NULL;
-}
-
-/* rill_emit for an item every queue after st has room for: the queues get it
- * before the stages on st's thread run. One of those may hand over this
- * thread's partial batches (rill_stage_flush, or a blocking emit of its own
- * about to wait); a queue whose partial batch went that way needs another
- * one for the item, and with every batch in flight its append would wait,
- * which the look said it would not. Appends never flush another queue. */
-static int rill__emit_queues_first(rill_stage *st, const rill_item *item) {
-    rill__counter_add(&st->n_out, 1);
-    if (RILL__UNLIKELY(st->delay_ns) && st->ops->produce)
-        rill__busy_wait(st->delay_ns);
-    const rill__port *o = st->out;
-    unsigned n = st->nout;
-    for (unsigned pass = 0; pass < 2; pass++)
-        for (unsigned i = 0; i < n; i++)
-            if ((o[i].queue != NULL) == (pass == 0)) {
-                int rc = rill__deliver(st, &o[i], item);
-                if (RILL__UNLIKELY(rc < 0))
-                    return rc;
-            }
-    return 0;
-}
-
-RILL_API int rill_try_emit(rill_stage *st, const rill_item *item) {
-    if (!st || !item)
-        return RILL_EINVAL;
-    /* A retry needs the consumer to free room between our look and our
-     * re-check after arming: rare, so few rounds; after them the refusal
-     * stands, with the fd signalled by us (room is there). */
-    for (unsigned round = 0;; round++) {
-        if (RILL__UNLIKELY(rill__stopped(st->p)))
-            return rill__stop_code(st->p);
-        int err = 0;
-        rill__queue *e = rill__refusing_edge(st, &err);
-        if (RILL__LIKELY(!e))
-            return rill__emit_queues_first(st, item);
-        if (err < 0)
-            return err;
-        /* Nothing is emitted. The queue may be full only with our own
-         * partial batch, and a consumer that sleeps frees nothing: hand over
-         * every partial batch of this thread and wake the consumers, as a
-         * blocking emit does before it waits. */
-        if (round == 0) {
-            e->before_wait(e->before_wait_arg);
-            rill__park_wake(e->data);
-        }
-        int still = rill__queue_arm(e);
-        if (still == RILL__NO_ROOM)
-            return RILL_EAGAIN;
-        if (still < 0)
-            return still;
-        if (round == 2) {
-            rill__queue_signal_now(e);
-            return RILL_EAGAIN;
-        }
-    }
-}
 
 RILL_API int rill_stage_room_fd(rill_stage *st, int *fd) {
     if (!st || !fd)

@@ -3,7 +3,7 @@
  * stage's room eventfd (rill_stage_room_fd) once it frees room there.
  *
  * The queue (queue.h) answers "can you take an item now?" (rill__queue_ready)
- * and keeps the flag (edge.armed); this is the protocol around it.
+ * and keeps the flag (queue.armed); this is the protocol around it.
  *
  * Why no wake-up is lost. Consumer, as it hands back a batch that leaves the
  * queue half empty or the ring empty: make room (consumed, empty ring), then
@@ -27,7 +27,7 @@
 
 #include "queue.h"
 
-/* edge.armed: the producer was refused and waits for the room signal; the
+/* queue.armed: the producer was refused and waits for the room signal; the
  * consumer freed room before the producing stage had a room eventfd. */
 enum { RILL__ROOM_ARMED = 1, RILL__ROOM_OWED = 2 };
 
