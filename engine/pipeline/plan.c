@@ -10,8 +10,8 @@
  * batch. Nothing here starts a thread (worker.c does). */
 #include <stdlib.h>
 
+#include "fault.h"
 #include "pipeline_int.h"
-#include "room.h"
 
 enum { RILL__UNSET = -1, RILL__MIXED = -2 };
 
@@ -87,7 +87,7 @@ static rill__queue *rill__plan_queue(rill_pipeline *p, rill_stage *from, rill_st
     e->before_wait = rill__flush_outputs_of;
     e->before_wait_arg = producer;
     e->room_efd = from ? &from->room_efd : NULL;
-    e->arm_delay_ns = rill__room_fault_delay_ns();
+    e->arm_delay_ns = rill__fault_room_arm_ns();
     if (rill__append(&p->queues, &p->nqueues, e)) {
         rill__queue_fini(e);
         free(e);

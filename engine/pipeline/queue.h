@@ -65,7 +65,7 @@ struct rill__queue {
     ck_ring_buffer_t *full_buf, *empty_buf;
     _Atomic int *room_efd;     /* the producing stage's room eventfd + 1 (0: none
                                   yet); NULL for rill_pipeline_push's queue */
-    uint32_t arm_delay_ns;     /* tests: rill__room_fault_delay_ns */
+    uint32_t arm_delay_ns;     /* tests: rill__fault_room_arm_ns (fault.h) */
     /* written by a refused rill_try_emit, read once per hand-back */
     _Atomic int armed;         /* 0, or RILL__ROOM_* (room.h): a refused
                                   rill_try_emit waits for the room fd */

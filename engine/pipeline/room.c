@@ -4,7 +4,6 @@
  * (room.h). The fd is made by the producing
  * stage, written by consumers and by stops, closed by destroy. */
 #include <errno.h>
-#include <stdlib.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -64,12 +63,6 @@ void rill__queue_signal_now(rill__queue *e) {
 bool rill__queue_take_owed(rill__queue *e) {
     return atomic_load_explicit(&e->armed, memory_order_seq_cst) == RILL__ROOM_OWED &&
            atomic_exchange_explicit(&e->armed, 0, memory_order_seq_cst) != 0;
-}
-
-uint32_t rill__room_fault_delay_ns(void) {
-    const char *us = getenv("RILL_FAULT_ROOM_ARM_US");
-    unsigned long v = us ? strtoul(us, NULL, 10) : 0;
-    return v && v < 1000000 ? (uint32_t)v * 1000u : 0;
 }
 
 /* ---- the stage's half -------------------------------------------------------- */

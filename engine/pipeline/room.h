@@ -57,9 +57,4 @@ void rill__queue_room_freed(rill__queue *e);
  * safe; errno is left as found. */
 void rill__room_signal(_Atomic int *efd);
 
-/* Tests only: nanoseconds a refused producer spins between its look for
- * room and arming (environment RILL_FAULT_ROOM_ARM_US), so that a consumer's
- * hand-back lands in that window; 0 normally. Read when queues are built. */
-uint32_t rill__room_fault_delay_ns(void);
-
 #endif

@@ -4,8 +4,8 @@
 #include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
-#include <string.h>
 
+#include "fault.h"
 #include "pipeline_int.h"
 
 void rill__wake_all(rill_pipeline *p) {
@@ -46,10 +46,9 @@ int rill__threads_start(rill_pipeline *p) {
         rill_stage_fail(p->stages[0], rc, "cannot start the statistics sampler");
         return rc;
     }
-    const char *fault = getenv("RILL_FAULT_THREAD_START"); /* tests: fail this stage's thread */
     for (unsigned i = 0; i < p->nworkers; i++) {
         rill__worker *w = &p->workers[i];
-        int err = fault && strcmp(fault, w->head->name) == 0
+        int err = rill__fault_thread_start(w->head->name)
                       ? EAGAIN
                       : pthread_create(&w->tid, NULL, rill__worker_main, w);
         if (err) {
