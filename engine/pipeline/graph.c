@@ -168,5 +168,5 @@ RILL_API bool rill_stage_threaded(const rill_stage *st) {
      * fusing it with `closed`, next to it, which the stage's thread writes. */
     return st && st->p->phase != RILL__NEW && st->domain != 0 &&
            ((st->opts.flags & RILL_STAGE_THREADED) ||
-            __atomic_load_n(&st->promoted, __ATOMIC_RELAXED));
+            atomic_load_explicit(&st->promoted, memory_order_relaxed));
 }

@@ -90,7 +90,7 @@ RILL_API int rill_pipeline_start(rill_pipeline *p) {
      * its start time set and its queues built: not half-planned queues (it
      * would size its copy by one count of them and read another). */
     pthread_mutex_lock(&p->statlock);
-    __atomic_store_n(&p->phase, RILL__STARTED, __ATOMIC_SEQ_CST);
+    atomic_store_explicit(&p->phase, RILL__STARTED, memory_order_seq_cst);
     int rc = rill__threads_start(p);
     pthread_mutex_unlock(&p->statlock);
     /* A stop before the start signalled no room eventfd (rill__wake_all
@@ -104,10 +104,10 @@ RILL_API int rill_pipeline_start(rill_pipeline *p) {
  * last producer this was; a threaded stage after it is sent end of stream
  * through its queue instead. Recursion depth = depth of the graph. */
 void rill__close_stage(rill_stage *st) {
-    if (st->closed)
+    if (atomic_load_explicit(&st->closed, memory_order_relaxed))
         return;
     /* Atomic: the watchdog, on the sampler thread, asks which sources are done. */
-    __atomic_store_n(&st->closed, true, __ATOMIC_RELAXED);
+    atomic_store_explicit(&st->closed, true, memory_order_relaxed);
     if (st->ops->close) {
         int rc = st->ops->close(st, st->state);
         if (rc < 0)
@@ -146,7 +146,7 @@ RILL_API int rill_pipeline_close(rill_pipeline *p) {
      * elapsed time than the final one. */
     pthread_mutex_lock(&p->statlock);
     p->t_end = rill__now_ns();
-    __atomic_store_n(&p->phase, RILL__CLOSED, __ATOMIC_RELEASE);
+    atomic_store_explicit(&p->phase, RILL__CLOSED, memory_order_release);
     pthread_mutex_unlock(&p->statlock);
     return atomic_load_explicit(&p->err, memory_order_relaxed);
 }
@@ -197,7 +197,7 @@ RILL_API int rill_pipeline_flush(rill_pipeline *p) {
 }
 
 RILL_API void rill_pipeline_abort(rill_pipeline *p) {
-    if (!p || __atomic_load_n(&p->phase, __ATOMIC_ACQUIRE) == RILL__CLOSED)
+    if (!p || atomic_load_explicit(&p->phase, memory_order_acquire) == RILL__CLOSED)
         return;
     atomic_store_explicit(&p->aborted, 1, memory_order_release);
     atomic_store_explicit(&p->stop, 1, memory_order_seq_cst); /* vs rill_stage_room_fd */

@@ -52,8 +52,8 @@ struct rill_stage {
     unsigned open_in; /* producers not yet closed (inline stages) */
     unsigned mark;    /* cycle check: visited in search number mark */
     unsigned domain;  /* 0: caller's thread; k: workers[k-1] */
-    bool closed;
-    bool promoted;    /* got a thread because it is fed from several */
+    _Atomic bool closed;   /* read by the watchdog (stats.c) */
+    _Atomic bool promoted; /* got a thread because it is fed from several */
     _Atomic uint64_t n_in, n_out; /* items received / emitted (its thread only) */
     _Atomic uint64_t waited_ns;   /* threaded: time its thread waited */
     uint64_t delay_ns;            /* rill_stage_set_delay: busy time per item */
@@ -82,7 +82,7 @@ struct rill_pipeline {
     _Atomic int stop;    /* nonzero once an error or an abort stops delivery */
     _Atomic int err;     /* written once under errlock */
     _Atomic int aborted;
-    int phase;
+    _Atomic int phase;   /* RILL__NEW, _STARTED, _CLOSED; read by snapshots */
     rill_stage **stages;
     unsigned n, cap;
     unsigned search; /* number of the last cycle check */

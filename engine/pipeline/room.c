@@ -71,7 +71,7 @@ RILL_API int rill_stage_room_fd(rill_stage *st, int *fd) {
     if (!st || !fd)
         return RILL_EINVAL;
     rill_pipeline *p = st->p;
-    if (__atomic_load_n(&p->phase, __ATOMIC_ACQUIRE) == RILL__CLOSED)
+    if (atomic_load_explicit(&p->phase, memory_order_acquire) == RILL__CLOSED)
         return RILL_ESTATE;
     int efd = atomic_load_explicit(&st->room_efd, memory_order_relaxed);
     if (!efd) {
@@ -102,7 +102,7 @@ void rill__room_signal_all(rill_pipeline *p) {
      * rill_stage_add may be moving them) and live until destroy; an fd made
      * after this read sees the stop itself (rill_stage_room_fd), a start
      * after it calls this again. */
-    if (__atomic_load_n(&p->phase, __ATOMIC_SEQ_CST) != RILL__NEW)
+    if (atomic_load_explicit(&p->phase, memory_order_seq_cst) != RILL__NEW)
         for (unsigned i = 0; i < p->n; i++)
             rill__room_signal(&p->stages[i]->room_efd);
 }

@@ -73,7 +73,7 @@ RILL_API int rill_pipeline_stats(rill_pipeline *p, rill_stats **out) {
     if (!s)
         return RILL_ENOMEM;
     pthread_mutex_lock(&p->statlock);
-    int phase = __atomic_load_n(&p->phase, __ATOMIC_ACQUIRE);
+    int phase = atomic_load_explicit(&p->phase, memory_order_acquire);
     uint64_t now = rill__now_ns();
     s->pipeline = p->name;
     s->running = phase == RILL__STARTED;
@@ -260,7 +260,7 @@ static bool rill__watchdog_fire(rill_pipeline *p, uint64_t moved) {
         /* A source still open, not one that is done (threaded sources close
          * when exhausted; those run by rill_pipeline_run only at its end). */
         for (unsigned i = 0; i < p->n && !stage; i++)
-            if (p->stages[i]->nin == 0 && !__atomic_load_n(&p->stages[i]->closed, __ATOMIC_RELAXED))
+            if (p->stages[i]->nin == 0 && !atomic_load_explicit(&p->stages[i]->closed, memory_order_relaxed))
                 stage = p->stages[i]->name;
         for (unsigned i = 0; i < p->n && !stage; i++)
             if (p->stages[i]->nin == 0)
