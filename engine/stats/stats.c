@@ -27,7 +27,8 @@ void rill__queue_stats_read(rill__queue_stats *q, rill_queue_stats *out) {
         out->high_water = atomic_load(&q->high_water);
         rill__queue *e = atomic_load(&q->queue);
         out->depth = e ? rill__queue_ring_items(e) : 0;
-        if (atomic_load(&q->busy) == 0 && atomic_load(&q->version) == v)
+        /* Read-modify-writes, not loads: see stats_int.h. */
+        if (atomic_fetch_add(&q->busy, 0) == 0 && atomic_fetch_add(&q->version, 0) == v)
             return;
     }
 }

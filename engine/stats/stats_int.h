@@ -5,11 +5,12 @@
  * rill__queue_stats_end: `busy` counts hand-overs in progress, `version` completed
  * ones. A reader that sees busy == 0 and the same version before and after
  * reading saw no hand-over in between: its counters and the ring agree.
- * busy, version and the reads are sequentially consistent and the counters
- * are added with release stores (core/counter.h): a reader that sees a count
- * of a hand-over also sees its busy increment, so the argument needs no
- * fences; it costs three atomic read-modify-writes per batch and nothing per
- * item. */
+ * The counters are added with relaxed stores (core/counter.h); busy and
+ * version are read-modify-writes, and the reader checks them again with
+ * read-modify-writes (adding 0) after its reads, which orders those reads
+ * before its checks and its checks after any hand-over whose counts it
+ * read: no fences. It costs three atomic read-modify-writes per batch and
+ * nothing per item. */
 #ifndef RILL_STATS_INT_H
 #define RILL_STATS_INT_H
 
