@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/counter.h"
 #include "core/rill_int.h"
 
 typedef struct rill__lbuf {
@@ -41,11 +42,6 @@ typedef struct rill__lsplit {
     uint64_t lines;  /* lines emitted by this splitter */
     struct rill_lines_stats *stats; /* shared counters, written by one thread */
 } rill__lsplit;
-
-/* Counters only one thread writes, readable from others (progress reports)
- * while it runs: a plain add, stored atomically. */
-#define RILL__LINES_ADD(field, n) \
-    __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
 
 /* Fill *lo's defaults (chunk: default_chunk) and check it: 0 or RILL_EINVAL.
  * known: the RILL_LINES_* flags the caller accepts. */

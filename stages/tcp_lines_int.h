@@ -4,7 +4,7 @@
  *
  * Everything here runs on the scheduler's thread, except what
  * rill_tcp_lines_stop and the counter readers touch: stop_req and the
- * kick (atomics, write(2)), stats and lstats (RILL__LINES_ADD). */
+ * kick (atomics, write(2)), stats and lstats (rill__counter_add). */
 #ifndef RILL_TCP_LINES_INT_H
 #define RILL_TCP_LINES_INT_H
 

@@ -188,7 +188,7 @@ void rill__graph_free(rill_pipeline *p) {
 /* ---- accessors ----------------------------------------------------------- */
 
 RILL_API int rill_pipeline_status(const rill_pipeline *p) {
-    return p ? __atomic_load_n(&p->err, __ATOMIC_ACQUIRE) : RILL_EINVAL;
+    return p ? atomic_load_explicit(&p->err, memory_order_acquire) : RILL_EINVAL;
 }
 RILL_API const char *rill_pipeline_name(const rill_pipeline *p) { return p ? p->name : NULL; }
 RILL_API unsigned rill_stage_outputs(const rill_stage *st) { return st ? st->nout : 0; }
@@ -202,5 +202,5 @@ RILL_API bool rill_stage_threaded(const rill_stage *st) {
      * fusing it with `closed`, next to it, which the stage's thread writes. */
     return st && st->p->phase != RILL__NEW && st->domain != 0 &&
            ((st->opts.flags & RILL_STAGE_THREADED) ||
-            __atomic_load_n(&st->promoted, __ATOMIC_RELAXED));
+            atomic_load_explicit(&st->promoted, memory_order_relaxed));
 }

@@ -1,9 +1,6 @@
-/* Running a pipeline: delivery, close ordering, first error, abort.
- *
- * Delivery to a stage on the same thread is a direct call into its send
- * callback: no queue, no allocation, no atomic read-modify-write per item.
- * Delivery to a threaded stage appends to a batch of the edge to its thread
- * (queue.h). rill_try_emit, which does not wait, is in room.c. */
+/* Running a pipeline: start, close ordering, first error, abort, flushes.
+ * The item's own path (emit, deliver, the loops that drive stages) is
+ * flow.c. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +13,8 @@
 static void rill__record(rill_pipeline *p, rill_stage *st, int code, const char *detail) {
     pthread_mutex_lock(&p->errlock);
     /* After an abort nothing more is recorded: close reports the abort. */
-    if (!p->err && !__atomic_load_n(&p->aborted, __ATOMIC_ACQUIRE)) {
+    if (!atomic_load_explicit(&p->err, memory_order_relaxed) &&
+        !atomic_load_explicit(&p->aborted, memory_order_acquire)) {
         p->errstage = st;
         if (detail && *detail)
             snprintf(p->errmsg, sizeof p->errmsg, "stage '%s': %s: %s", st->name, detail,
@@ -24,10 +22,10 @@ static void rill__record(rill_pipeline *p, rill_stage *st, int code, const char 
         else
             snprintf(p->errmsg, sizeof p->errmsg, "stage '%s': %s", st->name,
                      rill_strerror(code));
-        __atomic_store_n(&p->err, code, __ATOMIC_RELEASE);
+        atomic_store_explicit(&p->err, code, memory_order_release);
     }
     pthread_mutex_unlock(&p->errlock);
-    __atomic_store_n(&p->stop, 1, __ATOMIC_SEQ_CST); /* vs rill_stage_room_fd */
+    atomic_store_explicit(&p->stop, 1, memory_order_seq_cst); /* vs rill_stage_room_fd */
     rill__wake_all(p);
 }
 
@@ -50,7 +48,7 @@ RILL_API int rill_stage_fail(rill_stage *st, int code, const char *fmt, ...) {
 /* st's callback returned rc < 0: keep it unless an earlier error is known.
  * RILL_EABORTED passed up after an abort is the abort, not st's failure. */
 int rill__failed(rill_stage *st, int rc) {
-    if (rc == RILL_EABORTED && __atomic_load_n(&st->p->aborted, __ATOMIC_ACQUIRE))
+    if (rc == RILL_EABORTED && atomic_load_explicit(&st->p->aborted, memory_order_acquire))
         return rc;
     rill__record(st->p, st, rc, NULL);
     return rc;
@@ -58,8 +56,8 @@ int rill__failed(rill_stage *st, int rc) {
 
 /* What a stopped pipeline answers: its error, or RILL_EABORTED. */
 int rill__stop_code(const rill_pipeline *p) {
-    (void)__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE);
-    int err = __atomic_load_n(&p->err, __ATOMIC_ACQUIRE);
+    (void)atomic_load_explicit(&p->stop, memory_order_acquire);
+    int err = atomic_load_explicit(&p->err, memory_order_acquire);
     return err ? err : RILL_EABORTED;
 }
 
@@ -79,32 +77,6 @@ RILL_API int rill_pipeline_stopped(const rill_pipeline *p) {
     return rill__stopped(p) ? rill__stop_code(p) : 0;
 }
 
-/* ---- delivery ---------------------------------------------------------------- */
-
-RILL_API int rill_emit(rill_stage *st, const rill_item *item) {
-    if (RILL__UNLIKELY(rill__stopped(st->p)))
-        return rill__stop_code(st->p);
-    rill__counter_add(&st->n_out, 1);
-    if (RILL__UNLIKELY(st->delay_ns) && st->ops->produce)
-        rill__busy_wait(st->delay_ns);
-    const rill__port *o = st->out;
-    for (unsigned i = 0, n = st->nout; i < n; i++) {
-        int rc = rill__deliver(st, &o[i], item);
-        if (RILL__UNLIKELY(rc < 0))
-            return rc;
-    }
-    return 0;
-}
-
-RILL_API int rill_emit_to(rill_stage *st, unsigned port, const rill_item *item) {
-    if (RILL__UNLIKELY(rill__stopped(st->p)))
-        return rill__stop_code(st->p);
-    if (port >= st->nout)
-        return RILL_EINVAL;
-    rill__counter_add(&st->n_out, 1);
-    return rill__deliver(st, &st->out[port], item);
-}
-
 /* ---- lifecycle ------------------------------------------------------------------ */
 
 RILL_API int rill_pipeline_start(rill_pipeline *p) {
@@ -118,12 +90,12 @@ RILL_API int rill_pipeline_start(rill_pipeline *p) {
      * its start time set and its queues built: not half-planned queues (it
      * would size its copy by one count of them and read another). */
     pthread_mutex_lock(&p->statlock);
-    __atomic_store_n(&p->phase, RILL__STARTED, __ATOMIC_SEQ_CST);
+    atomic_store_explicit(&p->phase, RILL__STARTED, memory_order_seq_cst);
     int rc = rill__threads_start(p);
     pthread_mutex_unlock(&p->statlock);
     /* A stop before the start signalled no room eventfd (rill__wake_all
      * skips them while the pipeline is new): do it now. */
-    if (__atomic_load_n(&p->stop, __ATOMIC_SEQ_CST))
+    if (atomic_load_explicit(&p->stop, memory_order_seq_cst))
         rill__wake_all(p);
     return rc;
 }
@@ -140,7 +112,8 @@ void rill__close_stage(rill_stage *st) {
     } small[32], *stack = small;
     size_t n = 0, cap = sizeof small / sizeof small[0];
     for (;;) {
-        if (st && !st->closed && n == cap) {
+        bool open = st && !atomic_load_explicit(&st->closed, memory_order_relaxed);
+        if (open && n == cap) {
             struct frame *s = malloc(2 * cap * sizeof *s);
             if (!s) { /* no memory for a deeper stack: a fresh one here */
                 rill__close_stage(st);
@@ -153,9 +126,9 @@ void rill__close_stage(rill_stage *st) {
             stack = s;
             cap *= 2;
         }
-        if (st && !st->closed) {
+        if (open) {
             /* Atomic: the watchdog, on the sampler thread, asks which sources are done. */
-            __atomic_store_n(&st->closed, true, __ATOMIC_RELAXED);
+            atomic_store_explicit(&st->closed, true, memory_order_relaxed);
             if (st->refused_at)
                 rill__room_waited(st);
             if (st->ops->close) {
@@ -187,7 +160,7 @@ RILL_API int rill_pipeline_close(rill_pipeline *p) {
     if (!p)
         return RILL_EINVAL;
     if (p->phase == RILL__CLOSED)
-        return p->err;
+        return atomic_load_explicit(&p->err, memory_order_acquire);
     if (p->phase == RILL__NEW)
         rill_pipeline_start(p); /* a failure is recorded; threads are joined below */
     for (unsigned i = 0; i < p->n; i++)
@@ -198,8 +171,8 @@ RILL_API int rill_pipeline_close(rill_pipeline *p) {
         rill__queue_close(p->main.out[i], RILL_EABORTED);
     rill__threads_join(p);
     rill__threads_free(p);
-    if (rill__stopped(p) && !p->err) {
-        __atomic_store_n(&p->err, RILL_EABORTED, __ATOMIC_RELEASE);
+    if (rill__stopped(p) && !atomic_load_explicit(&p->err, memory_order_relaxed)) {
+        atomic_store_explicit(&p->err, RILL_EABORTED, memory_order_release);
         snprintf(p->errmsg, sizeof p->errmsg, "%s", rill_strerror(RILL_EABORTED));
     }
     /* The end of the run and the phase change together, under the lock that
@@ -207,9 +180,9 @@ RILL_API int rill_pipeline_close(rill_pipeline *p) {
      * elapsed time than the final one. */
     pthread_mutex_lock(&p->statlock);
     p->t_end = rill__now_ns();
-    __atomic_store_n(&p->phase, RILL__CLOSED, __ATOMIC_RELEASE);
+    atomic_store_explicit(&p->phase, RILL__CLOSED, memory_order_release);
     pthread_mutex_unlock(&p->statlock);
-    return p->err;
+    return atomic_load_explicit(&p->err, memory_order_relaxed);
 }
 
 RILL_API int rill_pipeline_run(rill_pipeline *p) {
@@ -222,46 +195,10 @@ RILL_API int rill_pipeline_run(rill_pipeline *p) {
             rill_stage *st = p->stages[i];
             if (!st->ops->produce || st->domain != 0)
                 continue;
-            while (!rill__stopped(p)) {
-                int rc = st->ops->produce(st, st->state);
-                rill__flush_old_outputs(&p->main);
-                if (rc == RILL_EDONE)
-                    break;
-                if (rc < 0) {
-                    rill__failed(st, rc);
-                    break;
-                }
-            }
+            rill__run_source(st, &p->main);
         }
     }
     return rill_pipeline_close(p);
-}
-
-RILL_API int rill_pipeline_push(rill_pipeline *p, rill_stage *entry, const rill_item *item) {
-    if (!p || !entry || !item || entry->p != p || entry->nin || !entry->ops->send)
-        return RILL_EINVAL;
-    if (p->phase == RILL__CLOSED)
-        return RILL_ECLOSED;
-    int rc = rill_pipeline_start(p);
-    if (rc)
-        return rc;
-    if (rill__stopped(p))
-        return rill__stop_code(p);
-    if (entry->domain == 0) {
-        rill__counter_add(&entry->n_in, 1);
-        rc = entry->ops->send(entry, entry->state, item);
-        return rc < 0 ? rill__failed(entry, rc) : 0;
-    }
-    rill__queue *e = p->workers[entry->domain - 1].in[0];
-    rc = rill__queue_push(e, item, RILL_EABORTED);
-    if (rc < 0)
-        return rc == RILL_EABORTED ? rill__stop_code(p) : rc;
-    rill__queue_flush_if_old(e, rill__now_ns());
-    /* The caller is not a worker that comes back to wake the consumer later
-     * (it may idle for good after this push): a batch published without a
-     * wake-up must be announced now. */
-    rill__queue_announce(e);
-    return 0;
 }
 
 RILL_API void rill_stage_flush(rill_stage *st) {
@@ -294,10 +231,10 @@ RILL_API int rill_pipeline_flush(rill_pipeline *p) {
 }
 
 RILL_API void rill_pipeline_abort(rill_pipeline *p) {
-    if (!p || __atomic_load_n(&p->phase, __ATOMIC_ACQUIRE) == RILL__CLOSED)
+    if (!p || atomic_load_explicit(&p->phase, memory_order_acquire) == RILL__CLOSED)
         return;
-    __atomic_store_n(&p->aborted, 1, __ATOMIC_RELEASE);
-    __atomic_store_n(&p->stop, 1, __ATOMIC_SEQ_CST); /* vs rill_stage_room_fd */
+    atomic_store_explicit(&p->aborted, 1, memory_order_release);
+    atomic_store_explicit(&p->stop, 1, memory_order_seq_cst); /* vs rill_stage_room_fd */
     rill__wake_all(p);
 }
 

@@ -1,6 +1,7 @@
 /* The pipeline's internal structures, shared by graph.c (building),
- * pipeline.c (running, closing, errors), room.c (emitting without waiting)
- * and worker.c (threads). */
+ * plan.c (domains and queues), flow.c (the item's path), pipeline.c
+ * (starting, closing, errors), room.c (the room eventfd) and worker.c
+ * (threads). */
 #ifndef RILL_PIPELINE_INT_H
 #define RILL_PIPELINE_INT_H
 
@@ -20,8 +21,8 @@ enum { RILL__NEW, RILL__STARTED, RILL__CLOSED };
 #define RILL__DEFAULT_BATCH 256u
 #define RILL__DEFAULT_LATENCY_US 1000u
 
-/* One output port. edge == NULL: `to` runs on the same thread and is called
- * directly; otherwise items cross to its thread through the edge. */
+/* One output port. queue == NULL: `to` runs on the same thread and is called
+ * directly; otherwise items cross to its thread through the queue. */
 typedef struct rill__port {
     rill_stage *to;
     rill__queue *queue;
@@ -35,9 +36,9 @@ typedef struct rill__worker {
     pthread_t tid;
     bool started;
     rill__park data;      /* the worker sleeps here when its inputs are empty */
-    rill__queue **in;      /* one edge per producer port */
+    rill__queue **in;      /* one queue per producer port */
     unsigned nin;
-    rill__queue **out;     /* edges this domain produces into (to flush) */
+    rill__queue **out;     /* queues this domain produces into (to flush) */
     unsigned nout;
     uint64_t latency_ns;  /* flush partial output batches older than this */
 } rill__worker;
@@ -52,14 +53,14 @@ struct rill_stage {
     unsigned open_in; /* producers not yet closed (inline stages) */
     unsigned mark;    /* cycle check: visited in search number mark */
     unsigned domain;  /* 0: caller's thread; k: workers[k-1] */
-    bool closed;
-    bool promoted;    /* got a thread because it is fed from several */
+    _Atomic bool closed;   /* read by the watchdog (stats.c) */
+    _Atomic bool promoted; /* got a thread because it is fed from several */
     _Atomic uint64_t n_in, n_out; /* items received / emitted (its thread only) */
     _Atomic uint64_t waited_ns;   /* threaded: time its thread waited */
     uint64_t delay_ns;            /* rill_stage_set_delay: busy time per item */
     uint64_t refused_at;          /* rill_try_emit refused it then (its thread's
                                      clock reading; 0: not waiting for room) */
-    rill__queue *refused;          /* the queue that refused */
+    rill__queue *refused;         /* the queue that refused */
     _Atomic int room_efd;         /* rill_stage_room_fd's eventfd + 1; 0 until made
                                      (stages are zeroed when added) */
     rill_stage_opts opts;
@@ -82,21 +83,21 @@ typedef struct rill__sampler {
 } rill__sampler;
 
 struct rill_pipeline {
-    int stop;    /* atomic: nonzero once an error or an abort stops delivery */
-    int err;     /* atomic reads; written once under errlock */
-    int aborted; /* atomic */
-    int phase;
+    _Atomic int stop;    /* nonzero once an error or an abort stops delivery */
+    _Atomic int err;     /* written once under errlock */
+    _Atomic int aborted;
+    _Atomic int phase;   /* RILL__NEW, _STARTED, _CLOSED; read by snapshots */
     rill_stage **stages;
     unsigned n, cap;
     unsigned search; /* number of the last cycle check */
-    rill__names names; /* stage name -> stage, so adding n stages is linear */
+    rill__names names; /* stage name -> stage, for uniqueness and lookup */
     rill__worker *workers;
-    unsigned nworkers; /* atomic: published after the workers are set up */
+    _Atomic unsigned nworkers; /* published after the workers are set up */
     unsigned nworkers_alloc; /* entries of workers[] to free */
-    int waking;        /* atomic: rill__wake_all calls reading workers/edges */
-    rill__queue **queues;  /* every edge, for wake-ups and teardown */
+    _Atomic int waking;  /* rill__wake_all calls reading workers/queues */
+    rill__queue **queues;  /* every queue, for wake-ups and teardown */
     unsigned nqueues;
-    rill__worker main;   /* domain 0's outgoing edges (no thread) */
+    rill__worker main;   /* domain 0's outgoing queues (no thread) */
     uint64_t discarded;
     rill__queue_stats *queue_stats;  /* one per queue, kept until destroy */
     size_t nq;
@@ -117,7 +118,7 @@ void rill__close_stage(rill_stage *st);
 void rill__deliver_eos(rill_stage *to);
 
 static inline bool rill__stopped(const rill_pipeline *p) {
-    return __atomic_load_n(&p->stop, __ATOMIC_RELAXED) != 0;
+    return atomic_load_explicit(&p->stop, memory_order_relaxed) != 0;
 }
 
 /* room.c */
@@ -127,41 +128,27 @@ void rill__room_fds_close(rill_pipeline *p);  /* destroy */
  * blocking emit's (room.c). Its thread only. */
 void rill__room_waited(rill_stage *st);
 
+/* plan.c: assign domains, build the workers and queues (no thread yet). */
+int rill__plan(rill_pipeline *p);
+
 /* worker.c */
 int rill__threads_start(rill_pipeline *p);
 void rill__threads_join(rill_pipeline *p);
 void rill__threads_free(rill_pipeline *p);
 void rill__wake_all(rill_pipeline *p);
-void rill__flush_outputs(rill__worker *w);
-void rill__flush_old_outputs(rill__worker *w);
+
+/* flow.c: the item's path */
+void rill__flush_outputs(rill__worker *w);     /* hand over every partial batch */
+void rill__flush_old_outputs(rill__worker *w); /* ... those past their latency */
+void rill__run_source(rill_stage *st, rill__worker *w); /* on w's thread */
+void rill__run_consumer(rill__worker *w);
 
 /* stats.c */
 int rill__sampler_start(rill_pipeline *p);
 void rill__sampler_stop(rill_pipeline *p);
 
-/* Count n more items on a stage counter that only its own thread writes. */
-static inline void rill__stage_count(_Atomic uint64_t *c, uint64_t n) {
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-                          memory_order_relaxed);
-}
-
 /* Spin for ns nanoseconds (rill_stage_set_delay). */
 void rill__busy_wait(uint64_t ns);
-
-/* Hand item from st to the stage behind port o: a direct call into its send
- * on this thread, or an append to the queue to its thread. */
-static inline int rill__deliver(rill_stage *st, const rill__port *o, const rill_item *item) {
-    if (!o->queue) {
-        rill_stage *t = o->to;
-        rill__counter_add(&t->n_in, 1);
-        int rc = t->ops->send(t, t->state, item);
-        if (RILL__UNLIKELY(t->delay_ns))
-            rill__busy_wait(t->delay_ns);
-        return RILL__UNLIKELY(rc < 0) ? rill__failed(t, rc) : 0;
-    }
-    int rc = rill__queue_push(o->queue, item, RILL_EABORTED);
-    return RILL__UNLIKELY(rc < 0) ? (rc == RILL_EABORTED ? rill__stop_code(st->p) : rc) : 0;
-}
 
 /* graph.c */
 void rill__graph_free(rill_pipeline *p);

@@ -1,7 +1,6 @@
-/* Batched SPSC edge on concurrencykit rings; see queue.h. */
+/* Batched SPSC queue on concurrencykit rings; see queue.h. */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "queue.h"
 #include "core/rill_int.h"
@@ -28,12 +27,6 @@ void __tsan_release(void *addr);
 
 #define RILL__LAZY_WAKE_NS 1000000u
 
-uint64_t rill__now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static unsigned rill__pow2_at_least(unsigned n) {
     unsigned p = 2;
     while (p < n)
@@ -49,7 +42,7 @@ rill__queue *rill__queue_alloc(void) {
 }
 
 int rill__queue_init(rill__queue *e, unsigned capacity, unsigned batch_cap, uint64_t latency_ns,
-                    unsigned policy, rill__queue_stats *q, rill__park *data, const int *stop) {
+                    unsigned policy, rill__queue_stats *q, rill__park *data, const _Atomic int *stop) {
     memset(e, 0, sizeof *e);
     if (capacity == 0 || batch_cap == 0)
         return RILL_EINVAL;
@@ -150,7 +143,7 @@ uint64_t rill__queue_ring_items(rill__queue *e) {
 }
 
 static bool rill__stopped(const rill__queue *e) {
-    return __atomic_load_n(e->stop, __ATOMIC_RELAXED) != 0;
+    return atomic_load_explicit(e->stop, memory_order_relaxed) != 0;
 }
 
 /* Wait on e->space until ready(e) holds or the pipeline stops. Whatever we
@@ -194,9 +187,25 @@ static int rill__queue_wait_loop(rill__queue *e, bool (*ready)(rill__queue *), i
     }
 }
 
+/* The invariant the capacity bounds: items the producer counts as queued,
+ * given the consumer's count `consumed` — published ones, less those
+ * drop_oldest took back and those consumed, plus its partial batch. */
+static inline uint64_t rill__queue_queued(const rill__queue *e, uint64_t consumed) {
+    return e->produced_local - e->dropped_local - consumed + (e->cur ? e->cur->n : 0);
+}
+
+/* Producer: is e at its capacity? The consumer's count (a line the consumer
+ * writes) is read again only when the last one read says full. */
+static inline bool rill__queue_full(rill__queue *e) {
+    if (RILL__LIKELY(rill__queue_queued(e, e->consumed_seen) < e->capacity))
+        return false;
+    e->consumed_seen = atomic_load_explicit(&e->consumed, memory_order_acquire);
+    return rill__queue_queued(e, e->consumed_seen) >= e->capacity;
+}
+
 static bool rill__has_room(rill__queue *e) {
     e->consumed_seen = atomic_load_explicit(&e->consumed, memory_order_acquire);
-    return e->produced_local - e->dropped_local - e->consumed_seen < e->capacity;
+    return rill__queue_queued(e, e->consumed_seen) < e->capacity;
 }
 
 /* A batch back from the consumer has its item slots in the consumer's cache:
@@ -226,15 +235,16 @@ static bool rill__got_batch(rill__queue *e) {
 }
 
 /* A batch for e->cur without waiting: a spare, one the consumer gave back,
- * or a new one while under max_batches. 1 if none is to be had now. */
+ * or a new one while under max_batches. RILL__ROOM if e->cur is one now,
+ * RILL__NO_ROOM if none is to be had, or RILL_ENOMEM. */
 static int rill__queue_try_batch(rill__queue *e) {
     if (e->spare) {
         e->cur = e->spare;
         e->spare = e->spare->spare_next;
-        return 0;
+        return RILL__ROOM;
     }
     if (rill__got_batch(e))
-        return 0;
+        return RILL__ROOM;
     if (e->nalloc < e->max_batches) {
         size_t n = e->batch_cap;
         rill__batch *b = malloc(sizeof *b + n * sizeof(rill_item) + n * sizeof(rill_ref *));
@@ -247,14 +257,14 @@ static int rill__queue_try_batch(rill__queue *e) {
         atomic_init(&b->pub_n, 0);
         e->nalloc++;
         e->cur = b;
-        return 0;
+        return RILL__ROOM;
     }
-    return 1;
+    return RILL__NO_ROOM;
 }
 
 static int rill__queue_new_batch(rill__queue *e, int stop_code) {
     int rc = rill__queue_try_batch(e);
-    return rc <= 0 ? rc : rill__queue_wait(e, rill__got_batch, stop_code);
+    return rc == RILL__NO_ROOM ? rill__queue_wait(e, rill__got_batch, stop_code) : rc;
 }
 
 /* Hand the partial batch to the consumer. Waking a sleeping consumer costs a
@@ -276,12 +286,12 @@ static void rill__queue_publish(rill__queue *e, bool wake) {
     /* Cannot fail: at most max_batches exist and the ring holds more. */
     ck_ring_enqueue_spsc(&e->full, e->full_buf, b);
     atomic_store_explicit(&e->produced, e->produced_local, memory_order_release);
-    if (RILL__UNLIKELY(e->handover_delay_ns))
+    if (RILL__UNLIKELY(e->handover_delay_ns)) /* tests: held open, as if preempted */
         for (uint64_t end = rill__now_ns() + e->handover_delay_ns; rill__now_ns() < end;)
             ;
     rill__counter_add(&q->in, n);
     rill__counter_add(&q->batches, 1);
-    uint64_t depth = e->produced_local - e->dropped_local - atomic_load(&e->consumed);
+    uint64_t depth = rill__queue_queued(e, atomic_load(&e->consumed));
     if (depth > atomic_load_explicit(&q->high_water, memory_order_relaxed))
         atomic_store(&q->high_water, depth);
     rill__queue_stats_end(q);
@@ -364,34 +374,30 @@ static int rill__queue_drop_newest(rill__queue *e) {
 }
 
 int rill__queue_push(rill__queue *e, const rill_item *item, int stop_code) {
-    rill__batch *b = e->cur;
-    uint64_t queued = e->produced_local - e->dropped_local - e->consumed_seen + (b ? b->n : 0);
-    if (queued >= e->capacity) {
-        /* Full as far as we know: look again, and if it really is, let the
-         * consumer see our partial batch before waiting for room. */
-        e->consumed_seen = atomic_load_explicit(&e->consumed, memory_order_acquire);
-        queued = e->produced_local - e->dropped_local - e->consumed_seen + (b ? b->n : 0);
-        if (queued >= e->capacity && e->policy != RILL_OVERFLOW_BLOCK) {
+    if (RILL__UNLIKELY(rill__queue_full(e))) {
+        /* Full even after a fresh look: drop, or let the consumer see our
+         * partial batch and wait for room. */
+        if (e->policy != RILL_OVERFLOW_BLOCK) {
             if (e->policy == RILL_OVERFLOW_DROP_NEWEST || !rill__queue_drop_oldest(e))
                 return rill__queue_drop_newest(e);
-        } else if (queued >= e->capacity) {
+        } else {
             rill__queue_flush(e);
             int rc = rill__queue_wait(e, rill__has_room, stop_code);
             if (rc)
                 return rc;
         }
-        b = e->cur;
     }
+    rill__batch *b = e->cur;
     if (!b) {
         int rc = rill__queue_try_batch(e);
-        if (rc > 0 && e->policy != RILL_OVERFLOW_BLOCK) {
+        if (rc == RILL__NO_ROOM && e->policy != RILL_OVERFLOW_BLOCK) {
             /* Every batch in flight (many partial ones): a leaky queue drops
              * rather than stall its producer. */
             if (e->policy == RILL_OVERFLOW_DROP_NEWEST || !rill__queue_drop_oldest(e))
                 return rill__queue_drop_newest(e);
-            rc = e->cur ? 0 : rill__queue_try_batch(e);
+            rc = e->cur ? RILL__ROOM : rill__queue_try_batch(e);
         }
-        if (rc > 0)
+        if (rc == RILL__NO_ROOM)
             rc = rill__queue_wait(e, rill__got_batch, stop_code);
         if (rc)
             return rc;
@@ -412,19 +418,10 @@ int rill__queue_push(rill__queue *e, const rill_item *item, int stop_code) {
 
 int rill__queue_ready(rill__queue *e) {
     if (e->policy != RILL_OVERFLOW_BLOCK)
-        return 1;
-    rill__batch *b = e->cur;
-    uint64_t queued = e->produced_local - e->dropped_local - e->consumed_seen + (b ? b->n : 0);
-    if (queued >= e->capacity) {
-        e->consumed_seen = atomic_load_explicit(&e->consumed, memory_order_acquire);
-        queued = e->produced_local - e->dropped_local - e->consumed_seen + (b ? b->n : 0);
-        if (queued >= e->capacity)
-            return 0;
-    }
-    if (b)
-        return 1;
-    int rc = rill__queue_try_batch(e);
-    return rc == 0 ? 1 : rc > 0 ? 0 : rc;
+        return RILL__ROOM;
+    if (rill__queue_full(e))
+        return RILL__NO_ROOM;
+    return e->cur ? RILL__ROOM : rill__queue_try_batch(e);
 }
 
 int rill__queue_close(rill__queue *e, int stop_code) {
@@ -439,12 +436,6 @@ int rill__queue_close(rill__queue *e, int stop_code) {
     e->eos_sent = true;
     rill__queue_flush(e);
     return 0;
-}
-
-uint32_t rill__handover_fault_delay_ns(void) {
-    const char *us = getenv("RILL_FAULT_HANDOVER_US");
-    unsigned long v = us ? strtoul(us, NULL, 10) : 0;
-    return v && v < 1000000 ? (uint32_t)v * 1000u : 0;
 }
 
 rill__batch *rill__queue_take(rill__queue *e) {

@@ -1,5 +1,5 @@
 /* A bounded, batched SPSC hand-off of items from one producer thread to one
- * consumer thread: the edge between a stage and a threaded stage after it.
+ * consumer thread: the queue on a connection from a stage to a threaded one.
  *
  * Built on two concurrencykit SPSC rings of batch pointers: `full` carries
  * batches of items to the consumer, `empty` returns them for reuse, so the
@@ -16,7 +16,7 @@
  * Progress: enqueue and dequeue are wait-free; a producer on a full queue
  * (or with every batch in flight) and a consumer on an empty one spin
  * briefly and then park (park.h). A producer that must not wait (rill_try_emit)
- * asks rill__queue_ready instead and, when refused, arms the edge: the
+ * asks rill__queue_ready instead and, when refused, arms the queue: the
  * consumer then writes the producing stage's room eventfd as it frees room
  * (room.h). */
 #ifndef RILL_QUEUE_H
@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "park.h"
+#include "core/clock.h"
 #include "stats/stats_int.h"
 #include "rill/item.h"
 
@@ -45,8 +46,8 @@ typedef struct rill__batch {
  * a line the consumer writes once per batch must not be one the producer
  * reads for every item (and the other way round), or every hand-over costs
  * the other thread cache misses — about a tenth of a hop's throughput, and
- * different from build to build as malloc's alignment of the edge moved.
- * Allocate edges with rill__queue_alloc. */
+ * different from build to build as malloc's alignment of the queue moved.
+ * Allocate queues with rill__queue_alloc. */
 #define RILL__LINE 64
 
 struct rill__queue {
@@ -60,12 +61,12 @@ struct rill__queue {
     void (*before_wait)(void *arg);  /* the producer is about to block */
     void *before_wait_arg;
     rill__park *data;          /* the consumer sleeps here when empty */
-    const int *stop;           /* nonzero: give up waiting (pipeline stopped) */
+    const _Atomic int *stop;   /* nonzero: give up waiting (pipeline stopped) */
     ck_ring_buffer_t *full_buf, *empty_buf;
     _Atomic int *room_efd;     /* the producing stage's room eventfd + 1 (0: none
                                   yet); NULL for rill_pipeline_push's queue */
-    uint32_t arm_delay_ns;     /* tests: rill__room_fault_delay_ns */
-    uint32_t handover_delay_ns; /* tests: rill__handover_fault_delay_ns */
+    uint32_t arm_delay_ns;     /* tests: rill__fault_room_arm_ns (fault.h) */
+    uint32_t handover_delay_ns; /* tests: rill__fault_handover_ns (fault.h) */
     /* written by a refused rill_try_emit, read once per hand-back */
     _Atomic int armed;         /* 0, or RILL__ROOM_* (room.h): a refused
                                   rill_try_emit waits for the room fd */
@@ -91,18 +92,12 @@ struct rill__queue {
     _Alignas(RILL__LINE) ck_ring_t empty;
 };
 
-/* Tests only: nanoseconds a producer spins inside each publish, with the
- * hand-over open (environment RILL_FAULT_HANDOVER_US), as if preempted
- * there, so that snapshot readers hit their retry bound; 0 normally. Read
- * when queues are built. */
-uint32_t rill__handover_fault_delay_ns(void);
-
-/* A zeroed, suitably aligned edge for rill__queue_init, or NULL; free() it. */
+/* A zeroed, suitably aligned queue for rill__queue_init, or NULL; free() it. */
 rill__queue *rill__queue_alloc(void);
 
 /* Prepare e. batch_cap is clamped to capacity. Returns 0 or RILL_ENOMEM. */
 int rill__queue_init(rill__queue *e, unsigned capacity, unsigned batch_cap, uint64_t latency_ns,
-                    unsigned policy, rill__queue_stats *q, rill__park *data, const int *stop);
+                    unsigned policy, rill__queue_stats *q, rill__park *data, const _Atomic int *stop);
 
 /* Free e. Only once neither thread uses it any more. Items still queued are
  * dropped (their owners released) and counted as discarded. */
@@ -131,9 +126,14 @@ void rill__queue_announce(rill__queue *e);
  * nanoseconds until the next one is due, or UINT64_MAX if none waits. */
 uint64_t rill__queue_nudge(rill__queue *e, uint64_t now);
 
-/* Producer: can e take one more item now, without waiting? 1 if so (taking
- * a free batch for it if needed; always for drop policies), 0 if not (full,
- * or every batch in flight), or RILL_ENOMEM. */
+/* The answer to a producer that must not wait (rill_try_emit): can the
+ * queue take one more item now? Functions that answer it return one of
+ * these, or RILL_ENOMEM. */
+typedef enum rill__room { RILL__ROOM = 0, RILL__NO_ROOM = 1 } rill__room;
+
+/* Producer: can e take one more item now, without waiting? RILL__ROOM if so
+ * (taking a free batch for it if needed; always for drop policies),
+ * RILL__NO_ROOM if not (full, or every batch in flight), or RILL_ENOMEM. */
 int rill__queue_ready(rill__queue *e);
 
 /* Producer: send end of stream (after a flush). Blocks only if every batch is
@@ -159,10 +159,8 @@ static inline uint64_t rill__queue_depth(rill__queue *e) {
     return p - c;
 }
 
-uint64_t rill__now_ns(void);
-
 /* Producer: flush the partial batch if its first item waited longer than the
- * edge's latency bound (stamping it on first sight). */
+ * queue's latency bound (stamping it on first sight). */
 static inline void rill__queue_flush_if_old(rill__queue *e, uint64_t now) {
     rill__batch *b = e->cur;
     if (!b || b->n == 0)

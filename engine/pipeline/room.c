@@ -1,27 +1,27 @@
-/* Emitting without waiting: rill_try_emit, the room eventfd
- * (rill_stage_room_fd) and the arming protocol between a refused producer
- * and the consumer that frees room (room.h). The fd is made by the producing
+/* Emitting without waiting, the part beside the item's path (rill_try_emit
+ * is in flow.c): the room eventfd (rill_stage_room_fd) and the arming
+ * protocol between a refused producer and the consumer that frees room
+ * (room.h). The fd is made by the producing
  * stage, written by consumers and by stops, closed by destroy. */
 #include <errno.h>
-#include <stdlib.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "pipeline_int.h"
 #include "room.h"
 
-/* ---- the edge's half -------------------------------------------------------- */
+/* ---- the queue's half ------------------------------------------------------- */
 
 int rill__queue_arm(rill__queue *e) {
     uint32_t seen = rill__park_epoch(&e->space);
     e->consumed_seen = atomic_load_explicit(&e->consumed, memory_order_acquire);
     int rc = rill__queue_ready(e);
-    if (rc != 0)
-        return rc == 1 ? 0 : rc;
+    if (rc != RILL__NO_ROOM)
+        return rc;
     if (RILL__UNLIKELY(e->arm_delay_ns))
         rill__busy_wait(e->arm_delay_ns);
     atomic_store_explicit(&e->armed, RILL__ROOM_ARMED, memory_order_seq_cst);
-    return rill__park_epoch(&e->space) == seen ? 1 : 0;
+    return rill__park_epoch(&e->space) == seen ? RILL__NO_ROOM : RILL__ROOM;
 }
 
 void rill__room_signal(_Atomic int *efd) {
@@ -65,49 +65,7 @@ bool rill__queue_take_owed(rill__queue *e) {
            atomic_exchange_explicit(&e->armed, 0, memory_order_seq_cst) != 0;
 }
 
-uint32_t rill__room_fault_delay_ns(void) {
-    const char *us = getenv("RILL_FAULT_ROOM_ARM_US");
-    unsigned long v = us ? strtoul(us, NULL, 10) : 0;
-    return v && v < 1000000 ? (uint32_t)v * 1000u : 0;
-}
-
 /* ---- the stage's half -------------------------------------------------------- */
-
-/* The first blocking queue directly after st that cannot take an item now,
- * NULL if every one can; *err gets RILL_ENOMEM if a batch cannot be made. */
-static rill__queue *rill__refusing_edge(rill_stage *st, int *err) {
-    for (unsigned i = 0; i < st->nout; i++) {
-        rill__queue *e = st->out[i].queue;
-        int r = e ? rill__queue_ready(e) : 1;
-        if (r <= 0) {
-            *err = r;
-            return e;
-        }
-    }
-    return NULL;
-}
-
-/* rill_emit for an item every queue after st has room for: the queues get it
- * before the stages on st's thread run. One of those may hand over this
- * thread's partial batches (rill_stage_flush, or a blocking emit of its own
- * about to wait); a queue whose partial batch went that way needs another
- * one for the item, and with every batch in flight its append would wait,
- * which the look said it would not. Appends never flush another queue. */
-static int rill__emit_queues_first(rill_stage *st, const rill_item *item) {
-    rill__counter_add(&st->n_out, 1);
-    if (RILL__UNLIKELY(st->delay_ns) && st->ops->produce)
-        rill__busy_wait(st->delay_ns);
-    const rill__port *o = st->out;
-    unsigned n = st->nout;
-    for (unsigned pass = 0; pass < 2; pass++)
-        for (unsigned i = 0; i < n; i++)
-            if ((o[i].queue != NULL) == (pass == 0)) {
-                int rc = rill__deliver(st, &o[i], item);
-                if (RILL__UNLIKELY(rc < 0))
-                    return rc;
-            }
-    return 0;
-}
 
 /* A refused producer waits for the room fd, outside rill; its next
  * rill_try_emit (or its close) ends the wait. The time between goes to the
@@ -121,49 +79,11 @@ void rill__room_waited(rill_stage *st) {
     rill__counter_add(st->refused->producer_waited, waited);
 }
 
-RILL_API int rill_try_emit(rill_stage *st, const rill_item *item) {
-    if (!st || !item)
-        return RILL_EINVAL;
-    if (RILL__UNLIKELY(st->refused_at))
-        rill__room_waited(st);
-    /* A retry needs the consumer to free room between our look and our
-     * re-check after arming: rare, so few rounds; after them the refusal
-     * stands, with the fd signalled by us (room is there). */
-    for (unsigned round = 0;; round++) {
-        if (RILL__UNLIKELY(rill__stopped(st->p)))
-            return rill__stop_code(st->p);
-        int err = 0;
-        rill__queue *e = rill__refusing_edge(st, &err);
-        if (RILL__LIKELY(!e))
-            return rill__emit_queues_first(st, item);
-        if (err < 0)
-            return err;
-        /* Nothing is emitted. The queue may be full only with our own
-         * partial batch, and a consumer that sleeps frees nothing: hand over
-         * every partial batch of this thread and wake the consumers, as a
-         * blocking emit does before it waits. */
-        if (round == 0) {
-            e->before_wait(e->before_wait_arg);
-            rill__park_wake(e->data);
-        }
-        int still = rill__queue_arm(e);
-        if (still < 0)
-            return still;
-        if (still || round == 2) {
-            if (!still)
-                rill__queue_signal_now(e);
-            st->refused_at = rill__now_ns();
-            st->refused = e;
-            return RILL_EAGAIN;
-        }
-    }
-}
-
 RILL_API int rill_stage_room_fd(rill_stage *st, int *fd) {
     if (!st || !fd)
         return RILL_EINVAL;
     rill_pipeline *p = st->p;
-    if (__atomic_load_n(&p->phase, __ATOMIC_ACQUIRE) == RILL__CLOSED)
+    if (atomic_load_explicit(&p->phase, memory_order_acquire) == RILL__CLOSED)
         return RILL_ESTATE;
     int efd = atomic_load_explicit(&st->room_efd, memory_order_relaxed);
     if (!efd) {
@@ -176,7 +96,7 @@ RILL_API int rill_stage_room_fd(rill_stage *st, int *fd) {
          * (rill__wake_all writes only the fds it sees) or room freed after a
          * refusal (rill__queue_room_freed). Each side stores, then loads,
          * sequentially consistent: one of the two sees the other. */
-        bool owed = __atomic_load_n(&p->stop, __ATOMIC_SEQ_CST) != 0;
+        bool owed = atomic_load_explicit(&p->stop, memory_order_seq_cst) != 0;
         for (unsigned i = 0; i < st->nout; i++)
             if (st->out[i].queue && rill__queue_take_owed(st->out[i].queue))
                 owed = true;
@@ -194,7 +114,7 @@ void rill__room_signal_all(rill_pipeline *p) {
      * rill_stage_add may be moving them) and live until destroy; an fd made
      * after this read sees the stop itself (rill_stage_room_fd), a start
      * after it calls this again. */
-    if (__atomic_load_n(&p->phase, __ATOMIC_SEQ_CST) != RILL__NEW)
+    if (atomic_load_explicit(&p->phase, memory_order_seq_cst) != RILL__NEW)
         for (unsigned i = 0; i < p->n; i++)
             rill__room_signal(&p->stages[i]->room_efd);
 }

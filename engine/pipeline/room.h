@@ -3,7 +3,7 @@
  * stage's room eventfd (rill_stage_room_fd) once it frees room there.
  *
  * The queue (queue.h) answers "can you take an item now?" (rill__queue_ready)
- * and keeps the flag (edge.armed); this is the protocol around it.
+ * and keeps the flag (queue.armed); this is the protocol around it.
  *
  * Why no wake-up is lost. Consumer, as it hands back a batch that leaves the
  * queue half empty or the ring empty: make room (consumed, empty ring), then
@@ -27,14 +27,14 @@
 
 #include "queue.h"
 
-/* edge.armed: the producer was refused and waits for the room signal; the
+/* queue.armed: the producer was refused and waits for the room signal; the
  * consumer freed room before the producing stage had a room eventfd. */
 enum { RILL__ROOM_ARMED = 1, RILL__ROOM_OWED = 2 };
 
-/* Producer, after rill__queue_ready said 0: arm the room signal, unless a
- * look again finds room. 0 if e may have room now (try again; a spare signal
- * may follow), 1 if it has none and the consumer will write the room eventfd
- * once it frees room, or RILL_ENOMEM. */
+/* Producer, after rill__queue_ready said RILL__NO_ROOM: arm the room signal,
+ * unless a look again finds room. RILL__ROOM if e may have room now (try
+ * again; a spare signal may follow), RILL__NO_ROOM if it has none and the
+ * consumer will write the room eventfd once it frees room, or RILL_ENOMEM. */
 int rill__queue_arm(rill__queue *e);
 
 /* Producer: signal the room eventfd now (room may be there, but the caller
@@ -56,10 +56,5 @@ void rill__queue_room_freed(rill__queue *e);
 /* Write 1 to the room eventfd *efd (stored + 1; nothing if 0). Async-signal-
  * safe; errno is left as found. */
 void rill__room_signal(_Atomic int *efd);
-
-/* Tests only: nanoseconds a refused producer spins between its look for
- * room and arming (environment RILL_FAULT_ROOM_ARM_US), so that a consumer's
- * hand-back lands in that window; 0 normally. Read when queues are built. */
-uint32_t rill__room_fault_delay_ns(void);
 
 #endif

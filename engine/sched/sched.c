@@ -8,17 +8,13 @@
  * checked when the queue runs dry and every RILL__SCHED_BATCH steps, so a
  * long queue cannot starve I/O, and the seed's FIFO order is untouched. */
 #include <stdlib.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "sched_int.h"
 
 #define RILL__SCHED_BATCH 256
 
-RILL_API uint64_t rill_sched_now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * UINT64_C(1000000000) + (uint64_t)ts.tv_nsec;
-}
+RILL_API uint64_t rill_sched_now_ns(void) { return rill__now_ns(); }
 
 RILL_API int rill_sched_new(rill_sched **out) {
     if (!out)

@@ -36,7 +36,8 @@ int rill__queue_stats_read(rill__queue_stats *q, rill_queue_stats *out) {
         out->high_water = atomic_load(&q->high_water);
         rill__queue *e = atomic_load(&q->queue);
         out->depth = e ? rill__queue_ring_items(e) : 0;
-        if (idle && atomic_load(&q->busy) == 0 && atomic_load(&q->version) == v)
+        /* Read-modify-writes, not loads: see stats_int.h. */
+        if (idle && atomic_fetch_add(&q->busy, 0) == 0 && atomic_fetch_add(&q->version, 0) == v)
             return 0;
         rill__cpu_relax();
     }
@@ -50,7 +51,7 @@ RILL_API int rill_pipeline_stats(rill_pipeline *p, rill_stats **out) {
     if (!s)
         return RILL_ENOMEM;
     pthread_mutex_lock(&p->statlock);
-    int phase = __atomic_load_n(&p->phase, __ATOMIC_ACQUIRE);
+    int phase = atomic_load_explicit(&p->phase, memory_order_acquire);
     uint64_t now = rill__now_ns();
     s->pipeline = p->name;
     s->running = phase == RILL__STARTED;

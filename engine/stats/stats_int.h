@@ -7,9 +7,13 @@
  * hand-over (publish, take, done, drop) is bracketed by rill__queue_stats_begin and
  * rill__queue_stats_end: `busy` counts hand-overs in progress, `version` completed
  * ones. A reader that sees busy == 0 and the same version before and after
- * reading saw no hand-over in between: its counters and the ring agree. All
- * of it is sequentially consistent, so the argument needs no fences; it costs
- * three atomic read-modify-writes per batch and nothing per item. */
+ * reading saw no hand-over in between: its counters and the ring agree.
+ * The counters are added with relaxed stores (core/counter.h); busy and
+ * version are read-modify-writes, and the reader checks them again with
+ * read-modify-writes (adding 0) after its reads, which orders those reads
+ * before its checks and its checks after any hand-over whose counts it
+ * read: no fences. It costs three atomic read-modify-writes per batch and
+ * nothing per item. */
 #ifndef RILL_STATS_INT_H
 #define RILL_STATS_INT_H
 
@@ -17,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/counter.h"
 #include "rill/stats.h"
 
 typedef struct rill__queue rill__queue;
@@ -39,11 +44,6 @@ static inline void rill__queue_stats_begin(rill__queue_stats *q) { atomic_fetch_
 static inline void rill__queue_stats_end(rill__queue_stats *q) {
     atomic_fetch_add(&q->version, 1);
     atomic_fetch_sub(&q->busy, 1);
-}
-
-/* Single-writer counter: a plain add, but readable from other threads. */
-static inline void rill__q_add(_Atomic uint64_t *c, uint64_t n) {
-    atomic_store(c, atomic_load_explicit(c, memory_order_relaxed) + n);
 }
 
 /* Read q consistently into out (all fields but samples/bands). Never blocks

@@ -97,7 +97,7 @@ bool rill__watchdog_fire(rill_pipeline *p, uint64_t moved) {
         /* A source still open, not one that is done (threaded sources close
          * when exhausted; those run by rill_pipeline_run only at its end). */
         for (unsigned i = 0; i < p->n && !stage; i++)
-            if (p->stages[i]->nin == 0 && !__atomic_load_n(&p->stages[i]->closed, __ATOMIC_RELAXED))
+            if (p->stages[i]->nin == 0 && !atomic_load_explicit(&p->stages[i]->closed, memory_order_relaxed))
                 stage = p->stages[i]->name;
         for (unsigned i = 0; i < p->n && !stage; i++)
             if (p->stages[i]->nin == 0)

@@ -1,0 +1,289 @@
+/* The item's path: from a stage's emit to the next stage's send, on one
+ * thread or across a queue to another. In order:
+ *
+ *   rill_emit(st, item)           to every port of st, in connect order
+ *   rill_emit_to(st, port, item)  to one port
+ *   rill_try_emit(st, item)       to every port or none: look at each queue
+ *                                 first; refused, arm it (room.c)
+ *   rill_pipeline_push(p, e, item) from the caller, into an entry stage
+ *     rill__deliver               per port: on the same thread, rill__send;
+ *                                 to another, rill__queue_push (queue.c)
+ *       rill__send                the stage's send, its delay, its failure
+ *   rill__run_source(st, w)       a source's thread: produce until done,
+ *                                 handing over partial batches as they age
+ *   rill__run_consumer(w)         a threaded stage's thread: take a batch from
+ *                                 any input, rill__send each item, hand the
+ *                                 batch back; wait when every input is empty
+ *
+ * A partial batch is handed over when full (queue.c), when old, and when its
+ * thread is about to wait (rill__flush_outputs and its lazy twin here).
+ * Delivery on one thread is a direct call: no queue, no allocation, no
+ * atomic read-modify-write per item. Mechanism: docs/threads.md. */
+#include "pipeline_int.h"
+#include "room.h"
+
+/* ---- one item, one stage ------------------------------------------------------ */
+
+/* Call t's send with item on this thread. The caller counts it received. */
+static inline int rill__send(rill_stage *t, const rill_item *item) {
+    int rc = t->ops->send(t, t->state, item);
+    if (RILL__UNLIKELY(t->delay_ns))
+        rill__busy_wait(t->delay_ns);
+    return RILL__UNLIKELY(rc < 0) ? rill__failed(t, rc) : 0;
+}
+
+/* What a push that gave up answers: a stop is the pipeline's error. */
+static inline int rill__push_result(rill_pipeline *p, int rc) {
+    return RILL__UNLIKELY(rc < 0) ? (rc == RILL_EABORTED ? rill__stop_code(p) : rc) : 0;
+}
+
+/* Hand item from st to the stage behind port o: a direct call into its send
+ * on this thread, or an append to the queue to its thread. */
+static inline int rill__deliver(rill_stage *st, const rill__port *o, const rill_item *item) {
+    if (!o->queue) {
+        rill__counter_add(&o->to->n_in, 1);
+        return rill__send(o->to, item);
+    }
+    return rill__push_result(st->p, rill__queue_push(o->queue, item, RILL_EABORTED));
+}
+
+/* Every emit, once past the stop check: count the item, and give a source
+ * its delay per item emitted (rill_stage_set_delay). */
+static inline void rill__emit_begin(rill_stage *st) {
+    rill__counter_add(&st->n_out, 1);
+    if (RILL__UNLIKELY(st->delay_ns) && st->ops->produce)
+        rill__busy_wait(st->delay_ns);
+}
+
+/* ---- emitting ---------------------------------------------------------------- */
+
+RILL_API int rill_emit(rill_stage *st, const rill_item *item) {
+    if (RILL__UNLIKELY(rill__stopped(st->p)))
+        return rill__stop_code(st->p);
+    rill__emit_begin(st);
+    const rill__port *o = st->out;
+    for (unsigned i = 0, n = st->nout; i < n; i++) {
+        int rc = rill__deliver(st, &o[i], item);
+        if (RILL__UNLIKELY(rc < 0))
+            return rc;
+    }
+    return 0;
+}
+
+RILL_API int rill_emit_to(rill_stage *st, unsigned port, const rill_item *item) {
+    if (RILL__UNLIKELY(rill__stopped(st->p)))
+        return rill__stop_code(st->p);
+    if (port >= st->nout)
+        return RILL_EINVAL;
+    rill__emit_begin(st);
+    return rill__deliver(st, &st->out[port], item);
+}
+
+/* The first blocking queue directly after st that cannot take an item now,
+ * NULL if every one can; *err gets RILL_ENOMEM if a batch cannot be made. */
+static rill__queue *rill__refusing_queue(rill_stage *st, int *err) {
+    for (unsigned i = 0; i < st->nout; i++) {
+        rill__queue *e = st->out[i].queue;
+        int r = e ? rill__queue_ready(e) : RILL__ROOM;
+        if (r != RILL__ROOM) {
+            *err = r < 0 ? r : 0;
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/* rill_emit for an item every queue after st has room for: the queues get it
+ * before the stages on st's thread run. One of those may hand over this
+ * thread's partial batches (rill_stage_flush, or a blocking emit of its own
+ * about to wait); a queue whose partial batch went that way needs another
+ * one for the item, and with every batch in flight its append would wait,
+ * which the look said it would not. Appends never flush another queue. */
+static int rill__emit_queues_first(rill_stage *st, const rill_item *item) {
+    rill__emit_begin(st);
+    const rill__port *o = st->out;
+    unsigned n = st->nout;
+    for (unsigned pass = 0; pass < 2; pass++)
+        for (unsigned i = 0; i < n; i++)
+            if ((o[i].queue != NULL) == (pass == 0)) {
+                int rc = rill__deliver(st, &o[i], item);
+                if (RILL__UNLIKELY(rc < 0))
+                    return rc;
+            }
+    return 0;
+}
+
+RILL_API int rill_try_emit(rill_stage *st, const rill_item *item) {
+    if (!st || !item)
+        return RILL_EINVAL;
+    if (RILL__UNLIKELY(st->refused_at))
+        rill__room_waited(st); /* the wait for the room fd ends here */
+    /* A retry needs the consumer to free room between our look and our
+     * re-check after arming: rare, so few rounds; after them the refusal
+     * stands, with the fd signalled by us (room is there). */
+    for (unsigned round = 0;; round++) {
+        if (RILL__UNLIKELY(rill__stopped(st->p)))
+            return rill__stop_code(st->p);
+        int err = 0;
+        rill__queue *e = rill__refusing_queue(st, &err);
+        if (RILL__LIKELY(!e))
+            return rill__emit_queues_first(st, item);
+        if (err < 0)
+            return err;
+        /* Nothing is emitted. The queue may be full only with our own
+         * partial batch, and a consumer that sleeps frees nothing: hand over
+         * every partial batch of this thread and wake the consumers, as a
+         * blocking emit does before it waits. */
+        if (round == 0) {
+            e->before_wait(e->before_wait_arg);
+            rill__park_wake(e->data);
+        }
+        int still = rill__queue_arm(e);
+        if (still < 0)
+            return still;
+        if (still == RILL__NO_ROOM || round == 2) {
+            if (still != RILL__NO_ROOM)
+                rill__queue_signal_now(e);
+            /* counted as waiting for room when the wait ends (room.c) */
+            st->refused_at = rill__now_ns();
+            st->refused = e;
+            return RILL_EAGAIN;
+        }
+    }
+}
+
+RILL_API int rill_pipeline_push(rill_pipeline *p, rill_stage *entry, const rill_item *item) {
+    if (!p || !entry || !item || entry->p != p || entry->nin || !entry->ops->send)
+        return RILL_EINVAL;
+    if (p->phase == RILL__CLOSED)
+        return RILL_ECLOSED;
+    int rc = rill_pipeline_start(p);
+    if (rc)
+        return rc;
+    if (rill__stopped(p))
+        return rill__stop_code(p);
+    if (entry->domain == 0) {
+        rill__counter_add(&entry->n_in, 1);
+        return rill__send(entry, item);
+    }
+    rill__queue *e = p->workers[entry->domain - 1].in[0];
+    rc = rill__push_result(p, rill__queue_push(e, item, RILL_EABORTED));
+    if (rc)
+        return rc;
+    rill__queue_flush_if_old(e, rill__now_ns());
+    /* The caller is not a worker that comes back to wake the consumer later
+     * (it may idle for good after this push): a batch published without a
+     * wake-up must be announced now. */
+    rill__queue_announce(e);
+    return 0;
+}
+
+/* ---- handing over partial batches ---------------------------------------------- */
+
+void rill__flush_outputs(rill__worker *w) {
+    for (unsigned i = 0; i < w->nout; i++)
+        rill__queue_flush(w->out[i]);
+}
+
+void rill__flush_old_outputs(rill__worker *w) {
+    uint64_t now = w->nout ? rill__now_ns() : 0;
+    for (unsigned i = 0; i < w->nout; i++) {
+        rill__queue_flush_if_old(w->out[i], now);
+        rill__queue_nudge(w->out[i], now);
+    }
+}
+
+/* Before waiting for input: publish every partial output batch, and return
+ * how long this thread may sleep before a lazily announced batch is due
+ * (0 = no limit). */
+static uint64_t rill__publish_before_wait(rill__worker *w) {
+    uint64_t now = w->nout ? rill__now_ns() : 0, sleep = UINT64_MAX;
+    for (unsigned i = 0; i < w->nout; i++) {
+        rill__queue_flush_lazy(w->out[i]);
+        uint64_t due = rill__queue_nudge(w->out[i], now);
+        sleep = due < sleep ? due : sleep;
+    }
+    return sleep == UINT64_MAX ? 0 : sleep;
+}
+
+/* ---- the loops that drive stages ------------------------------------------------ */
+
+void rill__run_source(rill_stage *st, rill__worker *w) {
+    while (!rill__stopped(st->p)) {
+        int rc = st->ops->produce(st, st->state);
+        rill__flush_old_outputs(w);
+        if (rc == RILL_EDONE)
+            break;
+        if (rc < 0) {
+            rill__failed(st, rc);
+            break;
+        }
+    }
+}
+
+/* The next batch from any input, round robin; NULL if none is visible. */
+static rill__batch *rill__poll(rill__worker *w, unsigned *rr, rill__queue **from) {
+    for (unsigned k = 0; k < w->nin; k++) {
+        rill__queue *e = w->in[(*rr + k) % w->nin];
+        rill__batch *b = rill__queue_take(e);
+        if (b) {
+            *rr = (*rr + k + 1) % w->nin;
+            *from = e;
+            return b;
+        }
+    }
+    return NULL;
+}
+
+/* Wait for input: publish what this thread produced (nobody else will),
+ * spin briefly, then park — with a timeout while a consumer downstream has
+ * items it has not been woken for. NULL once the pipeline stops. */
+static rill__batch *rill__wait_input_loop(rill__worker *w, unsigned *rr, rill__queue **from) {
+    rill__batch *b;
+    uint64_t sleep = rill__publish_before_wait(w);
+    for (unsigned round = 0; rill__backoff(round); round++)
+        if ((b = rill__poll(w, rr, from)) || rill__stopped(w->p))
+            return b;
+    for (;;) {
+        uint32_t seen = rill__park_epoch(&w->data);
+        if ((b = rill__poll(w, rr, from)) || rill__stopped(w->p))
+            return b;
+        rill__park_wait(&w->data, seen, sleep);
+        if (sleep)
+            sleep = rill__publish_before_wait(w);
+    }
+}
+
+/* The time spent here is the consumer's wait on empty queues, for every one
+ * of its inputs (all were empty), and not busy time of its thread. */
+static rill__batch *rill__wait_input(rill__worker *w, unsigned *rr, rill__queue **from) {
+    uint64_t t0 = rill__now_ns();
+    rill__batch *b = rill__wait_input_loop(w, rr, from);
+    uint64_t waited = rill__now_ns() - t0;
+    for (unsigned i = 0; i < w->nin; i++)
+        rill__counter_add(&w->in[i]->q->wait_empty_ns, waited);
+    rill__counter_add(&w->head->waited_ns, waited);
+    return b;
+}
+
+void rill__run_consumer(rill__worker *w) {
+    rill_stage *st = w->head;
+    unsigned open = w->nin, rr = 0;
+    while (open && !rill__stopped(w->p)) {
+        rill__queue *e;
+        rill__batch *b = rill__poll(w, &rr, &e);
+        if (!b && !(b = rill__wait_input(w, &rr, &e)))
+            break;
+        /* After a stop the rest of the batch is not delivered either; it
+         * counts as discarded, like the items still queued. */
+        unsigned i = 0;
+        while (i < b->n && !rill__stopped(w->p))
+            if (RILL__UNLIKELY(rill__send(st, &b->items[i++]) < 0))
+                break;
+        rill__counter_add(&st->n_in, i);
+        if (b->eos)
+            open--;
+        rill__queue_done(e, b, i);
+        rill__flush_old_outputs(w);
+    }
+}
