@@ -50,6 +50,10 @@ static inline int rill__deliver(rill_stage *st, const rill__port *o, const rill_
 /* Every emit, once past the stop check: count the item, and give a source
  * its delay per item emitted (rill_stage_set_delay). */
 static inline void rill__emit_begin(rill_stage *st) {
+    /* A stage refused by rill_try_emit that emits by other means has
+     * stopped waiting for room: end the wait here, or it runs on. */
+    if (RILL__UNLIKELY(st->refused_at))
+        rill__room_waited(st);
     rill__counter_add(&st->n_out, 1);
     if (RILL__UNLIKELY(st->delay_ns) && st->ops->produce)
         rill__busy_wait(st->delay_ns);

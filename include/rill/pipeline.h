@@ -240,7 +240,7 @@ int rill_emit_to(rill_stage *st, unsigned port, const rill_item *item);
  * pipeline's error once it has stopped (RILL_EABORTED after an abort: the
  * retry after a wait for room learns of the stop), an error of a downstream
  * stage, RILL_ENOMEM, or RILL_EINVAL for NULL. Call only from st's callbacks.
- * The time from a RILL_EAGAIN to st's next rill_try_emit (or its close)
+ * The time from a RILL_EAGAIN to st's next emit of any kind (or its close)
  * counts as waiting for room (wait_full_ns, rill/stats.h), as a blocking
  * emit's wait does. When a queue counts as full: docs/threads.md,
  * "Emitting without waiting". */
