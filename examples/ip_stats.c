@@ -212,12 +212,6 @@ int main(int argc, char **argv) {
             uniq[cfg.nips++] = ips[i];
     }
     cfg.ips = uniq;
-    FILE *json = NULL, *svg = NULL;
-    if (open_report("--stats-json", o.json, &json) || open_report("--stats-svg", o.svg, &svg)) {
-        free(uniq);
-        return 1;
-    }
-
     rill_pipeline *p = NULL;
     rill_stage *reduce = NULL;
     char err[512] = "";
@@ -250,6 +244,20 @@ int main(int argc, char **argv) {
         return mrc == RILL_EINVAL ? 2 : 1;
     }
     if (cfg.listen && listen_on(p, source)) {
+        metrics_http_stop(mh);
+        rill_pipeline_free(p);
+        free(uniq);
+        return 1;
+    }
+    /* Report files are made last before the run: every option has been
+     * checked by now, so a usage error never empties an existing file, and
+     * a bad path is found before the log is read. */
+    FILE *json = NULL, *svg = NULL;
+    if (open_report("--stats-json", o.json, &json) || open_report("--stats-svg", o.svg, &svg)) {
+        if (json)
+            fclose(json);
+        if (cfg.listen)
+            listen_over();
         metrics_http_stop(mh);
         rill_pipeline_free(p);
         free(uniq);

@@ -97,3 +97,28 @@ RILL_TEST(ip_stats_keys, good_report_path_is_written) {
     CHECK(n > 0 && out[0] == '{');
     CHECK(strstr(out, "\"reduce\"") != NULL);
 }
+
+/* A usage error found after the options are read (an unknown --slow stage,
+ * a bad --metrics address) leaves an existing report file as it was: the
+ * report files are made only once every option has been checked. */
+RILL_TEST(ip_stats_keys, usage_error_leaves_an_existing_report_alone) {
+    static const char *const bad[] = {"--slow nosuchstage:5", "--metrics nonsense"};
+    char path[256], cmd[768], out[4096];
+    snprintf(path, sizeof path, "%s/keep_%ld.json", RILL_TEST_TMP, (long)getpid());
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        FILE *f = fopen(path, "w");
+        CHECK(f != NULL);
+        fputs("{\"kept\": true}\n", f);
+        fclose(f);
+        snprintf(cmd, sizeof cmd, "%s --quiet --stats-json %s %s %s 83.149.9.216 2>&1", BIN, path,
+                 bad[i], LOG);
+        CHECK(run(cmd, out, sizeof out) != 0);
+        f = fopen(path, "r");
+        CHECK(f != NULL);
+        size_t n = fread(out, 1, sizeof out - 1, f);
+        fclose(f);
+        out[n] = '\0';
+        CHECK(strcmp(out, "{\"kept\": true}\n") == 0);
+    }
+    unlink(path);
+}
