@@ -68,9 +68,9 @@ RILL_TEST(stats_prometheus, labels_escaped_and_every_series_present) {
         "# TYPE rill_queue_enqueued_items_total counter\n",
         "# HELP rill_queue_enqueued_items_total ",
         "rill_queue_enqueued_items_total{pipeline=\"pipe\\\"line\",from=\"src\","
-        "to=\"a\\\"b\\\\c\\nd\xef\xbf\xbd\"} 100\n",
+        "to=\"a\\\"b\\\\c\\nd\xef\xbf\xbd\",queue=\"0\"} 100\n",
         "rill_queue_delivered_items_total{pipeline=\"pipe\\\"line\",from=\"src\","
-        "to=\"a\\\"b\\\\c\\nd\xef\xbf\xbd\"} 100\n",
+        "to=\"a\\\"b\\\\c\\nd\xef\xbf\xbd\",queue=\"0\"} 100\n",
         "rill_stage_received_items_total{pipeline=\"pipe\\\"line\",stage=\"src\"} 0\n",
         "rill_stage_emitted_items_total{pipeline=\"pipe\\\"line\",stage=\"src\"} 100\n",
         "rill_stage_threaded{pipeline=\"pipe\\\"line\",stage=\"a\\\"b\\\\c\\nd\xef\xbf\xbd\"} 1\n",
@@ -129,5 +129,34 @@ RILL_TEST(stats_prometheus, errors_are_returned) {
         CHECK_EQ(rill_pipeline_metrics_write(p, full), -ENOSPC);
         fclose(full);
     }
+    rill_pipeline_free(p);
+}
+
+/* A stage connected twice to the same consumer has two queues with the same
+ * from and to: each must still be a series of its own, or Prometheus drops
+ * one as a duplicate (promtool does not notice). */
+RILL_TEST(stats_prometheus, two_queues_between_the_same_stages_are_two_series) {
+    src s = {.left = 10, .pay = "abc"};
+    rill_pipeline *p = build(&s);
+    CHECK(p != NULL);
+    CHECK_OK(rill_connect(rill_pipeline_find(p, "src"), rill_pipeline_find(p, ODD)));
+    CHECK_OK(rill_pipeline_run(p));
+    char *text = NULL;
+    size_t len = 0;
+    CHECK_OK(render(p, &text, &len));
+    CHECK(text != NULL);
+    const char *fam = "rill_queue_enqueued_items_total{";
+    char *series[4] = {0};
+    size_t n = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+        if (strncmp(line, fam, strlen(fam)) == 0 && n < 4) {
+            char *sp = strrchr(line, ' ');
+            if (sp)
+                *sp = '\0'; /* the series without its value */
+            series[n++] = line;
+        }
+    CHECK_EQ(n, 2u);
+    CHECK(strcmp(series[0], series[1]) != 0);
+    free(text);
     rill_pipeline_free(p);
 }

@@ -158,7 +158,9 @@ RILL_API int rill_stats_write_prometheus(const rill_stats *s, FILE *to) {
             rill__pm_label(&w, "{", "pipeline", pl);
             rill__pm_label(&w, ",", "from", s->queues[k].from);
             rill__pm_label(&w, ",", "to", s->queues[k].to);
-            rill__rep_puts(&w, "}");
+            /* from and to alone may repeat (a stage connected twice to
+             * another): the queue's index keeps every series distinct */
+            rill__rep_printf(&w, ",queue=\"%zu\"}", k);
             rill__pm_value(&w, &s->queues[k], fam);
         }
     }
