@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install a configured and built rill into a temporary prefix and prove that
 # a program built only with `pkg-config --cflags --libs rill` compiles in strict
-# C11, links through the soname (librill.so.0) and runs; then that the
+# C11, links through the soname (librill.so.0.2) and runs; then that the
 # README's example builds out of the tree and prints what the README shows.
 # Usage: scripts/install_check.sh BUILD_DIR
 set -euo pipefail
@@ -27,9 +27,9 @@ for h in "$root"/include/rill/*.h; do
     [ -f "$prefix/include/rill/$(basename "$h")" ] || fail "rill/$(basename "$h") not installed"
 done
 [ -L "$libdir/librill.so" ] || fail "$libdir/librill.so is not a symlink"
-[ -L "$libdir/librill.so.0" ] || fail "$libdir/librill.so.0 (soname link) missing"
+[ -L "$libdir/librill.so.0.2" ] || fail "$libdir/librill.so.0.2 (soname link) missing"
 soname=$(readelf -d "$libdir/librill.so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
-[ "$soname" = librill.so.0 ] || fail "SONAME is '$soname', want librill.so.0"
+[ "$soname" = librill.so.0.2 ] || fail "SONAME is '$soname', want librill.so.0.2"
 
 # Only the public API leaves the library: rill_ names, never rill__ internals.
 # Every exported symbol is rill_ API, or a rill__ helper that an inline function
@@ -48,7 +48,7 @@ exe=$prefix/install_check
 # shellcheck disable=SC2086  # flags is a word list from pkg-config
 cc -std=c11 -Wall -Wextra -Wpedantic -Werror "$root/tests/install_check/main.c" $flags -o "$exe" ||
     fail "cannot compile a C11 program against the installed headers"
-readelf -d "$exe" | grep -q 'NEEDED.*\[librill\.so\.0\]' || fail "program does not need librill.so.0"
+readelf -d "$exe" | grep -q 'NEEDED.*\[librill\.so\.0\.2\]' || fail "program does not need librill.so.0.2"
 out=$(LD_LIBRARY_PATH=$libdir "$exe") || fail "installed program failed"
 echo "$out"
 [ "$out" = "rill $(pkg-config --modversion rill) installed and working" ] || fail "unexpected output"

@@ -143,7 +143,7 @@ cfg_install() {
     fi
     if scripts/install_check.sh "$d"; then
         passed=$((passed + 1))
-        summary+=("install: passed (headers, librill.so.0, rill.pc)")
+        summary+=("install: passed (headers, librill.so.0.2, rill.pc)")
     else
         step_failed "install check"
         summary+=("install: FAILED")

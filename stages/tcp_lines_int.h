@@ -15,7 +15,7 @@
 /* A connection with no memory for a gate polls for room this often. */
 #define RILL__TCPL_POLL_NS INT64_C(1000000)
 
-#define RILL__TCPL_SUB(field) rill__counter_add(&field, (uint64_t)-1)
+#define RILL__TCPL_SUB(field) rill__counter_sub(&field, 1)
 
 typedef struct rill__tcpl rill__tcpl;
 

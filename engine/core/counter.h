@@ -31,4 +31,8 @@ static inline void rill__counter_add_plain(uint64_t *c, uint64_t n) {
     _Generic((c), _Atomic uint64_t *: rill__counter_add_atomic,                           \
              uint64_t *: rill__counter_add_plain)(c, n)
 
+/* The same for a gauge, which also goes down (modulo 2^64, as unsigned
+ * arithmetic is): one writer, readers see each value whole. */
+#define rill__counter_sub(c, n) rill__counter_add(c, -(uint64_t)(n))
+
 #endif

@@ -28,6 +28,8 @@ static size_t rill__field_end(const rill_fields *fs, const unsigned char *d, siz
             pos++;
         return pos;
     }
+    if (pos >= len) /* an empty item's d may be NULL: no memchr on it */
+        return len;
     const unsigned char *hit = memchr(d + pos, fs->rill__sep, len - pos);
     return hit ? (size_t)(hit - d) : len;
 }

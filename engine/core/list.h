@@ -11,7 +11,7 @@
  *
  * Not thread-safe: one thread at a time per list (each owner says which).
  * A head must not move while elements are linked, except through
- * rill__list_move, which relinks them to the head's new place. */
+ * rill__list_moved, which relinks them to the head's new place. */
 #ifndef RILL_LIST_H
 #define RILL_LIST_H
 

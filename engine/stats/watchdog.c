@@ -77,8 +77,8 @@ static size_t rill__stuck_queue(const rill_pipeline *p, const rill_stats *s) {
 bool rill__watchdog_fire(rill_pipeline *p, uint64_t moved) {
     rill_stats *s = NULL;
     int rc = rill_pipeline_stats(p, &s);
-    if (rc)
-        return rc != RILL_EAGAIN; /* a hand-over under way: not stalled */
+    if (rc) /* a hand-over under way (not stalled), or no memory: look again next time */
+        return false;
     uint64_t now_moved = 0;
     for (size_t k = 0; k < s->nqueues; k++)
         now_moved += s->queues[k].in + s->queues[k].out + s->queues[k].dropped;

@@ -340,8 +340,8 @@ static inline rill_syscall *rill_sys_wait_fd(rill_syscall *call, int fd, unsigne
  * and the answer in call->result (and id / value where the op says so).
  * call is evaluated once. This is a yield, so the coroutine rules apply (no
  * RILL_SYSCALL inside a `switch` of the body; state in the struct), and it
- * must stay a macro: its resume point is a label in the body. The seed's
- * bare `yield` is RILL_YIELD(g, NULL). */
+ * must stay a macro: its resume point is a label in the body. A bare
+ * `yield` (to the back of the ready queue) is RILL_YIELD(g, NULL). */
 #define RILL_SYSCALL(g, call) RILL_YIELD(g, rill__syscall_arg(call))
 
 /* The type check of RILL_SYSCALL's argument. */

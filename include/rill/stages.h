@@ -151,7 +151,7 @@ int rill_gen_source_add(rill_pipeline *p, const char *name, rill_gen *g,
                         rill_stage **out);
 
 /* A stage whose body is a generator that receives items with send, as the
- * seed's @coroutine stages do (ownership of g as for rill_gen_source_add):
+ * stages of Python's generator pipelines do with `@coroutine` (ownership of g as for rill_gen_source_add):
  *
  *  - the body yields NULL to ask for the next item, and reads it with
  *    RILL_SENT(g) as a `const rill_item *`, valid until the body next yields

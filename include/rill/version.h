@@ -3,9 +3,9 @@
 #define RILL_VERSION_H
 
 #define RILL_VERSION_MAJOR 0
-#define RILL_VERSION_MINOR 1
+#define RILL_VERSION_MINOR 2
 #define RILL_VERSION_PATCH 0
-#define RILL_VERSION_STRING "0.1.0"
+#define RILL_VERSION_STRING "0.2.0"
 /* One integer that compares in release order: 0xMMmmpp. */
 #define RILL_VERSION_HEX \
     ((RILL_VERSION_MAJOR << 16) | (RILL_VERSION_MINOR << 8) | RILL_VERSION_PATCH)
@@ -19,7 +19,7 @@ extern "C" {
  * Thread-safe; no allocation. */
 unsigned rill_version(void);
 
-/* The same as a static string ("0.1.0"). Never NULL, never freed. */
+/* The same as a static string ("0.2.0"). Never NULL, never freed. */
 const char *rill_version_string(void);
 
 #ifdef __cplusplus
