@@ -1,0 +1,43 @@
+/* What queue.c (the hand-offs) and queue_life.c (making and freeing a queue)
+ * share: ThreadSanitizer's view of ck's rings, and two small steps on
+ * batches. Private to those two files. */
+#ifndef RILL_QUEUE_RING_H
+#define RILL_QUEUE_RING_H
+
+#include "queue.h"
+#include "core/rill_int.h"
+
+/* ck's atomics are inline assembly that ThreadSanitizer cannot see: tell it
+ * that publishing a batch through a ring orders the batch's contents. */
+#if defined(__SANITIZE_THREAD__)
+#define RILL__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RILL__TSAN 1
+#endif
+#endif
+#ifdef RILL__TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define RILL__PUBLISH(p) __tsan_release(p)
+#define RILL__RECEIVE(p) __tsan_acquire(p)
+#else
+#define RILL__PUBLISH(p) ((void)0)
+#define RILL__RECEIVE(p) ((void)0)
+#endif
+
+static inline void rill__batch_drop(rill__batch *b) {
+    for (unsigned i = 0; i < b->nowners; i++)
+        rill_ref_release(b->owners[i]);
+    b->nowners = 0;
+    b->n = 0;
+    b->eos = false;
+}
+
+/* drop_oldest makes the producer a second consumer of the ring. */
+static inline bool rill__ring_take(rill__queue *e, void **v) {
+    return e->policy == RILL_OVERFLOW_DROP_OLDEST ? ck_ring_dequeue_spmc(&e->full, e->full_buf, v)
+                                                  : ck_ring_dequeue_spsc(&e->full, e->full_buf, v);
+}
+
+#endif
