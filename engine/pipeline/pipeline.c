@@ -90,8 +90,7 @@ RILL_API int rill_pipeline_start(rill_pipeline *p) {
      * its start time set and its queues built: not half-planned queues (it
      * would size its copy by one count of them and read another). */
     pthread_mutex_lock(&p->statlock);
-    atomic_store_explicit(&p->phase, RILL__STARTED, memory_order_seq_cst);
-    int rc = rill__threads_start(p);
+    int rc = rill__threads_start(p); /* plans, then publishes the phase */
     pthread_mutex_unlock(&p->statlock);
     /* A stop before the start signalled no room eventfd (rill__wake_all
      * skips them while the pipeline is new): do it now. */

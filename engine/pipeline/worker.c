@@ -37,6 +37,9 @@ static void *rill__worker_main(void *arg) {
 int rill__threads_start(rill_pipeline *p) {
     p->t_start = rill__now_ns();
     int rc = rill__plan(p);
+    /* Started only once planned, failed or not: a thread that reads the
+     * phase (rill_stage_threaded) then reads a finished plan. */
+    atomic_store_explicit(&p->phase, RILL__STARTED, memory_order_seq_cst);
     if (rc) {
         if (p->n)
             rill_stage_fail(p->stages[0], rc, "cannot plan the pipeline's threads");
