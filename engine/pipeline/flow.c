@@ -45,12 +45,12 @@ static inline int rill__push_result(rill_pipeline *p, int rc) {
  * the item cannot be held (no memory). */
 static inline int rill__send_inline(rill_stage *from, rill_stage *t, const rill_item *item) {
     rill__worker *w = t->dom;
-    if (RILL__UNLIKELY(w->depth >= RILL__INLINE_DEPTH || w->nheld))
+    if (RILL__UNLIKELY(w->depth >= RILL__INLINE_DEPTH))
         return rill__hold(w, from, t, item);
     w->depth++;
     rill__counter_add(&t->n_in, 1);
     int rc = rill__send(t, item);
-    if (RILL__UNLIKELY(--w->depth == 0 && w->nheld)) {
+    if (RILL__UNLIKELY(--w->depth == RILL__HELD)) {
         int d = rill__drain(w);
         rc = rc ? rc : d;
     }

@@ -42,7 +42,8 @@ int rill__hold(rill__worker *w, rill_stage *from, rill_stage *to, const rill_ite
         return rill_stage_fail(from, RILL_ENOMEM, "cannot hold an item past the inline depth limit");
     }
     d->to = to;
-    w->nheld++;
+    if (w->nheld++ == 0)
+        w->depth += RILL__HELD;
     return 0;
 }
 
@@ -55,15 +56,16 @@ int rill__drain(rill__worker *w) {
     while (w->nheld) {
         rill__deferred d = w->held[w->first];
         w->first = (w->first + 1) & (w->cap - 1);
-        w->nheld--;
+        if (--w->nheld == 0)
+            w->depth -= RILL__HELD; /* back to 0: this send may nest again */
         rill_pipeline *p = d.to->p;
         if (!rill__stopped(p)) {
-            w->depth = 1;
+            w->depth++;
             rill__counter_add(&d.to->n_in, 1);
             int rc = d.to->ops->send(d.to, d.to->state, &d.item);
             if (RILL__UNLIKELY(d.to->delay_ns))
                 rill__busy_wait(d.to->delay_ns);
-            w->depth = 0;
+            w->depth--;
             if (rc < 0 && (rc = rill__failed(d.to, rc)) && !err)
                 err = rc;
         } else {
@@ -86,4 +88,5 @@ void rill__held_free(rill__worker *w) {
     free(w->held);
     w->held = NULL;
     w->cap = w->first = 0;
+    w->depth = 0;
 }

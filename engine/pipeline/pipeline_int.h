@@ -49,7 +49,7 @@ typedef struct rill__worker {
     unsigned nout;
     uint64_t latency_ns;  /* flush partial output batches older than this */
     /* Inline delivery on this domain's one thread (flow.c); zeroed is ready. */
-    unsigned depth;          /* inline sends nested now */
+    unsigned depth;          /* inline sends nested now, + RILL__HELD if nheld */
     size_t nheld, first, cap; /* the deferred FIFO: a ring of cap (a power of 2) */
     rill__deferred *held;
     uint64_t discarded;      /* held items dropped by a stop */
@@ -159,6 +159,10 @@ void rill__run_consumer(rill__worker *w);
  * its FIFO and delivered once it is back at depth 0. 10,000 inline stages
  * then fit a 256 KiB stack, also under ASan; user frames count too. */
 #define RILL__INLINE_DEPTH 64u
+/* Added to a domain's depth while its FIFO holds anything: every inline
+ * send then holds its item too, and only the outermost one comes back to
+ * depth RILL__HELD exactly, the signal to drain. One compare per send. */
+#define RILL__HELD (1u << 30)
 int rill__hold(rill__worker *w, rill_stage *from, rill_stage *to, const rill_item *item);
 int rill__drain(rill__worker *w);
 void rill__held_free(rill__worker *w); /* after the run: discards what is left */
