@@ -300,3 +300,40 @@ RILL_TEST(deep_chain, threaded_stage_between_deep_inline_chains) {
     CHECK_EQ(t1.sends, 1000ull * N);
     CHECK_EQ(t2.sends, 1000ull * N);
 }
+
+/* Re-emits each item as "a:K", K counting from 0: its output order. */
+static int stamp_send(rill_stage *st, void *state, const rill_item *it) {
+    (void)it;
+    char buf[32];
+    int len = snprintf(buf, sizeof buf, "a:%llu", (*(unsigned long long *)state)++);
+    rill_item out = rill_item_static(buf, (size_t)len);
+    return rill_emit(st, &out);
+}
+static const rill_stage_ops stamp_ops = {.send = stamp_send};
+
+/* One producer at two depths inside one outermost send: after the source, a
+ * stage fans out to a 40-stage branch and a 5-stage one, both into the
+ * stamp stage, which has 100 stages after it. Its output from the long side
+ * is held 60-odd stages down; its output from the short side, emitted
+ * later, would reach that point shallower and overtake it if it were not
+ * held too. The recorder must see the stamps in order. */
+RILL_TEST(deep_chain, one_producer_at_two_depths_keeps_its_order) {
+    enum { N = 500 };
+    tally t = {0};
+    numbers src = {.n = N};
+    unsigned long long stamps = 0;
+    recorder r = {.repeat = 1};
+    rill_pipeline *p = NULL;
+    CHECK_OK(rill_pipeline_new("two-depths", &p));
+    rill_stage *s = add_chain(p, add_after(p, NULL, &numbers_ops, &src, NULL), 1, &t);
+    rill_stage *stamp = add_after(p, add_chain(p, s, 40, &t), &stamp_ops, &stamps, NULL);
+    rill_stage *shallow = add_chain(p, s, 5, &t);
+    CHECK(stamp && shallow);
+    CHECK_OK(rill_connect(shallow, stamp));
+    CHECK(add_after(p, add_chain(p, stamp, 100, &t), &record_ops, &r, NULL));
+    CHECK_OK(rill_pipeline_run(p));
+    rill_pipeline_free(p);
+    CHECK_STREQ(r.bad ? r.first_bad : "", "");
+    CHECK_EQ(r.seen[0], 2 * N);
+    CHECK_EQ(stamps, 2 * N);
+}
