@@ -6,7 +6,8 @@
  *   rill_try_emit(st, item)       to every port or none: look at each queue
  *                                 first; refused, arm it (room.c)
  *   rill_pipeline_push(p, e, item) from the caller, into an entry stage
- *     rill__deliver               per port: on the same thread, rill__send;
+ *     rill__deliver               per port: on the same thread, rill__send_inline
+ *                                 (past the depth limit: held, held.c);
  *                                 to another, rill__queue_push (queue.c)
  *       rill__send                the stage's send, its delay, its failure
  *   rill__run_source(st, w)       a source's thread: produce until done,
@@ -18,7 +19,8 @@
  * A partial batch is handed over when full (queue.c), when old, and when its
  * thread is about to wait (rill__flush_outputs and its lazy twin here).
  * Delivery on one thread is a direct call: no queue, no allocation, no
- * atomic read-modify-write per item. Mechanism: docs/threads.md. */
+ * atomic read-modify-write per item (nested deeper than RILL__INLINE_DEPTH,
+ * through the thread's FIFO instead: held.c). Mechanism: docs/threads.md. */
 #include "pipeline_int.h"
 #include "room.h"
 
@@ -37,13 +39,29 @@ static inline int rill__push_result(rill_pipeline *p, int rc) {
     return RILL__UNLIKELY(rc < 0) ? (rc == RILL_EABORTED ? rill__stop_code(p) : rc) : 0;
 }
 
+/* Call t's send on this thread, nested in at most RILL__INLINE_DEPTH others;
+ * deeper, or while items are held already, the item is held (held.c) and
+ * the outermost send drains the FIFO before it returns. `from` is blamed if
+ * the item cannot be held (no memory). */
+static inline int rill__send_inline(rill_stage *from, rill_stage *t, const rill_item *item) {
+    rill__worker *w = t->dom;
+    if (RILL__UNLIKELY(w->depth >= RILL__INLINE_DEPTH))
+        return rill__hold(w, from, t, item);
+    w->depth++;
+    rill__counter_add(&t->n_in, 1);
+    int rc = rill__send(t, item);
+    if (RILL__UNLIKELY(--w->depth == RILL__HELD)) {
+        int d = rill__drain(w);
+        rc = rc ? rc : d;
+    }
+    return rc;
+}
+
 /* Hand item from st to the stage behind port o: a direct call into its send
  * on this thread, or an append to the queue to its thread. */
 static inline int rill__deliver(rill_stage *st, const rill__port *o, const rill_item *item) {
-    if (!o->queue) {
-        rill__counter_add(&o->to->n_in, 1);
-        return rill__send(o->to, item);
-    }
+    if (!o->queue)
+        return rill__send_inline(st, o->to, item);
     return rill__push_result(st->p, rill__queue_push(o->queue, item, RILL_EABORTED));
 }
 
@@ -166,10 +184,8 @@ RILL_API int rill_pipeline_push(rill_pipeline *p, rill_stage *entry, const rill_
         return rc;
     if (rill__stopped(p))
         return rill__stop_code(p);
-    if (entry->domain == 0) {
-        rill__counter_add(&entry->n_in, 1);
-        return rill__send(entry, item);
-    }
+    if (entry->domain == 0)
+        return rill__send_inline(entry, entry, item);
     rill__queue *e = p->workers[entry->domain - 1].in[0];
     rc = rill__push_result(p, rill__queue_push(e, item, RILL_EABORTED));
     if (rc)

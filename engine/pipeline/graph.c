@@ -89,6 +89,7 @@ RILL_API int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage
         return RILL_ENOMEM;
     }
     st->p = p;
+    st->dom = &p->main;
     st->ops = ops;
     st->state = state;
     if (opts)

@@ -28,6 +28,13 @@ typedef struct rill__port {
     rill__queue *queue;
 } rill__port;
 
+/* An item held back at the inline depth limit, for the stage `to` (flow.c).
+ * The item holds a reference of its own: its owner's, or a private copy's. */
+typedef struct rill__deferred {
+    rill_stage *to;
+    rill_item item;
+} rill__deferred;
+
 /* A thread running one threaded stage and the inline stages after it that
  * only it feeds (its "domain"). Domain 0 is the caller's thread. */
 typedef struct rill__worker {
@@ -41,6 +48,11 @@ typedef struct rill__worker {
     rill__queue **out;     /* queues this domain produces into (to flush) */
     unsigned nout;
     uint64_t latency_ns;  /* flush partial output batches older than this */
+    /* Inline delivery on this domain's one thread (flow.c); zeroed is ready. */
+    unsigned depth;          /* inline sends nested now, + RILL__HELD if nheld */
+    size_t nheld, first, cap; /* the deferred FIFO: a ring of cap (a power of 2) */
+    rill__deferred *held;
+    uint64_t discarded;      /* held items dropped by a stop */
 } rill__worker;
 
 struct rill_stage {
@@ -53,6 +65,7 @@ struct rill_stage {
     unsigned open_in; /* producers not yet closed (inline stages) */
     unsigned mark;    /* cycle check: visited in search number mark */
     unsigned domain;  /* 0: caller's thread; k: workers[k-1] */
+    rill__worker *dom; /* that domain (&p->main until planned) */
     _Atomic bool closed;   /* read by the watchdog (stats.c) */
     _Atomic bool promoted; /* got a thread because it is fed from several */
     _Atomic uint64_t n_in, n_out; /* items received / emitted (its thread only) */
@@ -142,6 +155,17 @@ void rill__flush_outputs(rill__worker *w);     /* hand over every partial batch 
 void rill__flush_old_outputs(rill__worker *w); /* ... those past their latency */
 void rill__run_source(rill_stage *st, rill__worker *w); /* on w's thread */
 void rill__run_consumer(rill__worker *w);
+/* held.c: inline sends nested deeper than this on one thread are held in
+ * its FIFO and delivered once it is back at depth 0. 10,000 inline stages
+ * then fit a 256 KiB stack, also under ASan; user frames count too. */
+#define RILL__INLINE_DEPTH 64u
+/* Added to a domain's depth while its FIFO holds anything: every inline
+ * send then holds its item too, and only the outermost one comes back to
+ * depth RILL__HELD exactly, the signal to drain. One compare per send. */
+#define RILL__HELD (1u << 30)
+int rill__hold(rill__worker *w, rill_stage *from, rill_stage *to, const rill_item *item);
+int rill__drain(rill__worker *w);
+void rill__held_free(rill__worker *w); /* after the run: discards what is left */
 
 /* stats.c */
 int rill__sampler_start(rill_pipeline *p);

@@ -174,6 +174,8 @@ int rill__plan(rill_pipeline *p) {
         }
         nw = 0;
     }
+    for (unsigned i = 0; i < p->n; i++)
+        p->stages[i]->dom = rill__worker_of(p, p->stages[i]->domain);
     /* Published last: rill__wake_all (maybe in a signal handler) reads it. */
     atomic_store_explicit(&p->nworkers, nw, memory_order_release);
     return rc;

@@ -93,6 +93,12 @@ void rill__threads_free(rill_pipeline *p) {
     for (size_t k = 0; k < p->nq; k++)
         p->discarded += atomic_load(&p->queue_stats[k].discarded);
     for (unsigned i = 0; i < nw; i++) {
+        rill__held_free(&p->workers[i]);
+        p->discarded += p->workers[i].discarded;
+    }
+    rill__held_free(&p->main);
+    p->discarded += p->main.discarded;
+    for (unsigned i = 0; i < nw; i++) {
         free(p->workers[i].in);
         free(p->workers[i].out);
     }

@@ -128,7 +128,7 @@ int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage_ops *ops
  * item twice. The cycle check visits at most the stages after to, and none
  * when from has no producer yet (a chain connected in either order costs
  * constant time per connection); no graph walk recurses, so a graph may be
- * as deep as memory allows (but see rill_emit on deep inline chains). */
+ * as deep as memory allows (deep inline chains too: docs/threads.md). */
 int rill_connect(rill_stage *from, rill_stage *to);
 
 /* Validate and start the pipeline: worker threads start here. Called by run
@@ -217,9 +217,10 @@ rill_stage *rill_pipeline_find(const rill_pipeline *p, const char *name);
 /* Send item to every stage connected after st, in connect order. The item is
  * borrowed for the call. Returns 0 or the first error of a downstream stage
  * (stop and return it). Call only from st's callbacks. Delivery to an inline
- * stage is a call nested in this one, so an inline chain nests one call per
- * stage: a chain of tens of thousands of inline stages can overflow its
- * thread's stack (a threaded stage every few thousand ends the nesting). */
+ * stage is a call nested in this one, up to a depth limit past which the item
+ * is held and delivered, in order, once this thread's outermost send returns
+ * to it (docs/threads.md, "Deep inline chains"); a held item's error is
+ * returned by that outermost call instead. */
 int rill_emit(rill_stage *st, const rill_item *item);
 
 /* Send item to output port `port` only. RILL_EINVAL if there is no such port. */

@@ -1,0 +1,92 @@
+/* Items held back at the inline depth limit (flow.c's rill__send_inline).
+ *
+ * Delivery to an inline stage is a call nested in the emitter's, so an
+ * inline chain would nest one C frame per stage. Past RILL__INLINE_DEPTH
+ * nested sends a domain appends (stage, item) to its FIFO instead, and the
+ * outermost send on that thread, back at depth 0, delivers the FIFO in order
+ * before it returns. While the FIFO holds anything, every inline delivery of
+ * the domain joins it: an item emitted later by the same producer must not
+ * overtake one held earlier. The close cascade runs at depth 0, after the
+ * drain, so end of stream still follows every held item. The domain runs on
+ * one thread: nothing here is shared. Mechanism: docs/threads.md. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipeline_int.h"
+
+/* Room for one more held item: double the ring, unwrapped. */
+static int rill__held_grow(rill__worker *w) {
+    size_t cap = w->cap ? 2 * w->cap : 16;
+    rill__deferred *h = malloc(cap * sizeof *h);
+    if (!h)
+        return RILL_ENOMEM;
+    for (size_t i = 0; i < w->nheld; i++)
+        h[i] = w->held[(w->first + i) & (w->cap - 1)];
+    free(w->held);
+    w->held = h;
+    w->cap = cap;
+    w->first = 0;
+    return 0;
+}
+
+/* The item outlives the emitting call: keep its owner, or copy bytes that
+ * have none (they may be in the caller's stack frame). */
+int rill__hold(rill__worker *w, rill_stage *from, rill_stage *to, const rill_item *item) {
+    if (w->nheld == w->cap && rill__held_grow(w) < 0)
+        return rill_stage_fail(from, RILL_ENOMEM, "cannot hold an item past the inline depth limit");
+    rill__deferred *d = &w->held[(w->first + w->nheld) & (w->cap - 1)];
+    if (item->owner) {
+        d->item = *item;
+        rill_item_retain(item);
+    } else if (rill_item_copy(item->len ? item->data : "", item->len, &d->item) < 0) {
+        return rill_stage_fail(from, RILL_ENOMEM, "cannot hold an item past the inline depth limit");
+    }
+    d->to = to;
+    if (w->nheld++ == 0)
+        w->depth += RILL__HELD;
+    return 0;
+}
+
+/* At depth 0: deliver every held item in order (each send counts depth
+ * again, so its own chain may hold more behind). After a stop the rest is
+ * released and counted as discarded, like items still queued. Returns the
+ * first error of a stage sent to, or the stop's code. */
+int rill__drain(rill__worker *w) {
+    int err = 0;
+    while (w->nheld) {
+        rill__deferred d = w->held[w->first];
+        w->first = (w->first + 1) & (w->cap - 1);
+        if (--w->nheld == 0)
+            w->depth -= RILL__HELD; /* back to 0: this send may nest again */
+        rill_pipeline *p = d.to->p;
+        if (!rill__stopped(p)) {
+            w->depth++;
+            rill__counter_add(&d.to->n_in, 1);
+            int rc = d.to->ops->send(d.to, d.to->state, &d.item);
+            if (RILL__UNLIKELY(d.to->delay_ns))
+                rill__busy_wait(d.to->delay_ns);
+            w->depth--;
+            if (rc < 0 && (rc = rill__failed(d.to, rc)) && !err)
+                err = rc;
+        } else {
+            w->discarded++;
+            if (!err)
+                err = rill__stop_code(p);
+        }
+        rill_item_release(&d.item);
+    }
+    return err;
+}
+
+void rill__held_free(rill__worker *w) {
+    while (w->nheld) { /* not reached: a domain drains before it returns */
+        rill_item_release(&w->held[w->first].item);
+        w->first = (w->first + 1) & (w->cap - 1);
+        w->nheld--;
+        w->discarded++;
+    }
+    free(w->held);
+    w->held = NULL;
+    w->cap = w->first = 0;
+    w->depth = 0;
+}
