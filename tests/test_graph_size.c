@@ -62,7 +62,9 @@ static const rill_stage_ops src_ops = {.produce = src_produce, .close = count_cl
  * per stage (a 1,000,000-deep recursion overflows an 8 MB stack). Measured
  * here, in CPU time (2-core box shared with other jobs): 2.4-2.7 s in all
  * (RelWithDebInfo; the build is memory-bound: malloc and the name index),
- * 3.8 s under ASan+UBSan. The 30 s bound leaves room for slower machines. */
+ * 3.8 s under ASan+UBSan. The bound is the test's ctest TIMEOUT (120 s):
+ * the quadratic build would take hours. Speed itself is measured in bench/,
+ * not asserted here. */
 RILL_TEST(graph_size, million_stage_chain_builds_and_closes) {
     tally t = {.items = 0};
     rill_pipeline *p = NULL;
@@ -102,13 +104,13 @@ RILL_TEST(graph_size, million_stage_chain_builds_and_closes) {
     CHECK_EQ(cyc, RILL_ECYCLE);
     CHECK_OK(run);
     CHECK_EQ(t.closes, MILLION);
-    CHECK(total < 30.0);
 }
 
 /* A million stages with fan-out: a source, a broadcast root feeding 1,000
  * branches of 999 inline stages each; every item reaches every stage, and
  * each branch nests only 1,000 calls deep. Measured here, in CPU time: 1.0 s
- * in all (RelWithDebInfo), 2.4 s under ASan+UBSan; bound 30 s. */
+ * in all (RelWithDebInfo), 2.4 s under ASan+UBSan; bounded by the
+ * ctest TIMEOUT. */
 RILL_TEST(graph_size, million_stage_fanout_builds_runs_and_closes) {
     enum { BRANCHES = 1000, DEPTH = 999, ITEMS = 3 };
     tally t = {.items = ITEMS};
@@ -148,7 +150,6 @@ RILL_TEST(graph_size, million_stage_fanout_builds_runs_and_closes) {
     CHECK_EQ(t.closes, 2u + BRANCHES * DEPTH);
     CHECK_EQ(t.sends, (unsigned long long)ITEMS * (1u + BRANCHES * DEPTH));
     CHECK_EQ(t.leaves, (unsigned long long)ITEMS * BRANCHES);
-    CHECK(total < 30.0);
 }
 
 /* Generated names skip the names callers took, through the index. */
