@@ -79,6 +79,8 @@ static int write_report(rill_pipeline *p, const char *path, FILE *f,
     int rc = rill_pipeline_stats(p, &s);
     if (rc)
         fprintf(stderr, "ip_stats: cannot read the statistics\n");
+    else if (path && (ftruncate(fileno(f), 0) != 0 || fseek(f, 0, SEEK_SET) != 0))
+        rc = -errno; /* opened without truncating (open_report): empty it now */
     else
         rc = write(s, path ? f : stderr);
     if (path && fclose(f) != 0 && rc == 0)
@@ -152,7 +154,9 @@ static int open_report(const char *opt, const char *path, FILE **out) {
     *out = NULL;
     if (!path)
         return 0;
-    *out = fopen(path, "w");
+    /* "a": created if missing, but an existing report keeps its contents
+     * until this run writes it (write_report), whatever fails before. */
+    *out = fopen(path, "a");
     if (*out)
         return 0;
     fprintf(stderr, "ip_stats: %s: cannot create '%s': %s\n", opt, path, strerror(errno));

@@ -102,7 +102,8 @@ RILL_TEST(ip_stats_keys, good_report_path_is_written) {
  * a bad --metrics address) leaves an existing report file as it was: the
  * report files are made only once every option has been checked. */
 RILL_TEST(ip_stats_keys, usage_error_leaves_an_existing_report_alone) {
-    static const char *const bad[] = {"--slow nosuchstage:5", "--metrics nonsense"};
+    static const char *const bad[] = {"--slow nosuchstage:5", "--metrics nonsense",
+                                      "--stats-svg /nonexistent-dir/x.svg"};
     char path[256], cmd[768], out[4096];
     snprintf(path, sizeof path, "%s/keep_%ld.json", RILL_TEST_TMP, (long)getpid());
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

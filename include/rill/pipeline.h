@@ -183,8 +183,9 @@ void rill_pipeline_abort(rill_pipeline *p);
  * state. NULL is a no-op. */
 void rill_pipeline_free(rill_pipeline *p);
 
-/* Items that were queued between threads but never delivered because the
- * pipeline stopped (error or abort). Exact after close. */
+/* Items that were queued between threads, or held back past the inline
+ * depth limit (docs/threads.md), but never delivered because the pipeline
+ * stopped (error or abort). Exact after close. */
 uint64_t rill_pipeline_discarded(const rill_pipeline *p);
 
 /* The first error (0 if none). */
