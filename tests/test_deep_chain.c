@@ -337,3 +337,56 @@ RILL_TEST(deep_chain, one_producer_at_two_depths_keeps_its_order) {
     CHECK_EQ(r.seen[0], 2 * N);
     CHECK_EQ(stamps, 2 * N);
 }
+
+/* rill_pipeline_push into an inline entry ahead of a 500-stage chain: the
+ * pushed bytes are a stack buffer wiped after each push (held copies must
+ * be taken), items arrive in push order, and the last stage's close runs
+ * only after every held item has reached it. */
+typedef struct closing_recorder {
+    recorder r;
+    unsigned long long seen_at_close;
+    int closes;
+} closing_recorder;
+
+static int closing_record_send(rill_stage *st, void *state, const rill_item *it) {
+    return record_send(st, &((closing_recorder *)state)->r, it);
+}
+
+static int closing_record_close(rill_stage *st, void *state) {
+    (void)st;
+    closing_recorder *c = state;
+    c->seen_at_close = c->r.seen[0];
+    c->closes++;
+    return 0;
+}
+static const rill_stage_ops closing_record_ops = {.send = closing_record_send,
+                                                  .close = closing_record_close};
+
+RILL_TEST(deep_chain, pushed_items_pass_a_held_chain_in_order_before_close) {
+    enum { N = 1000 };
+    tally t = {0};
+    closing_recorder c = {.r = {.repeat = 1}};
+    rill_pipeline *p = NULL;
+    CHECK_OK(rill_pipeline_new("push-deep", &p));
+    rill_stage *entry = add_after(p, NULL, &pass_ops, &t, NULL);
+    rill_stage *last = add_chain(p, entry, 500, &t);
+    CHECK(last != NULL);
+    CHECK(add_after(p, last, &closing_record_ops, &c, NULL) != NULL);
+    CHECK_OK(rill_pipeline_start(p));
+    int rc = 0;
+    for (unsigned i = 0; i < N && !rc; i++) {
+        char buf[16];
+        int len = snprintf(buf, sizeof buf, "a:%u", i);
+        rill_item it = rill_item_static(buf, (size_t)len);
+        rc = rill_pipeline_push(p, entry, &it);
+        memset(buf, '#', sizeof buf);
+    }
+    CHECK_OK(rc);
+    CHECK_OK(rill_pipeline_close(p));
+    CHECK_EQ(c.r.bad, 0ull);
+    CHECK_EQ(c.r.seen[0], (unsigned long long)N);
+    CHECK_EQ(c.closes, 1);
+    CHECK_EQ(c.seen_at_close, (unsigned long long)N);
+    CHECK_EQ(t.sends, 501ull * N);
+    rill_pipeline_free(p);
+}
