@@ -2,6 +2,9 @@
 #ifndef RILL_INT_H
 #define RILL_INT_H
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "rill.h"
 
 #if defined(RILL_BUILDING)
@@ -13,6 +16,22 @@
 #define RILL__UNUSED(x) ((void)(x))
 #define RILL__LIKELY(x) __builtin_expect(!!(x), 1)
 #define RILL__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* Double an explicit stack that starts in a caller's array `small` (the
+ * graph walks use one, not the C stack): its n elements of elem bytes move
+ * to a heap block twice the size, an earlier heap block is freed. Returns
+ * the new block, or NULL with stack and *cap as they were. */
+static inline void *rill__stack_grow(void *stack, const void *small, size_t *cap, size_t n,
+                                     size_t elem) {
+    void *s = malloc(2 * *cap * elem);
+    if (!s)
+        return NULL;
+    memcpy(s, stack, n * elem);
+    if (stack != small)
+        free(stack);
+    *cap *= 2;
+    return s;
+}
 
 /* strdup without POSIX-only declarations leaking into callers. */
 char *rill__strdup(const char *s);

@@ -125,16 +125,12 @@ static int rill__reaches(rill_stage *from, const rill_stage *to, unsigned search
             } else if (t->mark != search) {
                 t->mark = search;
                 if (n == cap) { /* each stage is pushed once: n < p->n */
-                    rill_stage **s = malloc(2 * cap * sizeof *s);
+                    rill_stage **s = rill__stack_grow(stack, small, &cap, n, sizeof *s);
                     if (!s) {
                         found = RILL_ENOMEM;
                         break;
                     }
-                    memcpy(s, stack, n * sizeof *s);
-                    if (stack != small)
-                        free(stack);
                     stack = s;
-                    cap *= 2;
                 }
                 stack[n++] = t;
             }

@@ -113,17 +113,13 @@ void rill__close_stage(rill_stage *st) {
     for (;;) {
         bool open = st && !atomic_load_explicit(&st->closed, memory_order_relaxed);
         if (open && n == cap) {
-            struct frame *s = malloc(2 * cap * sizeof *s);
+            struct frame *s = rill__stack_grow(stack, small, &cap, n, sizeof *s);
             if (!s) { /* no memory for a deeper stack: a fresh one here */
                 rill__close_stage(st);
                 st = NULL;
                 continue;
             }
-            memcpy(s, stack, n * sizeof *s);
-            if (stack != small)
-                free(stack);
             stack = s;
-            cap *= 2;
         }
         if (open) {
             /* Atomic: the watchdog, on the sampler thread, asks which sources are done. */
