@@ -86,7 +86,7 @@ static void fuzz_hello(int argc, char **argv) {
     EXPECT(o.host && *o.host);
     /* Round trip through the canonical spelling. */
     static char text[N + 1][4200]; /* a host is at most one input long */
-    char *again[N + 2];
+    char *again[N + 3]; /* program, --host, up to N options, NULL */
     int n = 0;
     again[n++] = "hello_server";
     snprintf(text[0], sizeof text[0], "--host=%s", o.host);
