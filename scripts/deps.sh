@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Install the Debian packages rill needs, only those missing.
-#   scripts/deps.sh build   compiler, cmake, concurrencykit, GoogleTest
+#   scripts/deps.sh build   compiler, cmake, concurrencykit, GoogleTest, hiredis
 #   scripts/deps.sh test    build + clang/libFuzzer, python3, nc, socat, xmllint, git,
-#                           curl and promtool (prometheus) for the /metrics tests
+#                           curl and promtool (prometheus) for the /metrics tests,
+#                           redis-server for the scale-out tests
 # Sourced by scripts/example.sh and scripts/test.sh (rill_deps PROFILE), or run
 # on its own. Needs root (or sudo) only when something is missing.
 
-rill_deps_build=(gcc g++ cmake make pkg-config libck-dev libgtest-dev googletest)
+rill_deps_build=(gcc g++ cmake make pkg-config libck-dev libgtest-dev googletest libhiredis-dev)
 rill_deps_test=("${rill_deps_build[@]}" clang libclang-rt-14-dev python3 netcat-openbsd
-                socat libxml2-utils git curl prometheus)
+                socat libxml2-utils git curl prometheus redis-server)
 
 rill_deps() {
     local profile=${1:-test} pkg
