@@ -15,7 +15,7 @@ static int report_body(rill_gen *g) {
     RILL_GEN_BEGIN(g);
     for (r->code = 0; r->code < 1000; r->code++) {
         if (!r->n[r->code]) continue;
-        r->item = rill_item_static(r->text, (size_t)snprintf(r->text, sizeof r->text, "%u %llu",
+        r->item = rill_item_borrow(r->text, (size_t)snprintf(r->text, sizeof r->text, "%u %llu",
                                    r->code, (unsigned long long)r->n[r->code]));
         RILL_YIELD(g, &r->item);
     }

@@ -5,9 +5,12 @@
  * read buffer), so a reference is taken only when the owner differs from the
  * last one retained: one atomic per buffer, not per line. The same owner may
  * be retained more than once if items of several owners interleave; each
- * retain is recorded and dropped at destroy.
+ * retain is recorded and dropped at destroy. Borrowed items (owner NULL)
+ * are copied into chunks the state owns, and kept as static items: they
+ * live until the pipeline is freed.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/rill_int.h"
 
@@ -16,7 +19,36 @@ typedef struct rill__collect {
     size_t n, cap;
     rill_ref **owners; /* one entry per reference held */
     size_t nown, capown;
+    struct rill__chunk *chunks; /* copies of borrowed bytes, newest first */
 } rill__collect;
+
+typedef struct rill__chunk {
+    struct rill__chunk *next;
+    size_t used, cap;
+    _Alignas(16) char bytes[];
+} rill__chunk;
+
+/* A copy of len bytes at data that lives with c, aligned as an object of
+ * that size may need (see queue.c); NULL if out of memory. */
+static const void *rill__collect_copy(rill__collect *c, const void *data, size_t len) {
+    size_t align = len & -len;
+    align = align && align < 16 ? align : 16;
+    rill__chunk *k = c->chunks;
+    size_t at = k ? (k->used + align - 1) & ~(align - 1) : 0;
+    if (!k || at > k->cap || len > k->cap - at) {
+        if (len > SIZE_MAX / 2)
+            return NULL;
+        size_t cap = len > 65536 ? len : 65536;
+        if (!(k = malloc(sizeof *k + cap)))
+            return NULL;
+        k->next = c->chunks;
+        k->cap = cap;
+        c->chunks = k;
+        at = 0;
+    }
+    k->used = at + len;
+    return memcpy(k->bytes + at, data, len);
+}
 
 /* Grow *arr (elements of size elem) so that it holds at least one more. */
 static int rill__grow(void **arr, size_t *cap, size_t n, size_t elem) {
@@ -36,7 +68,14 @@ static int rill__grow(void **arr, size_t *cap, size_t n, size_t elem) {
 static int rill__collect_send(rill_stage *st, void *state, const rill_item *item) {
     rill__collect *c = state;
     rill_ref *o = item->owner;
-    if (o && (c->nown == 0 || c->owners[c->nown - 1] != o)) {
+    rill_item kept = *item;
+    if (!o && item->len) {
+        if (!(kept.data = rill__collect_copy(c, item->data, item->len)))
+            return rill_stage_fail(st, RILL_ENOMEM, "cannot keep item %zu", c->n + 1);
+    }
+    if (!o)
+        kept.owner = RILL_REF_STATIC;
+    else if (o != RILL_REF_STATIC && (c->nown == 0 || c->owners[c->nown - 1] != o)) {
         if (rill__grow((void **)&c->owners, &c->capown, c->nown, sizeof *c->owners) < 0)
             return rill_stage_fail(st, RILL_ENOMEM, "cannot keep item %zu", c->n + 1);
         rill_ref_retain(o);
@@ -45,7 +84,7 @@ static int rill__collect_send(rill_stage *st, void *state, const rill_item *item
     if (RILL__UNLIKELY(c->n == c->cap) &&
         rill__grow((void **)&c->items, &c->cap, c->n, sizeof *c->items) < 0)
         return rill_stage_fail(st, RILL_ENOMEM, "cannot keep item %zu", c->n + 1);
-    c->items[c->n++] = *item;
+    c->items[c->n++] = kept;
     return 0;
 }
 
@@ -55,6 +94,10 @@ static void rill__collect_destroy(void *state) {
         rill_ref_release(c->owners[i]);
     free(c->owners);
     free(c->items);
+    for (rill__chunk *k = c->chunks, *next; k; k = next) {
+        next = k->next;
+        free(k);
+    }
     free(c);
 }
 

@@ -26,7 +26,7 @@ static int file_produce(rill_stage *st, void *state) {
         return ferror(s->f) ? rill_stage_fail(st, -EIO, "read error") : RILL_EDONE;
     if (n > 0 && s->line[n - 1] == '\n')
         n--;
-    rill_item it = rill_item_static(s->line, (size_t)n);
+    rill_item it = rill_item_borrow(s->line, (size_t)n);
     return rill_emit(st, &it);
 }
 
@@ -131,7 +131,7 @@ static uint64_t count_lines(const char *path, const char *ip, int prefix) {
 /* ---- small inputs ------------------------------------------------------------ */
 
 static int push_bytes(rill_pipeline *p, rill_stage *entry, const void *b, size_t len) {
-    rill_item it = rill_item_static(b, len);
+    rill_item it = rill_item_borrow(b, len);
     return rill_pipeline_push(p, entry, &it);
 }
 

@@ -135,7 +135,7 @@ static int numbers_produce(rill_stage *st, void *state) {
     for (unsigned i = 0; i < s->n; i++) {
         char buf[16];
         int len = snprintf(buf, sizeof buf, "%u", i);
-        rill_item it = rill_item_static(buf, (size_t)len);
+        rill_item it = rill_item_borrow(buf, (size_t)len);
         if (s->owned && rill_item_copy(buf, (size_t)len, &it))
             return RILL_ENOMEM;
         int rc = rill_emit(st, &it);
@@ -158,7 +158,7 @@ static int tag_send(rill_stage *st, void *state, const rill_item *it) {
     char buf[32];
     int len = snprintf(buf, sizeof buf, "%c:%.*s", ((tagger *)state)->tag, (int)it->len,
                        (const char *)it->data);
-    rill_item out = rill_item_static(buf, (size_t)len);
+    rill_item out = rill_item_borrow(buf, (size_t)len);
     int rc = rill_emit(st, &out);
     memset(buf, '#', sizeof buf);
     return rc;
@@ -306,7 +306,7 @@ static int stamp_send(rill_stage *st, void *state, const rill_item *it) {
     (void)it;
     char buf[32];
     int len = snprintf(buf, sizeof buf, "a:%llu", (*(unsigned long long *)state)++);
-    rill_item out = rill_item_static(buf, (size_t)len);
+    rill_item out = rill_item_borrow(buf, (size_t)len);
     return rill_emit(st, &out);
 }
 static const rill_stage_ops stamp_ops = {.send = stamp_send};
@@ -377,7 +377,7 @@ RILL_TEST(deep_chain, pushed_items_pass_a_held_chain_in_order_before_close) {
     for (unsigned i = 0; i < N && !rc; i++) {
         char buf[16];
         int len = snprintf(buf, sizeof buf, "a:%u", i);
-        rill_item it = rill_item_static(buf, (size_t)len);
+        rill_item it = rill_item_borrow(buf, (size_t)len);
         rc = rill_pipeline_push(p, entry, &it);
         memset(buf, '#', sizeof buf);
     }

@@ -24,7 +24,7 @@ static int numbers_body(rill_gen *g) {
     struct numbers *s = RILL_CONTAINER_OF(g, struct numbers, gen);
     RILL_GEN_BEGIN(g);
     for (s->i = 0; s->i < s->n; s->i++) {
-        s->item = rill_item_static(s->text, (size_t)snprintf(s->text, sizeof s->text, "%d", s->i));
+        s->item = rill_item_borrow(s->text, (size_t)snprintf(s->text, sizeof s->text, "%d", s->i));
         RILL_YIELD(g, &s->item);
     }
     RILL_GEN_END(g);

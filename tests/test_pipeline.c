@@ -511,13 +511,20 @@ RILL_TEST(items, copy_static_cstr_eq) {
     CHECK_EQ(rill_item_copy("x", 1, NULL), RILL_EINVAL);
 
     rill_item s = rill_item_static("hello", 3);
-    CHECK(s.owner == NULL);
+    CHECK(s.owner == RILL_REF_STATIC);
     CHECK_EQ(s.len, 3);
     CHECK(rill_item_eq(&s, "hel", 3));
     CHECK(!rill_item_eq(&s, "hex", 3));
     CHECK(!rill_item_eq(&s, "hell", 4));
-    rill_item_retain(&s); /* no owner: no-ops */
+    unsigned long before = rill_ref_count(RILL_REF_STATIC);
+    rill_item_retain(&s); /* static: no-ops, the shared count untouched */
     rill_item_release(&s);
+    rill_ref_retain(RILL_REF_STATIC);
+    CHECK_EQ(rill_ref_count(RILL_REF_STATIC), before);
+    rill_item b = rill_item_borrow("hello", 3);
+    CHECK(b.owner == NULL && rill_item_borrowed(&b) && !rill_item_borrowed(&s));
+    rill_item_retain(&b); /* borrowed: nothing to count */
+    rill_item_release(&b);
     rill_item c = rill_item_cstr("abc");
     CHECK_EQ(c.len, 3);
     CHECK(rill_item_eq(&c, "abc", 3));
@@ -621,7 +628,7 @@ RILL_TEST(items, custom_payload_released_once) {
  * items live until destroy). */
 static int last_send(rill_stage *st, void *state, const rill_item *it) {
     (void)st;
-    if (it->owner)
+    if (it->owner != RILL_REF_STATIC) /* kept: must live until free */
         return RILL_EINVAL;
     *(rill_item *)state = *it;
     return 0;

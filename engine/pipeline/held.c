@@ -29,8 +29,9 @@ static int rill__held_grow(rill__worker *w) {
     return 0;
 }
 
-/* The item outlives the emitting call: keep its owner, or copy bytes that
- * have none (they may be in the caller's stack frame). */
+/* The item outlives the emitting call: keep its owner (a static one needs
+ * nothing), or copy borrowed bytes (they may be in the caller's stack frame
+ * or a buffer it reuses). */
 int rill__hold(rill__worker *w, rill_stage *from, rill_stage *to, const rill_item *item) {
     if (w->nheld == w->cap && rill__held_grow(w) < 0)
         return rill_stage_fail(from, RILL_ENOMEM, "cannot hold an item past the inline depth limit");

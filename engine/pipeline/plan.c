@@ -83,6 +83,8 @@ static rill__queue *rill__plan_queue(rill_pipeline *p, rill_stage *from, rill_st
     q->consumer = rill__index_of(p, to);
     q->producer = from ? rill__index_of(p, from) : UINT32_MAX;
     atomic_store(&q->queue, e);
+    e->from = from;
+    e->to = to;
     e->producer_waited = producer->head ? &producer->head->waited_ns : &p->main_waited;
     e->before_wait = rill__flush_outputs_of;
     e->before_wait_arg = producer;

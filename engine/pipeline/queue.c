@@ -89,6 +89,77 @@ static void rill__prefetch_for_write(const rill__batch *b, size_t bytes) {
 #endif
 }
 
+/* Borrowed bytes must not be read after the producer's call returns: copy
+ * them into b's arena, which grows by doubling (moving the copies made so
+ * far, which are the items whose owner is NULL) and is kept for the batch's
+ * next use. Each copy is aligned as an object of its size may need (the
+ * largest power of two dividing len, at most 16): an item carrying a struct
+ * stays readable as one. */
+static int rill__batch_copy(rill__batch *b, rill_item *it) {
+    size_t len = it->len;
+    if (len == 0)
+        return 0;
+    size_t align = len & -len;
+    align = align < 16 ? align : 16;
+    size_t at = (b->arena_len + align - 1) & ~(align - 1);
+    if (at > b->arena_cap || len > b->arena_cap - at) {
+        if (len > SIZE_MAX / 8 - at)
+            return RILL_ENOMEM;
+        size_t cap = b->arena_cap ? b->arena_cap : 4096;
+        while (cap < at + len)
+            cap *= 2;
+        char *a = aligned_alloc(16, cap), *old = b->arena;
+        if (!a)
+            return RILL_ENOMEM;
+        if (b->arena_len)
+            memcpy(a, old, b->arena_len);
+        for (unsigned i = 0; i < b->n; i++)
+            if (!b->items[i].owner && b->items[i].len)
+                b->items[i].data = a + ((const char *)b->items[i].data - old);
+        free(old);
+        b->arena = a;
+        b->arena_cap = cap;
+    }
+    it->data = memcpy(b->arena + at, it->data, len);
+    b->arena_len = at + len;
+    return 0;
+}
+
+/* RILL_DEBUG: a static item promises bytes that do not change until the
+ * pipeline is freed. Sum them when queued and again when taken, and fail the
+ * pipeline, naming the producer, if they changed: a buffer reused while
+ * queued gives wrong results only when threaded, the hardest way to find it. */
+#ifdef RILL_DEBUG
+static uint64_t rill__sum(const rill_item *it) {
+    uint64_t h = 1469598103934665603u;
+    for (size_t i = 0; i < it->len; i++)
+        h = (h ^ ((const unsigned char *)it->data)[i]) * 1099511628211u;
+    return h;
+}
+#define RILL__SUM_STATIC(b, o) \
+    ((o) == RILL_REF_STATIC ? (void)((b)->sums[(b)->n] = rill__sum(&(b)->items[(b)->n])) : (void)0)
+
+static void rill__check_static(rill__queue *e, const rill__batch *b) {
+    for (unsigned i = 0; i < b->n; i++) {
+        const rill_item *it = &b->items[i];
+        if (it->owner != RILL_REF_STATIC || rill__sum(it) == b->sums[i])
+            continue;
+        const char *to = rill_stage_name(e->to), *why =
+            "(a static item's bytes must not change until rill_pipeline_free: "
+            "mark a reused buffer borrowed, owner NULL)";
+        if (e->from)
+            rill_stage_fail(e->from, RILL_ESTAGE,
+                            "a static item it emitted to '%s' changed while queued %s", to, why);
+        else
+            rill_stage_fail(e->to, RILL_ESTAGE,
+                            "a static item pushed into it changed while queued %s", why);
+        return;
+    }
+}
+#else
+#define RILL__SUM_STATIC(b, o) ((void)0)
+#endif
+
 static bool rill__got_batch(rill__queue *e) {
     void *v;
     if (ck_ring_dequeue_spsc(&e->empty, e->empty_buf, &v)) {
@@ -120,6 +191,15 @@ static int rill__queue_try_batch(rill__queue *e) {
         b->owners = (rill_ref **)(b->items + n);
         b->n = b->nowners = 0;
         b->eos = false;
+        b->arena = NULL;
+        b->arena_len = b->arena_cap = 0;
+        b->sums = NULL;
+#ifdef RILL_DEBUG
+        if (!(b->sums = malloc(n * sizeof *b->sums))) {
+            free(b);
+            return RILL_ENOMEM;
+        }
+#endif
         atomic_init(&b->pub_n, 0);
         e->nalloc++;
         e->cur = b;
@@ -271,13 +351,17 @@ int rill__queue_push(rill__queue *e, const rill_item *item, int stop_code) {
     }
     if (b->n == 0)
         b->started = 0; /* stamped lazily by the latency check */
-    b->items[b->n++] = *item;
+    b->items[b->n] = *item;
     rill_ref *o = item->owner;
-    if (o && (b->nowners == 0 || b->owners[b->nowners - 1] != o)) {
+    if (!o) {
+        if (rill__batch_copy(b, &b->items[b->n]) < 0)
+            return RILL_ENOMEM;
+    } else if (o != RILL_REF_STATIC && (b->nowners == 0 || b->owners[b->nowners - 1] != o)) {
         rill_ref_retain(o);
         b->owners[b->nowners++] = o;
     }
-    if (b->n == e->batch_cap)
+    RILL__SUM_STATIC(b, o);
+    if (++b->n == e->batch_cap)
         rill__queue_publish(e, false);
     return 0;
 }
@@ -316,6 +400,9 @@ rill__batch *rill__queue_take(rill__queue *e) {
     if (!ok)
         return NULL;
     RILL__RECEIVE(v);
+#ifdef RILL_DEBUG
+    rill__check_static(e, v);
+#endif
     return v;
 }
 

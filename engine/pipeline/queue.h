@@ -5,7 +5,9 @@
  * batches of items to the consumer, `empty` returns them for reuse, so the
  * steady state allocates nothing. A batch retains each distinct owner of its
  * items once (per buffer, not per item) and the consumer drops those
- * references after delivering the batch.
+ * references after delivering the batch. Borrowed items (owner NULL) are
+ * copied into the batch's arena, one block that grows when needed and is
+ * reused with the batch; static items are kept by pointer.
  *
  * Capacity is counted in items and enforced exactly: items in the producer's
  * partial batch already count as queued, so the depth never exceeds the
@@ -40,6 +42,9 @@ typedef struct rill__batch {
     rill_item *items;
     rill_ref **owners;
     struct rill__batch *spare_next; /* producer's list of spare batches */
+    char *arena;       /* copies of borrowed items' bytes (owner NULL here) */
+    size_t arena_len, arena_cap;
+    uint64_t *sums;    /* RILL_DEBUG: checksum of each static item's bytes */
 } rill__batch;
 
 /* Fields grouped by who writes them, each group on cache lines of its own:
@@ -70,6 +75,8 @@ struct rill__queue {
     /* written by a refused rill_try_emit, read once per hand-back */
     _Atomic int armed;         /* 0, or RILL__ROOM_* (room.h): a refused
                                   rill_try_emit waits for the room fd */
+    struct rill_stage *from, *to; /* its two ends (from NULL: rill_pipeline_push),
+                                  named when RILL_DEBUG finds a static item changed */
     /* the producer's */
     _Alignas(RILL__LINE) rill__batch *cur; /* partial batch being filled */
     uint64_t produced_local;  /* == produced, without the atomic load */
@@ -103,9 +110,10 @@ int rill__queue_init(rill__queue *e, unsigned capacity, unsigned batch_cap, uint
  * dropped (their owners released) and counted as discarded. */
 void rill__queue_fini(rill__queue *e);
 
-/* Producer: append item (retaining its owner if needed). Blocks while the
- * queue is full. Returns 0, the stop code if the pipeline stopped while it
- * waited (the item is then not queued), or RILL_ENOMEM. */
+/* Producer: append item (retaining its owner once per batch, or copying its
+ * bytes if it is borrowed). Blocks while the queue is full. Returns 0, the
+ * stop code if the pipeline stopped while it waited (the item is then not
+ * queued), or RILL_ENOMEM. */
 int rill__queue_push(rill__queue *e, const rill_item *item, int stop_code);
 
 /* Producer: make the partial batch visible now and wake the consumer if it
@@ -140,7 +148,9 @@ int rill__queue_ready(rill__queue *e);
  * in flight; returns 0 or the stop code. */
 int rill__queue_close(rill__queue *e, int stop_code);
 
-/* Consumer: the next batch, or NULL if none is visible. */
+/* Consumer: the next batch, or NULL if none is visible. With RILL_DEBUG, a
+ * static item of it whose bytes changed since it was queued fails the
+ * pipeline (blaming the producing stage) before the batch is delivered. */
 rill__batch *rill__queue_take(rill__queue *e);
 
 /* Consumer: the first `delivered` items of b were delivered (the rest were

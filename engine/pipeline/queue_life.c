@@ -68,17 +68,17 @@ void rill__queue_fini(rill__queue *e) {
         RILL__RECEIVE(v);
         dropped += ((rill__batch *)v)->n;
         rill__batch_drop(v);
-        free(v);
+        rill__batch_free(v);
     }
     if (e->cur) {
         unsent = e->cur->n; /* never handed over: counted in and discarded */
         rill__batch_drop(e->cur);
-        free(e->cur);
+        rill__batch_free(e->cur);
     }
     while (e->spare) {
         rill__batch *b = e->spare;
         e->spare = b->spare_next;
-        free(b);
+        rill__batch_free(b);
     }
     rill__counter_add(&e->q->in, unsent);
     rill__counter_add(&e->q->discarded, dropped + unsent);
@@ -86,7 +86,7 @@ void rill__queue_fini(rill__queue *e) {
     rill__queue_stats_end(e->q);
     while (ck_ring_dequeue_spsc(&e->empty, e->empty_buf, &v)) {
         RILL__RECEIVE(v);
-        free(v);
+        rill__batch_free(v);
     }
     free(e->full_buf);
     free(e->empty_buf);

@@ -4,6 +4,8 @@
 #ifndef RILL_QUEUE_RING_H
 #define RILL_QUEUE_RING_H
 
+#include <stdlib.h>
+
 #include "queue.h"
 #include "core/rill_int.h"
 
@@ -32,6 +34,13 @@ static inline void rill__batch_drop(rill__batch *b) {
     b->nowners = 0;
     b->n = 0;
     b->eos = false;
+    b->arena_len = 0;
+}
+
+static inline void rill__batch_free(rill__batch *b) {
+    free(b->arena);
+    free(b->sums);
+    free(b);
 }
 
 /* drop_oldest makes the producer a second consumer of the ring. */

@@ -4,12 +4,28 @@
  * own a reference by itself: an item handed to a stage's send callback, or to
  * rill_emit(), is borrowed for the duration of that call. A stage that keeps
  * an item beyond the call (a queue, a collector) takes a reference on its
- * owner with rill_ref_retain() — once per owner it keeps, not once per item:
+ * owner with rill_item_retain() — once per owner it keeps, not once per item:
  * the line source cuts thousands of lines out of one counted buffer.
  *
- * owner == NULL means the bytes need no counting: they stay valid at least
- * until the pipeline is freed (static strings, or memory inside a stage's
- * state, which lives until rill_pipeline_free()).
+ * The owner says how long the bytes live, and so what the engine does when
+ * an item has to outlive the call (it crosses to another thread, or is held
+ * past the inline depth limit):
+ *
+ *   owner                      the bytes live            kept by
+ *   NULL (rill_item_borrow)    for this call only        copying them
+ *   RILL_REF_STATIC            until rill_pipeline_free  pointer (no copy)
+ *     (rill_item_static, rill_item_cstr)
+ *   a rill_ref                 while it is referenced    pointer + one
+ *     (rill_item_copy, yours)                            reference per owner
+ *
+ * Borrowed is the default and always safe: a buffer you overwrite after the
+ * call (a getline buffer, a stack array) is copied where it must be, so
+ * threading never changes a result. On one thread nothing is copied. Copies
+ * for a queue go into memory its batch owns (one block, reused), not one
+ * allocation per item. Mark bytes static only when they truly stay unchanged
+ * until the pipeline is freed (string literals, a stage's state written once);
+ * a build with RILL_DEBUG reports a static item whose bytes change while it
+ * waits in a queue (docs/stages.md, "Items").
  *
  * Items are immutable once emitted: a stage that wants to change an item
  * makes a new one (rill_item_copy) or emits a slice of it (same owner).
@@ -44,14 +60,22 @@ typedef struct rill_item {
     rill_ref *owner;   /* reference count of the memory data points into */
 } rill_item;
 
+/* The owner of static items (see above): never counted, never released.
+ * Retaining or releasing it does nothing and touches no shared memory. */
+extern rill_ref rill__ref_static;
+#define RILL_REF_STATIC (&rill__ref_static)
+
 /* Start ref at one reference, owned by the caller. release may not be NULL. */
 static inline void rill_ref_init(rill_ref *ref, rill_release_fn release) {
     ref->rill__count = 1;
     ref->rill__release = release;
 }
 
-/* Take one more reference. Thread-safe, lock-free (one atomic add). */
+/* Take one more reference. Thread-safe, lock-free (one atomic add; none for
+ * RILL_REF_STATIC). */
 static inline void rill_ref_retain(rill_ref *ref) {
+    if (ref == RILL_REF_STATIC)
+        return;
     __atomic_fetch_add(&ref->rill__count, 1, __ATOMIC_RELAXED);
 }
 
@@ -59,6 +83,8 @@ static inline void rill_ref_retain(rill_ref *ref) {
  * lock-free. Acquire-release ordering: everything the other holders wrote is
  * visible to the release function. */
 static inline void rill_ref_release(rill_ref *ref) {
+    if (ref == RILL_REF_STATIC)
+        return;
     if (__atomic_fetch_sub(&ref->rill__count, 1, __ATOMIC_ACQ_REL) == 1)
         ref->rill__release(ref);
 }
@@ -68,9 +94,17 @@ static inline unsigned long rill_ref_count(const rill_ref *ref) {
     return __atomic_load_n(&ref->rill__count, __ATOMIC_ACQUIRE);
 }
 
-/* An item for bytes that need no counting (see owner == NULL above). */
-static inline rill_item rill_item_static(const void *data, size_t len) {
+/* An item for bytes borrowed for the call only (owner NULL): copied by the
+ * engine if they must outlive it. The same as (rill_item){data, len, NULL}. */
+static inline rill_item rill_item_borrow(const void *data, size_t len) {
     rill_item it = { data, len, NULL };
+    return it;
+}
+
+/* An item for bytes that stay valid and unchanged until the pipeline is
+ * freed (owner RILL_REF_STATIC): never copied, never counted. */
+static inline rill_item rill_item_static(const void *data, size_t len) {
+    rill_item it = { data, len, RILL_REF_STATIC };
     return it;
 }
 
@@ -85,7 +119,8 @@ static inline rill_item rill_item_cstr(const char *s) {
  * done (typically right after rill_emit()). Returns 0 or RILL_ENOMEM. */
 int rill_item_copy(const void *data, size_t len, rill_item *out);
 
-/* Retain / release the owner of item, if it has one. */
+/* Retain / release the owner of item if it is counted: nothing for a
+ * borrowed item (keep a copy of it instead) or a static one. */
 static inline void rill_item_retain(const rill_item *item) {
     if (item->owner)
         rill_ref_retain(item->owner);
@@ -94,6 +129,9 @@ static inline void rill_item_release(const rill_item *item) {
     if (item->owner)
         rill_ref_release(item->owner);
 }
+
+/* True if item's bytes are valid only for the current call (owner NULL). */
+static inline int rill_item_borrowed(const rill_item *item) { return item->owner == NULL; }
 
 /* True if the item's bytes equal len bytes at s. */
 static inline int rill_item_eq(const rill_item *item, const void *s, size_t len) {

@@ -91,7 +91,8 @@ int rill_selector_add(rill_pipeline *p, const char *name,
 
 /* ---- collect: keep every item in memory --------------------------------- */
 /* Items are kept by reference (one reference per distinct owner, not per
- * item) and stay valid until the pipeline is freed. */
+ * item; static ones as they are) and stay valid until the pipeline is freed.
+ * Borrowed items (owner NULL) are copied, and kept as static items. */
 int rill_collect_add(rill_pipeline *p, const char *name, const rill_stage_opts *opts,
                      rill_stage **out);
 
