@@ -59,7 +59,7 @@ int main(int argc, char **argv) {
     if (!rc) rc = rill_connect(count, print);
     if (!rc) rc = rill_pipeline_run(p);
     if (!rc) printf("unparsed %llu\n", (unsigned long long)c.bad);
-    if (rc) fprintf(stderr, "gen_status: %s\n", p && *rill_pipeline_errmsg(p) ? rill_pipeline_errmsg(p) : rill_strerror(rc));
+    if (rc) fprintf(stderr, "gen_status: %s\n", rill_pipeline_error(p, rc));
     rill_pipeline_free(p);
     return rc ? 1 : 0;
 }

@@ -56,7 +56,7 @@ int main(int argc, char **argv) {
                 printf("%u n=%llu mean=%.2f\n", code, (unsigned long long)k->n[code],
                        (double)k->sum[code] / (double)k->n[code]);
         }
-    if (rc) fprintf(stderr, "key_avg: %s\n", p && *rill_pipeline_errmsg(p) ? rill_pipeline_errmsg(p) : rill_strerror(rc));
+    if (rc) fprintf(stderr, "key_avg: %s\n", rill_pipeline_error(p, rc));
     rill_pipeline_free(p);
     return rc ? 1 : 0;
 }

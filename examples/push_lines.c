@@ -20,23 +20,17 @@ int main(int argc, char **argv) {
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
-    while (!rc && (len = getline(&line, &cap, in)) > 0) {
-        /* getline reuses line, and an item crossing to a thread is kept by
-         * reference until the thread reads it: push a counted copy (the
-         * engine does not copy borrowed bytes into threads yet). */
-        rill_item copy;
-        if (!(rc = rill_item_copy(line, (size_t)len - (line[len - 1] == '\n'), &copy))) {
-            rc = rill_pipeline_push(p, split, &copy);
-            rill_item_release(&copy);
-        }
-    }
+    /* The line is borrowed (owner NULL): the queue to the thread copies it
+     * before getline reuses the buffer. The split drops the '\n' as space. */
+    while (!rc && (len = getline(&line, &cap, in)) > 0)
+        rc = rill_pipeline_push(p, split, &(rill_item){line, (size_t)len, NULL});
     if (!rc) rc = rill_pipeline_close(p); /* drains the queue, joins the thread */
     rill_count_entry top[5];
     size_t n = 0;
     if (!rc) rc = rill_count_top(count, 5, top, &n);
     for (size_t i = 0; i < n; i++)
         printf("%llu %.*s\n", (unsigned long long)top[i].count, (int)top[i].len, (const char *)top[i].key);
-    if (rc) fprintf(stderr, "push_lines: %s\n", p && *rill_pipeline_errmsg(p) ? rill_pipeline_errmsg(p) : rill_strerror(rc));
+    if (rc) fprintf(stderr, "push_lines: %s\n", rill_pipeline_error(p, rc));
     free(line);
     if (in != stdin) fclose(in);
     rill_pipeline_free(p);

@@ -29,7 +29,7 @@ int main(int argc, char **argv) {
         rill_count_get(count, ips[i], strlen(ips[i]), &n);
         printf("%s %llu\n", ips[i], (unsigned long long)n);
     }
-    if (rc) fprintf(stderr, "readme_pipeline: %s\n", p && *rill_pipeline_errmsg(p) ? rill_pipeline_errmsg(p) : rill_strerror(rc));
+    if (rc) fprintf(stderr, "readme_pipeline: %s\n", rill_pipeline_error(p, rc));
     rill_pipeline_free(p);
     return rc ? 1 : 0;
 }

@@ -25,7 +25,7 @@ int main(int argc, char **argv) {
     if (!rc) rc = rill_count_top(count, 3, top, &n);
     for (size_t i = 0; i < n; i++)
         printf("%llu %.*s\n", (unsigned long long)top[i].count, (int)top[i].len, (const char *)top[i].key);
-    if (rc) fprintf(stderr, "slow_stage: %s\n", p && *rill_pipeline_errmsg(p) ? rill_pipeline_errmsg(p) : rill_strerror(rc));
+    if (rc) fprintf(stderr, "slow_stage: %s\n", rill_pipeline_error(p, rc));
     rill_stats_free(stats);
     rill_pipeline_free(p);
     return rc ? 1 : 0;

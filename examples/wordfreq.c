@@ -24,7 +24,7 @@ int main(int argc, char **argv) {
         printf("%llu %.*s\n", (unsigned long long)top[i].count, (int)top[i].len,
                (const char *)top[i].key);
     if (!rc) printf("words %llu distinct %zu\n", (unsigned long long)total, keys);
-    if (rc) fprintf(stderr, "wordfreq: %s: %s\n", path, p && *rill_pipeline_errmsg(p) ? rill_pipeline_errmsg(p) : rill_strerror(rc));
+    if (rc) fprintf(stderr, "wordfreq: %s\n", rill_pipeline_error(p, rc));
     rill_pipeline_free(p);
     return rc ? 1 : 0;
 }

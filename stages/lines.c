@@ -112,8 +112,14 @@ static int rill__lines_add(rill_pipeline *p, const char *name, int fd, const cha
     if (lopts)
         lo = *lopts;
     const unsigned known = RILL_LINES_TRUNCATE | RILL_LINES_STRIP_CR | RILL_LINES_CLOSE_FD;
-    if (!p || fd < 0 || rill__lsplit_opts(&lo, RILL_LINES_DEFAULT_CHUNK, known))
+    if (!p)
         return RILL_EINVAL;
+    if (fd < 0)
+        return rill__setup_error(p, RILL_EINVAL, "stage '%s': fd %d is not a file descriptor",
+                                 name ? name : "(unnamed)", fd);
+    if (rill__lsplit_opts(&lo, RILL_LINES_DEFAULT_CHUNK, known))
+        return rill__setup_error(p, RILL_EINVAL, "stage '%s': bad rill_lines_opts (unknown flags, "
+                                 "or a chunk or line limit out of range)", name ? name : "(unnamed)");
     rill__lines *s = calloc(1, sizeof *s);
     if (!s)
         return RILL_ENOMEM;
@@ -151,17 +157,20 @@ RILL_API int rill_lines_file_add(rill_pipeline *p, const char *name, const char 
                                  rill_stage **out) {
     if (out)
         *out = NULL;
-    if (!p || !path)
+    if (!p)
         return RILL_EINVAL;
+    const char *what = name ? name : "(unnamed)";
+    if (!path)
+        return rill__setup_error(p, RILL_EINVAL, "stage '%s': the path is NULL", what);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return -errno;
+        return rill__setup_error(p, -errno, "stage '%s': cannot open '%s'", what, path);
     /* open() succeeds on a directory; read() would fail only later. */
     struct stat sb;
     int rc = fstat(fd, &sb) < 0 ? -errno : S_ISDIR(sb.st_mode) ? -EISDIR : 0;
     if (rc < 0) {
         close(fd);
-        return rc;
+        return rill__setup_error(p, rc, "stage '%s': cannot read '%s'", what, path);
     }
     rc = rill__lines_add(p, name, fd, path, true, lopts, opts, out);
     if (rc < 0)

@@ -35,8 +35,11 @@ RILL_API int rill_map_add(rill_pipeline *p, const char *name, rill_map_fn fn, vo
                           const rill_stage_opts *opts, rill_stage **out) {
     if (out)
         *out = NULL;
-    if (!p || !fn)
+    if (!p)
         return RILL_EINVAL;
+    if (!fn)
+        return rill__setup_error(p, RILL_EINVAL, "rill_map_add '%s': fn is NULL",
+                                 name ? name : "(unnamed)");
     rill__map *m = malloc(sizeof *m);
     if (!m)
         return RILL_ENOMEM;

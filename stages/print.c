@@ -89,8 +89,11 @@ RILL_API int rill_print_add(rill_pipeline *p, const char *name, int fd,
                             const rill_stage_opts *opts, rill_stage **out) {
     if (out)
         *out = NULL;
-    if (!p || fd < 0)
+    if (!p)
         return RILL_EINVAL;
+    if (fd < 0)
+        return rill__setup_error(p, RILL_EINVAL, "rill_print_add '%s': fd %d is not a file "
+                                 "descriptor", name ? name : "(unnamed)", fd);
     rill__print *pr = malloc(sizeof *pr);
     if (!pr)
         return RILL_ENOMEM;

@@ -47,8 +47,11 @@ RILL_API int rill_selector_add(rill_pipeline *p, const char *name,
                                rill_stage **out) {
     if (out)
         *out = NULL;
-    if (!p || !spec)
+    if (!p)
         return RILL_EINVAL;
+    if (!spec)
+        return rill__setup_error(p, RILL_EINVAL, "rill_selector_add '%s': spec is NULL",
+                                 name ? name : "(unnamed)");
     rill__selector *s = malloc(sizeof *s);
     if (!s)
         return RILL_ENOMEM;

@@ -26,7 +26,9 @@ RILL_API int rill_split_add(rill_pipeline *p, const char *name, char sep, unsign
     if (out)
         *out = NULL;
     if (flags & ~(unsigned)(RILL_FIELDS_SKIP_EMPTY | RILL_FIELDS_WHITESPACE))
-        return RILL_EINVAL;
+        return rill__setup_error(p, RILL_EINVAL, "rill_split_add '%s': unknown flags 0x%x",
+                                 name ? name : "(unnamed)",
+                                 flags & ~(unsigned)(RILL_FIELDS_SKIP_EMPTY | RILL_FIELDS_WHITESPACE));
     rill_stage *st;
     int rc = rill_stage_add_new(p, name, &rill__split_ops, sizeof(rill__split), opts, &st);
     if (rc)

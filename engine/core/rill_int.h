@@ -33,6 +33,13 @@ static inline void *rill__stack_grow(void *stack, const void *small, size_t *cap
     return s;
 }
 
+/* A call on p failed before or outside the run (a setup call, a push): put
+ * what and where in rill_pipeline_errmsg(p) as "<fmt...>: <rill_strerror
+ * (code)>", unless the run's error is there already. The pipeline does not
+ * stop. Returns code. p may be NULL (then nothing is recorded). */
+int rill__setup_error(rill_pipeline *p, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* strdup without POSIX-only declarations leaking into callers. */
 char *rill__strdup(const char *s);
 

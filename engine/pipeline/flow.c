@@ -174,9 +174,31 @@ RILL_API int rill_try_emit(rill_stage *st, const rill_item *item) {
     }
 }
 
+/* Why entry cannot take rill_pipeline_push(p, entry, item): RILL_EINVAL,
+ * with what and where in the pipeline's errmsg. */
+static int rill__push_refused(rill_pipeline *p, rill_stage *entry, const rill_item *item) {
+    if (!entry || !item)
+        return rill__setup_error(p, RILL_EINVAL, "rill_pipeline_push: %s is NULL",
+                                 entry ? "the item" : "the entry stage");
+    if (entry->p != p)
+        return rill__setup_error(p, RILL_EINVAL,
+                                 "rill_pipeline_push: stage '%s' is not in pipeline '%s'",
+                                 entry->name, p->name);
+    if (entry->ops->produce)
+        return rill__setup_error(p, RILL_EINVAL,
+                                 "rill_pipeline_push: stage '%s' is a source (it has produce, no "
+                                 "send)", entry->name);
+    return rill__setup_error(p, RILL_EINVAL,
+                             "rill_pipeline_push: stage '%s' is not an entry: %u stage%s feed%s "
+                             "it; push into the first stage instead", entry->name, entry->nin,
+                             entry->nin == 1 ? "" : "s", entry->nin == 1 ? "s" : "");
+}
+
 RILL_API int rill_pipeline_push(rill_pipeline *p, rill_stage *entry, const rill_item *item) {
-    if (!p || !entry || !item || entry->p != p || entry->nin || !entry->ops->send)
+    if (!p)
         return RILL_EINVAL;
+    if (!entry || !item || entry->p != p || entry->nin || !entry->ops->send)
+        return rill__push_refused(p, entry, item);
     if (p->phase == RILL__CLOSED)
         return RILL_ECLOSED;
     int rc = rill_pipeline_start(p);

@@ -45,18 +45,35 @@ RILL_API int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage
                             void *state, const rill_stage_opts *opts, rill_stage **out) {
     if (out)
         *out = NULL;
-    if (!p || !ops || !ops->send == !ops->produce)
+    if (!p)
         return RILL_EINVAL;
+    const char *what = name ? name : "(unnamed)";
+    if (!ops)
+        return rill__setup_error(p, RILL_EINVAL, "rill_stage_add '%s': ops is NULL", what);
+    if (ops->send && ops->produce)
+        return rill__setup_error(p, RILL_EINVAL,
+                                 "rill_stage_add '%s': ops has both send and produce (a stage "
+                                 "is a source, with produce, or receives items, with send)", what);
+    if (!ops->send && !ops->produce)
+        return rill__setup_error(p, RILL_EINVAL,
+                                 "rill_stage_add '%s': ops has neither send nor produce", what);
     if (p->phase != RILL__NEW)
-        return RILL_ESTATE;
-    if (opts && ((opts->flags & ~(unsigned)RILL_STAGE_THREADED) ||
-                 opts->overflow > RILL_OVERFLOW_DROP_OLDEST))
-        return RILL_EINVAL;
+        return rill__setup_error(p, RILL_ESTATE,
+                                 "rill_stage_add '%s': the pipeline has started", what);
+    if (opts && (opts->flags & ~(unsigned)RILL_STAGE_THREADED))
+        return rill__setup_error(p, RILL_EINVAL, "rill_stage_add '%s': unknown flags 0x%x in opts",
+                                 what, opts->flags & ~(unsigned)RILL_STAGE_THREADED);
+    if (opts && opts->overflow > RILL_OVERFLOW_DROP_OLDEST)
+        return rill__setup_error(p, RILL_EINVAL,
+                                 "rill_stage_add '%s': unknown overflow policy %u in opts", what,
+                                 opts->overflow);
     if (opts && opts->capacity) { /* at most 2^20 batches per queue */
         unsigned b = opts->batch ? opts->batch : RILL__DEFAULT_BATCH;
         b = b < opts->capacity ? b : opts->capacity;
         if ((opts->capacity + (uint64_t)b - 1) / b > (1u << 20))
-            return RILL_EINVAL;
+            return rill__setup_error(p, RILL_EINVAL,
+                                     "rill_stage_add '%s': capacity %u in batches of %u is more "
+                                     "than 2^20 batches", what, opts->capacity, b);
     }
     char auto_name[32];
     /* "stage-<n>", or the next number free if the caller took that name. */
@@ -66,7 +83,7 @@ RILL_API int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage
             name = auto_name;
     }
     if (rill_pipeline_find(p, name))
-        return RILL_EEXIST;
+        return rill__setup_error(p, RILL_EEXIST, "rill_stage_add '%s'", name);
     if (p->n == p->cap) {
         unsigned cap = p->cap ? 2 * p->cap : 8;
         rill_stage **s = realloc(p->stages, cap * sizeof *s);
@@ -142,13 +159,25 @@ static int rill__reaches(rill_stage *from, const rill_stage *to, unsigned search
 }
 
 RILL_API int rill_connect(rill_stage *from, rill_stage *to) {
-    if (!from || !to || from->p != to->p || to->ops->produce)
-        return RILL_EINVAL;
+    if (!from || !to)
+        return rill__setup_error(from ? from->p : to ? to->p : NULL, RILL_EINVAL,
+                                 "rill_connect: %s stage is NULL", from ? "the 'to'" : "the 'from'");
+    if (from->p != to->p)
+        return rill__setup_error(from->p, RILL_EINVAL,
+                                 "rill_connect '%s' -> '%s': the stages are in different pipelines",
+                                 from->name, to->name);
+    if (to->ops->produce)
+        return rill__setup_error(from->p, RILL_EINVAL,
+                                 "rill_connect '%s' -> '%s': '%s' is a source (it has produce, "
+                                 "no send): nothing can feed it", from->name, to->name, to->name);
     if (from->p->phase != RILL__NEW)
-        return RILL_ESTATE;
+        return rill__setup_error(from->p, RILL_ESTATE,
+                                 "rill_connect '%s' -> '%s': the pipeline has started", from->name,
+                                 to->name);
     int cyc = rill__reaches(to, from, ++from->p->search);
     if (cyc)
-        return cyc < 0 ? cyc : RILL_ECYCLE;
+        return rill__setup_error(from->p, cyc < 0 ? cyc : RILL_ECYCLE, "rill_connect '%s' -> '%s'",
+                                 from->name, to->name);
     if (from->nout == from->capout) {
         unsigned cap = from->capout ? 2 * from->capout : 4;
         rill__port *o = realloc(from->out, cap * sizeof *o);

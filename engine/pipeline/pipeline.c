@@ -22,6 +22,7 @@ static void rill__record(rill_pipeline *p, rill_stage *st, int code, const char 
         else
             snprintf(p->errmsg, sizeof p->errmsg, "stage '%s': %s", st->name,
                      rill_strerror(code));
+        p->msgcode = code;
         atomic_store_explicit(&p->err, code, memory_order_release);
     }
     pthread_mutex_unlock(&p->errlock);
@@ -45,11 +46,38 @@ RILL_API int rill_stage_fail(rill_stage *st, int code, const char *fmt, ...) {
     return code;
 }
 
+int rill__setup_error(rill_pipeline *p, int code, const char *fmt, ...) {
+    if (!p)
+        return code;
+    char detail[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&p->errlock);
+    if (!atomic_load_explicit(&p->err, memory_order_relaxed)) {
+        snprintf(p->errmsg, sizeof p->errmsg, "%s: %s", detail, rill_strerror(code));
+        p->msgcode = code;
+    }
+    pthread_mutex_unlock(&p->errlock);
+    return code;
+}
+
 /* st's callback returned rc < 0: keep it unless an earlier error is known.
- * RILL_EABORTED passed up after an abort is the abort, not st's failure. */
+ * RILL_EABORTED passed up after an abort is the abort, not st's failure.
+ * -1 is C's habit for "failed", not -EPERM: it is reported as the stage
+ * failing (a real EPERM comes through rill_stage_fail, recorded already). */
 int rill__failed(rill_stage *st, int rc) {
     if (rc == RILL_EABORTED && atomic_load_explicit(&st->p->aborted, memory_order_acquire))
         return rc;
+    if (rc == -1) {
+        if (atomic_load_explicit(&st->p->err, memory_order_acquire))
+            return rill__stop_code(st->p);
+        rill__record(st->p, st, RILL_ESTAGE,
+                     "its callback returned -1 (return a negative RILL_E* code or -errno, "
+                     "or rill_stage_fail's result)");
+        return RILL_ESTAGE;
+    }
     rill__record(st->p, st, rc, NULL);
     return rc;
 }
@@ -62,7 +90,16 @@ int rill__stop_code(const rill_pipeline *p) {
 }
 
 RILL_API const char *rill_pipeline_errmsg(const rill_pipeline *p) {
-    return p ? p->errmsg : "";
+    return p ? p->errmsg : "no pipeline (rill_pipeline_new failed)";
+}
+
+RILL_API const char *rill_pipeline_error(const rill_pipeline *p, int rc) {
+    if (!p)
+        return rill_strerror(rc);
+    pthread_mutex_lock((pthread_mutex_t *)&p->errlock);
+    bool about_rc = p->errmsg[0] && p->msgcode == rc;
+    pthread_mutex_unlock((pthread_mutex_t *)&p->errlock);
+    return about_rc ? p->errmsg : rill_strerror(rc);
 }
 
 RILL_API const char *rill_pipeline_errstage(const rill_pipeline *p) {
@@ -169,6 +206,7 @@ RILL_API int rill_pipeline_close(rill_pipeline *p) {
     if (rill__stopped(p) && !atomic_load_explicit(&p->err, memory_order_relaxed)) {
         atomic_store_explicit(&p->err, RILL_EABORTED, memory_order_release);
         snprintf(p->errmsg, sizeof p->errmsg, "%s", rill_strerror(RILL_EABORTED));
+        p->msgcode = RILL_EABORTED;
     }
     /* The end of the run and the phase change together, under the lock that
      * snapshots take: a snapshot taken while running never reports more

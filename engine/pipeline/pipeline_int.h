@@ -122,6 +122,7 @@ struct rill_pipeline {
     rill_stage *errstage;
     char *name;
     char errmsg[512];
+    int msgcode;          /* the code errmsg is about (under errlock) */
 };
 
 /* pipeline.c */

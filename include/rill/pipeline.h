@@ -200,9 +200,20 @@ int rill_pipeline_status(const rill_pipeline *p);
 int rill_pipeline_stopped(const rill_pipeline *p);
 
 /* The first error as text, "stage 'NAME': DETAIL: STRERROR" ("pipeline
- * aborted" after an abort), or "" if none. Read it after close (or from the
- * thread that calls run/close); valid until the pipeline is freed. */
+ * aborted" after an abort); before the run has one, the last call on p that
+ * failed before or outside the run (adding or connecting a stage, opening a
+ * line source's file, a push), with the argument at fault and why; "" if
+ * none. For p NULL, a text saying that rill_pipeline_new failed. Read it
+ * after close (or from the thread that calls run/close); valid until the
+ * pipeline is freed. */
 const char *rill_pipeline_errmsg(const rill_pipeline *p);
+
+/* What to print for rc, a code that a call on p (or on one of its stages)
+ * just returned: rill_pipeline_errmsg(p) when that is about rc, else
+ * rill_strerror(rc). Never NULL; same validity as rill_pipeline_errmsg. So
+ *     if (rc) fprintf(stderr, "prog: %s\n", rill_pipeline_error(p, rc));
+ * is all a program needs, whichever call failed (p may still be NULL). */
+const char *rill_pipeline_error(const rill_pipeline *p, int rc);
 
 /* The name of the stage that raised the first error, or NULL. */
 const char *rill_pipeline_errstage(const rill_pipeline *p);

@@ -1,0 +1,134 @@
+/* Errors that say what and where: a call that fails before the run (or a
+ * push) leaves in rill_pipeline_errmsg the argument at fault, the stage and
+ * why; a stage returning -1 is reported as failing, not as EPERM. Each test
+ * checks that the message names its cause. */
+#include <stdio.h>
+#include <string.h>
+
+#include "rill.h"
+#include "rill_test.h"
+
+/* msg contains every one of the NULL-terminated words. */
+static int has_all(const char *msg, const char *const *words) {
+    for (; *words; words++)
+        if (!strstr(msg, *words))
+            return 0;
+    return 1;
+}
+#define CHECK_MSG(p, ...) \
+    CHECK(has_all(rill_pipeline_errmsg(p), (const char *const[]){__VA_ARGS__, NULL}))
+
+static int noop_send(rill_stage *st, void *state, const rill_item *it) {
+    (void)st, (void)state, (void)it;
+    return 0;
+}
+static int noop_produce(rill_stage *st, void *state) {
+    (void)st, (void)state;
+    return RILL_EDONE;
+}
+
+RILL_TEST(setup_errors, missing_file_names_path_and_stage_before_start) {
+    rill_pipeline *p;
+    rill_stage *src;
+    char path[256];
+    snprintf(path, sizeof path, "%s/no_such_dir/no_such_file.log", RILL_TEST_TMP);
+    CHECK_OK(rill_pipeline_new("t", &p));
+    CHECK_STREQ(rill_pipeline_errmsg(p), "");
+    CHECK_EQ(rill_lines_file_add(p, "lines", path, NULL, NULL, &src), -ENOENT);
+    CHECK_MSG(p, "stage 'lines'", path, "No such file or directory");
+    CHECK_EQ(rill_lines_file_add(p, "dir", RILL_TEST_TMP, NULL, NULL, &src), -EISDIR);
+    CHECK_MSG(p, "stage 'dir'", RILL_TEST_TMP, "directory");
+    rill_pipeline_free(p);
+    /* Without a pipeline the message still says what happened. */
+    CHECK(strstr(rill_pipeline_errmsg(NULL), "rill_pipeline_new") != NULL);
+}
+
+RILL_TEST(setup_errors, stage_with_both_send_and_produce) {
+    static const rill_stage_ops both = {.send = noop_send, .produce = noop_produce};
+    static const rill_stage_ops neither = {0};
+    rill_pipeline *p;
+    CHECK_OK(rill_pipeline_new("t", &p));
+    CHECK_EQ(rill_stage_add(p, "amb", &both, NULL, NULL, NULL), RILL_EINVAL);
+    CHECK_MSG(p, "'amb'", "both send and produce");
+    CHECK_EQ(rill_stage_add(p, "idle", &neither, NULL, NULL, NULL), RILL_EINVAL);
+    CHECK_MSG(p, "'idle'", "neither send nor produce");
+    static const rill_stage_ops sink = {.send = noop_send};
+    rill_stage_opts bad = {.flags = 0x100};
+    CHECK_EQ(rill_stage_add(p, "flags", &sink, NULL, &bad, NULL), RILL_EINVAL);
+    CHECK_MSG(p, "'flags'", "unknown flags 0x100");
+    CHECK_OK(rill_stage_add(p, "twice", &sink, NULL, NULL, NULL));
+    CHECK_EQ(rill_stage_add(p, "twice", &sink, NULL, NULL, NULL), RILL_EEXIST);
+    CHECK_MSG(p, "'twice'", "name already in use");
+    rill_pipeline_free(p);
+}
+
+RILL_TEST(setup_errors, push_into_a_stage_that_is_not_an_entry) {
+    static const rill_stage_ops sink = {.send = noop_send};
+    static const rill_stage_ops src = {.produce = noop_produce};
+    rill_pipeline *p;
+    rill_stage *a, *b, *s;
+    CHECK_OK(rill_pipeline_new("t", &p));
+    CHECK_OK(rill_stage_add(p, "first", &sink, NULL, NULL, &a));
+    CHECK_OK(rill_stage_add(p, "second", &sink, NULL, NULL, &b));
+    CHECK_OK(rill_stage_add(p, "gen", &src, NULL, NULL, &s));
+    CHECK_OK(rill_connect(a, b));
+    CHECK_EQ(rill_connect(a, s), RILL_EINVAL);
+    CHECK_MSG(p, "'first' -> 'gen'", "'gen' is a source");
+    CHECK_EQ(rill_connect(b, a), RILL_ECYCLE);
+    CHECK_MSG(p, "'second' -> 'first'", "cycle");
+    rill_item it = rill_item_cstr("x");
+    CHECK_EQ(rill_pipeline_push(p, b, &it), RILL_EINVAL);
+    CHECK_MSG(p, "rill_pipeline_push", "'second'", "not an entry", "1 stage feeds");
+    CHECK_EQ(rill_pipeline_push(p, s, &it), RILL_EINVAL);
+    CHECK_MSG(p, "rill_pipeline_push", "'gen'", "is a source");
+    /* rill_pipeline_error gives the message only when it is about rc. */
+    CHECK(strstr(rill_pipeline_error(p, RILL_EINVAL), "'gen' is a source") != NULL);
+    CHECK_STREQ(rill_pipeline_error(p, RILL_ENOMEM), rill_strerror(RILL_ENOMEM));
+    CHECK_STREQ(rill_pipeline_error(NULL, RILL_ENOMEM), rill_strerror(RILL_ENOMEM));
+    CHECK_OK(rill_pipeline_push(p, a, &it)); /* the refusals did not stop it */
+    CHECK_OK(rill_pipeline_close(p));
+    rill_pipeline_free(p);
+}
+
+static int minus_one_send(rill_stage *st, void *state, const rill_item *it) {
+    (void)st, (void)state, (void)it;
+    return -1; /* the usual C habit */
+}
+
+RILL_TEST(setup_errors, stage_returning_minus_one_fails_as_a_stage_not_eperm) {
+    static const rill_stage_ops ops = {.send = minus_one_send};
+    for (int threaded = 0; threaded < 2; threaded++) {
+        rill_pipeline *p;
+        rill_stage *st;
+        rill_stage_opts o = {.flags = threaded ? RILL_STAGE_THREADED : 0};
+        CHECK_OK(rill_pipeline_new("t", &p));
+        CHECK_OK(rill_stage_add(p, "habit", &ops, NULL, &o, &st));
+        rill_item it = rill_item_cstr("x");
+        int rc = rill_pipeline_push(p, st, &it);
+        CHECK(rc == 0 || rc == RILL_ESTAGE);
+        CHECK_EQ(rill_pipeline_close(p), RILL_ESTAGE);
+        CHECK_MSG(p, "stage 'habit'", "returned -1");
+        CHECK(!strstr(rill_pipeline_errmsg(p), "not permitted"));
+        CHECK_STREQ(rill_pipeline_errstage(p), "habit");
+        rill_pipeline_free(p);
+    }
+}
+
+/* A real EPERM, given with rill_stage_fail, stays EPERM. */
+static int eperm_send(rill_stage *st, void *state, const rill_item *it) {
+    (void)state, (void)it;
+    return rill_stage_fail(st, -EPERM, "cannot write the spool");
+}
+
+RILL_TEST(setup_errors, eperm_through_stage_fail_stays_eperm) {
+    static const rill_stage_ops ops = {.send = eperm_send};
+    rill_pipeline *p;
+    rill_stage *st;
+    CHECK_OK(rill_pipeline_new("t", &p));
+    CHECK_OK(rill_stage_add(p, "spool", &ops, NULL, NULL, &st));
+    rill_item it = rill_item_cstr("x");
+    CHECK_EQ(rill_pipeline_push(p, st, &it), -EPERM);
+    CHECK_EQ(rill_pipeline_close(p), -EPERM);
+    CHECK_MSG(p, "stage 'spool'", "cannot write the spool", "not permitted");
+    rill_pipeline_free(p);
+}

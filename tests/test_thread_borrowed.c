@@ -1,0 +1,257 @@
+/* Threading never changes a result: borrowed items (owner NULL) are copied
+ * when they cross to another thread, static ones are kept by pointer, owned
+ * ones by one reference per owner; the tests' library (RILL_DEBUG) reports a
+ * static item whose bytes change while queued. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rill.h"
+#include "rill_test.h"
+
+static uint64_t fnv(const void *p, size_t len) {
+    uint64_t h = 1469598103934665603u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ ((const unsigned char *)p)[i]) * 1099511628211u;
+    return h;
+}
+
+/* What a stream of items adds up to, whatever their order: count, bytes and
+ * the sum of each item's hash. */
+typedef struct tally {
+    uint64_t n, bytes, sum;
+} tally;
+
+static void tally_add(tally *t, const void *p, size_t len) {
+    t->n++;
+    t->bytes += len;
+    t->sum += fnv(p, len);
+}
+
+static int tally_send(rill_stage *st, void *state, const rill_item *it) {
+    (void)st;
+    tally_add(state, it->data, it->len);
+    return 0;
+}
+static const rill_stage_ops tally_ops = {.send = tally_send};
+
+/* The input: the sample log read with getline into one reused buffer, then
+ * lines longer than a batch's first arena (4 KiB), so that it grows with
+ * items already copied into it. Each line is handed to fn before the buffer
+ * is overwritten. */
+typedef int (*line_fn)(void *arg, char *line, size_t len);
+
+static int each_line(line_fn fn, void *arg) {
+    FILE *f = fopen(RILL_DATA_DIR "/apache_logs", "r");
+    if (!f)
+        return -1;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int rc = 0;
+    while (!rc && (n = getline(&line, &cap, f)) > 0)
+        rc = fn(arg, line, (size_t)n - (line[n - 1] == '\n'));
+    fclose(f);
+    for (int k = 0; !rc && k < 40; k++) {
+        size_t len = 1000 + (size_t)k * 997 % 9000;
+        char *big = realloc(line, len);
+        if (!big)
+            break;
+        line = big;
+        for (size_t i = 0; i < len; i++)
+            line[i] = (char)('a' + (i * 7 + (size_t)k) % 26);
+        rc = fn(arg, line, len);
+    }
+    free(line);
+    return rc;
+}
+
+static int expect_line(void *arg, char *line, size_t len) {
+    tally_add(arg, line, len);
+    return 0;
+}
+
+typedef struct pusher {
+    rill_pipeline *p;
+    rill_stage *entry;
+} pusher;
+
+/* Push the borrowed line, then wreck the buffer as the next getline would. */
+static int push_line(void *arg, char *line, size_t len) {
+    pusher *u = arg;
+    rill_item it = rill_item_borrow(line, len);
+    int rc = rill_pipeline_push(u->p, u->entry, &it);
+    memset(line, '#', len);
+    return rc;
+}
+
+enum { INLINE, THREADED, CHAIN };
+
+/* push -> [broadcast, THREADED when CHAIN] -> tally, with small batches. */
+static int run_pushed(int shape, tally *got) {
+    rill_pipeline *p;
+    rill_stage *entry, *sink;
+    rill_stage_opts th = {.flags = RILL_STAGE_THREADED, .capacity = 64, .batch = 7};
+    int rc = rill_pipeline_new("borrowed", &p);
+    if (!rc)
+        rc = rill_stage_add(p, "tally", &tally_ops, got, shape == INLINE ? NULL : &th, &sink);
+    entry = sink;
+    if (!rc && shape == CHAIN && !(rc = rill_broadcast_add(p, "hop", &th, &entry)))
+        rc = rill_connect(entry, sink);
+    pusher u = {p, entry};
+    if (!rc)
+        rc = each_line(push_line, &u);
+    int crc = rill_pipeline_close(p);
+    rill_pipeline_free(p);
+    return rc ? rc : crc;
+}
+
+RILL_TEST(borrowed, reused_buffer_pushed_gives_the_same_result_on_every_thread) {
+    tally want = {0};
+    CHECK_OK(each_line(expect_line, &want));
+    CHECK(want.n > 10000);
+    for (int shape = INLINE; shape <= CHAIN; shape++) {
+        tally got = {0};
+        CHECK_OK(run_pushed(shape, &got));
+        CHECK_EQ(got.n, want.n);
+        CHECK_EQ(got.bytes, want.bytes);
+        CHECK_EQ(got.sum, want.sum);
+    }
+}
+
+/* ---- what crosses by pointer -------------------------------------------------- */
+
+typedef struct seen {
+    const void *data[8];
+    int n;
+} seen;
+
+static int seen_send(rill_stage *st, void *state, const rill_item *it) {
+    seen *s = state;
+    (void)st;
+    if (s->n < 8)
+        s->data[s->n++] = it->data;
+    return 0;
+}
+static const rill_stage_ops seen_ops = {.send = seen_send};
+
+RILL_TEST(borrowed, static_items_cross_by_pointer_borrowed_ones_are_copied) {
+    static const char *const words[] = {"alpha", "beta", "gamma"};
+    char buf[] = "delta";
+    seen s = {0};
+    rill_pipeline *p;
+    rill_stage *sink;
+    rill_stage_opts th = {.flags = RILL_STAGE_THREADED};
+    CHECK_OK(rill_pipeline_new("t", &p));
+    CHECK_OK(rill_stage_add(p, "seen", &seen_ops, &s, &th, &sink));
+    for (int i = 0; i < 3; i++) {
+        rill_item it = rill_item_cstr(words[i]);
+        CHECK_OK(rill_pipeline_push(p, sink, &it));
+    }
+    rill_item b = rill_item_borrow(buf, 5);
+    CHECK_OK(rill_pipeline_push(p, sink, &b));
+    CHECK_OK(rill_pipeline_close(p));
+    rill_pipeline_free(p);
+    CHECK_EQ(s.n, 4);
+    for (int i = 0; i < 3; i++)
+        CHECK(s.data[i] == (const void *)words[i]);
+    CHECK(s.data[3] != (const void *)buf);
+}
+
+/* ---- owned items: one reference per owner per batch, all given back ------------ */
+
+typedef struct tracked {
+    rill_ref ref;
+    int *released;
+    char bytes[64];
+} tracked;
+
+static void tracked_release(rill_ref *r) {
+    tracked *t = RILL_CONTAINER_OF(r, tracked, ref);
+    (*t->released)++;
+    free(t);
+}
+
+RILL_TEST(borrowed, owned_items_cross_by_reference_and_are_released_once) {
+    int released = 0;
+    tally want = {0}, got = {0};
+    rill_pipeline *p;
+    rill_stage *sink;
+    rill_stage_opts th = {.flags = RILL_STAGE_THREADED, .capacity = 16, .batch = 4};
+    CHECK_OK(rill_pipeline_new("t", &p));
+    CHECK_OK(rill_stage_add(p, "tally", &tally_ops, &got, &th, &sink));
+    for (int k = 0; k < 50; k++) {
+        tracked *t = malloc(sizeof *t);
+        CHECK(t != NULL);
+        rill_ref_init(&t->ref, tracked_release);
+        t->released = &released;
+        int len = snprintf(t->bytes, sizeof t->bytes, "object %d", k);
+        for (int i = 0; i < 1 + k % 9; i++) { /* runs of items of one owner */
+            rill_item it = {t->bytes + i % 3, (size_t)len - i % 3, &t->ref};
+            tally_add(&want, it.data, it.len);
+            CHECK_OK(rill_pipeline_push(p, sink, &it));
+        }
+        rill_ref_release(&t->ref); /* the queue holds what it needs */
+    }
+    CHECK_OK(rill_pipeline_close(p));
+    CHECK_EQ(released, 50);
+    rill_pipeline_free(p);
+    CHECK_EQ(released, 50);
+    CHECK_EQ(got.n, want.n);
+    CHECK_EQ(got.sum, want.sum);
+}
+
+/* ---- RILL_DEBUG: a static item changed while queued ------------------------------ */
+
+RILL_TEST(borrowed, debug_check_names_a_pushed_static_item_that_changed) {
+    char buf[] = "stable";
+    tally got = {0};
+    rill_pipeline *p;
+    rill_stage *sink;
+    rill_stage_opts th = {.flags = RILL_STAGE_THREADED};
+    CHECK_OK(rill_pipeline_new("t", &p));
+    CHECK_OK(rill_stage_add(p, "sink", &tally_ops, &got, &th, &sink));
+    rill_item it = rill_item_static(buf, 6); /* a lie: buf changes */
+    CHECK_OK(rill_pipeline_push(p, sink, &it));
+    buf[0] = 'S'; /* still in this thread's partial batch: no race */
+    CHECK_EQ(rill_pipeline_close(p), RILL_ESTAGE);
+    const char *msg = rill_pipeline_errmsg(p);
+    CHECK(strstr(msg, "stage 'sink'") && strstr(msg, "static item") &&
+          strstr(msg, "changed while queued"));
+    CHECK_EQ(got.n, 0); /* the changed batch is not delivered */
+    rill_pipeline_free(p);
+}
+
+/* A source that emits its state's buffer as static, then rewrites it. */
+typedef struct liar {
+    char buf[16];
+    int n;
+} liar;
+
+static int liar_produce(rill_stage *st, void *state) {
+    liar *l = state;
+    if (l->n == 3)
+        return RILL_EDONE;
+    int len = snprintf(l->buf, sizeof l->buf, "value %d", l->n++);
+    rill_item it = rill_item_static(l->buf, (size_t)len);
+    return rill_emit(st, &it);
+}
+static const rill_stage_ops liar_ops = {.produce = liar_produce};
+
+RILL_TEST(borrowed, debug_check_blames_the_stage_that_emitted_a_changed_static_item) {
+    liar l = {0};
+    tally got = {0};
+    rill_pipeline *p;
+    rill_stage *src, *sink;
+    rill_stage_opts th = {.flags = RILL_STAGE_THREADED, .max_latency_us = 1000000};
+    CHECK_OK(rill_pipeline_new("t", &p));
+    CHECK_OK(rill_stage_add(p, "liar", &liar_ops, &l, NULL, &src));
+    CHECK_OK(rill_stage_add(p, "sink", &tally_ops, &got, &th, &sink));
+    CHECK_OK(rill_connect(src, sink));
+    CHECK_EQ(rill_pipeline_run(p), RILL_ESTAGE);
+    const char *msg = rill_pipeline_errmsg(p);
+    CHECK(strstr(msg, "stage 'liar'") && strstr(msg, "to 'sink'") &&
+          strstr(msg, "changed while queued"));
+    CHECK_STREQ(rill_pipeline_errstage(p), "liar");
+    rill_pipeline_free(p);
+}
