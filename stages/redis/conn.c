@@ -177,7 +177,9 @@ int rill__rcheck_type(rill__rconn *rc, const char *key, const char *want, char *
         return -ECONNRESET;
     int rc_ = 0;
     if (r->type != REDIS_REPLY_STATUS) {
-        snprintf(err, errlen, "TYPE %s: %s", key, r->type == REDIS_REPLY_ERROR ? r->str : "?");
+        bool noauth = r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOAUTH", 6) == 0;
+        snprintf(err, errlen, "TYPE %s: %s%s", key, r->type == REDIS_REPLY_ERROR ? r->str : "?",
+                 noauth ? " (the server wants a password: RILL_REDIS_PASSWORD)" : "");
         rc_ = RILL_ESTAGE;
     } else if (strcmp(r->str, want) != 0 && strcmp(r->str, "none") != 0) {
         snprintf(err, errlen, "key '%s' holds a %s, not a %s", key, r->str, want);
