@@ -130,16 +130,23 @@ int rill__rconn_open(rill__rconn *rc, char *err, size_t errlen) {
     return 0;
 }
 
-int rill__rconn_reopen(rill__rconn *rc, const atomic_bool *stop, char *err, size_t errlen) {
+int rill__rconn_reopen(rill__rconn *rc, const atomic_bool *stop,
+                       int (*setup)(void *arg, char *err, size_t errlen), void *arg, char *err,
+                       size_t errlen) {
     uint64_t end = rill__ms_now() + rc->reconnect_ms;
     unsigned wait = 20;
-    int code = 0;
     for (;;) {
-        code = rill__rconn_open(rc, err, errlen);
+        int code = rill__rconn_open(rc, err, errlen);
+        if (code == 0 && setup) /* lost again during the setup: one more round */
+            code = setup(arg, err, errlen);
         if (code == 0)
             return 0;
         if (code == RILL_ESTAGE || (stop && atomic_load(stop)) || rill__ms_now() >= end)
             return code;
+        if (rc->c) {
+            redisFree(rc->c);
+            rc->c = NULL;
+        }
         rill__sleep_ms(wait);
         wait = wait * 2 > 1000 ? 1000 : wait * 2;
     }
@@ -151,10 +158,19 @@ redisReply *rill__rcmd(rill__rconn *rc, int argc, const char **argv, const size_
         snprintf(err, errlen, "not connected to %s:%u", rc->host, (unsigned)rc->port);
         return NULL;
     }
-    redisReply *r = redisCommandArgv(rc->c, argc, argv, lens);
-    if (!r)
-        rill__rconn_drop(rc, err, errlen);
-    return r;
+    /* A restarted server answers LOADING until its dataset is read back:
+     * wait for it as for a reconnection. */
+    uint64_t end = rill__ms_now() + rc->reconnect_ms;
+    for (;;) {
+        redisReply *r = redisCommandArgv(rc->c, argc, argv, lens);
+        if (!r)
+            rill__rconn_drop(rc, err, errlen);
+        if (!r || r->type != REDIS_REPLY_ERROR || strncmp(r->str, "LOADING", 7) != 0 ||
+            rill__ms_now() >= end)
+            return r;
+        freeReplyObject(r);
+        rill__sleep_ms(20);
+    }
 }
 
 redisReply *rill__rcmdv(rill__rconn *rc, char *err, size_t errlen, int argc, ...) {

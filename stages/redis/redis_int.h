@@ -28,9 +28,13 @@ int rill__rconn_init(rill__rconn *rc, const rill_redis_conf *conf);
 void rill__rconn_fini(rill__rconn *rc);
 /* Connect and AUTH. 0, or a negative code with the reason in err. */
 int rill__rconn_open(rill__rconn *rc, char *err, size_t errlen);
-/* Reconnect with backoff until reconnect_ms has passed or *stop is set:
- * 0, or the last failure's code with its reason in err. */
-int rill__rconn_reopen(rill__rconn *rc, const atomic_bool *stop, char *err, size_t errlen);
+/* Reconnect with backoff until reconnect_ms has passed or *stop is set,
+ * running setup (if not NULL) on each new connection; a setup that loses
+ * the connection again (-ECONNRESET) starts another round. 0, or the last
+ * failure's code with its reason in err. */
+int rill__rconn_reopen(rill__rconn *rc, const atomic_bool *stop,
+                       int (*setup)(void *arg, char *err, size_t errlen), void *arg, char *err,
+                       size_t errlen);
 /* One command. NULL if the connection failed (then closed: rc->c == NULL,
  * the reason in err); an error reply is returned as a reply. */
 redisReply *rill__rcmd(rill__rconn *rc, int argc, const char **argv, const size_t *lens,

@@ -140,6 +140,10 @@ static int rill__load_script(rill__rsink *k, char *err, size_t errlen) {
     return rc;
 }
 
+static int rill__setup_script(void *arg, char *err, size_t errlen) {
+    return rill__load_script(arg, err, errlen);
+}
+
 /* The EVALSHA's arguments: the batch's IDs, then key/count pairs. */
 static int rill__commit_argv(rill__rsink *k, const rill__batch *b, const char ***argv,
                              size_t **lens, char **nums) {
@@ -185,10 +189,11 @@ int rill__rsink_commit(rill_stage *st, void *state, rill__batch *b) {
     int rc = 0, argc = rill__commit_argv(k, b, &argv, &lens, &nums);
     if (argc < 0)
         rc = rill_stage_fail(st, RILL_ENOMEM, "out of memory for a commit");
+    uint64_t end = rill__ms_now() + 2ull * k->conn.reconnect_ms; /* lost on every try */
     for (int tries = 0; !rc; tries++) {
         if (!k->conn.c) {
-            if ((rc = rill__rconn_reopen(&k->conn, &k->src->stop, err, sizeof err)) ||
-                (rc = rill__load_script(k, err, sizeof err))) {
+            if ((rc = rill__rconn_reopen(&k->conn, &k->src->stop, rill__setup_script, k, err,
+                                         sizeof err))) {
                 rc = rill_stage_fail(st, rc, "commit: %s", err);
                 break;
             }
@@ -196,11 +201,17 @@ int rill__rsink_commit(rill_stage *st, void *state, rill__batch *b) {
         }
         argv[1] = k->sha;
         redisReply *r = rill__rcmd(&k->conn, argc, argv, lens, err, sizeof err);
-        if (!r)
+        if (!r && rill__ms_now() < end)
             continue; /* reconnect and run it again: the script makes that safe */
-        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && tries < 3)
+        if (!r) {
+            rc = rill_stage_fail(st, -ECONNRESET, "commit: %s", err);
+            break;
+        }
+        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && tries < 3) {
             rc = rill__load_script(k, err, sizeof err); /* a restarted server */
-        else if (r->type == REDIS_REPLY_INTEGER) {
+            if (rc && rc != -ECONNRESET)
+                rc = rill_stage_fail(st, rc, "commit: %s", err);
+        } else if (r->type == REDIS_REPLY_INTEGER) {
             if (r->integer == (long long)b->n)
                 atomic_fetch_add(&k->src->ledger.commits, 1);
             else { /* claimed meanwhile, or committed before a lost reply */

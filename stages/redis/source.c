@@ -52,15 +52,17 @@ static int rill__ensure_group(rill__rsource *s, char *err, size_t errlen) {
     return rc;
 }
 
+static int rill__setup_group(void *arg, char *err, size_t errlen) {
+    return rill__ensure_group(arg, err, errlen);
+}
+
 /* After a connection loss: connect again (with backoff), then read this
  * consumer's pending entries first. */
 static int rill__reconnect(rill_stage *st, rill__rsource *s, const char *why) {
     char err[256];
-    int rc = rill__rconn_reopen(&s->conn, &s->stop, err, sizeof err);
-    if (!rc) {
+    int rc = rill__rconn_reopen(&s->conn, &s->stop, rill__setup_group, s, err, sizeof err);
+    if (!rc)
         atomic_fetch_add(&s->ledger.reconnects, 1);
-        rc = rill__ensure_group(s, err, sizeof err);
-    }
     if (rc)
         return rill_stage_fail(st, rc, "%s; then %s", why, err);
     s->pending_phase = true;
