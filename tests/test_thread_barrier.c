@@ -266,7 +266,7 @@ static void chain_case(bool src_thr, bool check_thr, bool tail_thr, unsigned cap
     CHECK_EQ(c.cnt[0], n);
     CHECK_EQ(c.barriers, n / k);
     CHECK_EQ(t.barriers, n / k);
-    rill_barrier_stats bs;
+    struct rill_stage_barrier_stats bs;
     CHECK_OK(rill_stage_barrier_stats(ck, &bs));
     CHECK_EQ(bs.barriers, n / k);
     rill_pipeline_free(p);

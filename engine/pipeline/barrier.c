@@ -362,7 +362,8 @@ void rill__barrier_free(rill_pipeline *p) {
     }
 }
 
-RILL_API int rill_stage_barrier_stats(const rill_stage *st, rill_barrier_stats *out) {
+RILL_API int rill_stage_barrier_stats(const rill_stage *st,
+                                      struct rill_stage_barrier_stats *out) {
     if (!st || !out)
         return RILL_EINVAL;
     out->barriers = atomic_load_explicit(&st->n_barriers, memory_order_relaxed);

@@ -15,6 +15,10 @@
  *   rill__run_consumer(w)         a threaded stage's thread: take a batch from
  *                                 any input, rill__send each item, hand the
  *                                 batch back; wait when every input is empty
+ *     a checkpoint barrier        after a batch's items (b->has_barrier):
+ *                                 rill__barrier_at; while its stage aligns,
+ *                                 rill__poll passes over inputs whose barrier
+ *                                 came (barrier.c, which maps the barrier's path)
  *
  * A partial batch is handed over when full (queue.c), when old, and when its
  * thread is about to wait (rill__flush_outputs and its lazy twin here).

@@ -43,15 +43,15 @@ extern "C" {
 int rill_emit_barrier(rill_stage *st, uint64_t id);
 
 /* Barrier counters of one stage (rill_stage_barrier_stats). */
-typedef struct rill_barrier_stats {
+struct rill_stage_barrier_stats {
     uint64_t barriers;  /* barriers aligned at this stage (callback run, passed on) */
     uint64_t align_ns;  /* time from the first input's barrier to the alignment,
                            summed: inputs held back meanwhile */
-} rill_barrier_stats;
+};
 
 /* Read st's barrier counters into *out. Exact after close; while running, from
  * any thread, each counter is a recent value. Returns 0 or RILL_EINVAL. */
-int rill_stage_barrier_stats(const rill_stage *st, rill_barrier_stats *out);
+int rill_stage_barrier_stats(const rill_stage *st, struct rill_stage_barrier_stats *out);
 
 #ifdef __cplusplus
 }
