@@ -32,6 +32,7 @@ static inline void rill__batch_drop(rill__batch *b) {
     b->nowners = 0;
     b->n = 0;
     b->eos = false;
+    b->has_barrier = false;
 }
 
 /* drop_oldest makes the producer a second consumer of the ring. */
