@@ -2,6 +2,9 @@
  *
  *   ip_stats [options] [LOG [IP...]]
  *   ip_stats --listen PORT [options] [IP...]
+ *   ip_stats --redis HOST:PORT --stream KEY --publish [LOG]
+ *   ip_stats --redis HOST:PORT --stream KEY --worker NAME [...]
+ *   ip_stats --redis HOST:PORT --stream KEY [--top N | IP...]
  *
  * With IPs: one line "<ip> <count>" per IP, in argument order. With a LOG and
  * no IPs: the --top N most frequent client addresses. With no arguments: the
@@ -22,6 +25,9 @@
 #include "ipstats_opts.h"
 #include "ipstats_progress.h"
 #include "metrics_http.h"
+#ifdef RILL_HAVE_REDIS
+#include "ipstats_redis.h"
+#endif
 
 static const char *const seed_ips[] = {"83.149.9.216", "93.114.45.13", "207.241.237.101"};
 
@@ -172,6 +178,17 @@ int main(int argc, char **argv) {
     }
     if (parsed)
         return parsed;
+    if (o.redis) {
+#ifdef RILL_HAVE_REDIS
+        char log[PATH_MAX + 32];
+        return ipstats_redis_main(&o, argc, argv,
+                                  find_shipped_log(log, sizeof log) ? NULL : log);
+#else
+        fprintf(stderr, "ip_stats: --redis: this ip_stats was built without hiredis "
+                        "(install libhiredis-dev and rebuild)\n");
+        return 1;
+#endif
+    }
     ipstats_config cfg = o.cfg;
     size_t top = o.top;
     int first = o.first_arg;

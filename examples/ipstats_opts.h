@@ -23,6 +23,11 @@ typedef struct ipstats_opts {
     const char *metrics;             /* --metrics HOST:PORT, or NULL */
     const char *slow[IPSTATS_MAX_SLOW];
     size_t nslow;
+    /* Redis Streams modes (examples/ipstats_redis.h): redis and stream
+     * together; then publish, worker, or neither (read the totals). */
+    const char *redis, *stream, *worker, *group;
+    bool publish;
+    size_t claim_idle, idle_exit, parallel; /* ms, ms, workers; 0 = not given */
     int first_arg;       /* argv index of the first operand */
 } ipstats_opts;
 
@@ -62,6 +67,23 @@ static inline void ipstats_usage(FILE *to) {
             "                  (both files are created before the log is read)\n"
             "  --metrics HOST:PORT  serve GET /metrics (Prometheus) while it runs\n"
             "  --quiet         no progress line, even on a terminal\n"
+            "Redis Streams (docs/redis.md; password from RILL_REDIS_PASSWORD or the file\n"
+            "named by RILL_REDIS_PASSWORD_FILE):\n"
+            "  --redis HOST:PORT --stream KEY --publish [LOG]\n"
+            "                  add every line of LOG (default the shipped log, '-'\n"
+            "                  stdin) to stream KEY; prints the entries added on stderr\n"
+            "  --redis HOST:PORT --stream KEY --worker NAME [--group G] [--claim-idle MS]\n"
+            "                  [--idle-exit MS] [--threaded] [--parallel N]\n"
+            "                  count the client addresses of KEY's entries as consumer\n"
+            "                  NAME of group G (default ip_stats) into hash KEY:counts,\n"
+            "                  exactly once even if workers die; claims entries others\n"
+            "                  left pending over --claim-idle ms (default 30000); with\n"
+            "                  --idle-exit, ends once nothing new came for MS ms and\n"
+            "                  nothing is pending in the group; SIGINT/SIGTERM end it\n"
+            "                  after the current batch. --parallel N: N consumers\n"
+            "                  NAME.1..NAME.N, one thread each\n"
+            "  --redis HOST:PORT --stream KEY [--top N | IP...]\n"
+            "                  print the committed totals\n"
             "  -h, --help      this text\n");
 }
 
@@ -117,6 +139,14 @@ static inline int ipstats_parse(int argc, char **argv, ipstats_opts *o, FILE *er
         {"quiet", no_argument, NULL, 'q'},
         {"listen", required_argument, NULL, 'L'},
         {"connections", required_argument, NULL, 'N'},
+        {"redis", required_argument, NULL, 'R'},
+        {"stream", required_argument, NULL, 'K'},
+        {"publish", no_argument, NULL, 'P'},
+        {"worker", required_argument, NULL, 'W'},
+        {"group", required_argument, NULL, 'g'},
+        {"claim-idle", required_argument, NULL, 'C'},
+        {"idle-exit", required_argument, NULL, 'I'},
+        {"parallel", required_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -181,12 +211,79 @@ static inline int ipstats_parse(int argc, char **argv, ipstats_opts *o, FILE *er
             }
             o->cfg.connections = n;
             break;
+        case 'R': o->redis = optarg; break;
+        case 'K':
+            if (!*optarg) {
+                fprintf(err, "ip_stats: --stream needs a key, not ''\n");
+                return 2;
+            }
+            o->stream = optarg;
+            break;
+        case 'P': o->publish = true; break;
+        case 'W':
+            if (!*optarg) {
+                fprintf(err, "ip_stats: --worker needs a consumer name, not ''\n");
+                return 2;
+            }
+            o->worker = optarg;
+            break;
+        case 'g':
+            if (!*optarg) {
+                fprintf(err, "ip_stats: --group needs a name, not ''\n");
+                return 2;
+            }
+            o->group = optarg;
+            break;
+        case 'C':
+        case 'I':
+            if (ipstats_parse_count(optarg, c == 'C' ? &o->claim_idle : &o->idle_exit)) {
+                fprintf(err, "ip_stats: %s needs milliseconds from 1 to 1000000000, not '%s'\n",
+                        c == 'C' ? "--claim-idle" : "--idle-exit", optarg);
+                return 2;
+            }
+            break;
+        case 'n':
+            if (ipstats_parse_count(optarg, &o->parallel) || o->parallel > 64) {
+                fprintf(err, "ip_stats: --parallel needs a number from 1 to 64, not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            break;
         case 'h': return 1;
         default: ipstats_usage(err); return 2;
         }
     }
     if (o->cfg.connections && !o->cfg.listen) {
         fprintf(err, "ip_stats: --connections needs --listen\n");
+        return 2;
+    }
+    if (!o->redis != !o->stream) {
+        fprintf(err, "ip_stats: --redis and --stream go together\n");
+        return 2;
+    }
+    if (o->publish && o->worker) {
+        fprintf(err, "ip_stats: --publish and --worker exclude each other\n");
+        return 2;
+    }
+    if ((o->publish || o->worker) && !o->redis) {
+        fprintf(err, "ip_stats: %s needs --redis HOST:PORT --stream KEY\n",
+                o->publish ? "--publish" : "--worker");
+        return 2;
+    }
+    if ((o->group || o->claim_idle || o->idle_exit || o->parallel) && !o->worker) {
+        fprintf(err, "ip_stats: --group, --claim-idle, --idle-exit and --parallel need --worker\n");
+        return 2;
+    }
+    if (o->redis && o->cfg.listen) {
+        fprintf(err, "ip_stats: --listen and --redis exclude each other\n");
+        return 2;
+    }
+    if (o->worker && optind < argc) {
+        fprintf(err, "ip_stats: --worker takes no operands ('%s')\n", argv[optind]);
+        return 2;
+    }
+    if (o->publish && argc - optind > 1) {
+        fprintf(err, "ip_stats: --publish takes at most one LOG ('%s')\n", argv[optind + 1]);
         return 2;
     }
     o->first_arg = optind;

@@ -51,6 +51,7 @@
 #include "rill/lines.h"
 #include "rill/stages.h"
 #include "rill/count.h"
+#include "rill/checkpoint.h"
 #include "rill/stats.h"
 #include "rill/sched.h"
 #include "rill/net.h"

@@ -29,6 +29,7 @@ typedef struct rill__chunk {
 
 typedef struct rill__count {
     rill_key_fn key;
+    struct rill__count *delta; /* delta mode: counts since the last barrier */
     void *key_arg;
     rill__slot *slots;
     size_t mask;   /* capacity - 1 */
@@ -96,17 +97,14 @@ static inline rill__slot *rill__count_find(const rill__count *c, uint64_t h, con
     }
 }
 
-static int rill__count_send(rill_stage *st, void *state, const rill_item *item) {
-    rill__count *c = state;
-    const void *key = item->data;
-    size_t len = item->len;
-    if (c->key)
-        c->key(item, c->key_arg, &key, &len);
+/* Add n to key's count. */
+static inline int rill__count_add_key(rill__count *c, rill_stage *st, const void *key, size_t len,
+                                      uint64_t n) {
     uint64_t h = rill__hash_bytes(key, len);
     rill__slot *s = rill__count_find(c, h, key, len);
     if (RILL__LIKELY(s->count)) {
-        s->count++;
-        c->total++;
+        s->count += n;
+        c->total += n;
         return 0;
     }
     /* New key. Keep the load under 70 %: grow first, then find the new
@@ -126,14 +124,25 @@ static int rill__count_send(rill_stage *st, void *state, const rill_item *item) 
     s->hash = h;
     s->key = copy;
     s->len = len;
-    s->count = 1;
+    s->count = n;
     c->nkeys++;
-    c->total++;
+    c->total += n;
     return 0;
+}
+
+static int rill__count_send(rill_stage *st, void *state, const rill_item *item) {
+    rill__count *c = state;
+    const void *key = item->data;
+    size_t len = item->len;
+    if (c->key)
+        c->key(item, c->key_arg, &key, &len);
+    return rill__count_add_key(c, st, key, len, 1);
 }
 
 static void rill__count_destroy(void *state) {
     rill__count *c = state;
+    if (c->delta)
+        rill__count_destroy(c->delta);
     while (c->arena) {
         rill__chunk *next = c->arena->next;
         free(c->arena);
@@ -146,33 +155,164 @@ static void rill__count_destroy(void *state) {
 static const rill_stage_ops rill__count_ops = { .send = rill__count_send,
                                                 .free = rill__count_destroy };
 
-RILL_API int rill_count_add(rill_pipeline *p, const char *name, rill_key_fn key,
-                            void *key_arg, const rill_stage_opts *opts, rill_stage **out) {
-    if (out)
-        *out = NULL;
-    if (!p)
-        return RILL_EINVAL;
+/* ---- deltas at checkpoint barriers (rill_count_add_deltas) ------------------- */
+
+/* The state of a new, empty table, or NULL. */
+static rill__count *rill__count_new(rill_key_fn key, void *key_arg) {
     rill__count *c = calloc(1, sizeof *c);
     if (!c)
-        return RILL_ENOMEM;
+        return NULL;
     c->slots = calloc(RILL__COUNT_MIN_CAP, sizeof *c->slots);
     if (!c->slots) {
         free(c);
-        return RILL_ENOMEM;
+        return NULL;
     }
     c->mask = RILL__COUNT_MIN_CAP - 1;
     c->key = key;
     c->key_arg = key_arg;
-    int rc = rill_stage_add(p, name, &rill__count_ops, c, opts, out);
+    return c;
+}
+
+/* In delta mode items are counted in the delta table only, and its counts
+ * join the totals at each barrier and at close: the same cost per item. */
+static int rill__count_send_delta(rill_stage *st, void *state, const rill_item *item) {
+    rill__count *c = state;
+    const void *key = item->data;
+    size_t len = item->len;
+    if (c->key)
+        c->key(item, c->key_arg, &key, &len);
+    return rill__count_add_key(c->delta, st, key, len, 1);
+}
+
+/* Add the delta's counts to the totals; *bytes gets the size of its items. */
+static int rill__count_merge(rill__count *c, rill_stage *st, size_t *bytes) {
+    const rill__count *d = c->delta;
+    *bytes = 0;
+    for (size_t i = 0; i <= d->mask; i++) {
+        const rill__slot *s = &d->slots[i];
+        if (!s->count)
+            continue;
+        int rc = rill__count_add_key(c, st, s->key, s->len, s->count);
+        if (rc)
+            return rc;
+        *bytes += sizeof(uint64_t) + s->len;
+    }
+    return 0;
+}
+
+/* Empty the delta table, keeping its size. */
+static void rill__count_clear(rill__count *d) {
+    while (d->arena) {
+        rill__chunk *next = d->arena->next;
+        free(d->arena);
+        d->arena = next;
+    }
+    memset(d->slots, 0, (d->mask + 1) * sizeof *d->slots);
+    d->nkeys = 0;
+    d->total = 0;
+}
+
+/* One block per barrier holds every item of the delta: the items cross
+ * threads by reference and the last one released frees it. */
+typedef struct rill__delta_block {
+    rill_ref ref;
+    char bytes[];
+} rill__delta_block;
+
+static void rill__delta_release(rill_ref *ref) { free(ref); }
+
+static int rill__count_barrier(rill_stage *st, void *state, uint64_t id) {
+    (void)id;
+    rill__count *c = state, *d = c->delta;
+    if (!d->nkeys)
+        return 0;
+    size_t bytes;
+    int rc = rill__count_merge(c, st, &bytes);
+    rill__delta_block *b = rc ? NULL : malloc(sizeof *b + bytes);
+    if (!b) {
+        rill__count_clear(d);
+        return rc ? rc : rill_stage_fail(st, RILL_ENOMEM, "cannot make a delta of %zu keys", d->nkeys);
+    }
+    rill_ref_init(&b->ref, rill__delta_release);
+    char *p = b->bytes;
+    for (size_t i = 0; i <= d->mask && !rc; i++) {
+        const rill__slot *s = &d->slots[i];
+        if (!s->count)
+            continue;
+        memcpy(p, &s->count, sizeof s->count);
+        if (s->len)
+            memcpy(p + sizeof s->count, s->key, s->len);
+        rill_item it = { p, sizeof s->count + s->len, &b->ref };
+        rc = rill_emit(st, &it);
+        p += it.len;
+    }
+    rill_ref_release(&b->ref);
+    rill__count_clear(d);
+    return rc;
+}
+
+/* What came after the last barrier joins the totals, as no delta. */
+static int rill__count_close_delta(rill_stage *st, void *state) {
+    rill__count *c = state;
+    size_t bytes;
+    int rc = rill__count_merge(c, st, &bytes);
+    rill__count_clear(c->delta);
+    return rc;
+}
+
+static const rill_stage_ops rill__count_delta_ops = { .send = rill__count_send_delta,
+                                                      .close = rill__count_close_delta,
+                                                      .barrier = rill__count_barrier,
+                                                      .free = rill__count_destroy };
+
+static int rill__count_add(rill_pipeline *p, const char *name, rill_key_fn key, void *key_arg,
+                           bool deltas, const rill_stage_opts *opts, rill_stage **out) {
+    if (out)
+        *out = NULL;
+    if (!p)
+        return RILL_EINVAL;
+    rill__count *c = rill__count_new(key, key_arg);
+    if (!c)
+        return RILL_ENOMEM;
+    if (deltas && !(c->delta = rill__count_new(NULL, NULL))) {
+        rill__count_destroy(c);
+        return RILL_ENOMEM;
+    }
+    int rc = rill_stage_add(p, name, deltas ? &rill__count_delta_ops : &rill__count_ops, c, opts,
+                            out);
     if (rc)
         rill__count_destroy(c);
     return rc;
 }
 
+RILL_API int rill_count_add(rill_pipeline *p, const char *name, rill_key_fn key,
+                            void *key_arg, const rill_stage_opts *opts, rill_stage **out) {
+    return rill__count_add(p, name, key, key_arg, false, opts, out);
+}
+
+RILL_API int rill_count_add_deltas(rill_pipeline *p, const char *name, rill_key_fn key,
+                                   void *key_arg, const rill_stage_opts *opts, rill_stage **out) {
+    return rill__count_add(p, name, key, key_arg, true, opts, out);
+}
+
+RILL_API int rill_count_delta_parse(const rill_item *item, const void **key, size_t *len,
+                                    uint64_t *count) {
+    if (!item || !key || !len || !count || !item->data || item->len < sizeof *count)
+        return RILL_EINVAL;
+    memcpy(count, item->data, sizeof *count);
+    *key = (const char *)item->data + sizeof *count;
+    *len = item->len - sizeof *count;
+    return 0;
+}
+
 /* The state of st if it is a count stage. */
 static const rill__count *rill__count_of(const rill_stage *st) {
-    return st && rill_stage_ops_of(st) == &rill__count_ops ? rill_stage_state(st) : NULL;
+    const rill_stage_ops *ops = rill_stage_ops_of(st);
+    return st && (ops == &rill__count_ops || ops == &rill__count_delta_ops) ? rill_stage_state(st)
+                                                                            : NULL;
 }
+
+
 
 RILL_API int rill_count_get(const rill_stage *st, const void *key, size_t len,
                             uint64_t *count) {

@@ -15,6 +15,10 @@
  *   rill__run_consumer(w)         a threaded stage's thread: take a batch from
  *                                 any input, rill__send each item, hand the
  *                                 batch back; wait when every input is empty
+ *     a checkpoint barrier        after a batch's items (b->has_barrier):
+ *                                 rill__barrier_at; while its stage aligns,
+ *                                 rill__poll passes over inputs whose barrier
+ *                                 came (barrier.c, which maps the barrier's path)
  *
  * A partial batch is handed over when full (queue.c), when old, and when its
  * thread is about to wait (rill__flush_outputs and its lazy twin here).
@@ -43,10 +47,11 @@ static inline int rill__push_result(rill_pipeline *p, int rc) {
  * deeper, or while items are held already, the item is held (held.c) and
  * the outermost send drains the FIFO before it returns. `from` is blamed if
  * the item cannot be held (no memory). */
-static inline int rill__send_inline(rill_stage *from, rill_stage *t, const rill_item *item) {
+static inline int rill__send_inline(rill_stage *from, const rill__port *via, rill_stage *t,
+                                   const rill_item *item) {
     rill__worker *w = t->dom;
     if (RILL__UNLIKELY(w->depth >= RILL__INLINE_DEPTH))
-        return rill__hold(w, from, t, item);
+        return rill__hold(w, from, via, t, item);
     w->depth++;
     rill__counter_add(&t->n_in, 1);
     int rc = rill__send(t, item);
@@ -61,7 +66,7 @@ static inline int rill__send_inline(rill_stage *from, rill_stage *t, const rill_
  * on this thread, or an append to the queue to its thread. */
 static inline int rill__deliver(rill_stage *st, const rill__port *o, const rill_item *item) {
     if (!o->queue)
-        return rill__send_inline(st, o->to, item);
+        return rill__send_inline(st, o, o->to, item);
     return rill__push_result(st->p, rill__queue_push(o->queue, item, RILL_EABORTED));
 }
 
@@ -207,7 +212,7 @@ RILL_API int rill_pipeline_push(rill_pipeline *p, rill_stage *entry, const rill_
     if (rill__stopped(p))
         return rill__stop_code(p);
     if (entry->domain == 0)
-        return rill__send_inline(entry, entry, item);
+        return rill__send_inline(entry, NULL, entry, item);
     rill__queue *e = p->workers[entry->domain - 1].in[0];
     rc = rill__push_result(p, rill__queue_push(e, item, RILL_EABORTED));
     if (rc)
@@ -263,14 +268,20 @@ void rill__run_source(rill_stage *st, rill__worker *w) {
     }
 }
 
-/* The next batch from any input, round robin; NULL if none is visible. */
-static rill__batch *rill__poll(rill__worker *w, unsigned *rr, rill__queue **from) {
+/* The next batch from any input, round robin, and the input's index in
+ * *from; NULL if none is visible. While a barrier is being aligned, an input
+ * whose barrier has arrived is passed over (barrier.c). */
+static rill__batch *rill__poll(rill__worker *w, unsigned *rr, unsigned *from) {
+    const rill__align *al = w->head->al;
+    bool aligning = al && al->narrived;
     for (unsigned k = 0; k < w->nin; k++) {
-        rill__queue *e = w->in[(*rr + k) % w->nin];
-        rill__batch *b = rill__queue_take(e);
+        unsigned i = (*rr + k) % w->nin;
+        if (RILL__UNLIKELY(aligning) && al->state[i] == RILL__IN_ARRIVED)
+            continue;
+        rill__batch *b = rill__queue_take(w->in[i]);
         if (b) {
             *rr = (*rr + k + 1) % w->nin;
-            *from = e;
+            *from = i;
             return b;
         }
     }
@@ -280,7 +291,7 @@ static rill__batch *rill__poll(rill__worker *w, unsigned *rr, rill__queue **from
 /* Wait for input: publish what this thread produced (nobody else will),
  * spin briefly, then park — with a timeout while a consumer downstream has
  * items it has not been woken for. NULL once the pipeline stops. */
-static rill__batch *rill__wait_input_loop(rill__worker *w, unsigned *rr, rill__queue **from) {
+static rill__batch *rill__wait_input_loop(rill__worker *w, unsigned *rr, unsigned *from) {
     rill__batch *b;
     uint64_t sleep = rill__publish_before_wait(w);
     for (unsigned round = 0; rill__backoff(round); round++)
@@ -298,7 +309,7 @@ static rill__batch *rill__wait_input_loop(rill__worker *w, unsigned *rr, rill__q
 
 /* The time spent here is the consumer's wait on empty queues, for every one
  * of its inputs (all were empty), and not busy time of its thread. */
-static rill__batch *rill__wait_input(rill__worker *w, unsigned *rr, rill__queue **from) {
+static rill__batch *rill__wait_input(rill__worker *w, unsigned *rr, unsigned *from) {
     uint64_t t0 = rill__now_ns();
     rill__batch *b = rill__wait_input_loop(w, rr, from);
     uint64_t waited = rill__now_ns() - t0;
@@ -312,9 +323,9 @@ void rill__run_consumer(rill__worker *w) {
     rill_stage *st = w->head;
     unsigned open = w->nin, rr = 0;
     while (open && !rill__stopped(w->p)) {
-        rill__queue *e;
-        rill__batch *b = rill__poll(w, &rr, &e);
-        if (!b && !(b = rill__wait_input(w, &rr, &e)))
+        unsigned in;
+        rill__batch *b = rill__poll(w, &rr, &in);
+        if (!b && !(b = rill__wait_input(w, &rr, &in)))
             break;
         /* After a stop the rest of the batch is not delivered either; it
          * counts as discarded, like the items still queued. */
@@ -323,9 +334,17 @@ void rill__run_consumer(rill__worker *w) {
             if (RILL__UNLIKELY(rill__send(st, &b->items[i++]) < 0))
                 break;
         rill__counter_add(&st->n_in, i);
-        if (b->eos)
+        /* A barrier follows the batch's items, end of stream follows both. */
+        bool eos = b->eos, barrier = b->has_barrier && i == b->n;
+        uint64_t id = b->barrier;
+        rill__queue_done(w->in[in], b, i);
+        if (RILL__UNLIKELY(barrier))
+            rill__barrier_at(st, in, id);
+        if (eos) {
             open--;
-        rill__queue_done(e, b, i);
+            if (st->al)
+                rill__barrier_queue_closed(st, in);
+        }
         rill__flush_old_outputs(w);
     }
 }

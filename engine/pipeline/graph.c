@@ -192,6 +192,7 @@ RILL_API int rill_connect(rill_stage *from, rill_stage *to) {
 }
 
 void rill__graph_free(rill_pipeline *p) {
+    rill__barrier_free(p);
     for (unsigned i = 0; i < p->n; i++) {
         rill_stage *st = p->stages[i];
         if (st->ops->free)

@@ -29,13 +29,28 @@ static int rill__held_grow(rill__worker *w) {
     return 0;
 }
 
+/* The next free entry of the FIFO, or NULL (no memory; `from` is failed). */
+static rill__deferred *rill__held_slot(rill__worker *w, rill_stage *from) {
+    if (w->nheld == w->cap && rill__held_grow(w) < 0) {
+        rill_stage_fail(from, RILL_ENOMEM, "cannot hold an item past the inline depth limit");
+        return NULL;
+    }
+    return &w->held[(w->first + w->nheld) & (w->cap - 1)];
+}
+
+static void rill__held_push(rill__worker *w) {
+    if (w->nheld++ == 0)
+        w->depth += RILL__HELD;
+}
+
 /* The item outlives the emitting call: keep its owner (a static one needs
  * nothing), or copy borrowed bytes (they may be in the caller's stack frame
  * or a buffer it reuses). */
-int rill__hold(rill__worker *w, rill_stage *from, rill_stage *to, const rill_item *item) {
-    if (w->nheld == w->cap && rill__held_grow(w) < 0)
-        return rill_stage_fail(from, RILL_ENOMEM, "cannot hold an item past the inline depth limit");
-    rill__deferred *d = &w->held[(w->first + w->nheld) & (w->cap - 1)];
+int rill__hold(rill__worker *w, rill_stage *from, const rill__port *via, rill_stage *to,
+               const rill_item *item) {
+    rill__deferred *d = rill__held_slot(w, from);
+    if (!d)
+        return RILL_ENOMEM;
     if (item->owner) {
         d->item = *item;
         rill_item_retain(item);
@@ -43,9 +58,26 @@ int rill__hold(rill__worker *w, rill_stage *from, rill_stage *to, const rill_ite
         return rill_stage_fail(from, RILL_ENOMEM, "cannot hold an item past the inline depth limit");
     }
     d->to = to;
-    if (w->nheld++ == 0)
-        w->depth += RILL__HELD;
+    d->via = via;
+    d->kind = RILL__HELD_ITEM;
+    rill__held_push(w);
     return 0;
+}
+
+int rill__hold_barrier(rill__worker *w, rill_stage *from, const rill__port *via, unsigned slot,
+                       uint64_t id) {
+    rill__deferred *d = rill__held_slot(w, from);
+    if (!d)
+        return RILL_ENOMEM;
+    *d = (rill__deferred){.to = via->to, .via = via, .id = id, .slot = slot,
+                          .kind = RILL__HELD_BARRIER};
+    rill__held_push(w);
+    return 0;
+}
+
+void rill__deferred_release(rill__deferred *d) {
+    if (d->kind == RILL__HELD_ITEM)
+        rill_item_release(&d->item);
 }
 
 /* At depth 0: deliver every held item in order (each send counts depth
@@ -59,32 +91,43 @@ int rill__drain(rill__worker *w) {
         w->first = (w->first + 1) & (w->cap - 1);
         if (--w->nheld == 0)
             w->depth -= RILL__HELD; /* back to 0: this send may nest again */
-        rill_pipeline *p = d.to->p;
+        /* Through the port as it is now: an input that began aligning since
+         * the item was held goes to its stash (barrier.c). */
+        rill_stage *to = d.via ? d.via->to : d.to;
+        rill_pipeline *p = to->p;
         if (!rill__stopped(p)) {
             w->depth++;
-            rill__counter_add(&d.to->n_in, 1);
-            int rc = d.to->ops->send(d.to, d.to->state, &d.item);
-            if (RILL__UNLIKELY(d.to->delay_ns))
-                rill__busy_wait(d.to->delay_ns);
+            int rc;
+            if (d.kind == RILL__HELD_BARRIER) {
+                rc = rill__barrier_at(to, d.slot, d.id);
+            } else {
+                rill__counter_add(&to->n_in, 1);
+                rc = to->ops->send(to, to->state, &d.item);
+                if (RILL__UNLIKELY(to->delay_ns))
+                    rill__busy_wait(to->delay_ns);
+                if (rc < 0)
+                    rc = rill__failed(to, rc);
+            }
             w->depth--;
-            if (rc < 0 && (rc = rill__failed(d.to, rc)) && !err)
+            if (rc < 0 && !err)
                 err = rc;
         } else {
-            w->discarded++;
+            w->discarded += d.kind == RILL__HELD_ITEM;
             if (!err)
                 err = rill__stop_code(p);
         }
-        rill_item_release(&d.item);
+        rill__deferred_release(&d);
     }
     return err;
 }
 
 void rill__held_free(rill__worker *w) {
     while (w->nheld) { /* not reached: a domain drains before it returns */
-        rill_item_release(&w->held[w->first].item);
+        rill__deferred *d = &w->held[w->first];
+        w->discarded += d->kind == RILL__HELD_ITEM;
+        rill__deferred_release(d);
         w->first = (w->first + 1) & (w->cap - 1);
         w->nheld--;
-        w->discarded++;
     }
     free(w->held);
     w->held = NULL;

@@ -181,7 +181,7 @@ void rill__close_stage(rill_stage *st) {
         rill__port *o = &f->st->out[f->port++];
         if (o->queue)
             rill__queue_close(o->queue, RILL_EABORTED);
-        else if (--o->to->open_in == 0)
+        else if (rill__barrier_input_closed(o, f->st->out_slot ? f->st->out_slot[f->port - 1] : 0))
             st = o->to;
     }
     if (stack != small)

@@ -28,12 +28,46 @@ typedef struct rill__port {
     rill__queue *queue;
 } rill__port;
 
-/* An item held back at the inline depth limit, for the stage `to` (flow.c).
- * The item holds a reference of its own: its owner's, or a private copy's. */
+/* What a domain holds back at the inline depth limit (held.c), and what an
+ * inline input being aligned holds back (barrier.c): an item, a barrier or
+ * end of stream, in order. An item holds a reference of its own: its
+ * owner's, or a private copy's. */
+enum { RILL__HELD_ITEM, RILL__HELD_BARRIER, RILL__HELD_EOS };
 typedef struct rill__deferred {
-    rill_stage *to;
+    rill_stage *to;             /* via == NULL: deliver to this stage */
+    const struct rill__port *via; /* else to via->to as it is at delivery: an
+                                   input being aligned is rerouted to a stash */
     rill_item item;
+    uint64_t id;                /* RILL__HELD_BARRIER */
+    unsigned slot;              /* the input of `to` a barrier arrives on */
+    unsigned kind;              /* RILL__HELD_* */
 } rill__deferred;
+
+/* Items, barriers and end of stream from one inline input of a stage being
+ * aligned (barrier.c): a FIFO of cap entries from first. */
+typedef struct rill__stash {
+    struct rill__align *al;
+    unsigned slot;
+    size_t first, n, cap;
+    rill__deferred *e;
+} rill__stash;
+
+enum { RILL__IN_OPEN, RILL__IN_ARRIVED, RILL__IN_CLOSED };
+
+/* Barrier alignment of a stage with several inputs (barrier.c). Its inputs
+ * are its queues (w->in of a threaded head) or its inline connections. */
+typedef struct rill__align {
+    rill_stage *st;
+    unsigned n;               /* inputs */
+    unsigned narrived, nclosed;
+    uint64_t id;              /* largest id arrived this round */
+    uint64_t since;           /* when the round's first barrier arrived */
+    unsigned char *state;     /* per input: RILL__IN_* */
+    struct rill__port **port; /* inline: the producer's port into st */
+    rill_stage *proxy;        /* inline: n stand-ins whose send stashes */
+    rill__stash *stash;       /* inline: n stashes */
+    bool replaying;
+} rill__align;
 
 /* A thread running one threaded stage and the inline stages after it that
  * only it feeds (its "domain"). Domain 0 is the caller's thread. */
@@ -78,6 +112,11 @@ struct rill_stage {
                                      (stages are zeroed when added) */
     rill_stage_opts opts;
     char *name;
+    /* checkpoint barriers (barrier.c) */
+    rill__align *al;        /* several inputs: their alignment; else NULL */
+    unsigned *out_slot;     /* per port: the input of out[k].to it is */
+    uint64_t barrier_last;  /* last id rill_emit_barrier sent */
+    _Atomic uint64_t n_barriers, align_ns;
 };
 
 /* Depth sampler and stall watchdog (stats.c). */
@@ -164,9 +203,25 @@ void rill__run_consumer(rill__worker *w);
  * send then holds its item too, and only the outermost one comes back to
  * depth RILL__HELD exactly, the signal to drain. One compare per send. */
 #define RILL__HELD (1u << 30)
-int rill__hold(rill__worker *w, rill_stage *from, rill_stage *to, const rill_item *item);
+int rill__hold(rill__worker *w, rill_stage *from, const rill__port *via, rill_stage *to,
+               const rill_item *item);
+/* A barrier for via->to's input slot, held in order with the items. */
+int rill__hold_barrier(rill__worker *w, rill_stage *from, const rill__port *via, unsigned slot,
+                       uint64_t id);
+/* Release what a held or stashed entry holds (an item's reference). */
+void rill__deferred_release(rill__deferred *d);
 int rill__drain(rill__worker *w);
 void rill__held_free(rill__worker *w); /* after the run: discards what is left */
+
+/* barrier.c: checkpoint barriers. slot: the input of `to` it arrives on. */
+int rill__barrier_plan(rill_pipeline *p);        /* after the domains and queues */
+void rill__barrier_free(rill_pipeline *p);
+int rill__barrier_at(rill_stage *to, unsigned slot, uint64_t id); /* on to's thread */
+/* An inline input of `to` reached end of stream (close cascade): true if
+ * to is now to be closed (its last input closed). */
+bool rill__barrier_input_closed(rill__port *o, unsigned slot);
+/* A queue input of a threaded head ended; completes a pending alignment. */
+void rill__barrier_queue_closed(rill_stage *head, unsigned slot);
 
 /* stats.c */
 int rill__sampler_start(rill_pipeline *p);

@@ -165,7 +165,12 @@ int rill__plan(rill_pipeline *p) {
     }
     free(order);
     p->nworkers_alloc = p->workers ? nw : 0;
+    for (unsigned i = 0; i < p->n && !rc; i++)
+        p->stages[i]->dom = rill__worker_of(p, p->stages[i]->domain);
+    if (!rc)
+        rc = rill__barrier_plan(p); /* inputs to align, by domain and queue */
     if (rc) {
+        rill__barrier_free(p); /* no thread: a barrier is passed on unaligned */
         /* No thread will run: every stage goes back to the caller's thread,
          * with no queue, so that close still closes each of them once. The
          * queues made so far are freed with p->queues at close. */

@@ -191,6 +191,7 @@ static int rill__queue_try_batch(rill__queue *e) {
         b->owners = (rill_ref **)(b->items + n);
         b->n = b->nowners = 0;
         b->eos = false;
+        b->has_barrier = false;
         b->arena = NULL;
         b->arena_len = b->arena_cap = 0;
         b->sums = NULL;
@@ -219,7 +220,7 @@ static int rill__queue_new_batch(rill__queue *e, int stop_code) {
  * stream, latency, the producer about to wait — wakes it (wake == true). */
 static void rill__queue_publish(rill__queue *e, bool wake) {
     rill__batch *b = e->cur;
-    if (!b || (b->n == 0 && !b->eos))
+    if (!b || (b->n == 0 && !b->eos && !b->has_barrier))
         return;
     /* Once in the ring the batch is the consumer's: read nothing of it after. */
     unsigned n = b->n;
@@ -297,6 +298,21 @@ static bool rill__queue_drop_oldest(rill__queue *e) {
     rill__queue_stats_end(e->q);
     if (!ok)
         return false;
+    if (RILL__UNLIKELY(((rill__batch *)v)->has_barrier)) {
+        /* A barrier is never dropped, or its consumer would wait for it
+         * forever: its items go, the marker is queued again, behind what
+         * was queued after it (a leaky queue gives no exact checkpoint). */
+        rill__batch *b = v;
+        uint64_t id = b->barrier;
+        bool freed = b->n > 0; /* else the caller drops the new item */
+        rill__batch_drop(b);
+        b->has_barrier = true;
+        b->barrier = id;
+        RILL__PUBLISH(b);
+        ck_ring_enqueue_spsc(&e->full, e->full_buf, b);
+        rill__park_wake(e->data);
+        return freed;
+    }
     rill__batch_drop(v);
     if (!e->cur) {
         e->cur = v;
@@ -430,4 +446,18 @@ void rill__queue_done(rill__queue *e, rill__batch *b, unsigned delivered) {
         if (RILL__UNLIKELY(atomic_load_explicit(&e->armed, memory_order_seq_cst)))
             rill__queue_room_freed(e);
     }
+}
+
+int rill__queue_barrier(rill__queue *e, uint64_t id, int stop_code) {
+    if (e->eos_sent)
+        return 0;
+    if (!e->cur) { /* a barrier is always handed over at once: cur has none */
+        int rc = rill__queue_new_batch(e, stop_code);
+        if (rc)
+            return rc;
+    }
+    e->cur->has_barrier = true;
+    e->cur->barrier = id;
+    rill__queue_flush(e);
+    return 0;
 }

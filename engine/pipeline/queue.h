@@ -37,6 +37,8 @@ typedef struct rill__batch {
     unsigned n;        /* items */
     unsigned nowners;  /* distinct owners retained for this batch */
     bool eos;          /* end of stream: the producer sends nothing after it */
+    bool has_barrier;  /* a checkpoint barrier follows the items (barrier.c) */
+    uint64_t barrier;  /* its id */
     uint64_t started;  /* monotonic ns of the first item (latency flushes) */
     _Atomic unsigned pub_n; /* n as published, for statistics readers */
     rill_item *items;
@@ -147,6 +149,12 @@ int rill__queue_ready(rill__queue *e);
 /* Producer: send end of stream (after a flush). Blocks only if every batch is
  * in flight; returns 0 or the stop code. */
 int rill__queue_close(rill__queue *e, int stop_code);
+
+/* Producer: checkpoint barrier id after the items queued so far: the partial
+ * batch (or an empty one) carries it and is handed over now, waking the
+ * consumer. Blocks only if every batch is in flight; returns 0, the stop
+ * code or RILL_ENOMEM. */
+int rill__queue_barrier(rill__queue *e, uint64_t id, int stop_code);
 
 /* Consumer: the next batch, or NULL if none is visible. With RILL_DEBUG, a
  * static item of it whose bytes changed since it was queued fails the

@@ -35,6 +35,7 @@ static inline void rill__batch_drop(rill__batch *b) {
     b->n = 0;
     b->eos = false;
     b->arena_len = 0;
+    b->has_barrier = false;
 }
 
 static inline void rill__batch_free(rill__batch *b) {

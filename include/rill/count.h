@@ -19,6 +19,24 @@ extern "C" {
 int rill_count_add(rill_pipeline *p, const char *name, rill_key_fn key, void *key_arg,
                    const rill_stage_opts *opts, rill_stage **out);
 
+/* As rill_count_add, for checkpoints (rill/checkpoint.h): at each barrier the
+ * stage emits, before the barrier, one item per key counted since the last
+ * barrier, its delta (read it with rill_count_delta_parse), and starts a new
+ * delta. The deltas of all barriers sum to the totals of the items before
+ * the last barrier; items after it join the totals at close, as no delta
+ * (end a source with a barrier to have them emitted). Totals, read as for
+ * rill_count_add, include the deltas emitted so far; complete after close.
+ * The cost per item is rill_count_add's; a barrier costs a pass over the
+ * delta table (sized by the most keys one delta held) and one allocation. */
+int rill_count_add_deltas(rill_pipeline *p, const char *name, rill_key_fn key, void *key_arg,
+                          const rill_stage_opts *opts, rill_stage **out);
+
+/* Read a delta item of rill_count_add_deltas: its key (pointing into the
+ * item, valid while the item is) and the count added since the last
+ * barrier. RILL_EINVAL if item is not one (too short) or an argument is NULL.
+ * Any thread. */
+int rill_count_delta_parse(const rill_item *item, const void **key, size_t *len, uint64_t *count);
+
 typedef struct rill_count_entry {
     const void *key;   /* valid until the pipeline is freed */
     size_t len;

@@ -59,6 +59,15 @@ typedef struct rill_stage_ops {
     /* Free the state. Called once by rill_pipeline_free(), after every
      * close. Optional (NULL: the state is not the pipeline's to free). */
     void (*free)(void *state);
+
+    /* Checkpoint barrier `id` has arrived from every producer (rill/checkpoint.h):
+     * every item before it has been sent, none after it. Emit what belongs
+     * before the barrier (e.g. a delta since the last one); when this
+     * returns the barrier is passed on to every port, after those items.
+     * Return 0, or a negative code that fails the pipeline as a failing send
+     * does. Not called once the pipeline has stopped. Optional (NULL: the
+     * barrier is just passed on). */
+    int (*barrier)(rill_stage *st, void *state, uint64_t id);
 } rill_stage_ops;
 
 enum {

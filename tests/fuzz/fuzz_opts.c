@@ -57,6 +57,13 @@ static void fuzz_ipstats(int argc, char **argv) {
         EXPECT(in_args(o.slow[i], orig, argc));
     EXPECT(!o.json || in_args(o.json, orig, argc));
     EXPECT(!o.svg || in_args(o.svg, orig, argc));
+    EXPECT(!o.redis == !o.stream);
+    EXPECT(!o.redis || in_args(o.redis, orig, argc));
+    EXPECT(!o.stream || (*o.stream && in_args(o.stream, orig, argc)));
+    EXPECT(!(o.publish && o.worker));
+    EXPECT(!o.worker || (*o.worker && o.redis && o.first_arg == argc));
+    EXPECT(!(o.group || o.claim_idle || o.idle_exit || o.parallel) || o.worker);
+    EXPECT(o.parallel <= 64 && o.claim_idle <= 1000000000u && o.idle_exit <= 1000000000u);
     /* getopt only reorders: operands stay the same strings. */
     for (int i = o.first_arg; i < argc; i++) {
         int found = 0;

@@ -20,6 +20,9 @@ void rill_test__fail(const char *file, int line, const char *msg);
 void rill_test__failf(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Mark the running test skipped (GTEST_SKIP); the caller then returns. */
+void rill_test__skip(const char *file, int line, const char *msg);
+
 #define RILL_TEST(suite, name)                                                 \
     static void suite##__##name(void);                                         \
     __attribute__((constructor)) static void suite##__##name##__reg(void) {    \

@@ -50,6 +50,11 @@ extern "C" void rill_test__failf(const char *file, int line, const char *fmt, ..
     ADD_FAILURE_AT(file, line) << buf;
 }
 
+extern "C" void rill_test__skip(const char *file, int line, const char *msg) {
+    ::testing::internal::AssertHelper(::testing::TestPartResult::kSkip, file, line, msg) =
+        ::testing::Message();
+}
+
 int main(int argc, char **argv) {
     testing::InitGoogleTest(&argc, argv);
     for (const CTest &t : registry()) {

@@ -1,0 +1,234 @@
+/* Redis Streams scale-out: entries per second published and consumed.
+ *
+ *   bench_redis [REPEAT]     (the shipped log REPEAT times over; default 20)
+ *
+ * Starts its own redis-server (no persistence) on a free 127.0.0.1 port, then
+ * measures, each as a ratio against the server's own limit taken in the same
+ * run, `redis-benchmark -P 200` XADDing the log's first line:
+ *   - publishing the file (ip_stats --publish: pipelined XADD, 1000 in flight);
+ *   - consuming and committing it with 1, 2 and 4 `ip_stats --worker`
+ *     processes, each run a fresh consumer group on the same stream, timed
+ *     until the group has read everything and nothing is pending;
+ *   - ip_stats counting the same file locally (no Redis), as the other
+ *     yardstick;
+ *   - the cost of a checkpoint: one in-process worker (source -> sink) with
+ *     K entries per batch, for K from 10 to 2000.
+ * Redis, the publisher and the workers share this machine's cores: the load
+ * average is printed beside every figure. */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_util.h"
+#include "rill.h"
+#include "rill/redis.h"
+
+/* tests/util/redis_server.h reports through these. */
+void rill_test__skip(const char *file, int line, const char *msg);
+void rill_test__failf(const char *file, int line, const char *fmt, ...);
+void rill_test__skip(const char *file, int line, const char *msg) {
+    (void)file, (void)line;
+    fprintf(stderr, "bench_redis: %s\n", msg);
+}
+void rill_test__failf(const char *file, int line, const char *fmt, ...) {
+    va_list ap;
+    (void)file, (void)line;
+    va_start(ap, fmt);
+    fputs("bench_redis: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+#define RILL_TEST_TMP "/tmp"
+#include "redis_server.h"
+
+#define IPS RILL_BIN_DIR "/ip_stats"
+
+static double secs(uint64_t ns) { return (double)ns / 1e9; }
+
+/* Has group g of stream s read every entry, and acked them all? */
+static bool group_done(redisContext *c, const char *g) {
+    redisReply *r = redisCommand(c, "XINFO GROUPS s");
+    bool done = false;
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        redisReply *e = r->element[i];
+        bool mine = false;
+        long long pending = -1, lag = -1;
+        for (size_t j = 0; j + 1 < e->elements; j += 2) {
+            const char *k = e->element[j]->str;
+            redisReply *v = e->element[j + 1];
+            if (strcmp(k, "name") == 0)
+                mine = strcmp(v->str, g) == 0;
+            else if (strcmp(k, "pending") == 0)
+                pending = v->integer;
+            else if (strcmp(k, "lag") == 0)
+                lag = v->type == REDIS_REPLY_INTEGER ? v->integer : -1;
+        }
+        if (mine)
+            done = pending == 0 && lag == 0;
+    }
+    if (r)
+        freeReplyObject(r);
+    return done;
+}
+
+/* Consume the whole stream with n worker processes in a new group. */
+static double consume(const redis_server *rs, redisContext *c, int n, int run) {
+    char group[32];
+    snprintf(group, sizeof group, "g%d_%d", n, run);
+    pid_t pid[8];
+    uint64_t t0 = bench_now_ns();
+    for (int i = 0; i < n; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "w%d", i);
+        char *argv[] = {(char *)IPS, (char *)"--redis", (char *)rs->addr, (char *)"--stream",
+                        (char *)"s", (char *)"--worker", name, (char *)"--group", group, NULL};
+        pid[i] = proc_spawn(argv, NULL, NULL);
+    }
+    while (!group_done(c, group) && secs(bench_now_ns() - t0) < 600)
+        redis__pause_ms(2);
+    double t = secs(bench_now_ns() - t0);
+    for (int i = 0; i < n; i++) {
+        kill(pid[i], SIGTERM);
+        proc_wait(pid[i], 30);
+    }
+    return t;
+}
+
+typedef struct kworker {
+    rill_pipeline *p;
+    rill_stage *src;
+    int rc;
+} kworker;
+
+static void *krun(void *arg) {
+    kworker *k = arg;
+    k->rc = rill_pipeline_run(k->p);
+    return NULL;
+}
+
+/* One in-process worker with K entries per checkpoint: seconds to drain. */
+static double consume_k(const redis_server *rs, redisContext *c, unsigned K) {
+    char group[32], err[256];
+    snprintf(group, sizeof group, "k%u", K);
+    rill_redis_conf conf = {.host = "127.0.0.1", .port = rs->port};
+    rill_redis_source_opts o = {.stream = "s", .group = group, .consumer = "k", .count = K};
+    kworker k = {0};
+    rill_stage *sink;
+    if (rill_pipeline_new("k", &k.p) ||
+        rill_redis_source_add(k.p, "source", &conf, &o, NULL, &k.src, err, sizeof err) ||
+        rill_redis_sink_add(k.p, "sink", k.src, rill_key_first_field, NULL, NULL, &sink) ||
+        rill_connect(k.src, sink)) {
+        fprintf(stderr, "bench_redis: cannot build the K=%u worker: %s\n", K, err);
+        rill_pipeline_free(k.p);
+        return -1;
+    }
+    pthread_t t;
+    uint64_t t0 = bench_now_ns();
+    pthread_create(&t, NULL, krun, &k);
+    while (!group_done(c, group) && secs(bench_now_ns() - t0) < 600)
+        redis__pause_ms(2);
+    double s = secs(bench_now_ns() - t0);
+    rill_redis_source_stop(k.src);
+    pthread_join(t, NULL);
+    rill_pipeline_free(k.p);
+    return s;
+}
+
+int main(int argc, char **argv) {
+    int repeat = argc > 1 ? atoi(argv[1]) : 20;
+    if (repeat < 1)
+        repeat = 1;
+    char log[256], cmd[1024], out[4096];
+    snprintf(log, sizeof log, "/tmp/bench_redis_%ld.log", (long)getpid());
+    snprintf(cmd, sizeof cmd, "for i in $(seq %d); do cat %s/apache_logs; done > %s", repeat,
+             RILL_DATA_DIR, log);
+    if (run(cmd, out, sizeof out) != 0)
+        return 1;
+    snprintf(cmd, sizeof cmd, "wc -l < %s", log);
+    run(cmd, out, sizeof out);
+    long long lines = atoll(out);
+    redis_server rs;
+    if (redis_server_start(&rs, false)) {
+        remove(log);
+        return 1;
+    }
+    redisContext *c = redis_connect(&rs);
+    printf("bench_redis: %lld entries (the shipped log x%d), redis-server on %s\n", lines,
+           repeat, rs.addr);
+
+    /* The server's limit: redis-benchmark's own pipelined XADD. */
+    double rb = -1;
+    if (run("command -v redis-benchmark >/dev/null && echo y", out, sizeof out) == 0 &&
+        out[0] == 'y') {
+        char first[512] = "";
+        FILE *f = fopen(log, "r");
+        if (f && fgets(first, sizeof first, f))
+            first[strcspn(first, "\r\n'")] = '\0';
+        if (f)
+            fclose(f);
+        snprintf(cmd, sizeof cmd,
+                 "redis-benchmark -p %u -P 200 -n %lld -q XADD rb '*' line '%s' 2>/dev/null | "
+                 "tr '\\r' '\\n' | grep 'requests per second' | tail -1",
+                 (unsigned)rs.port, lines, first);
+        run(cmd, out, sizeof out);
+        const char *colon = strrchr(out, ':');
+        rb = colon ? atof(colon + 1) : -1;
+        redisReply *r = redisCommand(c, "DEL rb");
+        freeReplyObject(r);
+        printf("  redis-benchmark -P 200 XADD    %10.0f entries/s          load %.2f\n", rb,
+               loadavg());
+    } else
+        printf("  redis-benchmark not installed (Debian redis-tools): no server baseline\n");
+
+    uint64_t t0 = bench_now_ns();
+    snprintf(cmd, sizeof cmd, "%s --redis %s --stream s --publish %s 2>&1", IPS, rs.addr, log);
+    int prc = run(cmd, out, sizeof out);
+    double tp = secs(bench_now_ns() - t0);
+    printf("  ip_stats --publish             %10.0f entries/s  %5.2fx  load %.2f%s\n",
+           (double)lines / tp, rb > 0 ? (double)lines / tp / rb : 0, loadavg(),
+           prc ? "  (FAILED)" : "");
+
+    t0 = bench_now_ns();
+    snprintf(cmd, sizeof cmd, "%s %s --top 10 >/dev/null", IPS, log);
+    run(cmd, out, sizeof out);
+    double tl = secs(bench_now_ns() - t0);
+    printf("  ip_stats LOG (local, no Redis) %10.0f lines/s                load %.2f\n",
+           (double)lines / tl, loadavg());
+
+    const int ws[3] = {1, 2, 4};
+    for (int i = 0; i < 3; i++) {
+        double t = consume(&rs, c, ws[i], i);
+        printf("  %d worker%s consume + commit     %10.0f entries/s  %5.2fx  %5.3fx local  "
+               "load %.2f\n",
+               ws[i], ws[i] > 1 ? "s" : " ", (double)lines / t,
+               rb > 0 ? (double)lines / t / rb : 0, tl / t, loadavg());
+    }
+
+    printf("  checkpoint cost (one in-process worker, K entries per checkpoint):\n");
+    const unsigned ks[] = {10, 50, 100, 500, 2000};
+    double tk[5];
+    for (int i = 0; i < 5; i++) {
+        tk[i] = consume_k(&rs, c, ks[i]);
+        printf("    K=%-5u %10.0f entries/s  %6lld checkpoints  load %.2f\n", ks[i],
+               (double)lines / tk[i], lines / ks[i] + 1, loadavg());
+    }
+    /* What a checkpoint adds: the time beyond the fastest run, per extra
+     * checkpoint (batches larger than the fastest one cost more per entry,
+     * not less: see docs/redis.md). */
+    int best = 0;
+    for (int i = 1; i < 5; i++)
+        if (tk[i] < tk[best])
+            best = i;
+    for (int i = 0; i < best; i++) {
+        double extra = (double)(lines / ks[i]) - (double)(lines / ks[best]);
+        printf("    K=%-5u about %.0f us per checkpoint more than K=%u\n", ks[i],
+               extra > 0 ? (tk[i] - tk[best]) / extra * 1e6 : 0, ks[best]);
+    }
+    redisFree(c);
+    redis_server_stop(&rs);
+    remove(log);
+    return 0;
+}

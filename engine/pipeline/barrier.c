@@ -1,0 +1,372 @@
+/* Checkpoint barriers: how a barrier travels, and how a stage with several
+ * inputs aligns them (rill/checkpoint.h). In order:
+ *
+ *   rill_emit_barrier(st, id)   checks the id, then rill__barrier_forward
+ *     rill__barrier_forward     per port: into a queue, the partial batch
+ *                               carries it and is handed over now (queue.c;
+ *                               the consumer's loop in flow.c takes it after
+ *                               the batch's items and calls rill__barrier_at);
+ *                               on this thread, rill__barrier_at nested like a
+ *                               send, or held in order with the items past
+ *                               the inline depth limit (held.c)
+ *       rill__barrier_at        one input's barrier: a stage with one input
+ *                               fires at once; with several it marks the input
+ *                               arrived and, once every input has arrived or
+ *                               ended, completes the alignment
+ *         rill__align_complete  the stage's barrier callback, the barrier
+ *                               forwarded, then what its inputs held back
+ *
+ * Holding an input back. A threaded stage's inputs are queues: its loop
+ * passes over a queue whose barrier has arrived (flow.c's rill__poll) and the
+ * producer meets backpressure as usual. An inline stage's inputs are direct
+ * calls from the producers on its thread; a producer whose barrier has
+ * arrived has its port into the stage pointed at a stand-in stage (a proxy)
+ * whose send keeps the item in a FIFO (a stash) instead: the emit path is
+ * unchanged and pays nothing per item. The port is pointed back, and the
+ * stash delivered in order, once the stage is aligned. Items held at the
+ * depth limit name their port (held.c), so they too go where the port points
+ * when they are delivered. A stash is memory without backpressure: one
+ * thread cannot wait for itself. Mechanism and cost: docs/checkpoints.md. */
+#include <stdlib.h>
+
+#include "pipeline_int.h"
+
+static int rill__stash_send(rill_stage *st, void *state, const rill_item *item);
+static const rill_stage_ops rill__stash_ops = {.send = rill__stash_send};
+
+static bool rill__is_proxy(const rill_stage *st) { return st->ops == &rill__stash_ops; }
+
+/* ---- stashes --------------------------------------------------------------- */
+
+static rill__deferred *rill__stash_slot(rill__stash *s) {
+    if (s->first + s->n == s->cap) {
+        if (s->first) { /* slide the live entries to the front first */
+            for (size_t i = 0; i < s->n; i++)
+                s->e[i] = s->e[s->first + i];
+            s->first = 0;
+        } else {
+            size_t cap = s->cap ? 2 * s->cap : 16;
+            rill__deferred *e = realloc(s->e, cap * sizeof *e);
+            if (!e)
+                return NULL;
+            s->e = e;
+            s->cap = cap;
+        }
+    }
+    return &s->e[s->first + s->n++];
+}
+
+static int rill__stash_put(rill__stash *s, unsigned kind, uint64_t id) {
+    rill__deferred *d = rill__stash_slot(s);
+    if (!d)
+        return rill_stage_fail(s->al->st, RILL_ENOMEM, "cannot hold an input back for a barrier");
+    *d = (rill__deferred){.kind = kind, .id = id, .slot = s->slot};
+    return 0;
+}
+
+/* The proxy's send: keep the item (its owner, or a copy of bytes that have
+ * none) until the stage is aligned. */
+static int rill__stash_send(rill_stage *st, void *state, const rill_item *item) {
+    (void)st;
+    rill__stash *s = state;
+    rill__deferred *d = rill__stash_slot(s);
+    if (!d)
+        return rill_stage_fail(s->al->st, RILL_ENOMEM, "cannot hold an input back for a barrier");
+    d->kind = RILL__HELD_ITEM;
+    d->slot = s->slot;
+    if (item->owner) {
+        d->item = *item;
+        rill_item_retain(item);
+    } else if (rill_item_copy(item->len ? item->data : "", item->len, &d->item) < 0) {
+        s->n--;
+        return rill_stage_fail(s->al->st, RILL_ENOMEM, "cannot hold an input back for a barrier");
+    }
+    return 0;
+}
+
+/* ---- passing a barrier on ------------------------------------------------------ */
+
+/* Which input of out[k].to st is (0 if unplanned: nothing aligns then). */
+static unsigned rill__slot_of(const rill_stage *st, unsigned k) {
+    return st->out_slot ? st->out_slot[k] : 0;
+}
+
+static int rill__barrier_forward(rill_stage *st, uint64_t id) {
+    st->barrier_last = id;
+    for (unsigned k = 0; k < st->nout; k++) {
+        rill__port *o = &st->out[k];
+        int rc;
+        if (o->queue) {
+            rc = rill__queue_barrier(o->queue, id, RILL_EABORTED);
+            if (rc == RILL_EABORTED)
+                rc = rill__stop_code(st->p);
+        } else {
+            rill__worker *w = o->to->dom;
+            if (w->depth >= RILL__INLINE_DEPTH)
+                rc = rill__hold_barrier(w, st, o, rill__slot_of(st, k), id);
+            else {
+                w->depth++;
+                rc = rill__barrier_at(o->to, rill__slot_of(st, k), id);
+                if (--w->depth == RILL__HELD) {
+                    int d = rill__drain(w);
+                    rc = rc ? rc : d;
+                }
+            }
+        }
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+RILL_API int rill_emit_barrier(rill_stage *st, uint64_t id) {
+    if (!st || id <= st->barrier_last)
+        return RILL_EINVAL;
+    if (rill__stopped(st->p))
+        return rill__stop_code(st->p);
+    return rill__barrier_forward(st, id);
+}
+
+/* Every input of t has delivered barrier id (or ended): its callback, then
+ * the barrier to every port. */
+static int rill__barrier_fire(rill_stage *t, uint64_t id) {
+    if (rill__stopped(t->p))
+        return rill__stop_code(t->p);
+    if (t->ops->barrier) {
+        int rc = t->ops->barrier(t, t->state, id);
+        if (rc < 0)
+            return rill__failed(t, rc);
+    }
+    rill__counter_add(&t->n_barriers, 1);
+    return rill__barrier_forward(t, id);
+}
+
+/* ---- alignment ------------------------------------------------------------------ */
+
+static int rill__replay(rill__align *al);
+
+static int rill__align_complete(rill__align *al) {
+    rill_stage *t = al->st;
+    rill__counter_add(&t->align_ns, rill__now_ns() - al->since);
+    for (unsigned s = 0; s < al->n; s++)
+        if (al->state[s] == RILL__IN_ARRIVED) {
+            al->state[s] = RILL__IN_OPEN;
+            if (al->port)
+                al->port[s]->to = t;
+        }
+    al->narrived = 0;
+    int rc = rill__barrier_fire(t, al->id);
+    if (al->port && !al->replaying) {
+        int r = rill__replay(al);
+        rc = rc ? rc : r;
+    }
+    return rc;
+}
+
+static bool rill__aligned(const rill__align *al) {
+    return al->narrived && al->narrived + al->nclosed == al->n;
+}
+
+int rill__barrier_at(rill_stage *t, unsigned slot, uint64_t id) {
+    if (rill__is_proxy(t))
+        return rill__stash_put(t->state, RILL__HELD_BARRIER, id);
+    rill__align *al = t->al;
+    if (!al)
+        return rill__barrier_fire(t, id);
+    if (rill__stopped(t->p))
+        return rill__stop_code(t->p);
+    if (al->state[slot] != RILL__IN_OPEN)
+        return 0; /* not reached: such an input is held back */
+    if (al->narrived == 0) {
+        al->since = rill__now_ns();
+        al->id = id;
+    } else if (id > al->id) {
+        al->id = id;
+    }
+    al->state[slot] = RILL__IN_ARRIVED;
+    al->narrived++;
+    if (rill__aligned(al))
+        return rill__align_complete(al);
+    if (al->port)
+        al->port[slot]->to = &al->proxy[slot];
+    return 0;
+}
+
+static void rill__input_ended(rill__align *al, unsigned slot) {
+    if (al->state[slot] == RILL__IN_ARRIVED)
+        al->narrived--; /* not reached: an arrived input is held back */
+    al->state[slot] = RILL__IN_CLOSED;
+    al->nclosed++;
+    if (rill__aligned(al))
+        rill__align_complete(al); /* a failure is recorded */
+}
+
+bool rill__barrier_input_closed(rill__port *o, unsigned slot) {
+    rill_stage *t = o->to;
+    if (rill__is_proxy(t)) {
+        rill__stash_put(t->state, RILL__HELD_EOS, 0);
+        return false;
+    }
+    t->open_in--;
+    if (t->al)
+        rill__input_ended(t->al, slot);
+    return t->open_in == 0;
+}
+
+void rill__barrier_queue_closed(rill_stage *head, unsigned slot) {
+    rill__input_ended(head->al, slot);
+}
+
+/* One entry a stash held: to the stage, on its thread, nested like a send. */
+static int rill__replay_one(rill__align *al, rill__deferred *d) {
+    rill_stage *t = al->st;
+    rill__worker *w = t->dom;
+    if (d->kind == RILL__HELD_EOS) {
+        t->open_in--; /* its last input is the one being delivered: not 0 */
+        rill__input_ended(al, d->slot);
+        return 0;
+    }
+    if (rill__stopped(t->p)) {
+        w->discarded += d->kind == RILL__HELD_ITEM;
+        return rill__stop_code(t->p);
+    }
+    w->depth++;
+    int rc;
+    if (d->kind == RILL__HELD_BARRIER) {
+        rc = rill__barrier_at(t, d->slot, d->id);
+    } else {
+        rill__counter_add(&t->n_in, 1);
+        rc = t->ops->send(t, t->state, &d->item);
+        if (t->delay_ns)
+            rill__busy_wait(t->delay_ns);
+        if (rc < 0)
+            rc = rill__failed(t, rc);
+    }
+    w->depth--;
+    return rc;
+}
+
+/* Deliver what the stashes hold, in order per input, until each is empty or
+ * its input is held back again (its next barrier). Entries that complete a
+ * further alignment on the way are delivered by this same loop. */
+static int rill__replay(rill__align *al) {
+    int err = 0;
+    al->replaying = true;
+    for (bool more = true; more;) {
+        more = false;
+        for (unsigned s = 0; s < al->n; s++) {
+            rill__stash *st = &al->stash[s];
+            while (st->n && al->state[s] != RILL__IN_ARRIVED) {
+                rill__deferred d = st->e[st->first++];
+                if (--st->n == 0)
+                    st->first = 0;
+                more = true;
+                int rc = rill__replay_one(al, &d);
+                rill__deferred_release(&d);
+                if (rc < 0 && !err)
+                    err = rc;
+            }
+        }
+    }
+    al->replaying = false;
+    return err;
+}
+
+/* ---- planning and freeing ---------------------------------------------------- */
+
+static rill__align *rill__align_new(rill_stage *st, unsigned n, bool inline_inputs) {
+    rill__align *al = calloc(1, sizeof *al);
+    if (!al)
+        return NULL;
+    al->st = st;
+    al->n = n;
+    al->state = calloc(n, 1);
+    if (inline_inputs) {
+        al->port = calloc(n, sizeof *al->port);
+        al->proxy = calloc(n, sizeof *al->proxy);
+        al->stash = calloc(n, sizeof *al->stash);
+    }
+    st->al = al; /* freed by rill__barrier_free, complete or not */
+    if (!al->state || (inline_inputs && (!al->port || !al->proxy || !al->stash)))
+        return NULL;
+    for (unsigned s = 0; inline_inputs && s < n; s++) {
+        rill_stage *x = &al->proxy[s];
+        x->p = st->p;
+        x->ops = &rill__stash_ops;
+        x->state = &al->stash[s];
+        x->dom = st->dom;
+        x->name = st->name;
+        al->stash[s] = (rill__stash){.al = al, .slot = s};
+    }
+    return al;
+}
+
+static unsigned rill__queue_index(const rill__worker *w, const rill__queue *e) {
+    for (unsigned i = 0; i < w->nin; i++)
+        if (w->in[i] == e)
+            return i;
+    return 0; /* not reached: every queue is some worker's input */
+}
+
+int rill__barrier_plan(rill_pipeline *p) {
+    for (unsigned i = 0; i < p->n; i++) {
+        rill_stage *st = p->stages[i];
+        rill__worker *w = st->dom;
+        bool head = st->domain != 0 && w->head == st;
+        unsigned n = head ? w->nin : st->nin;
+        if (n >= 2 && !rill__align_new(st, n, !head))
+            return RILL_ENOMEM;
+    }
+    for (unsigned i = 0; i < p->n; i++) {
+        rill_stage *st = p->stages[i];
+        if (st->nout && !(st->out_slot = calloc(st->nout, sizeof *st->out_slot)))
+            return RILL_ENOMEM;
+        for (unsigned k = 0; k < st->nout; k++) {
+            rill__port *o = &st->out[k];
+            rill__align *al = o->to->al;
+            if (o->queue) {
+                st->out_slot[k] = rill__queue_index(o->to->dom, o->queue);
+            } else if (al) {
+                unsigned s = al->narrived++; /* numbering the inputs */
+                st->out_slot[k] = s;
+                al->port[s] = o;
+            }
+        }
+    }
+    for (unsigned i = 0; i < p->n; i++)
+        if (p->stages[i]->al)
+            p->stages[i]->al->narrived = 0;
+    return 0;
+}
+
+void rill__barrier_free(rill_pipeline *p) {
+    for (unsigned i = 0; i < p->n; i++) {
+        rill_stage *st = p->stages[i];
+        rill__align *al = st->al;
+        for (unsigned s = 0; al && al->stash && s < al->n; s++) {
+            rill__stash *x = &al->stash[s];
+            for (size_t k = 0; k < x->n; k++)
+                rill__deferred_release(&x->e[x->first + k]);
+            free(x->e);
+        }
+        if (al) {
+            free(al->state);
+            free(al->port);
+            free(al->proxy);
+            free(al->stash);
+            free(al);
+        }
+        free(st->out_slot);
+        st->al = NULL;
+        st->out_slot = NULL;
+    }
+}
+
+RILL_API int rill_stage_barrier_stats(const rill_stage *st,
+                                      struct rill_stage_barrier_stats *out) {
+    if (!st || !out)
+        return RILL_EINVAL;
+    out->barriers = atomic_load_explicit(&st->n_barriers, memory_order_relaxed);
+    out->align_ns = atomic_load_explicit(&st->align_ns, memory_order_relaxed);
+    return 0;
+}

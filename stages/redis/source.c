@@ -1,0 +1,422 @@
+/* The Redis Streams source (rill/redis.h). Each produce call makes one read
+ * and emits one batch: this consumer's own pending entries first after a
+ * (re)start or a refused commit, then entries claimed from idle consumers
+ * (XAUTOCLAIM), then new ones (XREADGROUP ... >). A batch is its entries as
+ * items, then a barrier whose id the ledger maps to the batch's entry IDs;
+ * the sink commits them at that barrier (sink.c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redis_int.h"
+
+#if __has_include("rill/checkpoint.h")
+#include "rill/checkpoint.h"
+#define RILL__HAVE_BARRIERS 1
+#else
+#define RILL__HAVE_BARRIERS 0
+#endif
+
+enum { RILL__NEW, RILL__OWN, RILL__CLAIMED };
+
+/* A reply the items point into, freed when the last item is released. */
+typedef struct rill__rbox {
+    rill_ref ref;
+    redisReply *r;
+} rill__rbox;
+
+static void rill__rbox_release(rill_ref *ref) {
+    rill__rbox *b = (rill__rbox *)ref;
+    freeReplyObject(b->r);
+    free(b);
+}
+
+const char rill__dead_lua[] =
+    "local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])\n"
+    "if #p == 0 then return 0 end\n"
+    "redis.call('XADD', KEYS[2], '*', 'id', ARGV[3], 'reason', ARGV[4], 'deliveries',\n"
+    "           p[1][4], unpack(ARGV, 5))\n"
+    "return redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])\n";
+
+static int rill__ensure_group(rill__rsource *s, char *err, size_t errlen) {
+    redisReply *r = rill__rcmdv(&s->conn, err, errlen, 6, "XGROUP", "CREATE", s->stream,
+                                s->group, "0", "MKSTREAM");
+    if (!r)
+        return -ECONNRESET;
+    int rc = 0;
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) != 0) {
+        snprintf(err, errlen, "cannot create group '%s' on '%s': %s", s->group, s->stream, r->str);
+        rc = RILL_ESTAGE;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+static int rill__setup_group(void *arg, char *err, size_t errlen) {
+    return rill__ensure_group(arg, err, errlen);
+}
+
+/* After a connection loss: connect again (with backoff), then read this
+ * consumer's pending entries first. */
+static int rill__reconnect(rill_stage *st, rill__rsource *s, const char *why) {
+    char err[256];
+    int rc = rill__rconn_reopen(&s->conn, &s->stop, rill__setup_group, s, err, sizeof err);
+    if (!rc)
+        atomic_fetch_add(&s->ledger.reconnects, 1);
+    if (rc)
+        return rill_stage_fail(st, rc, "%s; then %s", why, err);
+    s->pending_phase = true;
+    strcpy(s->pending_after, "0");
+    return 0;
+}
+
+/* Move entry e to STREAM:dead and ack it, if it is still this consumer's.
+ * A failure leaves it pending here, to be tried again when the pending list
+ * is read after the reconnect that the failure leads to. */
+static void rill__dead_letter(rill__rsource *s, redisReply *e, const char *reason) {
+    const char *argv[64];
+    size_t lens[64];
+    int n = 0;
+    const char *fixed[] = {"EVAL", rill__dead_lua, "2", s->stream, s->dead_key, s->group,
+                           s->consumer, e->element[0]->str, reason};
+    for (; n < 9; n++) {
+        argv[n] = fixed[n];
+        lens[n] = strlen(fixed[n]);
+    }
+    redisReply *f = e->element[1];
+    for (size_t i = 0; f && f->type == REDIS_REPLY_ARRAY && i < f->elements && n < 64; i++, n++) {
+        argv[n] = f->element[i]->str;
+        lens[n] = f->element[i]->len;
+    }
+    char err[256];
+    redisReply *r = rill__rcmd(&s->conn, n, argv, lens, err, sizeof err);
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1)
+        atomic_fetch_add(&s->ledger.dead, 1);
+    if (r)
+        freeReplyObject(r);
+}
+
+/* Delivery counts of a batch read from a pending list, in entry order
+ * (XPENDING returns the range in ID order, as the batch is). */
+static void rill__deliveries(rill__rsource *s, redisReply *ents, long long *out) {
+    size_t n = ents->elements;
+    for (size_t i = 0; i < n; i++)
+        out[i] = 1;
+    char cnt[24], err[256];
+    snprintf(cnt, sizeof cnt, "%zu", n);
+    redisReply *r = rill__rcmdv(&s->conn, err, sizeof err, 7, "XPENDING", s->stream, s->group,
+                                ents->element[0]->element[0]->str,
+                                ents->element[n - 1]->element[0]->str, cnt, s->consumer);
+    if (!r)
+        return; /* the next command reconnects */
+    size_t j = 0;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        redisReply *p = r->element[i];
+        if (p->type != REDIS_REPLY_ARRAY || p->elements < 4)
+            continue;
+        while (j < n && strcmp(ents->element[j]->element[0]->str, p->element[0]->str) < 0)
+            j++;
+        if (j < n && strcmp(ents->element[j]->element[0]->str, p->element[0]->str) == 0)
+            out[j] = p->element[3]->integer;
+    }
+    freeReplyObject(r);
+}
+
+/* The value of the configured field in an entry's field list, or NULL. */
+static redisReply *rill__field(const rill__rsource *s, redisReply *f) {
+    if (!f || f->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    for (size_t i = 0; i + 1 < f->elements; i += 2)
+        if (strcmp(f->element[i]->str, s->field) == 0)
+            return f->element[i + 1];
+    return NULL;
+}
+
+/* Emit one batch (ents: [id, fields] pairs inside reply r, which this call
+ * owns), record it in the ledger and emit its barrier. */
+static int rill__emit_batch(rill_stage *st, rill__rsource *s, redisReply *r, redisReply *ents,
+                            int kind) {
+    size_t n = ents->elements;
+    rill__rbox *box = malloc(sizeof *box);
+    char **ids = calloc(n ? n : 1, sizeof *ids);
+    long long *dl = kind == RILL__NEW ? NULL : malloc(n * sizeof *dl);
+    if (!box || !ids || (kind != RILL__NEW && !dl)) {
+        free(box), free(ids), free(dl), freeReplyObject(r);
+        return rill_stage_fail(st, RILL_ENOMEM, "out of memory for a batch of %zu entries", n);
+    }
+    box->r = r;
+    rill_ref_init(&box->ref, rill__rbox_release);
+    if (dl)
+        rill__deliveries(s, ents, dl);
+    size_t k = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        redisReply *e = ents->element[i];
+        redisReply *v = rill__field(s, e->element[1]);
+        bool deleted = e->element[1]->type == REDIS_REPLY_NIL;
+        if (!deleted && (!v || (dl && dl[i] > (long long)s->max_deliveries))) {
+            rill__dead_letter(s, e, v ? "too many deliveries" : "no such field");
+            continue;
+        }
+        if (!(ids[k] = strdup(e->element[0]->str))) {
+            rc = RILL_ENOMEM;
+            break;
+        }
+        k++; /* a deleted entry is acknowledged with the batch, counting nothing */
+        if (deleted)
+            continue;
+        rill_item it = {.data = v->str, .len = v->len, .owner = &box->ref};
+        rc = rill_emit(st, &it);
+    }
+    rill_ref_release(&box->ref);
+    free(dl);
+    atomic_fetch_add(&s->ledger.read, k);
+    if (kind == RILL__OWN)
+        atomic_fetch_add(&s->ledger.own_pending, k);
+    else if (kind == RILL__CLAIMED)
+        atomic_fetch_add(&s->ledger.claimed, k);
+    if (rc || k == 0) {
+        for (size_t i = 0; i < k; i++)
+            free(ids[i]);
+        free(ids);
+        return rc;
+    }
+    uint64_t id = ++s->next_barrier;
+    if ((rc = rill__ledger_put(&s->ledger, id, ids, k))) {
+        for (size_t i = 0; i < k; i++)
+            free(ids[i]);
+        free(ids);
+        return rill_stage_fail(st, rc, "out of memory for the ledger");
+    }
+#if RILL__HAVE_BARRIERS
+    return rill_emit_barrier(st, id);
+#else
+    /* No barriers in this engine: the sink is inline after the source
+     * (rill_redis_sink_add checks), so every item has reached it by now. */
+    return rill__rsink_commit(NULL, s->sink, rill__ledger_take(&s->ledger, id));
+#endif
+}
+
+/* The entries array inside an XREADGROUP reply, or NULL if none. */
+static redisReply *rill__xread_entries(redisReply *r) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1)
+        return NULL;
+    redisReply *sk = r->element[0];
+    if (sk->type != REDIS_REPLY_ARRAY || sk->elements < 2 ||
+        sk->element[1]->type != REDIS_REPLY_ARRAY || sk->element[1]->elements == 0)
+        return NULL;
+    return sk->element[1];
+}
+
+/* Nothing pending in the whole group? (-1 on a lost connection) */
+static int rill__group_idle(rill__rsource *s) {
+    char err[256];
+    redisReply *r = rill__rcmdv(&s->conn, err, sizeof err, 3, "XPENDING", s->stream, s->group);
+    if (!r)
+        return -1;
+    int idle = r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+               r->element[0]->type == REDIS_REPLY_INTEGER && r->element[0]->integer == 0;
+    freeReplyObject(r);
+    return idle;
+}
+
+static int rill__rsource_produce(rill_stage *st, void *state) {
+    rill__rsource *s = state;
+    int stopped = rill_pipeline_stopped(rill_stage_pipeline(st));
+    if (stopped)
+        return stopped;
+    if (atomic_load(&s->stop))
+        return RILL_EDONE;
+    if (!s->conn.c) {
+        int rc = rill__reconnect(st, s, "connection lost");
+        if (rc)
+            return rc;
+    }
+    if (atomic_exchange(&s->ledger.resync, false)) {
+        s->pending_phase = true;
+        strcpy(s->pending_after, "0");
+    }
+    char cnt[24], blk[24], idle[24], err[256];
+    snprintf(cnt, sizeof cnt, "%u", s->count);
+    snprintf(blk, sizeof blk, "%u", s->block_ms);
+    snprintf(idle, sizeof idle, "%u", s->claim_idle_ms);
+    redisReply *r = NULL;
+    if (s->pending_phase) {
+        if (rill__ledger_open(&s->ledger)) { /* batches in flight are pending too */
+            rill__sleep_ms(1);
+            return 0;
+        }
+        r = rill__rcmdv(&s->conn, err, sizeof err, 9, "XREADGROUP", "GROUP", s->group,
+                        s->consumer, "COUNT", cnt, "STREAMS", s->stream, s->pending_after);
+        if (!r)
+            return rill__reconnect(st, s, err);
+        redisReply *ents = r->type == REDIS_REPLY_ERROR ? NULL : rill__xread_entries(r);
+        if (!ents) {
+            s->pending_phase = false;
+            freeReplyObject(r);
+            return 0;
+        }
+        snprintf(s->pending_after, sizeof s->pending_after, "%s",
+                 ents->element[ents->elements - 1]->element[0]->str);
+        return rill__emit_batch(st, s, r, ents, RILL__OWN);
+    }
+    uint64_t now = rill__ms_now();
+    if (now - s->last_claim_ms >= s->claim_idle_ms / 4 + 1) {
+        s->last_claim_ms = now;
+        r = rill__rcmdv(&s->conn, err, sizeof err, 8, "XAUTOCLAIM", s->stream, s->group,
+                        s->consumer, idle, s->claim_cursor, "COUNT", cnt);
+        if (!r)
+            return rill__reconnect(st, s, err);
+        if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2) {
+            snprintf(s->claim_cursor, sizeof s->claim_cursor, "%s", r->element[0]->str);
+            redisReply *ents = r->element[1];
+            if (ents->type == REDIS_REPLY_ARRAY && ents->elements > 0)
+                return rill__emit_batch(st, s, r, ents, RILL__CLAIMED);
+        }
+        freeReplyObject(r);
+    }
+    rill_stage_flush(st); /* nothing waits behind a blocking read */
+    r = rill__rcmdv(&s->conn, err, sizeof err, 11, "XREADGROUP", "GROUP", s->group, s->consumer,
+                    "COUNT", cnt, "BLOCK", blk, "STREAMS", s->stream, ">");
+    if (!r)
+        return rill__reconnect(st, s, err);
+    if (r->type == REDIS_REPLY_ERROR) {
+        bool nogroup = strncmp(r->str, "NOGROUP", 7) == 0;
+        int rc = nogroup ? rill__ensure_group(s, err, sizeof err) : RILL_ESTAGE;
+        if (!nogroup)
+            snprintf(err, sizeof err, "XREADGROUP on '%s': %s", s->stream, r->str);
+        freeReplyObject(r);
+        return rc ? rill_stage_fail(st, rc, "%s", err) : 0;
+    }
+    redisReply *ents = rill__xread_entries(r);
+    if (ents) {
+        s->last_entry_ms = rill__ms_now();
+        return rill__emit_batch(st, s, r, ents, RILL__NEW);
+    }
+    freeReplyObject(r);
+    if (s->idle_exit_ms && rill__ms_now() - s->last_entry_ms >= s->idle_exit_ms &&
+        !rill__ledger_open(&s->ledger)) {
+        int done = rill__group_idle(s);
+        if (done < 0)
+            return rill__reconnect(st, s, "connection lost");
+        if (done)
+            return RILL_EDONE;
+    }
+    return 0;
+}
+
+static int rill__rsource_close(rill_stage *st, void *state) {
+    (void)st;
+    rill__rsource *s = state;
+    if (s->conn.c) {
+        redisFree(s->conn.c);
+        s->conn.c = NULL;
+    }
+    return 0;
+}
+
+static void rill__rsource_free(void *state) {
+    rill__rsource *s = state;
+    rill__rconn_fini(&s->conn);
+    rill__ledger_fini(&s->ledger);
+    free(s->stream), free(s->group), free(s->consumer), free(s->field);
+    free(s->dead_key), free(s->counts_key);
+    free(s);
+}
+
+const rill_stage_ops rill__rsource_ops = {
+    .produce = rill__rsource_produce,
+    .close = rill__rsource_close,
+    .free = rill__rsource_free,
+};
+
+static char *rill__cat(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = malloc(la + lb + 1);
+    if (s) {
+        memcpy(s, a, la);
+        memcpy(s + la, b, lb + 1);
+    }
+    return s;
+}
+
+RILL_API int rill_redis_source_add(rill_pipeline *p, const char *name,
+                                   const rill_redis_conf *conf, const rill_redis_source_opts *o,
+                                   const rill_stage_opts *stage_opts, rill_stage **out, char *err,
+                                   size_t errlen) {
+    char scratch[8];
+    if (!err || !errlen) {
+        err = scratch;
+        errlen = sizeof scratch;
+    }
+    err[0] = '\0';
+    if (!p || !conf || !o || !o->stream || !*o->stream || !o->consumer || !*o->consumer) {
+        snprintf(err, errlen, "a Redis source needs a stream and a consumer name");
+        return RILL_EINVAL;
+    }
+    rill__rsource *s = calloc(1, sizeof *s);
+    if (!s)
+        return RILL_ENOMEM;
+    int rc = rill__rconn_init(&s->conn, conf);
+    if (rc) {
+        snprintf(err, errlen, "bad Redis address");
+        free(s);
+        return rc;
+    }
+    if ((rc = rill__ledger_init(&s->ledger))) {
+        rill__rconn_fini(&s->conn);
+        free(s);
+        return rc;
+    }
+    s->stream = strdup(o->stream);
+    s->group = strdup(o->group ? o->group : "rill");
+    s->consumer = strdup(o->consumer);
+    s->field = strdup(o->field ? o->field : "line");
+    s->dead_key = rill__cat(o->stream, ":dead");
+    s->counts_key = rill__cat(o->stream, ":counts");
+    s->count = o->count ? (o->count > 4096 ? 4096 : o->count) : 500;
+    s->block_ms = o->block_ms ? o->block_ms : 200;
+    s->claim_idle_ms = o->claim_idle_ms ? o->claim_idle_ms : 30000;
+    s->max_deliveries = o->max_deliveries ? o->max_deliveries : 10;
+    s->idle_exit_ms = o->idle_exit_ms;
+    s->pending_phase = true;
+    strcpy(s->pending_after, "0");
+    strcpy(s->claim_cursor, "0-0");
+    s->last_entry_ms = rill__ms_now();
+    if (!s->stream || !s->group || !s->consumer || !s->field || !s->dead_key || !s->counts_key)
+        rc = RILL_ENOMEM;
+    if (!rc)
+        rc = rill__rconn_open(&s->conn, err, errlen);
+    if (!rc)
+        rc = rill__rcheck_type(&s->conn, s->stream, "stream", err, errlen);
+    if (!rc)
+        rc = rill__rcheck_type(&s->conn, s->counts_key, "hash", err, errlen);
+    if (!rc)
+        rc = rill__rcheck_type(&s->conn, s->dead_key, "stream", err, errlen);
+    if (!rc)
+        rc = rill__ensure_group(s, err, errlen);
+    if (!rc)
+        rc = rill_stage_add(p, name, &rill__rsource_ops, s, stage_opts, out);
+    if (rc)
+        rill__rsource_free(s);
+    return rc;
+}
+
+RILL_API void rill_redis_source_stop(rill_stage *source) {
+    if (source && rill_stage_ops_of(source) == &rill__rsource_ops)
+        atomic_store(&((rill__rsource *)rill_stage_state(source))->stop, true);
+}
+
+RILL_API int rill_redis_source_stats(const rill_stage *source, rill_redis_stats *out) {
+    if (!source || !out || rill_stage_ops_of(source) != &rill__rsource_ops)
+        return RILL_EINVAL;
+    rill__rsource *s = rill_stage_state(source);
+    out->read = atomic_load(&s->ledger.read);
+    out->own_pending = atomic_load(&s->ledger.own_pending);
+    out->claimed = atomic_load(&s->ledger.claimed);
+    out->dead = atomic_load(&s->ledger.dead);
+    out->commits = atomic_load(&s->ledger.commits);
+    out->refused = atomic_load(&s->ledger.refused);
+    out->reconnects = atomic_load(&s->ledger.reconnects);
+    return 0;
+}
