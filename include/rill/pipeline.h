@@ -131,6 +131,11 @@ int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage_ops *ops
  * as deep as memory allows (deep inline chains too: docs/threads.md). */
 int rill_connect(rill_stage *from, rill_stage *to);
 
+/* Connect a line of stages, rill_connect(first, second), (second, third)...,
+ * up to a NULL: rill_connect_chain(src, split, count, NULL). Stops at the
+ * first error and returns it (the connections made before it stay). */
+int rill_connect_chain(rill_stage *first, ...) __attribute__((sentinel));
+
 /* Validate and start the pipeline: worker threads start here. Called by run
  * and push when needed. Returns 0, or a negative code (the pipeline is then
  * failed: close returns that code and joins whatever started). Starting
