@@ -152,12 +152,13 @@ int rill_pipeline_run(rill_pipeline *p);
 
 /* Start if needed and send item into entry, a stage that no stage feeds and
  * that is not a source, as .send() feeds the first coroutine of a Python
- * pipeline. The item is borrowed for the call, except that items crossing to
- * another thread are kept by reference: give them an owner, or bytes that
- * live until close. If entry is threaded this may block while its queue is
- * full. Returns 0, the pipeline's
- * first error, RILL_EINVAL (entry not an entry of p) or RILL_ECLOSED after
- * close. Call run, push, flush and close from one thread. */
+ * pipeline. The item is borrowed for the call: a threaded entry's queue
+ * copies borrowed bytes (owner NULL), so the caller may reuse its buffer at
+ * once; static and owned items cross by pointer (rill/item.h). If entry is
+ * threaded this may block while its queue is full. Returns 0, the
+ * pipeline's first error, RILL_EINVAL (entry not an entry of p: errmsg says
+ * why) or RILL_ECLOSED after close. Call run, push, flush and close from one
+ * thread. */
 int rill_pipeline_push(rill_pipeline *p, rill_stage *entry, const rill_item *item);
 
 /* Hand partial batches pushed so far to the threads they are bound for now.
