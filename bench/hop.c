@@ -7,13 +7,15 @@
  *            does), batches recycled through a second ring: the best a
  *            batched hand-off can do, so rill's figure shows more than batching
  *   rill     a RILL_STAGE_THREADED source emitting from a preallocated array
- *            of owner-less items into a RILL_STAGE_THREADED sink, timed from
+ *            of static items (--borrowed: borrowed ones, whose bytes the
+ *            queue copies) into a RILL_STAGE_THREADED sink, timed from
  *            start to close (rill_pipeline_run)
  * Both raw loops spin (ck_pr_stall) and never park; rill spins briefly then
  * parks. Then a sweep of rill's capacity x batch.
  *
  *   bench_hop [--n ITEMS] [--rounds R] [--capacity C] [--batch B]
  *             [--max-s SECONDS] [--sweep-n ITEMS] [--no-sweep] [--only raw1|rawB|rill]
+ *             [--borrowed]
  *
  * A run stops early after --max-s seconds (a spinning raw loop on a busy
  * machine can crawl) and its rate counts the items it moved. Every
@@ -329,7 +331,7 @@ static unsigned long long arg_num(const char *s) {
 
 int main(int argc, char **argv) {
     uint64_t n = 100000000, sweep_n = 0;
-    int rounds = 3, sweep = 1;
+    int rounds = 3, sweep = 1, borrowed = 0;
     const char *only = NULL; /* profile one contender: raw1, rawB or rill */
     unsigned cap = 4096, bsz = 256; /* the engine's defaults */
     double max_s = 1.5; /* keeps the whole run under ~30 s on a busy machine */
@@ -339,9 +341,13 @@ int main(int argc, char **argv) {
             sweep = 0;
             continue;
         }
+        if (!strcmp(o, "--borrowed")) {
+            borrowed = 1;
+            continue;
+        }
         if (i + 1 >= argc) {
             fprintf(stderr, "usage: bench_hop [--n ITEMS] [--rounds R] [--capacity C] [--batch B] "
-                            "[--max-s SECONDS] [--sweep-n ITEMS] [--no-sweep] [--only raw1|rawB|rill]\n");
+                            "[--max-s SECONDS] [--sweep-n ITEMS] [--no-sweep] [--only raw1|rawB|rill] [--borrowed]\n");
             return 2;
         }
         const char *val = argv[++i];
@@ -377,11 +383,13 @@ int main(int argc, char **argv) {
     if (!sweep_n)
         sweep_n = n / 4;
     for (unsigned i = 0; i < POOL; i++)
-        pool[i] = rill_item_static(bytes + (i % 256), 1 + (i * 2654435761u) % 200);
+        pool[i] = (rill_item){bytes + (i % 256), 1 + (i * 2654435761u) % 200,
+                              borrowed ? NULL : RILL_REF_STATIC};
 
-    printf("one thread hop: %llu items (at most %.1f s a run), %d rounds, capacity %u, batch %u, "
-           "raw1 ring %u slots; load average %.2f\n",
-           (unsigned long long)n, max_s, rounds, cap, bsz, pow2_at_least(cap), loadavg());
+    printf("one thread hop: %llu %s items (at most %.1f s a run), %d rounds, capacity %u, "
+           "batch %u, raw1 ring %u slots; load average %.2f\n",
+           (unsigned long long)n, borrowed ? "borrowed" : "static", max_s, rounds, cap, bsz,
+           pow2_at_least(cap), loadavg());
     double r1[MAXR], rb[MAXR], rr[MAXR];
     for (int r = 0; r < rounds; r++) {
         char n1[48] = "", nb[48] = "", nr[48] = "";

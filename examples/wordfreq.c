@@ -12,8 +12,7 @@ int main(int argc, char **argv) {
     if (!rc) rc = rill_lines_file_add(p, "lines", path, NULL, NULL, &src);
     if (!rc) rc = rill_split_add(p, "words", 0, RILL_FIELDS_WHITESPACE, NULL, &split);
     if (!rc) rc = rill_count_add(p, "count", NULL, NULL, NULL, &count);
-    if (!rc) rc = rill_connect(src, split);
-    if (!rc) rc = rill_connect(split, count);
+    if (!rc) rc = rill_connect_chain(src, split, count, NULL);
     if (!rc) rc = rill_pipeline_run(p);
     rill_count_entry top[10];
     size_t n = 0, keys = 0;

@@ -211,3 +211,20 @@ RILL_TEST(fields, stage_add_new_failure_keeps_nothing) {
     CHECK_EQ(rill_stage_add_new(NULL, "x", &words_ops, 8, NULL, &st), RILL_EINVAL);
     rill_pipeline_free(p);
 }
+
+/* The n-th field as a number: the value, and on failure where in the line. */
+RILL_TEST(fields, field_u64_value_and_error_offset_in_the_line) {
+    const char *line = "GET /x 200 12x 7";
+    rill_item it = rill_item_cstr(line);
+    uint64_t v = 0;
+    rill_parse_error e = {0};
+    CHECK_OK(rill_field_u64(&it, ' ', 0, 2, &v, &e));
+    CHECK_EQ(v, 200);
+    CHECK_OK(rill_field_u64(&it, ' ', 0, 4, &v, NULL));
+    CHECK_EQ(v, 7);
+    CHECK_EQ(rill_field_u64(&it, ' ', 0, 3, &v, &e), RILL_EINVAL);
+    CHECK_EQ(e.at, (size_t)(strstr(line, "12x") - line) + 2); /* the 'x' of "12x" */
+    CHECK_EQ(rill_field_u64(&it, ' ', 0, 5, &v, &e), RILL_EDONE);
+    CHECK_STREQ(e.what, "no such field");
+    CHECK_EQ(v, 7); /* untouched on failure */
+}

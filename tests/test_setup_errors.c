@@ -132,3 +132,23 @@ RILL_TEST(setup_errors, eperm_through_stage_fail_stays_eperm) {
     CHECK_MSG(p, "stage 'spool'", "cannot write the spool", "not permitted");
     rill_pipeline_free(p);
 }
+
+RILL_TEST(setup_errors, connect_chain_connects_in_order_and_stops_at_the_first_error) {
+    static const rill_stage_ops sink = {.send = noop_send};
+    static const rill_stage_ops src = {.produce = noop_produce};
+    rill_pipeline *p;
+    rill_stage *a, *b, *c, *s;
+    CHECK_OK(rill_pipeline_new("t", &p));
+    CHECK_OK(rill_stage_add(p, "a", &sink, NULL, NULL, &a));
+    CHECK_OK(rill_stage_add(p, "b", &sink, NULL, NULL, &b));
+    CHECK_OK(rill_stage_add(p, "c", &sink, NULL, NULL, &c));
+    CHECK_OK(rill_stage_add(p, "s", &src, NULL, NULL, &s));
+    CHECK_OK(rill_connect_chain(a, b, c, NULL));
+    CHECK_EQ(rill_stage_outputs(a), 1u);
+    CHECK_EQ(rill_stage_outputs(b), 1u);
+    CHECK_EQ(rill_stage_outputs(c), 0u);
+    CHECK_EQ(rill_connect_chain(c, s, a, NULL), RILL_EINVAL);
+    CHECK_MSG(p, "'c' -> 's'", "is a source");
+    CHECK_EQ(rill_stage_outputs(c), 0u);
+    rill_pipeline_free(p);
+}

@@ -37,8 +37,9 @@ static const rill_stage_ops tally_ops = {.send = tally_send};
 
 /* The input: the sample log read with getline into one reused buffer, then
  * lines longer than a batch's first arena (4 KiB), so that it grows with
- * items already copied into it. Each line is handed to fn before the buffer
- * is overwritten. */
+ * items already copied into it, and one of 1.5 MiB (an arena that large is
+ * freed when its batch comes back). Each line is handed to fn before the
+ * buffer is overwritten. */
 typedef int (*line_fn)(void *arg, char *line, size_t len);
 
 static int each_line(line_fn fn, void *arg) {
@@ -53,7 +54,7 @@ static int each_line(line_fn fn, void *arg) {
         rc = fn(arg, line, (size_t)n - (line[n - 1] == '\n'));
     fclose(f);
     for (int k = 0; !rc && k < 40; k++) {
-        size_t len = 1000 + (size_t)k * 997 % 9000;
+        size_t len = k == 20 ? 3u << 19 : 1000 + (size_t)k * 997 % 9000;
         char *big = realloc(line, len);
         if (!big)
             break;

@@ -121,6 +121,19 @@ RILL_API int rill_item_u64(const rill_item *item, uint64_t *out, rill_parse_erro
     return rill__parse_digits(item, pos, UINT64_MAX, out, err);
 }
 
+RILL_API int rill_field_u64(const rill_item *item, char sep, unsigned flags, size_t n,
+                            uint64_t *out, rill_parse_error *err) {
+    rill_item f;
+    int rc = rill_field_nth(item, sep, flags, n, &f);
+    if (rc)
+        return rill__parse_fail(err, rc, rc == RILL_EDONE ? "no such field" : "NULL argument or bad flags",
+                                item ? item->len : 0);
+    rc = rill_item_u64(&f, out, err);
+    if (rc && err)
+        err->at += (size_t)((const char *)f.data - (const char *)item->data);
+    return rc;
+}
+
 RILL_API int rill_item_i64(const rill_item *item, int64_t *out, rill_parse_error *err) {
     if (!item || !out)
         return rill__parse_fail(err, RILL_EINVAL, "NULL argument", 0);

@@ -1,4 +1,5 @@
 /* Building a pipeline: stages, names, connections, cycle rejection. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +157,16 @@ static int rill__reaches(rill_stage *from, const rill_stage *to, unsigned search
     if (stack != small)
         free(stack);
     return found;
+}
+
+RILL_API int rill_connect_chain(rill_stage *first, ...) {
+    va_list ap;
+    va_start(ap, first);
+    int rc = first ? 0 : RILL_EINVAL;
+    for (rill_stage *from = first, *to; !rc && (to = va_arg(ap, rill_stage *)); from = to)
+        rc = rill_connect(from, to);
+    va_end(ap);
+    return rc;
 }
 
 RILL_API int rill_connect(rill_stage *from, rill_stage *to) {

@@ -43,6 +43,7 @@ typedef struct rill__batch {
     _Atomic unsigned pub_n; /* n as published, for statistics readers */
     rill_item *items;
     rill_ref **owners;
+    rill_ref *last;    /* owner of the item appended last (static at first) */
     struct rill__batch *spare_next; /* producer's list of spare batches */
     char *arena;       /* copies of borrowed items' bytes (owner NULL here) */
     size_t arena_len, arena_cap;

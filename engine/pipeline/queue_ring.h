@@ -32,10 +32,18 @@ static inline void rill__batch_drop(rill__batch *b) {
     for (unsigned i = 0; i < b->nowners; i++)
         rill_ref_release(b->owners[i]);
     b->nowners = 0;
+    b->last = RILL_REF_STATIC;
     b->n = 0;
     b->eos = false;
     b->arena_len = 0;
     b->has_barrier = false;
+    /* An arena grown for an outsized borrowed item is not kept for the
+     * queue's life: past 1 MiB it goes, and grows again if needed. */
+    if (RILL__UNLIKELY(b->arena_cap > (1u << 20))) {
+        free(b->arena);
+        b->arena = NULL;
+        b->arena_cap = 0;
+    }
 }
 
 static inline void rill__batch_free(rill__batch *b) {

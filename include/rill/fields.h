@@ -80,6 +80,14 @@ typedef struct rill_parse_error {
 int rill_item_i64(const rill_item *item, int64_t *out, rill_parse_error *err);
 int rill_item_u64(const rill_item *item, uint64_t *out, rill_parse_error *err);
 
+/* The n-th field of item, split as by rill_field_nth, parsed as by
+ * rill_item_u64: the common "column 8 is a number" in one call. Returns 0
+ * with *out set; RILL_EDONE if the item has no n-th field; RILL_EINVAL or
+ * -ERANGE as rill_item_u64, with err->at an offset in item (not in the
+ * field). err may be NULL. */
+int rill_field_u64(const rill_item *item, char sep, unsigned flags, size_t n, uint64_t *out,
+                   rill_parse_error *err);
+
 /* Parse the whole item as a floating-point number in the C locale's form of
  * strtod (decimal or hex, "inf", "nan"), with no leading or trailing
  * spaces. Returns 0, RILL_EINVAL (err says what and where; also for an item

@@ -140,6 +140,11 @@ int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage_ops *ops
  * as deep as memory allows (deep inline chains too: docs/threads.md). */
 int rill_connect(rill_stage *from, rill_stage *to);
 
+/* Connect a line of stages, rill_connect(first, second), (second, third)...,
+ * up to a NULL: rill_connect_chain(src, split, count, NULL). Stops at the
+ * first error and returns it (the connections made before it stay). */
+int rill_connect_chain(rill_stage *first, ...) __attribute__((sentinel));
+
 /* Validate and start the pipeline: worker threads start here. Called by run
  * and push when needed. Returns 0, or a negative code (the pipeline is then
  * failed: close returns that code and joins whatever started). Starting
@@ -156,12 +161,13 @@ int rill_pipeline_run(rill_pipeline *p);
 
 /* Start if needed and send item into entry, a stage that no stage feeds and
  * that is not a source, as .send() feeds the first coroutine of a Python
- * pipeline. The item is borrowed for the call, except that items crossing to
- * another thread are kept by reference: give them an owner, or bytes that
- * live until close. If entry is threaded this may block while its queue is
- * full. Returns 0, the pipeline's
- * first error, RILL_EINVAL (entry not an entry of p) or RILL_ECLOSED after
- * close. Call run, push, flush and close from one thread. */
+ * pipeline. The item is borrowed for the call: a threaded entry's queue
+ * copies borrowed bytes (owner NULL), so the caller may reuse its buffer at
+ * once; static and owned items cross by pointer (rill/item.h). If entry is
+ * threaded this may block while its queue is full. Returns 0, the
+ * pipeline's first error, RILL_EINVAL (entry not an entry of p: errmsg says
+ * why) or RILL_ECLOSED after close. Call run, push, flush and close from one
+ * thread. */
 int rill_pipeline_push(rill_pipeline *p, rill_stage *entry, const rill_item *item);
 
 /* Hand partial batches pushed so far to the threads they are bound for now.

@@ -64,8 +64,8 @@ int rill_filter_add(rill_pipeline *p, const char *name, const rill_filter_spec *
  * set and differs from in->owner, the map stage takes over that one
  * reference and drops it after the call, whatever the outcome (emitted,
  * skipped, failed, or a failed emit), so rill_item_copy() results are freed.
- * A slice of in (same owner as in) or memory that outlives the pipeline
- * (owner NULL) needs no reference and is not released. */
+ * A slice of in (same owner as in), a static item or a borrowed one (owner
+ * NULL: copied by the engine if it must outlive the emit) is not released. */
 typedef int (*rill_map_fn)(const rill_item *in, rill_item *out, void *arg);
 
 int rill_map_add(rill_pipeline *p, const char *name, rill_map_fn fn, void *arg,
@@ -135,10 +135,10 @@ int rill_stage_add_new(rill_pipeline *p, const char *name, const rill_stage_ops 
 /* ---- generators as stages (rill/coro.h) ------------------------------------ */
 /* A generator as a source: each value it yields is a `const rill_item *`,
  * emitted, then the generator is resumed (NULL yields are skipped). The item
- * is borrowed until the generator is resumed, like any emitted item (owner
- * NULL means it must stay valid until the pipeline is destroyed, see
- * rill/item.h; an item in the generator's state that it overwrites needs an
- * owner, or a copy, before it crosses to a threaded stage). Exhaustion ends
+ * is borrowed until the generator is resumed, like any emitted item: an item
+ * in the generator's state that it overwrites is borrowed (owner NULL), and
+ * the engine copies it if it crosses to a threaded stage (rill/item.h).
+ * Exhaustion ends
  * the source; an error of the body fails the pipeline with it.
  *
  * g must be initialized (rill_gen_init) and never started: RILL_EINVAL
