@@ -534,3 +534,45 @@ RILL_TEST(barrier, abort_during_alignment_does_not_hang) {
     stall_case(true, 1000000);
     stall_case(false, 20000);
 }
+
+/* ---- a leaky queue drops items, never a barrier ----------------------------- */
+
+typedef struct tally {
+    uint64_t items, barriers;
+} tally;
+
+static int tally_send(rill_stage *st, void *state, const rill_item *item) {
+    (void)st;
+    (void)item;
+    ((tally *)state)->items++;
+    return 0;
+}
+
+static int tally_barrier(rill_stage *st, void *state, uint64_t id) {
+    (void)st;
+    (void)id;
+    ((tally *)state)->barriers++;
+    return 0;
+}
+
+static const rill_stage_ops tally_ops = {.send = tally_send, .barrier = tally_barrier};
+
+RILL_TEST(barrier, drop_oldest_queue_drops_items_but_no_barrier) {
+    for (unsigned policy = RILL_OVERFLOW_DROP_NEWEST; policy <= RILL_OVERFLOW_DROP_OLDEST; policy++) {
+        rill_pipeline *p;
+        CHECK_OK(rill_pipeline_new("leaky", &p));
+        uint64_t n = 20000, k = 50;
+        tally t = {0};
+        rill_stage_opts o = {.flags = RILL_STAGE_THREADED, .capacity = 4, .batch = 2,
+                             .overflow = policy};
+        rill_stage *s = add_src(p, "src", 0, n, k, true, NULL);
+        rill_stage *tl = add_state(p, "tally", &tally_ops, &t, &o);
+        CHECK(s && tl);
+        CHECK_OK(rill_stage_set_delay(tl, 1));
+        CHECK_OK(rill_connect(s, tl));
+        CHECK_OK(rill_pipeline_run(p));
+        CHECK_EQ(t.barriers, n / k);
+        CHECK(t.items <= n);
+        rill_pipeline_free(p);
+    }
+}
