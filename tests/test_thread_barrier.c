@@ -28,7 +28,7 @@ static uint64_t val(unsigned src, uint64_t seq) { return ((uint64_t)src << 32) |
 
 typedef struct src {
     unsigned tag;
-    uint64_t n, k, next, delay_ns;
+    uint64_t n, k, next, delay_ns, emitted; /* emitted: emits that returned 0 */
     uint64_t *vals;      /* vals[i] = val(tag, i): items point here */
     bool stall;          /* emit nothing until the pipeline stops */
     bool flood;          /* no barrier after the first K */
@@ -52,6 +52,7 @@ static int src_produce(rill_stage *st, void *state) {
     int rc = rill_emit(st, &it);
     if (rc)
         return rc;
+    s->emitted++;
     if (i % s->k == 0 && !(s->flood && i > s->k))
         return rill_emit_barrier(st, i / s->k);
     return 0;
@@ -531,6 +532,8 @@ static void stall_case(bool threaded, bool check_threaded, uint64_t flood) {
     CHECK(now_s() - t0 < 30);
     CHECK_CLEAN(&c, &t);
     CHECK(c.cnt[1] <= 1); /* nothing after src1's barrier 1 */
+    /* conserved: every item emitted was delivered or counted as discarded */
+    CHECK_EQ(s1->emitted, c.cnt[1] + rill_pipeline_discarded(p));
     CHECK_EQ(c.barriers, 0);
     rill_pipeline_free(p);
 }

@@ -374,6 +374,22 @@ int rill__barrier_plan(rill_pipeline *p) {
     return 0;
 }
 
+/* After the run: what a stopped pipeline left in stashes was never
+ * delivered; count it as discarded, like items left in queues. */
+void rill__barrier_drop_stashes(rill_pipeline *p) {
+    for (unsigned i = 0; i < p->n; i++) {
+        rill__align *al = p->stages[i]->al;
+        for (unsigned s = 0; al && al->stash && s < al->n; s++) {
+            rill__stash *x = &al->stash[s];
+            for (size_t k = 0; k < x->n; k++) {
+                p->discarded += x->e[x->first + k].kind == RILL__HELD_ITEM;
+                rill__deferred_release(&x->e[x->first + k]);
+            }
+            x->n = x->first = 0;
+        }
+    }
+}
+
 void rill__barrier_free(rill_pipeline *p) {
     for (unsigned i = 0; i < p->n; i++) {
         rill_stage *st = p->stages[i];

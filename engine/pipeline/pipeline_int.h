@@ -217,6 +217,7 @@ void rill__held_free(rill__worker *w); /* after the run: discards what is left *
 /* barrier.c: checkpoint barriers. slot: the input of `to` it arrives on. */
 int rill__barrier_plan(rill_pipeline *p);        /* after the domains and queues */
 void rill__barrier_free(rill_pipeline *p);
+void rill__barrier_drop_stashes(rill_pipeline *p); /* at close: count as discarded */
 int rill__barrier_at(rill_stage *to, unsigned slot, uint64_t id); /* on to's thread */
 /* An inline input of `to` reached end of stream (close cascade): true if
  * to is now to be closed (its last input closed). */
