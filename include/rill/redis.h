@@ -119,6 +119,14 @@ int rill_redis_counts_read(const rill_redis_conf *conf, const char *stream,
                            int (*fn)(void *arg, const char *key, size_t len, uint64_t count),
                            void *arg, char *err, size_t errlen);
 
+/* Add the sink for source fed with the delta items of a count reducer made
+ * with rill_count_add_deltas (rill/count.h), which emits them at each
+ * barrier: the way to count in other threads or replicas and still commit
+ * once per barrier. Same contract as rill_redis_sink_add; an item that is
+ * not a delta fails the pipeline. */
+int rill_redis_sink_add_deltas(rill_pipeline *p, const char *name, rill_stage *source,
+                               const rill_stage_opts *stage_opts, rill_stage **out);
+
 typedef struct rill_redis_stats {
     uint64_t read;        /* entries emitted (a redelivered entry counts again) */
     uint64_t own_pending; /* of those, read back from this consumer's pending list */

@@ -10,12 +10,6 @@
 
 #include "redis_int.h"
 
-#if __has_include("rill/checkpoint.h")
-#include "rill/checkpoint.h"
-#define RILL__HAVE_BARRIERS 1
-#else
-#define RILL__HAVE_BARRIERS 0
-#endif
 
 enum { RILL__NEW, RILL__OWN, RILL__CLAIMED };
 
@@ -188,13 +182,7 @@ static int rill__emit_batch(rill_stage *st, rill__rsource *s, redisReply *r, red
         free(ids);
         return rill_stage_fail(st, rc, "out of memory for the ledger");
     }
-#if RILL__HAVE_BARRIERS
     return rill_emit_barrier(st, id);
-#else
-    /* No barriers in this engine: the sink is inline after the source
-     * (rill_redis_sink_add checks), so every item has reached it by now. */
-    return rill__rsink_commit(NULL, s->sink, rill__ledger_take(&s->ledger, id));
-#endif
 }
 
 /* The entries array inside an XREADGROUP reply, or NULL if none. */
