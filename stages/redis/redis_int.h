@@ -93,6 +93,9 @@ typedef struct rill__rsource {
 } rill__rsource;
 
 extern const rill_stage_ops rill__rsource_ops;
+void rill__rsource_free(void *state);
+/* XGROUP CREATE ... 0 MKSTREAM; an existing group is fine. */
+int rill__ensure_group(rill__rsource *s, char *err, size_t errlen);
 
 /* The commit script (sink.c), loaded per connection. */
 extern const char rill__commit_lua[];
