@@ -134,7 +134,7 @@ RILL_TEST(redis_ip_stats, password_from_the_environment_or_a_file_only) {
     redisReply *r = redisCommand(c, "CONFIG SET requirepass s3cr3t-pw");
     freeReplyObject(r);
     redisFree(c);
-    char cmd[768], out[1024], pwfile[256];
+    char cmd[1536], out[1024], pwfile[256];
     snprintf(cmd, sizeof cmd, "%s --redis %s --stream s --top 3 2>&1", IPS_BIN, rs.addr);
     CHECK_EQ(run(cmd, out, sizeof out), 1);
     CHECK(strstr(out, "RILL_REDIS_PASSWORD") != NULL);
