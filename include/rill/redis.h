@@ -60,7 +60,8 @@ typedef struct rill_redis_source_opts {
     const char *field;       /* the entry field an item carries; NULL = "line".
                                 An entry without it goes to STREAM:dead */
     unsigned count;          /* entries per read, and so per checkpoint; 0 = 500 */
-    unsigned block_ms;       /* XREADGROUP BLOCK; 0 = 200 */
+    unsigned block_ms;       /* XREADGROUP BLOCK; 0 = 200 (the command timeout
+                                is raised to block_ms + 1 s if below) */
     unsigned claim_idle_ms;  /* claim others' entries pending longer; 0 = 30000 */
     unsigned max_deliveries; /* an entry delivered more often than this goes
                                 to STREAM:dead (and is acknowledged); 0 = 10 */

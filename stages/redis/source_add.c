@@ -53,6 +53,8 @@ RILL_API int rill_redis_source_add(rill_pipeline *p, const char *name,
     s->counts_key = rill__cat(o->stream, ":counts");
     s->count = o->count ? (o->count > 4096 ? 4096 : o->count) : 500;
     s->block_ms = o->block_ms ? o->block_ms : 200;
+    if (s->conn.timeout_ms < s->block_ms + 1000) /* a long BLOCK is not a lost connection */
+        s->conn.timeout_ms = s->block_ms + 1000;
     s->claim_idle_ms = o->claim_idle_ms ? o->claim_idle_ms : 30000;
     s->max_deliveries = o->max_deliveries ? o->max_deliveries : 10;
     s->idle_exit_ms = o->idle_exit_ms;
