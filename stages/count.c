@@ -231,7 +231,8 @@ static int rill__count_barrier(rill_stage *st, void *state, uint64_t id) {
     rill__delta_block *b = rc ? NULL : malloc(sizeof *b + bytes);
     if (!b) {
         rill__count_clear(d);
-        return rc ? rc : rill_stage_fail(st, RILL_ENOMEM, "cannot make a delta of %zu keys", d->nkeys);
+        return rc ? rc
+                  : rill_stage_fail(st, RILL_ENOMEM, "cannot make a delta of %zu keys", d->nkeys);
     }
     rill_ref_init(&b->ref, rill__delta_release);
     char *p = b->bytes;

@@ -28,7 +28,7 @@ static uint64_t val(unsigned src, uint64_t seq) { return ((uint64_t)src << 32) |
 
 typedef struct src {
     unsigned tag;
-    uint64_t n, k, next, delay_ns;
+    uint64_t n, k, next, delay_ns, emitted; /* emitted: emits that returned 0 */
     uint64_t *vals;      /* vals[i] = val(tag, i): items point here */
     bool stall;          /* emit nothing until the pipeline stops */
     bool flood;          /* no barrier after the first K */
@@ -52,6 +52,7 @@ static int src_produce(rill_stage *st, void *state) {
     int rc = rill_emit(st, &it);
     if (rc)
         return rc;
+    s->emitted++;
     if (i % s->k == 0 && !(s->flood && i > s->k))
         return rill_emit_barrier(st, i / s->k);
     return 0;
@@ -272,7 +273,9 @@ static void chain_case(bool src_thr, bool check_thr, bool tail_thr, unsigned cap
     rill_pipeline_free(p);
 }
 
-RILL_TEST(barrier, never_overtakes_items_on_inline_edges) { chain_case(false, false, false, 0, 0, 1000, 7); }
+RILL_TEST(barrier, never_overtakes_items_on_inline_edges) {
+    chain_case(false, false, false, 0, 0, 1000, 7);
+}
 
 RILL_TEST(barrier, never_overtakes_items_across_queues_of_any_capacity) {
     static const unsigned caps[] = {1, 2, 64, 4096};
@@ -386,13 +389,15 @@ RILL_TEST(barrier, aligns_inline_and_threaded_producers) {
     fanin_case("mixed2", 2, n, thr2, 20000, false, 60);
 }
 
-/* Two inline sources on the caller's thread run one after the other: the
- * first one's items after each barrier wait in a stash until the second
- * one's barrier arrives. */
+/* Inline sources on the caller's thread run one after the other: the first
+ * one's items after each barrier wait in a stash until the others' barrier
+ * arrives, also at a threaded stage (its queues from that one thread are
+ * stashed, not held back: the thread could not go on to the next source). */
 RILL_TEST(barrier, aligns_inline_sources_run_one_after_the_other) {
     uint64_t n[] = {1000, 700, 1000};
     bool thr[] = {false, false, false};
     fanin_case("seq", 3, n, thr, 0, false, 25);
+    fanin_case("seq2", 3, n, thr, 0, true, 25); /* into a threaded stage: stashed */
 }
 
 RILL_TEST(barrier, counts_a_finished_producer_as_aligned) {
@@ -407,7 +412,7 @@ RILL_TEST(barrier, counts_a_finished_producer_as_aligned) {
 
 /* A diamond on one thread: src -> (a, b) -> check, a and b retagging, the
  * second branch threaded or inline. */
-static void diamond_case(bool b_threaded) {
+static void diamond_case(bool b_threaded, bool check_threaded) {
     rill_pipeline *p;
     CHECK_OK(rill_pipeline_new("diamond", &p));
     uint64_t n = 2000, k = 40;
@@ -417,7 +422,7 @@ static void diamond_case(bool b_threaded) {
     rill_stage *s = add_src(p, "src", 0, n, k, false, NULL);
     rill_stage *a = add_pass(p, "a", 1, n, NULL);
     rill_stage *b = add_pass(p, "b", 2, n, b_threaded ? &thr : NULL);
-    rill_stage *ck = add_state(p, "check", &check_ops, &c, NULL);
+    rill_stage *ck = add_state(p, "check", &check_ops, &c, check_threaded ? &thr : NULL);
     rill_stage *tl = add_state(p, "tail", &tail_ops, &t, NULL);
     CHECK_OK(rill_connect(s, a));
     CHECK_OK(rill_connect(s, b));
@@ -432,8 +437,9 @@ static void diamond_case(bool b_threaded) {
 }
 
 RILL_TEST(barrier, aligns_the_two_paths_of_a_diamond) {
-    diamond_case(false);
-    diamond_case(true);
+    diamond_case(false, false);
+    diamond_case(true, false);
+    diamond_case(false, true);
 }
 
 RILL_TEST(barrier, ids_must_increase) {
@@ -498,14 +504,14 @@ static void *abort_later(void *arg) {
  * items after its barrier 1, which the check stage must not take: its queue
  * fills and src1 blocks (threaded), or they wait in a stash (inline). The
  * abort must end it all; the check stage saw only the prefix. */
-static void stall_case(bool threaded, uint64_t flood) {
+static void stall_case(bool threaded, bool check_threaded, uint64_t flood) {
     rill_pipeline *p;
     CHECK_OK(rill_pipeline_new("stall", &p));
     check c = {.k = 1, .n = {5, flood}};
     tail t = {0};
     src *s0, *s1;
     rill_stage_opts thr = {.flags = RILL_STAGE_THREADED, .capacity = 64};
-    rill_stage *ck = add_state(p, "check", &check_ops, &c, threaded ? &thr : NULL);
+    rill_stage *ck = add_state(p, "check", &check_ops, &c, check_threaded ? &thr : NULL);
     rill_stage *tl = add_state(p, "tail", &tail_ops, &t, NULL);
     /* inline: the flooding source runs first, the stalling one after */
     rill_stage *a = add_src(p, "flood", 1, flood, 1, threaded, &s1);
@@ -526,11 +532,57 @@ static void stall_case(bool threaded, uint64_t flood) {
     CHECK(now_s() - t0 < 30);
     CHECK_CLEAN(&c, &t);
     CHECK(c.cnt[1] <= 1); /* nothing after src1's barrier 1 */
+    /* conserved: every item emitted was delivered or counted as discarded */
+    CHECK_EQ(s1->emitted, c.cnt[1] + rill_pipeline_discarded(p));
     CHECK_EQ(c.barriers, 0);
     rill_pipeline_free(p);
 }
 
 RILL_TEST(barrier, abort_during_alignment_does_not_hang) {
-    stall_case(true, 1000000);
-    stall_case(false, 20000);
+    stall_case(true, true, 1000000);
+    stall_case(false, false, 20000);
+    stall_case(false, true, 20000); /* one thread feeds both queues: stashed */
+}
+
+/* ---- a leaky queue drops items, never a barrier ----------------------------- */
+
+typedef struct tally {
+    uint64_t items, barriers;
+} tally;
+
+static int tally_send(rill_stage *st, void *state, const rill_item *item) {
+    (void)st;
+    (void)item;
+    ((tally *)state)->items++;
+    return 0;
+}
+
+static int tally_barrier(rill_stage *st, void *state, uint64_t id) {
+    (void)st;
+    (void)id;
+    ((tally *)state)->barriers++;
+    return 0;
+}
+
+static const rill_stage_ops tally_ops = {.send = tally_send, .barrier = tally_barrier};
+
+RILL_TEST(barrier, drop_oldest_queue_drops_items_but_no_barrier) {
+    for (unsigned policy = RILL_OVERFLOW_DROP_NEWEST; policy <= RILL_OVERFLOW_DROP_OLDEST;
+         policy++) {
+        rill_pipeline *p;
+        CHECK_OK(rill_pipeline_new("leaky", &p));
+        uint64_t n = 20000, k = 50;
+        tally t = {0};
+        rill_stage_opts o = {.flags = RILL_STAGE_THREADED, .capacity = 4, .batch = 2,
+                             .overflow = policy};
+        rill_stage *s = add_src(p, "src", 0, n, k, true, NULL);
+        rill_stage *tl = add_state(p, "tally", &tally_ops, &t, &o);
+        CHECK(s && tl);
+        CHECK_OK(rill_stage_set_delay(tl, 1));
+        CHECK_OK(rill_connect(s, tl));
+        CHECK_OK(rill_pipeline_run(p));
+        CHECK_EQ(t.barriers, n / k);
+        CHECK(t.items <= n);
+        rill_pipeline_free(p);
+    }
 }

@@ -18,11 +18,13 @@
  *
  * Holding an input back. A threaded stage's inputs are queues: its loop
  * passes over a queue whose barrier has arrived (flow.c's rill__poll) and the
- * producer meets backpressure as usual. An inline stage's inputs are direct
- * calls from the producers on its thread; a producer whose barrier has
- * arrived has its port into the stage pointed at a stand-in stage (a proxy)
- * whose send keeps the item in a FIFO (a stash) instead: the emit path is
- * unchanged and pays nothing per item. The port is pointed back, and the
+ * producer meets backpressure as usual; but a queue whose producing thread
+ * feeds another of its queues too is taken and stashed instead (that thread
+ * may have to go on to the other input's barrier: backpressure would stop it).
+ * An inline stage's inputs are direct calls from the producers on its thread;
+ * a producer whose barrier has arrived has its port into the stage pointed at
+ * a stand-in stage (a proxy) whose send keeps the item in a FIFO (a stash)
+ * instead: the emit path is unchanged and pays nothing per item. The port is pointed back, and the
  * stash delivered in order, once the stage is aligned. Items held at the
  * depth limit name their port (held.c), so they too go where the port points
  * when they are delivered. A stash is memory without backpressure: one
@@ -156,7 +158,7 @@ static int rill__align_complete(rill__align *al) {
         }
     al->narrived = 0;
     int rc = rill__barrier_fire(t, al->id);
-    if (al->port && !al->replaying) {
+    if (al->stash && !al->replaying) {
         int r = rill__replay(al);
         rc = rc ? rc : r;
     }
@@ -222,7 +224,8 @@ static int rill__replay_one(rill__align *al, rill__deferred *d) {
     rill_stage *t = al->st;
     rill__worker *w = t->dom;
     if (d->kind == RILL__HELD_EOS) {
-        t->open_in--; /* its last input is the one being delivered: not 0 */
+        if (al->port)
+            t->open_in--; /* its last input is the one being delivered: not 0 */
         rill__input_ended(al, d->slot);
         return 0;
     }
@@ -230,7 +233,10 @@ static int rill__replay_one(rill__align *al, rill__deferred *d) {
         w->discarded += d->kind == RILL__HELD_ITEM;
         return rill__stop_code(t->p);
     }
-    w->depth++;
+    /* Inline: nested in a send, as the entry would have been. A threaded
+     * head replays from its loop, at depth 0 as its sends run. */
+    unsigned nest = al->port != NULL;
+    w->depth += nest;
     int rc;
     if (d->kind == RILL__HELD_BARRIER) {
         rc = rill__barrier_at(t, d->slot, d->id);
@@ -242,7 +248,7 @@ static int rill__replay_one(rill__align *al, rill__deferred *d) {
         if (rc < 0)
             rc = rill__failed(t, rc);
     }
-    w->depth--;
+    w->depth -= nest;
     return rc;
 }
 
@@ -272,9 +278,21 @@ static int rill__replay(rill__align *al) {
     return err;
 }
 
+void rill__barrier_stash_batch(rill_stage *head, unsigned slot, const rill__batch *b) {
+    rill__stash *s = &head->al->stash[slot];
+    for (unsigned i = 0; i < b->n; i++)
+        if (rill__stash_send(head, s, &b->items[i]) < 0)
+            return;
+    if (b->has_barrier && rill__stash_put(s, RILL__HELD_BARRIER, b->barrier) < 0)
+        return;
+    if (b->eos)
+        rill__stash_put(s, RILL__HELD_EOS, 0);
+}
+
 /* ---- planning and freeing ---------------------------------------------------- */
 
-static rill__align *rill__align_new(rill_stage *st, unsigned n, bool inline_inputs) {
+static rill__align *rill__align_new(rill_stage *st, unsigned n, bool inline_inputs,
+                                   bool stashes) {
     rill__align *al = calloc(1, sizeof *al);
     if (!al)
         return NULL;
@@ -284,11 +302,17 @@ static rill__align *rill__align_new(rill_stage *st, unsigned n, bool inline_inpu
     if (inline_inputs) {
         al->port = calloc(n, sizeof *al->port);
         al->proxy = calloc(n, sizeof *al->proxy);
-        al->stash = calloc(n, sizeof *al->stash);
+    } else {
+        al->shared = calloc(n, sizeof *al->shared);
     }
+    if (stashes || inline_inputs)
+        al->stash = calloc(n, sizeof *al->stash);
     st->al = al; /* freed by rill__barrier_free, complete or not */
-    if (!al->state || (inline_inputs && (!al->port || !al->proxy || !al->stash)))
+    if (!al->state || (inline_inputs && (!al->port || !al->proxy)) ||
+        (!inline_inputs && !al->shared) || ((stashes || inline_inputs) && !al->stash))
         return NULL;
+    for (unsigned s = 0; al->stash && s < n; s++)
+        al->stash[s] = (rill__stash){.al = al, .slot = s};
     for (unsigned s = 0; inline_inputs && s < n; s++) {
         rill_stage *x = &al->proxy[s];
         x->p = st->p;
@@ -296,7 +320,6 @@ static rill__align *rill__align_new(rill_stage *st, unsigned n, bool inline_inpu
         x->state = &al->stash[s];
         x->dom = st->dom;
         x->name = st->name;
-        al->stash[s] = (rill__stash){.al = al, .slot = s};
     }
     return al;
 }
@@ -314,8 +337,20 @@ int rill__barrier_plan(rill_pipeline *p) {
         rill__worker *w = st->dom;
         bool head = st->domain != 0 && w->head == st;
         unsigned n = head ? w->nin : st->nin;
-        if (n >= 2 && !rill__align_new(st, n, !head))
+        /* Two inputs of a threaded stage fed by one thread: that thread may
+         * reach one's barrier long before the other's (inline sources run
+         * one after the other); held back by backpressure, it would never
+         * reach the second. Such inputs are stashed instead. */
+        bool shared = false;
+        for (unsigned a = 0; head && a < n; a++)
+            for (unsigned b = a + 1; b < n; b++)
+                shared = shared || w->in[a]->before_wait_arg == w->in[b]->before_wait_arg;
+        if (n >= 2 && !rill__align_new(st, n, !head, shared))
             return RILL_ENOMEM;
+        for (unsigned a = 0; head && n >= 2 && a < n; a++)
+            for (unsigned b = 0; b < n; b++)
+                if (a != b && w->in[a]->before_wait_arg == w->in[b]->before_wait_arg)
+                    st->al->shared[a] = true;
     }
     for (unsigned i = 0; i < p->n; i++) {
         rill_stage *st = p->stages[i];
@@ -339,6 +374,22 @@ int rill__barrier_plan(rill_pipeline *p) {
     return 0;
 }
 
+/* After the run: what a stopped pipeline left in stashes was never
+ * delivered; count it as discarded, like items left in queues. */
+void rill__barrier_drop_stashes(rill_pipeline *p) {
+    for (unsigned i = 0; i < p->n; i++) {
+        rill__align *al = p->stages[i]->al;
+        for (unsigned s = 0; al && al->stash && s < al->n; s++) {
+            rill__stash *x = &al->stash[s];
+            for (size_t k = 0; k < x->n; k++) {
+                p->discarded += x->e[x->first + k].kind == RILL__HELD_ITEM;
+                rill__deferred_release(&x->e[x->first + k]);
+            }
+            x->n = x->first = 0;
+        }
+    }
+}
+
 void rill__barrier_free(rill_pipeline *p) {
     for (unsigned i = 0; i < p->n; i++) {
         rill_stage *st = p->stages[i];
@@ -354,6 +405,7 @@ void rill__barrier_free(rill_pipeline *p) {
             free(al->port);
             free(al->proxy);
             free(al->stash);
+            free(al->shared);
             free(al);
         }
         free(st->out_slot);

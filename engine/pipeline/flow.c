@@ -254,7 +254,7 @@ static rill__batch *rill__poll(rill__worker *w, unsigned *rr, unsigned *from) {
     bool aligning = al && al->narrived;
     for (unsigned k = 0; k < w->nin; k++) {
         unsigned i = (*rr + k) % w->nin;
-        if (RILL__UNLIKELY(aligning) && al->state[i] == RILL__IN_ARRIVED)
+        if (RILL__UNLIKELY(aligning) && al->state[i] == RILL__IN_ARRIVED && !al->shared[i])
             continue;
         rill__batch *b = rill__queue_take(w->in[i]);
         if (b) {
@@ -305,6 +305,14 @@ void rill__run_consumer(rill__worker *w) {
         rill__batch *b = rill__poll(w, &rr, &in);
         if (!b && !(b = rill__wait_input(w, &rr, &in)))
             break;
+        if (RILL__UNLIKELY(st->al && st->al->narrived) && st->al->state[in] == RILL__IN_ARRIVED) {
+            /* held back, but its producer feeds another input too (barrier.c) */
+            bool eos = b->eos;
+            rill__barrier_stash_batch(st, in, b);
+            rill__queue_done(w->in[in], b, b->n);
+            open -= eos;
+            continue;
+        }
         /* After a stop the rest of the batch is not delivered either; it
          * counts as discarded, like the items still queued. */
         unsigned i = 0;

@@ -65,7 +65,9 @@ typedef struct rill__align {
     unsigned char *state;     /* per input: RILL__IN_* */
     struct rill__port **port; /* inline: the producer's port into st */
     rill_stage *proxy;        /* inline: n stand-ins whose send stashes */
-    rill__stash *stash;       /* inline: n stashes */
+    rill__stash *stash;       /* inline, or some input shared: n stashes */
+    bool *shared;             /* threaded: input i comes from a thread that
+                                 feeds another input too: stashed while held */
     bool replaying;
 } rill__align;
 
@@ -215,12 +217,16 @@ void rill__held_free(rill__worker *w); /* after the run: discards what is left *
 /* barrier.c: checkpoint barriers. slot: the input of `to` it arrives on. */
 int rill__barrier_plan(rill_pipeline *p);        /* after the domains and queues */
 void rill__barrier_free(rill_pipeline *p);
+void rill__barrier_drop_stashes(rill_pipeline *p); /* at close: count as discarded */
 int rill__barrier_at(rill_stage *to, unsigned slot, uint64_t id); /* on to's thread */
 /* An inline input of `to` reached end of stream (close cascade): true if
  * to is now to be closed (its last input closed). */
 bool rill__barrier_input_closed(rill__port *o, unsigned slot);
 /* A queue input of a threaded head ended; completes a pending alignment. */
 void rill__barrier_queue_closed(rill_stage *head, unsigned slot);
+/* A threaded head took batch b from input slot, held back but shared with
+ * another input's producer: keep its items, barrier and end for later. */
+void rill__barrier_stash_batch(rill_stage *head, unsigned slot, const rill__batch *b);
 
 /* stats.c */
 int rill__sampler_start(rill_pipeline *p);

@@ -90,6 +90,7 @@ void rill__threads_free(rill_pipeline *p) {
         free(p->queues[i]);
     }
     pthread_mutex_unlock(&p->statlock);
+    rill__barrier_drop_stashes(p);
     for (size_t k = 0; k < p->nq; k++)
         p->discarded += atomic_load(&p->queue_stats[k].discarded);
     for (unsigned i = 0; i < nw; i++) {
