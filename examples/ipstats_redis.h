@@ -2,7 +2,9 @@
  *
  *   --publish [LOG]   lines source -> publish sink (XADD, pipelined)
  *   --worker NAME     Redis source -> filter (lines naming a client) ->
- *                     counting sink (HINCRBY KEY:counts + XACK per batch)
+ *                     counting sink (HINCRBY KEY:counts + XACK per batch);
+ *                     --threaded: source -> filter -> count reducer (deltas
+ *                     at each barrier) -> sink, every stage in a thread
  *   (neither)         HSCAN KEY:counts, printed as top mode or per IP
  *
  * Runtime errors (unreachable server, wrong key type, bad address) print
@@ -110,12 +112,18 @@ static int ipr_worker_build(ipr_worker *w) {
         return rc;
     if (!rc)
         rc = rill_filter_add(w->p, "filter-1", &clients, &so, &f);
-    if (!rc && (rc = rill_redis_sink_add(w->p, "reduce", w->src, rill_key_first_field, NULL, &so,
-                                         &sink)) == RILL_ENOTSUP)
-        snprintf(w->err, sizeof w->err, "--threaded needs checkpoint barriers, which this "
-                                        "build of rill does not have");
-    if (!rc && !(rc = rill_connect(w->src, f)))
-        rc = rill_connect(f, sink);
+    if (!rc && !(so.flags & RILL_STAGE_THREADED)) { /* the sink counts, inline */
+        if (!(rc = rill_redis_sink_add(w->p, "commit", w->src, rill_key_first_field, NULL, &so,
+                                       &sink)) &&
+            !(rc = rill_connect(w->src, f)))
+            rc = rill_connect(f, sink);
+    } else if (!rc) { /* a reducer in a thread of its own hands its deltas on */
+        rill_stage *red = NULL;
+        if (!(rc = rill_count_add_deltas(w->p, "reduce", rill_key_first_field, NULL, &so, &red)) &&
+            !(rc = rill_redis_sink_add_deltas(w->p, "commit", w->src, &so, &sink)) &&
+            !(rc = rill_connect(w->src, f)) && !(rc = rill_connect(f, red)))
+            rc = rill_connect(red, sink);
+    }
     if (rc && !*w->err)
         snprintf(w->err, sizeof w->err, "cannot build the worker: %s", rill_strerror(rc));
     return rc;

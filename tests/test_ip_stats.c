@@ -205,3 +205,28 @@ RILL_TEST(ip_stats, slow_stage_and_stats_table) {
     snprintf(cmd, sizeof cmd, "%s --slow filter-1 %s 1.2.3.4 2>/dev/null", BIN, LOG);
     CHECK_EQ(run(cmd, out, sizeof out), 2);
 }
+
+/* The --redis options' grammar (examples/ipstats_opts.h): misuse is status 2
+ * before anything connects, with or without hiredis in the build. */
+RILL_TEST(ip_stats, redis_options_misused_are_usage_errors) {
+    const char *usage[] = {"--stream s", "--redis 127.0.0.1:1", "--worker w", "--publish",
+                           "--redis a:1 --stream s --worker w --publish",
+                           "--redis a:1 --stream s --group g",
+                           "--redis a:1 --stream s --idle-exit 5",
+                           "--redis a:1 --stream s --worker w --claim-idle 0",
+                           "--redis a:1 --stream s --worker w --idle-exit x",
+                           "--redis a:1 --stream s --worker w --parallel 65",
+                           "--redis a:1 --stream s --worker ''",
+                           "--redis a:1 --stream '' --worker w",
+                           "--redis a:1 --stream s --worker w extra",
+                           "--redis a:1 --stream s --publish a b",
+                           "--redis a:1 --stream s --listen 0"};
+    char cmd[512], out[256];
+    for (size_t i = 0; i < sizeof usage / sizeof usage[0]; i++) {
+        snprintf(cmd, sizeof cmd, "%s %s 2>&1", BIN, usage[i]);
+        if (run(cmd, out, sizeof out) != 2 || !strstr(out, "ip_stats: "))
+            rill_test__failf(__FILE__, __LINE__, "'%s' is not a usage error: %s", usage[i], out);
+    }
+    snprintf(cmd, sizeof cmd, "%s --help", BIN);
+    CHECK_EQ(run(cmd, out, sizeof out), 0);
+}

@@ -64,3 +64,62 @@ RILL_TEST(redis_parallel, sigterm_ends_the_workers_with_their_batches_committed)
     remove(log);
     redis_server_stop(&rs);
 }
+
+/* --threaded: source, filter, count reducer and sink each in a thread
+ * (RILL_STAGE_THREADED); the reducer hands its deltas on at each barrier,
+ * the sink commits them with the batch's acknowledgement. Three such
+ * workers, one killed while it holds a batch: exact totals. */
+RILL_TEST(redis_parallel, threaded_workers_one_killed_give_the_file_counts) {
+    redis_server rs;
+    if (redis_server_start(&rs, false))
+        return;
+    char log[256], err[3][256], why[256];
+    CHECK_EQ(ips_make_log(log, sizeof log, "threaded", 5), 0);
+    CHECK_EQ(ips_publish(&rs, "s", log), 0);
+    redisContext *c = redis_connect(&rs);
+    CHECK(c != NULL);
+    const char *names[3] = {"a", "b", "c"};
+    pid_t w[3];
+    for (int i = 0; i < 3; i++)
+        w[i] = ips_worker(&rs, "s", names[i], "--threaded --claim-idle 300 --idle-exit 1500",
+                          err[i], 256);
+    double end = redis__now() + 30;
+    bool held = false;
+    while (!held && redis__now() < end) { /* freeze b while it holds a batch */
+        kill(w[1], SIGSTOP);
+        held = ips_pending(c, "s", "b") > 0;
+        if (!held) {
+            kill(w[1], SIGCONT);
+            redis__pause_ms(3);
+        }
+    }
+    CHECK(held);
+    kill(w[1], SIGKILL);
+    CHECK_EQ(proc_wait(w[1], IPS_LIMIT_S), -1);
+    CHECK_EQ(proc_wait(w[0], IPS_LIMIT_S), 0);
+    CHECK_EQ(proc_wait(w[2], IPS_LIMIT_S), 0);
+    CHECK_EQ(ips_pending(c, "s", NULL), 0);
+    bool ok = ips_totals_match(&rs, "s", log, why, sizeof why);
+    if (!ok)
+        rill_test__failf(__FILE__, __LINE__, "totals differ: %s", why);
+    redisFree(c);
+    remove(log);
+    redis_server_stop(&rs);
+}
+
+RILL_TEST(redis_parallel, threaded_and_parallel_together) {
+    redis_server rs;
+    if (redis_server_start(&rs, false))
+        return;
+    char log[256], err[256], why[256];
+    CHECK_EQ(ips_make_log(log, sizeof log, "both", 2), 0);
+    CHECK_EQ(ips_publish(&rs, "s", log), 0);
+    pid_t w = ips_worker(&rs, "s", "tp", "--threaded --parallel 2 --idle-exit 300", err,
+                         sizeof err);
+    CHECK_EQ(proc_wait(w, IPS_LIMIT_S), 0);
+    bool ok = ips_totals_match(&rs, "s", log, why, sizeof why);
+    if (!ok)
+        rill_test__failf(__FILE__, __LINE__, "totals differ: %s", why);
+    remove(log);
+    redis_server_stop(&rs);
+}

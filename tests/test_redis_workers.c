@@ -210,3 +210,60 @@ RILL_TEST(redis_workers, refused_commit_changes_nothing) {
     remove(log);
     redis_server_stop(&rs);
 }
+
+/* Is a client of the server blocked (by CLIENT PAUSE) in a commit? */
+static bool commit_blocked(redisContext *c) {
+    redisReply *r = redisCommand(c, "CLIENT LIST");
+    bool found = false;
+    for (char *line = r && r->type == REDIS_REPLY_STRING ? strtok(r->str, "\n") : NULL;
+         line && !found; line = strtok(NULL, "\n")) {
+        char *flags = strstr(line, " flags=");
+        found = strstr(line, " cmd=evalsha") && flags && strchr(flags + 7, 'b') &&
+                strchr(flags + 7, 'b') < strchr(flags + 7, ' ');
+    }
+    if (r)
+        freeReplyObject(r);
+    return found;
+}
+
+/* The server dies while a commit is in flight: the worker's EVALSHA is held
+ * by CLIENT PAUSE WRITE, the server is SIGKILLed and restarted (AOF). The
+ * commit never ran; the worker reconnects, runs it again, and it applies
+ * once: totals exact. */
+RILL_TEST(redis_workers, server_killed_with_a_commit_in_flight) {
+    redis_server rs;
+    if (redis_server_start(&rs, true))
+        return;
+    char log[256], err[256], text[4096];
+    CHECK_EQ(ips_make_log(log, sizeof log, "inflight", 3), 0);
+    CHECK_EQ(ips_publish(&rs, "s", log), 0);
+    redisContext *c = redis_connect(&rs);
+    CHECK(c != NULL);
+    pid_t a = ips_worker(&rs, "s", "a", "--idle-exit 1000", err, sizeof err);
+    double end = redis__now() + 30;
+    while (redis__now() < end && redis_int(c, "HLEN s:counts") <= 0)
+        redis__pause_ms(1);
+    bool caught = false;
+    while (!caught && redis__now() < end) {
+        redisReply *r = redisCommand(c, "CLIENT PAUSE 60000 WRITE");
+        freeReplyObject(r);
+        for (int i = 0; i < 50 && !caught; i++, redis__pause_ms(2))
+            caught = commit_blocked(c);
+        if (!caught) {
+            r = redisCommand(c, "CLIENT UNPAUSE");
+            freeReplyObject(r);
+            redis__pause_ms(1);
+        }
+    }
+    CHECK(caught);
+    redisFree(c);
+    CHECK_EQ(redis_server_restart(&rs), 0);
+    CHECK_EQ(proc_wait(a, IPS_LIMIT_S), 0);
+    CHECK(strstr(ips_slurp(err, text, sizeof text), " 0 refused, ") != NULL);
+    c = redis_connect(&rs);
+    CHECK(c != NULL);
+    check_totals(&rs, c, log, __LINE__);
+    redisFree(c);
+    remove(log);
+    redis_server_stop(&rs);
+}

@@ -60,7 +60,8 @@ typedef struct rill_redis_source_opts {
     const char *field;       /* the entry field an item carries; NULL = "line".
                                 An entry without it goes to STREAM:dead */
     unsigned count;          /* entries per read, and so per checkpoint; 0 = 500 */
-    unsigned block_ms;       /* XREADGROUP BLOCK; 0 = 200 */
+    unsigned block_ms;       /* XREADGROUP BLOCK; 0 = 200 (the command timeout
+                                is raised to block_ms + 1 s if below) */
     unsigned claim_idle_ms;  /* claim others' entries pending longer; 0 = 30000 */
     unsigned max_deliveries; /* an entry delivered more often than this goes
                                 to STREAM:dead (and is acknowledged); 0 = 10 */
@@ -118,6 +119,14 @@ int rill_redis_published(const rill_stage *st, uint64_t *n);
 int rill_redis_counts_read(const rill_redis_conf *conf, const char *stream,
                            int (*fn)(void *arg, const char *key, size_t len, uint64_t count),
                            void *arg, char *err, size_t errlen);
+
+/* Add the sink for source fed with the delta items of a count reducer made
+ * with rill_count_add_deltas (rill/count.h), which emits them at each
+ * barrier: the way to count in other threads or replicas and still commit
+ * once per barrier. Same contract as rill_redis_sink_add; an item that is
+ * not a delta fails the pipeline. */
+int rill_redis_sink_add_deltas(rill_pipeline *p, const char *name, rill_stage *source,
+                               const rill_stage_opts *stage_opts, rill_stage **out);
 
 typedef struct rill_redis_stats {
     uint64_t read;        /* entries emitted (a redelivered entry counts again) */

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "rill.h"
+#include "rill/checkpoint.h"
 #include "rill/redis.h"
 
 #define RILL_API __attribute__((visibility("default")))
@@ -88,14 +89,13 @@ typedef struct rill__rsource {
     uint64_t next_barrier;
     uint64_t last_entry_ms;  /* when an entry last arrived (idle exit) */
     uint64_t last_claim_ms;
-    void *sink;              /* the sink's state, for commits without barriers */
+    void *sink;              /* the sink's state (one sink per source) */
 } rill__rsource;
 
 extern const rill_stage_ops rill__rsource_ops;
-
-/* The sink: commit the counts gathered so far with the acknowledgement of
- * batch b (taken from the ledger). 0, or a code that stops the pipeline. */
-int rill__rsink_commit(rill_stage *st, void *sink, rill__batch *b);
+void rill__rsource_free(void *state);
+/* XGROUP CREATE ... 0 MKSTREAM; an existing group is fine. */
+int rill__ensure_group(rill__rsource *s, char *err, size_t errlen);
 
 /* The commit script (sink.c), loaded per connection. */
 extern const char rill__commit_lua[];

@@ -17,12 +17,6 @@
 
 #include "redis_int.h"
 
-#if __has_include("rill/checkpoint.h")
-#include "rill/checkpoint.h"
-#define RILL__HAVE_BARRIERS 1
-#else
-#define RILL__HAVE_BARRIERS 0
-#endif
 
 const char rill__commit_lua[] =
     "local n = tonumber(ARGV[3])\n"
@@ -51,6 +45,7 @@ typedef struct rill__rsink {
     rill__rconn conn;
     rill_key_fn key;
     void *key_arg;
+    bool deltas; /* items are rill_count_add_deltas' (key, count) items */
     char sha[48];
     rill__dslot *slots; /* counts since the last barrier (n == 0: empty) */
     size_t mask, nkeys;
@@ -118,9 +113,13 @@ static int rill__rsink_send(rill_stage *st, void *state, const rill_item *it) {
     rill__rsink *k = state;
     const void *key = it->data;
     size_t len = it->len;
-    if (k->key)
+    uint64_t n = 1;
+    if (k->deltas && rill_count_delta_parse(it, &key, &len, &n))
+        return rill_stage_fail(st, RILL_EINVAL, "an item of %zu bytes is not a count delta "
+                               "(feed this sink from rill_count_add_deltas)", it->len);
+    if (!k->deltas && k->key)
         k->key(it, k->key_arg, &key, &len);
-    if (rill__dadd(k, key, len, 1))
+    if (rill__dadd(k, key, len, n))
         return rill_stage_fail(st, RILL_ENOMEM, "out of memory for the counts of a checkpoint");
     return 0;
 }
@@ -177,10 +176,7 @@ static int rill__commit_argv(rill__rsink *k, const rill__batch *b, const char **
     return (int)i;
 }
 
-int rill__rsink_commit(rill_stage *st, void *state, rill__batch *b) {
-    rill__rsink *k = state;
-    (void)st;
-    st = k->st;
+static int rill__rsink_commit(rill_stage *st, rill__rsink *k, rill__batch *b) {
     if (!b)
         return rill_stage_fail(st, RILL_ESTAGE, "a barrier with no batch in the ledger");
     const char **argv = NULL;
@@ -235,12 +231,10 @@ int rill__rsink_commit(rill_stage *st, void *state, rill__batch *b) {
     return rc;
 }
 
-#if RILL__HAVE_BARRIERS
 static int rill__rsink_barrier(rill_stage *st, void *state, uint64_t id) {
     rill__rsink *k = state;
     return rill__rsink_commit(st, k, rill__ledger_take(&k->src->ledger, id));
 }
-#endif
 
 static int rill__rsink_close(rill_stage *st, void *state) {
     (void)st;
@@ -262,25 +256,19 @@ static void rill__rsink_free(void *state) {
 
 static const rill_stage_ops rill__rsink_ops = {
     .send = rill__rsink_send,
-#if RILL__HAVE_BARRIERS
     .barrier = rill__rsink_barrier,
-#endif
     .close = rill__rsink_close,
     .free = rill__rsink_free,
 };
 
-RILL_API int rill_redis_sink_add(rill_pipeline *p, const char *name, rill_stage *source,
-                                 rill_key_fn key, void *key_arg, const rill_stage_opts *so,
-                                 rill_stage **out) {
+static int rill__rsink_add(rill_pipeline *p, const char *name, rill_stage *source,
+                           rill_key_fn key, void *key_arg, bool deltas,
+                           const rill_stage_opts *so, rill_stage **out) {
     if (!p || !source || rill_stage_ops_of(source) != &rill__rsource_ops)
         return RILL_EINVAL;
     rill__rsource *src = rill_stage_state(source);
     if (src->sink)
         return RILL_EEXIST; /* one sink per source: it owns the batches' commits */
-#if !RILL__HAVE_BARRIERS
-    if (so && (so->flags & RILL_STAGE_THREADED))
-        return RILL_ENOTSUP; /* commits without barriers need the sink inline */
-#endif
     rill__rsink *k = calloc(1, sizeof *k);
     if (!k)
         return RILL_ENOMEM;
@@ -290,6 +278,7 @@ RILL_API int rill_redis_sink_add(rill_pipeline *p, const char *name, rill_stage 
     k->src = src;
     k->key = key;
     k->key_arg = key_arg;
+    k->deltas = deltas;
     char err[256];
     int rc = rill__rconn_init(&k->conn, &conf);
     if (!rc)
@@ -306,4 +295,15 @@ RILL_API int rill_redis_sink_add(rill_pipeline *p, const char *name, rill_stage 
     if (out)
         *out = k->st;
     return 0;
+}
+
+RILL_API int rill_redis_sink_add(rill_pipeline *p, const char *name, rill_stage *source,
+                                 rill_key_fn key, void *key_arg, const rill_stage_opts *so,
+                                 rill_stage **out) {
+    return rill__rsink_add(p, name, source, key, key_arg, false, so, out);
+}
+
+RILL_API int rill_redis_sink_add_deltas(rill_pipeline *p, const char *name, rill_stage *source,
+                                        const rill_stage_opts *so, rill_stage **out) {
+    return rill__rsink_add(p, name, source, NULL, NULL, true, so, out);
 }

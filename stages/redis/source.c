@@ -10,12 +10,6 @@
 
 #include "redis_int.h"
 
-#if __has_include("rill/checkpoint.h")
-#include "rill/checkpoint.h"
-#define RILL__HAVE_BARRIERS 1
-#else
-#define RILL__HAVE_BARRIERS 0
-#endif
 
 enum { RILL__NEW, RILL__OWN, RILL__CLAIMED };
 
@@ -38,7 +32,7 @@ const char rill__dead_lua[] =
     "           p[1][4], unpack(ARGV, 5))\n"
     "return redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])\n";
 
-static int rill__ensure_group(rill__rsource *s, char *err, size_t errlen) {
+int rill__ensure_group(rill__rsource *s, char *err, size_t errlen) {
     redisReply *r = rill__rcmdv(&s->conn, err, errlen, 6, "XGROUP", "CREATE", s->stream,
                                 s->group, "0", "MKSTREAM");
     if (!r)
@@ -188,13 +182,7 @@ static int rill__emit_batch(rill_stage *st, rill__rsource *s, redisReply *r, red
         free(ids);
         return rill_stage_fail(st, rc, "out of memory for the ledger");
     }
-#if RILL__HAVE_BARRIERS
     return rill_emit_barrier(st, id);
-#else
-    /* No barriers in this engine: the sink is inline after the source
-     * (rill_redis_sink_add checks), so every item has reached it by now. */
-    return rill__rsink_commit(NULL, s->sink, rill__ledger_take(&s->ledger, id));
-#endif
 }
 
 /* The entries array inside an XREADGROUP reply, or NULL if none. */
@@ -315,7 +303,7 @@ static int rill__rsource_close(rill_stage *st, void *state) {
     return 0;
 }
 
-static void rill__rsource_free(void *state) {
+void rill__rsource_free(void *state) {
     rill__rsource *s = state;
     rill__rconn_fini(&s->conn);
     rill__ledger_fini(&s->ledger);
@@ -329,94 +317,3 @@ const rill_stage_ops rill__rsource_ops = {
     .close = rill__rsource_close,
     .free = rill__rsource_free,
 };
-
-static char *rill__cat(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    char *s = malloc(la + lb + 1);
-    if (s) {
-        memcpy(s, a, la);
-        memcpy(s + la, b, lb + 1);
-    }
-    return s;
-}
-
-RILL_API int rill_redis_source_add(rill_pipeline *p, const char *name,
-                                   const rill_redis_conf *conf, const rill_redis_source_opts *o,
-                                   const rill_stage_opts *stage_opts, rill_stage **out, char *err,
-                                   size_t errlen) {
-    char scratch[8];
-    if (!err || !errlen) {
-        err = scratch;
-        errlen = sizeof scratch;
-    }
-    err[0] = '\0';
-    if (!p || !conf || !o || !o->stream || !*o->stream || !o->consumer || !*o->consumer) {
-        snprintf(err, errlen, "a Redis source needs a stream and a consumer name");
-        return RILL_EINVAL;
-    }
-    rill__rsource *s = calloc(1, sizeof *s);
-    if (!s)
-        return RILL_ENOMEM;
-    int rc = rill__rconn_init(&s->conn, conf);
-    if (rc) {
-        snprintf(err, errlen, "bad Redis address");
-        free(s);
-        return rc;
-    }
-    if ((rc = rill__ledger_init(&s->ledger))) {
-        rill__rconn_fini(&s->conn);
-        free(s);
-        return rc;
-    }
-    s->stream = strdup(o->stream);
-    s->group = strdup(o->group ? o->group : "rill");
-    s->consumer = strdup(o->consumer);
-    s->field = strdup(o->field ? o->field : "line");
-    s->dead_key = rill__cat(o->stream, ":dead");
-    s->counts_key = rill__cat(o->stream, ":counts");
-    s->count = o->count ? (o->count > 4096 ? 4096 : o->count) : 500;
-    s->block_ms = o->block_ms ? o->block_ms : 200;
-    s->claim_idle_ms = o->claim_idle_ms ? o->claim_idle_ms : 30000;
-    s->max_deliveries = o->max_deliveries ? o->max_deliveries : 10;
-    s->idle_exit_ms = o->idle_exit_ms;
-    s->pending_phase = true;
-    strcpy(s->pending_after, "0");
-    strcpy(s->claim_cursor, "0-0");
-    s->last_entry_ms = rill__ms_now();
-    if (!s->stream || !s->group || !s->consumer || !s->field || !s->dead_key || !s->counts_key)
-        rc = RILL_ENOMEM;
-    if (!rc)
-        rc = rill__rconn_open(&s->conn, err, errlen);
-    if (!rc)
-        rc = rill__rcheck_type(&s->conn, s->stream, "stream", err, errlen);
-    if (!rc)
-        rc = rill__rcheck_type(&s->conn, s->counts_key, "hash", err, errlen);
-    if (!rc)
-        rc = rill__rcheck_type(&s->conn, s->dead_key, "stream", err, errlen);
-    if (!rc)
-        rc = rill__ensure_group(s, err, errlen);
-    if (!rc)
-        rc = rill_stage_add(p, name, &rill__rsource_ops, s, stage_opts, out);
-    if (rc)
-        rill__rsource_free(s);
-    return rc;
-}
-
-RILL_API void rill_redis_source_stop(rill_stage *source) {
-    if (source && rill_stage_ops_of(source) == &rill__rsource_ops)
-        atomic_store(&((rill__rsource *)rill_stage_state(source))->stop, true);
-}
-
-RILL_API int rill_redis_source_stats(const rill_stage *source, rill_redis_stats *out) {
-    if (!source || !out || rill_stage_ops_of(source) != &rill__rsource_ops)
-        return RILL_EINVAL;
-    rill__rsource *s = rill_stage_state(source);
-    out->read = atomic_load(&s->ledger.read);
-    out->own_pending = atomic_load(&s->ledger.own_pending);
-    out->claimed = atomic_load(&s->ledger.claimed);
-    out->dead = atomic_load(&s->ledger.dead);
-    out->commits = atomic_load(&s->ledger.commits);
-    out->refused = atomic_load(&s->ledger.refused);
-    out->reconnects = atomic_load(&s->ledger.reconnects);
-    return 0;
-}
