@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "pipeline_int.h"
+#include "stats/prof.h"
 
 /* Room for one more held item: double the ring, unwrapped. */
 static int rill__held_grow(rill__worker *w) {
@@ -62,9 +63,12 @@ int rill__drain(rill__worker *w) {
         if (!rill__stopped(p)) {
             w->depth++;
             rill__counter_add(&d.to->n_in, 1);
+            rill_stage *was = w->cur;
+            rill__prof_switch(w, d.to);
             int rc = d.to->ops->send(d.to, d.to->state, &d.item);
             if (RILL__UNLIKELY(d.to->delay_ns))
                 rill__busy_wait(d.to->delay_ns);
+            rill__prof_switch(w, was);
             w->depth--;
             if (rc < 0 && (rc = rill__failed(d.to, rc)) && !err)
                 err = rc;

@@ -144,6 +144,7 @@ static void rill__queue_publish(rill__queue *e, bool wake) {
     /* Once in the ring the batch is the consumer's: read nothing of it after. */
     unsigned n = b->n;
     e->cur = NULL;
+    atomic_store_explicit(&e->pending, 0, memory_order_relaxed);
     e->produced_local += n;
     rill__queue_stats *q = e->q;
     rill__queue_stats_begin(q);
@@ -272,6 +273,7 @@ int rill__queue_push(rill__queue *e, const rill_item *item, int stop_code) {
     if (b->n == 0)
         b->started = 0; /* stamped lazily by the latency check */
     b->items[b->n++] = *item;
+    atomic_store_explicit(&e->pending, b->n, memory_order_relaxed);
     rill_ref *o = item->owner;
     if (o && (b->nowners == 0 || b->owners[b->nowners - 1] != o)) {
         rill_ref_retain(o);
