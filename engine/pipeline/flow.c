@@ -284,6 +284,7 @@ static rill__batch *rill__wait_input_loop(rill__worker *w, unsigned *rr, rill__q
 static rill__batch *rill__wait_input(rill__worker *w, unsigned *rr, rill__queue **from) {
     uint64_t t0 = rill__now_ns();
     rill__batch *b = rill__wait_input_loop(w, rr, from);
+    rill__wait_cpu_done();
     uint64_t waited = rill__now_ns() - t0;
     for (unsigned i = 0; i < w->nin; i++)
         rill__counter_add(&w->in[i]->q->wait_empty_ns, waited);

@@ -24,6 +24,7 @@ static int rill__queue_wait(rill__queue *e, bool (*ready)(rill__queue *), int st
         e->before_wait(e->before_wait_arg);
     uint64_t t0 = rill__now_ns();
     int rc = rill__queue_wait_loop(e, ready, stop_code);
+    rill__wait_cpu_done();
     uint64_t waited = rill__now_ns() - t0;
     rill__counter_add(&e->q->wait_full_ns, waited);
     rill__counter_add(e->producer_waited, waited);

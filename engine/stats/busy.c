@@ -37,6 +37,27 @@ static bool rill__rq_now(int tid, uint64_t *out) {
     return true;
 }
 
+/* The clock of the thread running here, and the CPU time at which its
+ * current wait went past spinning (0: it has not). */
+static _Thread_local rill__tclock *rill__tl_clock;
+static _Thread_local uint64_t rill__tl_mark;
+
+void rill__wait_cpu_mark(void) {
+    bool ok;
+    if (rill__tl_clock && !rill__tl_mark)
+        rill__tl_mark = rill__cpu_now(CLOCK_THREAD_CPUTIME_ID, &ok);
+}
+
+void rill__wait_cpu_done(void) {
+    bool ok;
+    if (!rill__tl_mark)
+        return;
+    uint64_t now = rill__cpu_now(CLOCK_THREAD_CPUTIME_ID, &ok);
+    if (ok && now > rill__tl_mark && rill__tl_clock)
+        rill__counter_add(&rill__tl_clock->wait_cpu_ns, now - rill__tl_mark);
+    rill__tl_mark = 0;
+}
+
 void rill__tclock_begin(rill__tclock *c) {
     bool ok;
     if (pthread_getcpuclockid(pthread_self(), &c->clk) != 0)
@@ -44,8 +65,12 @@ void rill__tclock_begin(rill__tclock *c) {
     c->tid = (int)syscall(SYS_gettid);
     c->rq_ok = rill__rq_now(c->tid, &c->rq0);
     c->cpu0 = rill__cpu_now(c->clk, &ok);
-    if (ok)
+    c->t0 = rill__now_ns();
+    if (ok) {
+        rill__tl_clock = c;
+        rill__tl_mark = 0;
         atomic_store_explicit(&c->state, 1, memory_order_release);
+    }
 }
 
 void rill__tclock_end(rill__tclock *c) {
@@ -53,6 +78,7 @@ void rill__tclock_end(rill__tclock *c) {
     uint64_t rq = 0;
     if (atomic_load_explicit(&c->state, memory_order_relaxed) != 1)
         return;
+    rill__tl_clock = NULL;
     uint64_t cpu = rill__cpu_now(c->clk, &ok);
     atomic_store_explicit(&c->cpu_ns, ok && cpu > c->cpu0 ? cpu - c->cpu0 : 0,
                           memory_order_relaxed);
@@ -76,7 +102,9 @@ bool rill__tclock_read(rill__tclock *c, rill__tclock_now *out) {
             out->cpu_ns = cpu > c->cpu0 ? cpu - c->cpu0 : 0;
             out->rq_ns = rq > c->rq0 ? rq - c->rq0 : 0;
             out->rq_ok = rq_ok;
+            out->begin_ns = c->t0;
             out->end_ns = 0;
+            out->wait_cpu_ns = atomic_load_explicit(&c->wait_cpu_ns, memory_order_relaxed);
             return true;
         }
         state = atomic_load_explicit(&c->state, memory_order_acquire);
@@ -86,7 +114,9 @@ bool rill__tclock_read(rill__tclock *c, rill__tclock_now *out) {
     out->cpu_ns = atomic_load_explicit(&c->cpu_ns, memory_order_relaxed);
     out->rq_ns = atomic_load_explicit(&c->rq_ns, memory_order_relaxed);
     out->rq_ok = c->rq_ok;
+    out->begin_ns = c->t0;
     out->end_ns = atomic_load_explicit(&c->end_ns, memory_order_relaxed);
+    out->wait_cpu_ns = atomic_load_explicit(&c->wait_cpu_ns, memory_order_relaxed);
     return true;
 }
 
@@ -148,14 +178,15 @@ int rill__busy_fill(rill_pipeline *p, rill_stats *s, uint64_t end) {
         if (!known[d])
             continue;
         uint64_t stop = tc[d].end_ns ? tc[d].end_ns : end;
-        uint64_t life = stop > p->t_start ? stop - p->t_start : 0;
+        uint64_t life = stop > tc[d].begin_ns ? stop - tc[d].begin_ns : 0;
         uint64_t wait = atomic_load_explicit(waited, memory_order_relaxed);
-        uint64_t awake = life > wait ? life - wait : 0, busy = tc[d].cpu_ns;
-        /* Two lower bounds, the larger taken: its CPU time, and its time
-         * not waiting less its time on a run queue, which leaves out time
-         * ready but not running and keeps a stage's own sleeps and blocking
-         * reads (the run-queue time also holds yields inside its waits,
-         * so this one is low for a thread that waits much). */
+        uint64_t awake = life > wait ? life - wait : 0;
+        uint64_t busy = tc[d].cpu_ns > tc[d].wait_cpu_ns ? tc[d].cpu_ns - tc[d].wait_cpu_ns : 0;
+        /* Two lower bounds, the larger taken: its CPU time outside waits,
+         * and its time not waiting less its time on a run queue, which
+         * leaves out time ready but not running and keeps a stage's own
+         * sleeps and blocking reads (the run-queue time also holds yields
+         * inside its waits, so this one is low for a thread that waits). */
         if (tc[d].rq_ok && awake > tc[d].rq_ns && awake - tc[d].rq_ns > busy)
             busy = awake - tc[d].rq_ns;
         busy = busy < life ? busy : life;

@@ -68,20 +68,28 @@ typedef struct rill__tclock {
     clockid_t clk;
     int tid;
     bool rq_ok;                 /* run-queue time is known */
-    uint64_t cpu0, rq0;         /* at begin */
+    uint64_t cpu0, rq0, t0;     /* at begin (t0: monotonic) */
+    _Atomic uint64_t wait_cpu_ns; /* CPU spent yielding and parking in waits */
     _Atomic int state;          /* 0: never begun, 1: running, 2: ended */
     _Atomic uint64_t cpu_ns;    /* once ended: CPU time from begin to end */
     _Atomic uint64_t rq_ns;     /* once ended: run-queue time from begin to end */
     _Atomic uint64_t end_ns;    /* once ended: monotonic time of the end */
 } rill__tclock;
 typedef struct rill__tclock_now {
-    uint64_t cpu_ns, rq_ns, end_ns; /* since begin; end_ns 0 while it runs */
+    uint64_t cpu_ns, rq_ns, wait_cpu_ns; /* since begin */
+    uint64_t begin_ns, end_ns;           /* monotonic; end_ns 0 while it runs */
     bool rq_ok;
 } rill__tclock_now;
 void rill__tclock_begin(rill__tclock *c);
 void rill__tclock_end(rill__tclock *c);
 /* False if the thread never began. */
 bool rill__tclock_read(rill__tclock *c, rill__tclock_now *out);
+/* A wait on this thread goes past spinning (park.c's backoff), and the wait
+ * ends (queue.c, flow.c): the CPU time between, spent in sched_yield and
+ * futex calls, is its clock's wait_cpu_ns, not busy time. Two CPU-clock
+ * reads per such wait, only on threads with a clock; nothing otherwise. */
+void rill__wait_cpu_mark(void);
+void rill__wait_cpu_done(void);
 
 /* busy.c: every stage's thread figures and busy time in s, whose elapsed
  * time, stages and queues are read; end: the snapshot's clock. 0 or
