@@ -189,7 +189,7 @@ static const char json_check[] =
     "         'bands'}\n"
     "skeys = {'name', 'threaded', 'items_in', 'items_out', 'busy_ns', 'input_depth',\n"
     "         'input_capacity', 'thread', 'measured', 'thread_busy_ns', 'thread_cpu_ns',\n"
-    "         'thread_wait_ns', 'thread_life_ns'}\n"
+    "         'thread_wait_ns', 'thread_runq_ns', 'thread_life_ns'}\n"
     "for q in d['queues']:\n"
     "    assert set(q) == qkeys, sorted(q)\n"
     "    assert len(q['bands']) == 10 and all(type(b) is int for b in q['bands'])\n"

@@ -50,10 +50,9 @@ static inline int rill__send_inline(rill_stage *from, rill_stage *t, const rill_
         return rill__hold(w, from, t, item);
     w->depth++;
     rill__counter_add(&t->n_in, 1);
-    rill_stage *was = w->cur;
     rill__prof_switch(w, t);
     int rc = rill__send(t, item);
-    rill__prof_switch(w, was);
+    rill__prof_switch(w, from); /* back in the emitter's code */
     if (RILL__UNLIKELY(--w->depth == RILL__HELD)) {
         int d = rill__drain(w);
         rc = rc ? rc : d;
@@ -233,7 +232,6 @@ static uint64_t rill__publish_before_wait(rill__worker *w) {
 /* ---- the loops that drive stages ------------------------------------------------ */
 
 void rill__run_source(rill_stage *st, rill__worker *w) {
-    w->cur = st;
     while (!rill__stopped(st->p)) {
         int rc = st->ops->produce(st, st->state);
         rill__flush_old_outputs(w);
@@ -295,7 +293,6 @@ static rill__batch *rill__wait_input(rill__worker *w, unsigned *rr, rill__queue 
 void rill__run_consumer(rill__worker *w) {
     rill_stage *st = w->head;
     unsigned open = w->nin, rr = 0;
-    w->cur = st;
     while (open && !rill__stopped(w->p)) {
         rill__queue *e;
         rill__batch *b = rill__poll(w, &rr, &e);

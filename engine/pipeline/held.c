@@ -63,7 +63,7 @@ int rill__drain(rill__worker *w) {
         if (!rill__stopped(p)) {
             w->depth++;
             rill__counter_add(&d.to->n_in, 1);
-            rill_stage *was = w->cur;
+            rill_stage *was = w->cur; /* only a window keeps it: rough, and rare */
             rill__prof_switch(w, d.to);
             int rc = d.to->ops->send(d.to, d.to->state, &d.item);
             if (RILL__UNLIKELY(d.to->delay_ns))

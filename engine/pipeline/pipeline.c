@@ -193,7 +193,6 @@ RILL_API int rill_pipeline_run(rill_pipeline *p) {
                 continue;
             rill__run_source(st, &p->main);
         }
-        p->main.cur = NULL;
     }
     rill__tclock_end(&p->main_clock);
     return rill_pipeline_close(p);

@@ -54,8 +54,8 @@ typedef struct rill__worker {
     rill__deferred *held;
     uint64_t discarded;      /* held items dropped by a stop */
     /* Per-stage busy time by sampled windows (stats/prof.h); zeroed is ready. */
-    rill_stage *cur;          /* the stage whose code runs now on this thread */
-    unsigned prof_left, prof_gap; /* transitions left in the window / until the next */
+    rill_stage *cur;          /* in a window: the stage whose code runs now */
+    unsigned prof_tick, prof_left; /* transitions until the next look / left in the window */
     uint64_t prof_mark, prof_wmark; /* clock and waited at the last transition */
     _Atomic uint64_t *waited;  /* this thread's waiting time (set by the plan) */
 } rill__worker;

@@ -21,8 +21,11 @@
 /* The slowest thread must need this many times the CPU of the next, and
  * the named stage this many times the time of the next on its thread. */
 #define RILL__LEAD 1.25
-/* Below this share of the run busy, no thread limited the pipeline: it
- * waited for its input (a source blocked in a read, a caller's pushes). */
+/* Below this share of the run busy, with items pushed in by the caller (whose
+ * time is not measured), no thread limited the pipeline: the pushes did. A
+ * threaded source blocked in a read is busy (its time is its own), so a
+ * slow input read by a source names the source. Not applied otherwise: on
+ * a loaded machine every thread's busy share of the run can be that low. */
 #define RILL__BUSY_MIN 0.05
 
 typedef struct rill__thr {
@@ -134,6 +137,11 @@ void rill__bottleneck(const rill_pipeline *p, rill_stats *s) {
         t[k].idle = o->thread_life_ns ? (double)o->thread_wait_ns / (double)o->thread_life_ns : 1;
         t[k].idle = t[k].idle > 1 ? 1 : t[k].idle;
     }
+    bool pushed = false; /* items come from the caller's pushes */
+    for (size_t k = 0; k < s->nqueues; k++)
+        pushed |= p->queue_stats[k].producer == UINT32_MAX;
+    for (unsigned i = 0; i < n; i++)
+        pushed |= s->stages[i].thread < 0 && !s->stages[i].measured;
     size_t b = SIZE_MAX, b2 = SIZE_MAX; /* the busiest thread and the next */
     for (size_t k = 0; k <= n; k++) {
         if (!t[k].measured)
@@ -146,9 +154,9 @@ void rill__bottleneck(const rill_pipeline *p, rill_stats *s) {
     if (b == SIZE_MAX) {
         rill__put(s, &len, "none: no thread's time is measured (stages on the caller's thread "
                            "outside rill_pipeline_run)");
-    } else if ((double)t[b].busy < RILL__BUSY_MIN * (double)E) {
+    } else if (pushed && (double)t[b].busy < RILL__BUSY_MIN * (double)E) {
         rill__put(s, &len, "none: every thread was idle most of the run (the busiest, %s's, "
-                           "busy %.0f%%): the input is the limit, not a stage",
+                           "busy %.0f%%): the caller's pushes are the limit, not a stage",
                   rill__thr_name(s, b), rill__pct(t[b].busy, E));
     } else if (b2 != SIZE_MAX && (double)t[b].busy < RILL__LEAD * (double)t[b2].busy) {
         rill__put(s, &len, "none: no thread stands out: %s's busy %.0f%% of the run, %s's "

@@ -123,7 +123,7 @@ bool rill__tclock_read(rill__tclock *c, rill__tclock_now *out) {
 /* A transition inside a window, or the one that opens it. The next window
  * opens 512-1535 transitions later (a multiplicative hash of the clock:
  * the gap varies, so windows do not keep landing on one phase). */
-void rill__prof_window(rill__worker *w) {
+void rill__prof_window(rill__worker *w, rill_stage *to) {
     uint64_t now = rill__now_ns();
     uint64_t waited = w->waited ? atomic_load_explicit(w->waited, memory_order_relaxed) : 0;
     if (w->prof_left) {
@@ -133,10 +133,11 @@ void rill__prof_window(rill__worker *w) {
         w->prof_left--;
     } else {
         w->prof_left = RILL__PROF_LEN;
-        w->prof_gap = 512u + (unsigned)((now * UINT64_C(0x9E3779B97F4A7C15)) >> 54);
     }
+    w->prof_tick = w->prof_left ? 1u : 512u + (unsigned)((now * UINT64_C(0x9E3779B97F4A7C15)) >> 54);
     w->prof_mark = now;
     w->prof_wmark = waited;
+    w->cur = to;
 }
 
 /* Fill every stage's thread figures and busy time in s (stages, queues and
@@ -194,6 +195,7 @@ int rill__busy_fill(rill_pipeline *p, rill_stats *s, uint64_t end) {
         o->thread_busy_ns = busy;
         o->thread_cpu_ns = tc[d].cpu_ns;
         o->thread_wait_ns = wait;
+        o->thread_runq_ns = tc[d].rq_ok ? tc[d].rq_ns : 0;
         o->thread_life_ns = life;
         double mine = (double)atomic_load_explicit(&st->prof_ns, memory_order_relaxed);
         /* No window saw any of the thread's stages (no inline send on it):

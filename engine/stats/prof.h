@@ -3,10 +3,10 @@
  *
  * Timing every inline send would cost two clock reads (about 30 ns each
  * here) per stage per item, more than the send itself. Instead each domain
- * keeps `cur`, the stage whose code runs now (one store per transition into
- * and out of an inline send), and now and then opens a short window: for
- * the next RILL__PROF_LEN transitions it reads the clock at each one and
- * charges the time since the last to the stage that ran in between, less
+ * counts transitions into and out of inline sends and now and then opens a
+ * short window: for the next RILL__PROF_LEN transitions it reads the clock
+ * at each one and charges the time since the last to the stage that ran in
+ * between (`cur`, kept only inside windows), less
  * any time the thread waited meanwhile (its waiting counter, which only
  * this thread writes). Windows open every 512-1535 transitions, the gap
  * varied so that they do not keep landing on the same phase of a periodic
@@ -21,14 +21,15 @@
 
 #define RILL__PROF_LEN 8u
 
-void rill__prof_window(rill__worker *w); /* snapshot.c: a transition in a window */
+/* busy.c: a transition that opens a window or is inside one; it sets the
+ * count to the next transition to look at (1 inside a window). */
+void rill__prof_window(rill__worker *w, rill_stage *to);
 
-/* A transition: `to` runs from now on this thread (NULL: none of the
- * pipeline's stages, the pushing caller's own code). */
+/* A transition: `to` runs from now on this thread. Outside windows it is
+ * one decrement and one branch; `cur` is kept only inside windows. */
 static inline void rill__prof_switch(rill__worker *w, rill_stage *to) {
-    if (RILL__UNLIKELY(w->prof_left) || RILL__UNLIKELY(w->prof_gap-- == 0))
-        rill__prof_window(w);
-    w->cur = to;
+    if (RILL__UNLIKELY(--w->prof_tick == 0)) /* one count for gap and window */
+        rill__prof_window(w, to);
 }
 
 #endif

@@ -49,7 +49,7 @@ static const char *const qhead[QCOLS] = {
     "queue", "policy", "capacity", "depth", "ready", "unpub", "high", "in", "out", "dropped",
     "discarded", "batches", "prod wait ms", "cons wait ms", "mean fill %", "ready %", "unpub %"};
 static const char *const shead[SCOLS] = {"stage",   "thread", "items in", "items out",
-                                         "busy ms", "busy %", "thread cpu/wait %"};
+                                         "busy ms", "busy %", "thread cpu/wait/runq %"};
 
 static void queue_cell(const rill_stats *s, size_t r, int c, char *b) {
     const rill_queue_stats *q = &s->queues[r];
@@ -95,8 +95,8 @@ static void stage_cell(const rill_stats *s, size_t r, int c, char *b) {
     else if (c == 5)
         snprintf(b, CELL, "%.1f", 100.0 * (double)st->busy_ns / el);
     else
-        snprintf(b, CELL, "%.0f/%.0f", 100.0 * (double)st->thread_cpu_ns / el,
-                 100.0 * (double)st->thread_wait_ns / el);
+        snprintf(b, CELL, "%.0f/%.0f/%.0f", 100.0 * (double)st->thread_cpu_ns / el,
+                 100.0 * (double)st->thread_wait_ns / el, 100.0 * (double)st->thread_runq_ns / el);
 }
 
 /* Two passes over the cells: widths, then the aligned rows (the first column

@@ -74,6 +74,7 @@ RILL_API int rill_stats_write_json(const rill_stats *s, FILE *to) {
         json_u64(&w, "thread_busy_ns", st->thread_busy_ns, ", ");
         json_u64(&w, "thread_cpu_ns", st->thread_cpu_ns, ",\n     ");
         json_u64(&w, "thread_wait_ns", st->thread_wait_ns, ", ");
+        json_u64(&w, "thread_runq_ns", st->thread_runq_ns, ", ");
         json_u64(&w, "thread_life_ns", st->thread_life_ns, "}");
     }
     rill__rep_puts(&w, s->nstages ? "\n  ],\n  \"samples\": [" : "],\n  \"samples\": [");

@@ -79,6 +79,8 @@ typedef struct rill_stage_stats {
                                  of its CPU time and its time not waiting) */
     uint64_t thread_cpu_ns;   /* its thread: CPU time */
     uint64_t thread_wait_ns;  /* its thread: waiting for input or for room */
+    uint64_t thread_runq_ns;  /* its thread: runnable, waiting for a CPU (0:
+                                 not known; it overlaps thread_wait_ns) */
     uint64_t thread_life_ns;  /* its thread: from start to its end (or now) */
 } rill_stage_stats;
 
