@@ -9,7 +9,8 @@
  * tens of times the time of any other, against the verdict's 1.25x. The
  * busy time compared is the threads' own (CPU and run-queue clocks), not
  * wall time, so two loaded cores do not blur it. Each run is short: N
- * items, about N * SLOW_US = 12 ms of slowed work. */
+ * items, about N * SLOW_US = 12 ms of slowed work. The slowed source is
+ * named by its own name ("source", "p1"): a slow source is `source`. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,13 @@
 #include "rill_test.h"
 
 enum { N = 300, SLOW_US = 40, MAXST = 16 };
+/* Inline stages share their thread by wall time in sampled windows: a
+ * thread preempted inside a stage (on a loaded machine, often right after
+ * that stage woke another thread: every item at capacity 1) charges that
+ * stage. Measured up to ~25 us per item on two cores at load 15, so the
+ * chain's slowed stage spins 150 us per item, over fewer items. */
+enum { CHAIN_N = 100, CHAIN_SLOW_US = 150 };
+static unsigned n_items = N, slow_us = SLOW_US;
 static const unsigned caps[] = {1, 16, 4096};
 
 /* ---- stages: a source of N items, a pass-through, a sink ------------------------ */
@@ -73,7 +81,7 @@ static rill_stage *add(topo *t, const char *name, int kind, bool threaded, unsig
     void *state = NULL;
     const rill_stage_ops *ops = kind == 0 ? &src_ops : kind == 1 ? &pass_ops : &sink_ops;
     if (kind == 0) {
-        t->src[t->nsrc] = (src_state){0, N};
+        t->src[t->nsrc] = (src_state){0, n_items};
         state = &t->src[t->nsrc++];
     } else if (kind == 2) {
         state = &t->sunk[t->n];
@@ -149,7 +157,7 @@ static int run_case(int (*build)(topo *, unsigned), unsigned cap, int slow, cons
         return -1;
     int rc = build(&t, cap);
     if (!rc && slow >= 0)
-        rc = rill_stage_set_delay(t.st[slow], SLOW_US);
+        rc = rill_stage_set_delay(t.st[slow], slow_us);
     if (!rc)
         rc = rill_pipeline_run(t.p);
     rill_stats *s = NULL;
@@ -169,7 +177,8 @@ static int run_case(int (*build)(topo *, unsigned), unsigned cap, int slow, cons
 }
 
 /* Every stage of the topology slowed in turn, at every capacity. */
-static void matrix(int (*build)(topo *, unsigned)) {
+static void matrix(int (*build)(topo *, unsigned), unsigned items, unsigned us) {
+    n_items = items, slow_us = us;
     topo probe;
     memset(&probe, 0, sizeof probe);
     CHECK_OK(rill_pipeline_new("probe", &probe.p));
@@ -188,16 +197,22 @@ static void matrix(int (*build)(topo *, unsigned)) {
         }
 }
 
-RILL_TEST(thread_bottleneck, seed_3_filters_names_each_slowed_stage) { matrix(build_seed3); }
+RILL_TEST(thread_bottleneck, seed_3_filters_names_each_slowed_stage) {
+    matrix(build_seed3, N, SLOW_US);
+}
 
-RILL_TEST(thread_bottleneck, seed_8_filters_names_each_slowed_stage) { matrix(build_seed8); }
+RILL_TEST(thread_bottleneck, seed_8_filters_names_each_slowed_stage) {
+    matrix(build_seed8, N, SLOW_US);
+}
 
-RILL_TEST(thread_bottleneck, top_mode_names_each_slowed_stage) { matrix(build_top); }
+RILL_TEST(thread_bottleneck, top_mode_names_each_slowed_stage) { matrix(build_top, N, SLOW_US); }
 
-RILL_TEST(thread_bottleneck, inline_stages_are_named_not_their_thread) { matrix(build_chain); }
+RILL_TEST(thread_bottleneck, inline_stages_are_named_not_their_thread) {
+    matrix(build_chain, CHAIN_N, CHAIN_SLOW_US);
+}
 
 RILL_TEST(thread_bottleneck, fan_in_from_3_producers_names_each_slowed_stage) {
-    matrix(build_fanin);
+    matrix(build_fanin, N, SLOW_US);
 }
 
 /* Items pushed by the caller at a trickle: every thread waits for input,
