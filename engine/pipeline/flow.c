@@ -50,9 +50,9 @@ static inline int rill__send_inline(rill_stage *from, rill_stage *t, const rill_
         return rill__hold(w, from, t, item);
     w->depth++;
     rill__counter_add(&t->n_in, 1);
-    rill__prof_switch(w, t);
+    rill__prof_enter(w, t);
     int rc = rill__send(t, item);
-    rill__prof_switch(w, from); /* back in the emitter's code */
+    rill__prof_leave(w, from); /* back in the emitter's code */
     if (RILL__UNLIKELY(--w->depth == RILL__HELD)) {
         int d = rill__drain(w);
         rc = rc ? rc : d;

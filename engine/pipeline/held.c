@@ -64,11 +64,11 @@ int rill__drain(rill__worker *w) {
             w->depth++;
             rill__counter_add(&d.to->n_in, 1);
             rill_stage *was = w->cur; /* only a window keeps it: rough, and rare */
-            rill__prof_switch(w, d.to);
+            rill__prof_enter(w, d.to);
             int rc = d.to->ops->send(d.to, d.to->state, &d.item);
             if (RILL__UNLIKELY(d.to->delay_ns))
                 rill__busy_wait(d.to->delay_ns);
-            rill__prof_switch(w, was);
+            rill__prof_leave(w, was);
             w->depth--;
             if (rc < 0 && (rc = rill__failed(d.to, rc)) && !err)
                 err = rc;
