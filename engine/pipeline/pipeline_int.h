@@ -56,6 +56,7 @@ typedef struct rill__worker {
     /* Per-stage busy time by sampled windows (stats/prof.h); zeroed is ready. */
     rill_stage *cur;          /* in a window: the stage whose code runs now */
     unsigned prof_tick, prof_left; /* transitions until the next look / left in the window */
+    unsigned prof_windows;    /* windows opened so far (their gap grows) */
     uint64_t prof_mark, prof_wmark; /* clock and waited at the last transition */
     _Atomic uint64_t *waited;  /* this thread's waiting time (set by the plan) */
 } rill__worker;

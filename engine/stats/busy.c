@@ -121,8 +121,10 @@ bool rill__tclock_read(rill__tclock *c, rill__tclock_now *out) {
 }
 
 /* A transition inside a window, or the one that opens it. The next window
- * opens 512-1535 transitions later (a multiplicative hash of the clock:
- * the gap varies, so windows do not keep landing on one phase). */
+ * opens after 8 inline sends at first, the gap doubling every 16 windows up
+ * to 1024 (so a short run gets enough windows and a long one pays little),
+ * varied by up to half again by a multiplicative hash of the clock, so that
+ * windows do not keep landing on one phase of a periodic pattern. */
 void rill__prof_window(rill__worker *w, rill_stage *to) {
     uint64_t now = rill__now_ns();
     uint64_t waited = w->waited ? atomic_load_explicit(w->waited, memory_order_relaxed) : 0;
@@ -133,8 +135,10 @@ void rill__prof_window(rill__worker *w, rill_stage *to) {
         w->prof_left--;
     } else {
         w->prof_left = RILL__PROF_LEN;
+        w->prof_windows++;
     }
-    w->prof_tick = w->prof_left ? 1u : 512u + (unsigned)((now * UINT64_C(0x9E3779B97F4A7C15)) >> 54);
+    unsigned gap = 8u << (w->prof_windows / 16 < 7 ? w->prof_windows / 16 : 7);
+    w->prof_tick = w->prof_left ? 1u : gap + (unsigned)(((now * UINT64_C(0x9E3779B97F4A7C15)) >> 40) % (gap / 2 + 1));
     w->prof_mark = now;
     w->prof_wmark = waited;
     w->cur = to;

@@ -8,10 +8,10 @@
  * clock at each one and charges the time since the last to the stage that
  * ran in between (`cur`, kept only inside windows), less any time the
  * thread waited meanwhile (its waiting counter, which only this thread
- * writes). Windows open every 512-1535 inline sends, the gap varied so that
- * they do not keep landing on one phase of a periodic pattern (a broadcast
- * to three filters). The shares of a thread's stages in these windows
- * apportion the thread's measured busy time (busy.c). It is wall time: a
+ * writes). Windows open every 8 inline sends at first, every 1024-1536
+ * after a hundred or so (busy.c). The shares of a thread's stages in these
+ * windows apportion the thread's measured busy time (busy.c). It is wall
+ * time: a
  * thread preempted inside a stage charges that stage. Measured cost:
  * docs/stats.md. Only the domain's thread touches these fields, except
  * prof_ns, which snapshots read. */
