@@ -75,15 +75,16 @@ void rill__tclock_begin(rill__tclock *c) {
 
 void rill__tclock_end(rill__tclock *c) {
     bool ok;
-    uint64_t rq = 0;
+    uint64_t rq;
     if (atomic_load_explicit(&c->state, memory_order_relaxed) != 1)
         return;
     rill__tl_clock = NULL;
     uint64_t cpu = rill__cpu_now(c->clk, &ok);
     atomic_store_explicit(&c->cpu_ns, ok && cpu > c->cpu0 ? cpu - c->cpu0 : 0,
                           memory_order_relaxed);
-    if (c->rq_ok && !(c->rq_ok = rill__rq_now(c->tid, &rq)))
-        rq = c->rq0;
+    rq = c->rq0; /* rq_ok stays as begin left it: snapshots read it */
+    if (c->rq_ok)
+        (void)rill__rq_now(c->tid, &rq);
     atomic_store_explicit(&c->rq_ns, rq > c->rq0 ? rq - c->rq0 : 0, memory_order_relaxed);
     atomic_store_explicit(&c->end_ns, rill__now_ns(), memory_order_relaxed);
     atomic_store_explicit(&c->state, 2, memory_order_release);
