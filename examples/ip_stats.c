@@ -242,6 +242,13 @@ int main(int argc, char **argv) {
         free(uniq);
         return 1;
     }
+    for (size_t i = 0; i < cfg.ninline; i++)
+        if (!rill_pipeline_find(p, cfg.inline_stages[i])) {
+            fprintf(stderr, "ip_stats: --inline: no stage named '%s'\n", cfg.inline_stages[i]);
+            rill_pipeline_free(p);
+            free(uniq);
+            return 2;
+        }
     for (size_t i = 0; i < o.nslow; i++)
         if (apply_slow(p, o.slow[i])) {
             fprintf(stderr, "ip_stats: --slow needs STAGE:MICROSECONDS, not '%s'\n", o.slow[i]);

@@ -36,7 +36,22 @@ typedef struct ipstats_config {
     size_t nips;
     bool prefix;              /* startswith instead of first-field equality */
     rill_stage_opts stage;    /* applied to every stage (e.g. threaded) */
+    const char *const *inline_stages; /* ... but these stay inline, on the */
+    size_t ninline;                   /* thread of their producer (--inline) */
 } ipstats_config;
+
+/* The options for stage `name`: cfg->stage, less RILL_STAGE_THREADED if the
+ * stage is to stay inline. *tmp holds the copy. */
+static inline const rill_stage_opts *ipstats_stage_opts(const ipstats_config *cfg,
+                                                        const char *name, rill_stage_opts *tmp) {
+    for (size_t i = 0; i < cfg->ninline; i++)
+        if (strcmp(cfg->inline_stages[i], name) == 0) {
+            *tmp = cfg->stage;
+            tmp->flags &= ~(unsigned)RILL_STAGE_THREADED;
+            return tmp;
+        }
+    return &cfg->stage;
+}
 
 /* Build the pipeline. On success *out is the caller's to destroy and
  * *reduce the counting stage. On failure returns a negative code and, where
@@ -45,12 +60,14 @@ static inline int ipstats_build(const ipstats_config *cfg, rill_pipeline **out,
                                 rill_stage **reduce, char *err, size_t errlen) {
     rill_pipeline *p = NULL;
     rill_stage *src = NULL, *bcast = NULL, *red = NULL;
+    rill_stage_opts tmp;
     int rc = rill_pipeline_new("ip_stats", &p);
     if (rc)
         return rc;
     if (cfg->listen) {
         rill_tcp_opts topts = {.port = cfg->port, .max_accepts = cfg->connections};
-        rc = rill_tcp_lines_add(p, "source", &topts, NULL, &cfg->stage, &src);
+        rc = rill_tcp_lines_add(p, "source", &topts, NULL,
+                                ipstats_stage_opts(cfg, "source", &tmp), &src);
         if (rc) {
             snprintf(err, errlen, "cannot listen on 127.0.0.1:%u: %s", (unsigned)cfg->port,
                      rill_strerror(rc));
@@ -58,9 +75,11 @@ static inline int ipstats_build(const ipstats_config *cfg, rill_pipeline **out,
         }
     } else {
         if (strcmp(cfg->log, "-") == 0)
-            rc = rill_lines_fd_add(p, "source", STDIN_FILENO, NULL, &cfg->stage, &src);
+            rc = rill_lines_fd_add(p, "source", STDIN_FILENO, NULL,
+                                   ipstats_stage_opts(cfg, "source", &tmp), &src);
         else
-            rc = rill_lines_file_add(p, "source", cfg->log, NULL, &cfg->stage, &src);
+            rc = rill_lines_file_add(p, "source", cfg->log, NULL,
+                                     ipstats_stage_opts(cfg, "source", &tmp), &src);
         if (rc) {
             snprintf(err, errlen, "cannot read '%s': %s", cfg->log, rill_strerror(rc));
             goto fail;
@@ -69,14 +88,18 @@ static inline int ipstats_build(const ipstats_config *cfg, rill_pipeline **out,
     if (cfg->nips == 0) {
         rill_filter_spec clients = {.match = RILL_MATCH_PRED, .pred = ipstats_has_client};
         rill_stage *f = NULL;
-        if ((rc = rill_filter_add(p, "filter-1", &clients, &cfg->stage, &f)) ||
-            (rc = rill_count_add(p, "reduce", rill_key_first_field, NULL, &cfg->stage, &red)) ||
+        if ((rc = rill_filter_add(p, "filter-1", &clients,
+                                  ipstats_stage_opts(cfg, "filter-1", &tmp), &f)) ||
+            (rc = rill_count_add(p, "reduce", rill_key_first_field, NULL,
+                                 ipstats_stage_opts(cfg, "reduce", &tmp), &red)) ||
             (rc = rill_connect(src, f)) || (rc = rill_connect(f, red)))
             goto fail_generic;
     } else {
-        if ((rc = rill_broadcast_add(p, "broadcast", &cfg->stage, &bcast)) ||
+        if ((rc = rill_broadcast_add(p, "broadcast", ipstats_stage_opts(cfg, "broadcast", &tmp),
+                                     &bcast)) ||
             (rc = rill_connect(src, bcast)) ||
-            (rc = rill_count_add(p, "reduce", NULL, NULL, &cfg->stage, &red)))
+            (rc = rill_count_add(p, "reduce", NULL, NULL, ipstats_stage_opts(cfg, "reduce", &tmp),
+                                 &red)))
             goto fail_generic;
         for (size_t i = 0; i < cfg->nips; i++) {
             char name[32];
@@ -88,7 +111,7 @@ static inline int ipstats_build(const ipstats_config *cfg, rill_pipeline **out,
                 .emit_pattern = true,
             };
             rill_stage *f = NULL;
-            if ((rc = rill_filter_add(p, name, &spec, &cfg->stage, &f)) ||
+            if ((rc = rill_filter_add(p, name, &spec, ipstats_stage_opts(cfg, name, &tmp), &f)) ||
                 (rc = rill_connect(bcast, f)) || (rc = rill_connect(f, red)))
                 goto fail_generic;
         }

@@ -28,6 +28,7 @@ typedef struct ipstats_opts {
     const char *redis, *stream, *worker, *group;
     bool publish;
     size_t claim_idle, idle_exit, parallel; /* ms, ms, workers; 0 = not given */
+    const char *inl[IPSTATS_MAX_SLOW];  /* --inline stages (cfg.inline_stages) */
     int first_arg;       /* argv index of the first operand */
 } ipstats_opts;
 
@@ -61,6 +62,7 @@ static inline void ipstats_usage(FILE *to) {
             "  --capacity N    queue capacity in items per producer (default 4096)\n"
             "  --slow STAGE:US make STAGE spend at least US microseconds per item\n"
             "                  (stages: source, broadcast, filter-1..N, reduce)\n"
+            "  --inline STAGE  with --threaded: STAGE stays on its producer's thread\n"
             "  --stats         print queue and stage statistics on stderr\n"
             "  --stats-json F  write them as JSON to file F (docs/stats.md)\n"
             "  --stats-svg F   plot every queue's fill over time as SVG to file F\n"
@@ -132,6 +134,7 @@ static inline int ipstats_parse(int argc, char **argv, ipstats_opts *o, FILE *er
         {"threaded", no_argument, NULL, 'T'},
         {"capacity", required_argument, NULL, 'c'},
         {"slow", required_argument, NULL, 's'},
+        {"inline", required_argument, NULL, 'I'},
         {"stats", no_argument, NULL, 'S'},
         {"stats-json", required_argument, NULL, 'J'},
         {"stats-svg", required_argument, NULL, 'G'},
@@ -182,6 +185,15 @@ static inline int ipstats_parse(int argc, char **argv, ipstats_opts *o, FILE *er
                 return 2;
             }
             o->slow[o->nslow++] = optarg;
+            break;
+        case 'I':
+            if (o->cfg.ninline == IPSTATS_MAX_SLOW) {
+                fprintf(err, "ip_stats: too many --inline options (at most %d)\n",
+                        IPSTATS_MAX_SLOW);
+                return 2;
+            }
+            o->inl[o->cfg.ninline++] = optarg;
+            o->cfg.inline_stages = o->inl;
             break;
         case 'S': o->stats = true; break;
         case 'J': o->json = optarg; break;

@@ -23,6 +23,8 @@
 #define S3 "bad\xff\xc3(\xed\xa0\x80\xc0\xafz\xe2\x82"
 /* S3 decoded: every byte outside a valid UTF-8 sequence is one U+FFFD */
 #define S3_DECODED "bad" R R "(" R R R R R "z" R R
+/* What the engine writes, with a name that needs escaping in every format. */
+#define VERDICT S1 ": busy 50% of the run; everything after it idle 90%"
 #define LONG_NAME "a-stage-name-much-longer-than-any-table-column-should-ever-be-0123456789"
 
 /* ---- fixture ------------------------------------------------------------------ */
@@ -43,6 +45,12 @@ static void fixture_init(fixture *f, size_t nsamples) {
         f->stages[i].items_in = 1000u * (unsigned)i;
         f->stages[i].items_out = 1000u * (unsigned)i + 7;
         f->stages[i].busy_ns = 100000000ull * (unsigned)i; /* of 2 s */
+        f->stages[i].thread = i < 4 ? i : 0; /* the last one inline on source's */
+        f->stages[i].measured = true;
+        f->stages[i].thread_busy_ns = f->stages[i].busy_ns;
+        f->stages[i].thread_cpu_ns = f->stages[i].busy_ns / 2;
+        f->stages[i].thread_wait_ns = 300000000ull;
+        f->stages[i].thread_life_ns = 1900000000ull;
     }
     f->stages[1].busy_ns = 1000000000ull; /* the bottleneck: busy 50% */
     static const unsigned policy[3] = {RILL_OVERFLOW_BLOCK, RILL_OVERFLOW_DROP_NEWEST,
@@ -74,6 +82,7 @@ static void fixture_init(fixture *f, size_t nsamples) {
     f->s.queues = f->queues;
     f->s.sample_interval_ns = 20000;
     f->s.bottleneck = 1;
+    snprintf(f->s.verdict, sizeof f->s.verdict, "%s", VERDICT);
     f->samples = calloc(nsamples ? nsamples : 1, sizeof *f->samples);
     f->s.samples = f->samples;
     f->s.nsamples = f->samples ? nsamples : 0;
@@ -173,19 +182,22 @@ static const char json_check[] =
     "import json, sys\n"
     "d = json.load(open(sys.argv[1], encoding='utf-8'))\n"
     "assert set(d) == {'pipeline', 'elapsed_ns', 'running', 'sample_interval_ns',\n"
-    "                  'bottleneck', 'queues', 'stages', 'samples'}, sorted(d)\n"
-    "qkeys = {'from', 'to', 'policy', 'capacity', 'depth', 'high_water', 'in', 'out',\n"
-    "         'dropped', 'discarded', 'batches', 'wait_full_ns', 'wait_empty_ns',\n"
-    "         'samples', 'depth_sum', 'bands'}\n"
+    "                  'bottleneck', 'verdict', 'queues', 'stages', 'samples'}, sorted(d)\n"
+    "qkeys = {'from', 'to', 'policy', 'capacity', 'depth', 'ready', 'unpublished',\n"
+    "         'high_water', 'in', 'out', 'dropped', 'discarded', 'batches', 'wait_full_ns',\n"
+    "         'wait_empty_ns', 'samples', 'depth_sum', 'ready_sum', 'unpublished_sum',\n"
+    "         'bands'}\n"
     "skeys = {'name', 'threaded', 'items_in', 'items_out', 'busy_ns', 'input_depth',\n"
-    "         'input_capacity'}\n"
+    "         'input_capacity', 'thread', 'measured', 'thread_busy_ns', 'thread_cpu_ns',\n"
+    "         'thread_wait_ns', 'thread_runq_ns', 'thread_life_ns'}\n"
     "for q in d['queues']:\n"
     "    assert set(q) == qkeys, sorted(q)\n"
     "    assert len(q['bands']) == 10 and all(type(b) is int for b in q['bands'])\n"
     "    assert all(type(q[k]) is int for k in qkeys - {'from', 'to', 'policy', 'bands'})\n"
     "for s in d['stages']:\n"
     "    assert set(s) == skeys, sorted(s)\n"
-    "    assert type(s['threaded']) is bool\n"
+    "    assert type(s['threaded']) is bool and type(s['measured']) is bool\n"
+    "    assert s['thread'] is None or s['thread'] in [t['name'] for t in d['stages']]\n"
     "assert all(len(x) == 3 and all(type(v) is int for v in x) for x in d['samples'])\n"
     "out = [len(d['queues']), len(d['stages']), len(d['samples']), d['pipeline'],\n"
     "       d['bottleneck'], d['running'], d['elapsed_ns'],\n"
@@ -193,6 +205,7 @@ static const char json_check[] =
     "out += [s['name'] for s in d['stages']]\n"
     "for q in d['queues']:\n"
     "    out += [q['from'], q['to'], q['policy'], q['in'], q['dropped'], sum(q['bands'])]\n"
+    "out += [d['verdict']]\n"
     "sys.stdout.buffer.write(b'\\0'.join(str(x).encode('utf-8') for x in out))\n";
 
 static void check_json(fixture *f, const char *what) {
@@ -203,7 +216,8 @@ static void check_json(fixture *f, const char *what) {
     CHECK_OK(write_report(rill_stats_write_json, &f->s, what, path, sizeof path));
     CHECK(shell_ok("python3 -m json.tool >/dev/null", path));
     int n = python_fields(json_check, path, v, MAXF);
-    CHECK_EQ(n, 9 + 5 + 3 * 6);
+    CHECK_EQ(n, 9 + 5 + 3 * 6 + 1);
+    CHECK_STREQ(v[32], f->s.verdict);
     snprintf(want, sizeof want, "%zu", f->s.nsamples);
     CHECK_STREQ(v[2], want);
     CHECK_STREQ(v[0], "3");
@@ -268,7 +282,8 @@ RILL_TEST(stats_report, json_empty_pipeline) {
     if (need("python3"))
         return;
     CHECK_OK(write_report(rill_stats_write_json, &s, "empty.json", path, sizeof path));
-    CHECK_EQ(python_fields(json_check, path, v, MAXF), 9);
+    CHECK_EQ(python_fields(json_check, path, v, MAXF), 10);
+    CHECK_STREQ(v[9], ""); /* no verdict */
     CHECK_STREQ(v[3], "");
     CHECK_STREQ(v[4], "None");
     unlink(path);
@@ -344,9 +359,10 @@ RILL_TEST(stats_report, svg_valid_titled_one_line_per_queue_with_legend) {
     CHECK_STREQ(a.title, PIPE_XML ": queue fill over time");
     CHECK(strstr(a.texts, PIPE_XML ": queue fill over time|") != NULL); /* visible too */
     CHECK_EQ(a.lines, 3);
-    CHECK(strstr(a.texts, "source -> " S1 " (capacity 1000, block)") != NULL);
-    CHECK(strstr(a.texts, S1 " -> ctl" R R "\t" "\x7f" " (capacity 1000, drop_newest)") != NULL);
-    CHECK(strstr(a.texts, " -> " S3_DECODED " (capacity 1000, drop_oldest)") != NULL);
+    CHECK(strstr(a.texts, "source -> " S1 " (capacity 1000, block; mean: 0% ready") != NULL);
+    CHECK(strstr(a.texts, S1 " -> ctl" R R "\t" "\x7f" " (capacity 1000, drop_newest; mean:") != NULL);
+    CHECK(strstr(a.texts, " -> " S3_DECODED " (capacity 1000, drop_oldest; mean:") != NULL);
+    CHECK(strstr(a.texts, "bottleneck: " VERDICT "|") != NULL); /* the verdict, shown */
     CHECK(strstr(a.texts, "time (s)") != NULL);
     CHECK(strstr(a.texts, "queue fill (% of capacity)") != NULL);
     CHECK(strstr(a.texts, "|100|") != NULL);
@@ -472,7 +488,7 @@ RILL_TEST(stats_report, table_aligned_with_names_units_and_bottleneck) {
     static const char title[] = "pipeline ip \"stats\" <&> 'x' \\ ???\xc3\xa9 ? end: "
                                 "2.000 s elapsed\n";
     CHECK(strncmp(t, title, strlen(title)) == 0);
-    CHECK(strstr(t, "bottleneck: " S1 " (input queues 95% full, busy 50%)\n") != NULL);
+    CHECK(strstr(t, "bottleneck: " VERDICT "\n") != NULL);
     CHECK(block_aligned(t, "queues (counts in items):", &rows));
     CHECK_EQ(rows, 4);
     CHECK(block_aligned(t, "stages:", &rows));
@@ -485,7 +501,7 @@ RILL_TEST(stats_report, table_aligned_with_names_units_and_bottleneck) {
     CHECK(strstr(t, "a-stage-name-much-longer-than...") != NULL); /* cut at 32 */
     CHECK(strstr(t, "drop_newest") && strstr(t, "drop_oldest"));
     CHECK(strstr(t, "18446744073709551615") != NULL);
-    CHECK(strstr(t, "  95.0\n") != NULL);  /* mean fill of the first queue */
+    CHECK(strstr(t, "  95.0  ") != NULL);  /* mean fill of the first queue */
     CHECK(strstr(t, "   12.3  ") != NULL); /* producer wait, ms */
     free(t);
 }
@@ -496,6 +512,8 @@ RILL_TEST(stats_report, table_without_bottleneck_or_samples) {
     size_t len;
     fixture_init(&f, 0);
     f.s.bottleneck = -1;
+    f.s.verdict[0] = 0; /* hand-built: none */
+    f.stages[4].measured = false; /* its thread's time unknown: "-" */
     for (int k = 0; k < 3; k++)
         memset(f.queues[k].bands, 0, sizeof f.queues[k].bands);
     int rc = write_report(rill_stats_print, &f.s, "table0.txt", path, sizeof path);

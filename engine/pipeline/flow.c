@@ -27,6 +27,7 @@
  * through the thread's FIFO instead: held.c). Mechanism: docs/threads.md. */
 #include "pipeline_int.h"
 #include "room.h"
+#include "stats/prof.h"
 
 /* ---- one item, one stage ------------------------------------------------------ */
 
@@ -54,7 +55,9 @@ static inline int rill__send_inline(rill_stage *from, const rill__port *via, ril
         return rill__hold(w, from, via, t, item);
     w->depth++;
     rill__counter_add(&t->n_in, 1);
+    rill__prof_enter(w, t);
     int rc = rill__send(t, item);
+    rill__prof_leave(w, from); /* back in the emitter's code */
     if (RILL__UNLIKELY(--w->depth == RILL__HELD)) {
         int d = rill__drain(w);
         rc = rc ? rc : d;
@@ -312,6 +315,7 @@ static rill__batch *rill__wait_input_loop(rill__worker *w, unsigned *rr, unsigne
 static rill__batch *rill__wait_input(rill__worker *w, unsigned *rr, unsigned *from) {
     uint64_t t0 = rill__now_ns();
     rill__batch *b = rill__wait_input_loop(w, rr, from);
+    rill__wait_cpu_done();
     uint64_t waited = rill__now_ns() - t0;
     for (unsigned i = 0; i < w->nin; i++)
         rill__counter_add(&w->in[i]->q->wait_empty_ns, waited);

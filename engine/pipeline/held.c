@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "pipeline_int.h"
+#include "stats/prof.h"
 
 /* Room for one more held item: double the ring, unwrapped. */
 static int rill__held_grow(rill__worker *w) {
@@ -102,9 +103,12 @@ int rill__drain(rill__worker *w) {
                 rc = rill__barrier_at(to, d.slot, d.id);
             } else {
                 rill__counter_add(&to->n_in, 1);
+                rill_stage *was = w->cur; /* only a window keeps it: rough, and rare */
+                rill__prof_enter(w, to);
                 rc = to->ops->send(to, to->state, &d.item);
                 if (RILL__UNLIKELY(to->delay_ns))
                     rill__busy_wait(to->delay_ns);
+                rill__prof_leave(w, was);
                 if (rc < 0)
                     rc = rill__failed(to, rc);
             }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "park.h"
+#include "stats/stats_int.h"
 
 void rill__park_wait(rill__park *k, uint32_t seen, uint64_t timeout_ns) {
     atomic_fetch_add_explicit(&k->sleepers, 1, memory_order_seq_cst);
@@ -40,6 +41,8 @@ bool rill__backoff(unsigned round) {
         return true;
     }
     if (round < RILL__SPIN_ROUNDS + RILL__YIELD_ROUNDS) {
+        if (round == RILL__SPIN_ROUNDS) /* from here on a wait costs CPU: count it */
+            rill__wait_cpu_mark();
         sched_yield();
         return true;
     }

@@ -223,6 +223,7 @@ RILL_API int rill_pipeline_run(rill_pipeline *p) {
         return RILL_EINVAL;
     if (p->phase == RILL__CLOSED)
         return RILL_ECLOSED;
+    rill__tclock_begin(&p->main_clock); /* domain 0's busy time (snapshot.c) */
     if (rill_pipeline_start(p) == 0) {
         for (unsigned i = 0; i < p->n; i++) {
             rill_stage *st = p->stages[i];
@@ -231,6 +232,7 @@ RILL_API int rill_pipeline_run(rill_pipeline *p) {
             rill__run_source(st, &p->main);
         }
     }
+    rill__tclock_end(&p->main_clock);
     return rill_pipeline_close(p);
 }
 

@@ -89,6 +89,12 @@ typedef struct rill__worker {
     size_t nheld, first, cap; /* the deferred FIFO: a ring of cap (a power of 2) */
     rill__deferred *held;
     uint64_t discarded;      /* held items dropped by a stop */
+    /* Per-stage busy time by sampled windows (stats/prof.h); zeroed is ready. */
+    rill_stage *cur;          /* in a window: the stage whose code runs now */
+    unsigned prof_tick, prof_left; /* transitions until the next look / left in the window */
+    unsigned prof_windows;    /* windows opened so far (their gap grows) */
+    uint64_t prof_mark, prof_wmark; /* clock and waited at the last transition */
+    _Atomic uint64_t *waited;  /* this thread's waiting time (set by the plan) */
 } rill__worker;
 
 struct rill_stage {
@@ -106,6 +112,8 @@ struct rill_stage {
     _Atomic bool promoted; /* got a thread because it is fed from several */
     _Atomic uint64_t n_in, n_out; /* items received / emitted (its thread only) */
     _Atomic uint64_t waited_ns;   /* threaded: time its thread waited */
+    _Atomic uint64_t prof_ns;     /* busy time seen in sampled windows (prof.h) */
+    rill__tclock tclock;          /* threaded: its thread's CPU clock and end */
     uint64_t delay_ns;            /* rill_stage_set_delay: busy time per item */
     uint64_t refused_at;          /* rill_try_emit refused it then (its thread's
                                      clock reading; 0: not waiting for room) */
@@ -156,6 +164,7 @@ struct rill_pipeline {
     rill__queue_stats *queue_stats;  /* one per queue, kept until destroy */
     size_t nq;
     _Atomic uint64_t main_waited; /* the caller's thread, blocked on full queues */
+    rill__tclock main_clock;      /* the thread in rill_pipeline_run, while it runs it */
     uint64_t t_start, t_end;      /* monotonic ns of start and of close */
     pthread_mutex_t statlock;     /* snapshots vs freeing the queues */
     rill__sampler sampler;

@@ -183,6 +183,12 @@ int rill__plan(rill_pipeline *p) {
     }
     for (unsigned i = 0; i < p->n; i++)
         p->stages[i]->dom = rill__worker_of(p, p->stages[i]->domain);
+    p->main.waited = &p->main_waited; /* the threads' waiting time, for prof.h */
+    p->main.prof_tick = 1;
+    for (unsigned i = 0; i < nw; i++) {
+        p->workers[i].waited = &p->workers[i].head->waited_ns;
+        p->workers[i].prof_tick = 1;
+    }
     /* Published last: rill__wake_all (maybe in a signal handler) reads it. */
     atomic_store_explicit(&p->nworkers, nw, memory_order_release);
     return rc;

@@ -24,6 +24,7 @@ static int rill__queue_wait(rill__queue *e, bool (*ready)(rill__queue *), int st
         e->before_wait(e->before_wait_arg);
     uint64_t t0 = rill__now_ns();
     int rc = rill__queue_wait_loop(e, ready, stop_code);
+    rill__wait_cpu_done();
     uint64_t waited = rill__now_ns() - t0;
     rill__counter_add(&e->q->wait_full_ns, waited);
     rill__counter_add(e->producer_waited, waited);
@@ -227,6 +228,7 @@ static void rill__queue_publish(rill__queue *e, bool wake) {
     /* Once in the ring the batch is the consumer's: read nothing of it after. */
     unsigned n = b->n;
     e->cur = NULL;
+    atomic_store_explicit(&e->pending, 0, memory_order_relaxed);
     e->produced_local += n;
     rill__queue_stats *q = e->q;
     rill__queue_stats_begin(q);
@@ -384,6 +386,7 @@ int rill__queue_push(rill__queue *e, const rill_item *item, int stop_code) {
     if (b->n == 0)
         b->started = 0; /* stamped lazily by the latency check */
     b->items[b->n++] = *item;
+    atomic_store_explicit(&e->pending, b->n, memory_order_relaxed);
     rill_ref *o = item->owner;
     /* One compare for an item with the owner of the one before it (a run of
      * lines of one buffer, or static items: b->last starts static). */

@@ -82,6 +82,7 @@ struct rill__queue {
                                   named when RILL_DEBUG finds a static item changed */
     /* the producer's */
     _Alignas(RILL__LINE) rill__batch *cur; /* partial batch being filled */
+    _Atomic unsigned pending; /* cur->n, for statistics readers (unpublished) */
     uint64_t produced_local;  /* == produced, without the atomic load */
     uint64_t consumed_seen;   /* last value of consumed read by the producer */
     uint64_t dropped_local;   /* items drop_oldest took back out of the ring */
@@ -167,9 +168,10 @@ rill__batch *rill__queue_take(rill__queue *e);
  * producer. */
 void rill__queue_done(rill__queue *e, rill__batch *b, unsigned delivered);
 
-/* Items in the ring and in the batch being delivered, counted there; for
- * rill__queue_stats_read, which retries if a hand-over ran meanwhile. */
-uint64_t rill__queue_ring_items(rill__queue *e);
+/* Items in the ring and in the batch being delivered, counted there (the
+ * latter also in *delivering); for rill__queue_stats_read, which retries if
+ * a hand-over ran meanwhile. */
+uint64_t rill__queue_ring_items(rill__queue *e, uint64_t *delivering);
 
 /* Items queued now (visible ones; read from the counters of the rings). */
 static inline uint64_t rill__queue_depth(rill__queue *e) {

@@ -94,7 +94,7 @@ void rill__queue_fini(rill__queue *e) {
     e->cur = NULL;
 }
 
-uint64_t rill__queue_ring_items(rill__queue *e) {
+uint64_t rill__queue_ring_items(rill__queue *e, uint64_t *delivering) {
     unsigned c = ck_pr_load_uint(&e->full.c_head), t = ck_pr_load_uint(&e->full.p_tail);
     uint64_t n = 0;
     if (t - c <= e->full.size) /* else a torn read: the caller retries */
@@ -104,5 +104,6 @@ uint64_t rill__queue_ring_items(rill__queue *e) {
                 n += atomic_load(&b->pub_n);
         }
     rill__batch *d = atomic_load(&e->delivering);
-    return n + (d ? atomic_load(&d->pub_n) : 0);
+    *delivering = d ? atomic_load(&d->pub_n) : 0;
+    return n + *delivering;
 }

@@ -24,6 +24,7 @@ void rill__wake_all(rill_pipeline *p) {
 
 static void *rill__worker_main(void *arg) {
     rill__worker *w = arg;
+    rill__tclock_begin(&w->head->tclock);
     if (w->head->ops->produce)
         rill__run_source(w->head, w);
     else
@@ -31,6 +32,7 @@ static void *rill__worker_main(void *arg) {
     /* Also after a stop: every stage's close runs once (emits are dropped). */
     rill__close_stage(w->head);
     rill__flush_outputs(w);
+    rill__tclock_end(&w->head->tclock);
     return NULL;
 }
 

@@ -7,8 +7,8 @@
  * every sample of the family right after them, label values escaped
  * (backslash, double quote, newline) and kept valid UTF-8, since stage names
  * are user data. Counters only ever grow from one snapshot to the next,
- * which is why a thread's waiting time is exported and not its busy time
- * (busy = elapsed - waited drops when a long wait ends and is added). */
+ * which is why a thread's waiting, CPU and run-queue times are exported
+ * and not its busy time (an estimate that may go down; docs/stats.md). */
 #include <stddef.h>
 
 #include "report_int.h"
@@ -31,6 +31,10 @@ static const rill__pm_family rill__pm_queue[] = {
        "Items the producer may have queued."),
     QF("rill_queue_depth_items", "gauge", depth, RILL__PM_COUNT,
        "Items in the queue now, counted in the ring."),
+    QF("rill_queue_ready_items", "gauge", ready, RILL__PM_COUNT,
+       "Of the depth, items the consumer can take now (not being delivered)."),
+    QF("rill_queue_unpublished_items", "gauge", unpublished, RILL__PM_COUNT,
+       "Items in the producer's partial batch, not yet handed over."),
     QF("rill_queue_high_water_items", "gauge", high_water, RILL__PM_COUNT,
        "Largest depth seen at a hand-over."),
     QF("rill_queue_enqueued_items_total", "counter", in, RILL__PM_COUNT,
@@ -133,21 +137,35 @@ RILL_API int rill_stats_write_prometheus(const rill_stats *s, FILE *to) {
             rill__pm_value(&w, &s->stages[i], fam);
         }
     }
-    /* Only threaded stages have a thread whose waits are measured. */
-    bool any = false;
-    for (size_t i = 0; i < s->nstages; i++) {
-        const rill_stage_stats *st = &s->stages[i];
-        if (!st->threaded)
-            continue;
-        if (!any)
-            rill__pm_head(&w, "rill_stage_thread_wait_seconds_total", "counter",
-                          "Time the stage's thread waited for input or for room "
-                          "(threaded stages); busy time is the elapsed time minus this.");
-        any = true;
-        rill__pm_label(&w, "rill_stage_thread_wait_seconds_total{", "pipeline", pl);
-        rill__pm_label(&w, ",", "stage", st->name);
-        rill__rep_puts(&w, "}");
-        rill__pm_seconds(&w, s->elapsed_ns > st->busy_ns ? s->elapsed_ns - st->busy_ns : 0);
+    /* Thread figures on the stage heading each measured thread. */
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } th[] = {
+        {"rill_stage_thread_wait_seconds_total",
+         "Time the stage's thread waited for input or for room (threaded stages).",
+         offsetof(rill_stage_stats, thread_wait_ns)},
+        {"rill_stage_thread_cpu_seconds_total", "CPU time of the stage's thread.",
+         offsetof(rill_stage_stats, thread_cpu_ns)},
+        {"rill_stage_thread_runq_seconds_total",
+         "Time the stage's thread was runnable but had no CPU (0 if not known).",
+         offsetof(rill_stage_stats, thread_runq_ns)},
+    };
+    for (size_t f = 0; f < sizeof th / sizeof th[0]; f++) {
+        bool any = false;
+        for (size_t i = 0; i < s->nstages; i++) {
+            const rill_stage_stats *st = &s->stages[i];
+            if (!st->threaded || !st->measured)
+                continue;
+            if (!any)
+                rill__pm_head(&w, th[f].name, "counter", th[f].help);
+            any = true;
+            rill__rep_puts(&w, th[f].name);
+            rill__pm_label(&w, "{", "pipeline", pl);
+            rill__pm_label(&w, ",", "stage", st->name);
+            rill__rep_puts(&w, "}");
+            rill__pm_seconds(&w, *(const uint64_t *)((const char *)st + th[f].off));
+        }
     }
 
     for (size_t f = 0; f < sizeof rill__pm_queue / sizeof rill__pm_queue[0]; f++) {

@@ -44,17 +44,17 @@ static double ms(uint64_t ns) { return (double)ns / 1e6; }
 
 /* ---- the human table -------------------------------------------------------- */
 
-enum { QCOLS = 13, SCOLS = 6, NAMEMAX = 32, CELL = 8 * NAMEMAX + 16 };
+enum { QCOLS = 17, SCOLS = 7, NAMEMAX = 32, CELL = 8 * NAMEMAX + 16 };
 static const char *const qhead[QCOLS] = {
-    "queue", "policy", "capacity", "depth", "high", "in", "out", "dropped",
-    "discarded", "batches", "prod wait ms", "cons wait ms", "mean fill %"};
-static const char *const shead[SCOLS] = {"stage",     "thread",  "items in",
-                                         "items out", "busy ms", "busy %"};
+    "queue", "policy", "capacity", "depth", "ready", "unpub", "high", "in", "out", "dropped",
+    "discarded", "batches", "prod wait ms", "cons wait ms", "mean fill %", "ready %", "unpub %"};
+static const char *const shead[SCOLS] = {"stage",   "thread", "items in", "items out",
+                                         "busy ms", "busy %", "thread cpu/wait/runq %"};
 
 static void queue_cell(const rill_stats *s, size_t r, int c, char *b) {
     const rill_queue_stats *q = &s->queues[r];
-    const uint64_t v[] = {q->capacity, q->depth,   q->high_water, q->in,
-                          q->out,      q->dropped, q->discarded,  q->batches};
+    const uint64_t v[] = {q->capacity, q->depth, q->ready,   q->unpublished, q->high_water,
+                          q->in,       q->out,   q->dropped, q->discarded,  q->batches};
     double fill = rill__mean_fill(q);
     if (c == 0) {
         tty_name(q->from, b, NAMEMAX);
@@ -63,34 +63,40 @@ static void queue_cell(const rill_stats *s, size_t r, int c, char *b) {
         tty_name(q->to, b + o + 4, NAMEMAX);
     } else if (c == 1) {
         snprintf(b, CELL, "%s", rill__policy_name(q->policy));
-    } else if (c < 10) {
-        snprintf(b, CELL, "%" PRIu64, v[c - 2]);
     } else if (c < 12) {
-        snprintf(b, CELL, "%.1f", ms(c == 10 ? q->wait_full_ns : q->wait_empty_ns));
-    } else {
-        if (fill < 0)
-            snprintf(b, CELL, "-");
-        else
-            snprintf(b, CELL, "%.1f", fill * 100);
+        snprintf(b, CELL, "%" PRIu64, v[c - 2]);
+    } else if (c < 14) {
+        snprintf(b, CELL, "%.1f", ms(c == 12 ? q->wait_full_ns : q->wait_empty_ns));
+    } else if (fill < 0) {
+        snprintf(b, CELL, "-");
+    } else if (c == 14) {
+        snprintf(b, CELL, "%.1f", fill * 100);
+    } else { /* the mean of the sampled ready or unpublished items, as a fill */
+        uint64_t sum = c == 15 ? q->ready_sum : q->unpublished_sum;
+        snprintf(b, CELL, "%.1f", 100.0 * (double)sum / (double)q->samples / (double)q->capacity);
     }
 }
 
 static void stage_cell(const rill_stats *s, size_t r, int c, char *b) {
     const rill_stage_stats *st = &s->stages[r];
+    double el = (double)s->elapsed_ns;
     if (c == 0)
         tty_name(st->name, b, NAMEMAX);
-    else if (c == 1)
-        snprintf(b, CELL, "%s", st->threaded ? "yes" : "no");
+    else if (c == 1 && (st->threaded || st->thread < 0 || (size_t)st->thread >= s->nstages))
+        snprintf(b, CELL, "%s", st->threaded ? "yes" : "caller's");
+    else if (c == 1) /* inline on another stage's thread: name it */
+        tty_name(s->stages[st->thread].name, b, NAMEMAX);
     else if (c < 4)
         snprintf(b, CELL, "%" PRIu64, c == 2 ? st->items_in : st->items_out);
-    else if (!st->threaded)
-        snprintf(b, CELL, "-"); /* inline stages are not timed */
+    else if (!st->measured || !s->elapsed_ns)
+        snprintf(b, CELL, "-"); /* its thread's time is not known */
     else if (c == 4)
         snprintf(b, CELL, "%.1f", ms(st->busy_ns));
-    else if (!s->elapsed_ns)
-        snprintf(b, CELL, "-");
+    else if (c == 5)
+        snprintf(b, CELL, "%.1f", 100.0 * (double)st->busy_ns / el);
     else
-        snprintf(b, CELL, "%.1f", 100.0 * (double)st->busy_ns / (double)s->elapsed_ns);
+        snprintf(b, CELL, "%.0f/%.0f/%.0f", 100.0 * (double)st->thread_cpu_ns / el,
+                 100.0 * (double)st->thread_wait_ns / el, 100.0 * (double)st->thread_runq_ns / el);
 }
 
 /* Two passes over the cells: widths, then the aligned rows (the first column
@@ -125,35 +131,19 @@ static void put_table(rill__rep *w, const rill_stats *s, size_t rows, int cols,
     }
 }
 
+/* The verdict is made by the engine (engine/stats/bottleneck.c); a
+ * hand-built snapshot without one gets the stage's name alone. */
 static void put_bottleneck(rill__rep *w, const rill_stats *s) {
-    if (s->bottleneck < 0 || (size_t)s->bottleneck >= s->nstages) {
-        rill__rep_puts(w, "bottleneck: none found (no stage's input queues ran clearly fuller "
-                    "than its outputs)\n");
-        return;
+    char line[4 * sizeof s->verdict + 1];
+    if (s->verdict[0]) {
+        tty_name(s->verdict, line, sizeof s->verdict - 1);
+        rill__rep_printf(w, "bottleneck: %s\n", line);
+    } else if (s->bottleneck >= 0 && (size_t)s->bottleneck < s->nstages) {
+        tty_name(s->stages[s->bottleneck].name, line, NAMEMAX);
+        rill__rep_printf(w, "bottleneck: %s\n", line);
+    } else {
+        rill__rep_puts(w, "bottleneck: none\n");
     }
-    const rill_stage_stats *st = &s->stages[s->bottleneck];
-    char name[CELL];
-    tty_name(st->name, name, NAMEMAX);
-    /* Its input queues are those whose consumer has its (unique) name; the
-     * fullest counts, as in the engine's rule. */
-    double fill = -1, hw = 0;
-    for (size_t k = 0; k < s->nqueues; k++) {
-        const rill_queue_stats *q = &s->queues[k];
-        if (!q->to || !st->name || strcmp(q->to, st->name) != 0)
-            continue;
-        double f = rill__mean_fill(q), h = q->capacity ? (double)q->high_water / (double)q->capacity : 0;
-        fill = f > fill ? f : fill;
-        hw = h > hw ? h : hw;
-    }
-    rill__rep_printf(w, "bottleneck: %s (", name);
-    if (fill >= 0)
-        rill__rep_printf(w, "input queues %.0f%% full", fill * 100);
-    else
-        rill__rep_printf(w, "input queues up to %.0f%% full, no samples", hw * 100);
-    if (st->threaded && s->elapsed_ns)
-        rill__rep_printf(w, ", busy %.0f%%)\n", 100.0 * (double)st->busy_ns / (double)s->elapsed_ns);
-    else
-        rill__rep_puts(w, ", busy not measured: inline)\n");
 }
 
 RILL_API int rill_stats_print(const rill_stats *s, FILE *to) {

@@ -26,6 +26,8 @@ RILL_API int rill_stats_write_json(const rill_stats *s, FILE *to) {
         json_str(&w, "bottleneck", s->stages[s->bottleneck].name, ",\n");
     else
         rill__rep_puts(&w, "\"bottleneck\": null,\n");
+    rill__rep_puts(&w, "  ");
+    json_str(&w, "verdict", s->verdict, ",\n");
     rill__rep_puts(&w, "  \"queues\": [");
     for (size_t k = 0; k < s->nqueues; k++) {
         const rill_queue_stats *q = &s->queues[k];
@@ -35,6 +37,8 @@ RILL_API int rill_stats_write_json(const rill_stats *s, FILE *to) {
         rill__rep_printf(&w, "\"policy\": \"%s\",\n     ", rill__policy_name(q->policy));
         json_u64(&w, "capacity", q->capacity, ", ");
         json_u64(&w, "depth", q->depth, ", ");
+        json_u64(&w, "ready", q->ready, ", ");
+        json_u64(&w, "unpublished", q->unpublished, ", ");
         json_u64(&w, "high_water", q->high_water, ",\n     ");
         json_u64(&w, "in", q->in, ", ");
         json_u64(&w, "out", q->out, ", ");
@@ -44,7 +48,9 @@ RILL_API int rill_stats_write_json(const rill_stats *s, FILE *to) {
         json_u64(&w, "wait_full_ns", q->wait_full_ns, ", ");
         json_u64(&w, "wait_empty_ns", q->wait_empty_ns, ", ");
         json_u64(&w, "samples", q->samples, ", ");
-        json_u64(&w, "depth_sum", q->depth_sum, ",\n     \"bands\": [");
+        json_u64(&w, "depth_sum", q->depth_sum, ", ");
+        json_u64(&w, "ready_sum", q->ready_sum, ", ");
+        json_u64(&w, "unpublished_sum", q->unpublished_sum, ",\n     \"bands\": [");
         for (int b = 0; b < RILL_STATS_BANDS; b++)
             rill__rep_printf(&w, "%s%" PRIu64, b ? ", " : "", q->bands[b]);
         rill__rep_puts(&w, "]}");
@@ -59,7 +65,17 @@ RILL_API int rill_stats_write_json(const rill_stats *s, FILE *to) {
         json_u64(&w, "items_out", st->items_out, ",\n     ");
         json_u64(&w, "busy_ns", st->busy_ns, ", ");
         json_u64(&w, "input_depth", st->input_depth, ", ");
-        json_u64(&w, "input_capacity", st->input_capacity, "}");
+        json_u64(&w, "input_capacity", st->input_capacity, ",\n     ");
+        if (st->thread >= 0 && (size_t)st->thread < s->nstages)
+            json_str(&w, "thread", s->stages[st->thread].name, ", ");
+        else
+            rill__rep_puts(&w, "\"thread\": null, ");
+        rill__rep_printf(&w, "\"measured\": %s, ", st->measured ? "true" : "false");
+        json_u64(&w, "thread_busy_ns", st->thread_busy_ns, ", ");
+        json_u64(&w, "thread_cpu_ns", st->thread_cpu_ns, ",\n     ");
+        json_u64(&w, "thread_wait_ns", st->thread_wait_ns, ", ");
+        json_u64(&w, "thread_runq_ns", st->thread_runq_ns, ", ");
+        json_u64(&w, "thread_life_ns", st->thread_life_ns, "}");
     }
     rill__rep_puts(&w, s->nstages ? "\n  ],\n  \"samples\": [" : "],\n  \"samples\": [");
     for (size_t i = 0; i < s->nsamples && !w.err; i++) {

@@ -1,11 +1,12 @@
 /* The statistics snapshot as an SVG plot of every queue's fill over time. */
 #include <inttypes.h>
 #include <stdbool.h>
+#include <string.h>
 
 #include "report_int.h"
 
 /* Plot geometry in pixels. One polyline point per pixel column at most. */
-enum { SVG_W = 960, PL = 80, PT = 60, PW = 820, PH = 360, LEGEND_ROW = 18 };
+enum { SVG_W = 960, PL = 80, PT = 104, PW = 820, PH = 360, LEGEND_ROW = 18, VERDICT_COLS = 130 };
 static const char *const palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
                                       "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
 #define NPALETTE (sizeof palette / sizeof *palette)
@@ -84,6 +85,36 @@ static void svg_axes(rill__rep *w, uint64_t tmax) {
                   "queue fill (%% of capacity)</text>\n", 24, PT + PH / 2, 24, PT + PH / 2);
 }
 
+/* The bottleneck's verdict under the title, wrapped at its "; " parts into
+ * at most three lines of about VERDICT_COLS characters. */
+static void svg_verdict(rill__rep *w, const rill_stats *s) {
+    char v[sizeof s->verdict + 16];
+    if (s->verdict[0])
+        snprintf(v, sizeof v, "bottleneck: %s", s->verdict);
+    else if (s->bottleneck >= 0 && (size_t)s->bottleneck < s->nstages)
+        snprintf(v, sizeof v, "bottleneck: %.200s", s->stages[s->bottleneck].name);
+    else
+        snprintf(v, sizeof v, "bottleneck: none");
+    const char *p = v;
+    for (int line = 0; *p && line < 3; line++) {
+        size_t n = strlen(p), cut = n;
+        if (n > VERDICT_COLS && line < 2) /* the last part of "; " before the limit */
+            for (size_t i = 0; i + 1 < VERDICT_COLS; i++)
+                if (p[i] == ';' && p[i + 1] == ' ')
+                    cut = i + 1;
+        char part[sizeof v];
+        memcpy(part, p, cut);
+        part[cut] = 0;
+        rill__rep_printf(w, "<text x=\"20\" y=\"%d\" fill=\"#b00\"%s>", 64 + 15 * line,
+                         line ? "" : " font-weight=\"bold\"");
+        rill__rep_escaped(w, part, RILL__ESC_XML);
+        rill__rep_puts(w, "</text>\n");
+        p += cut;
+        while (*p == ' ')
+            p++;
+    }
+}
+
 RILL_API int rill_stats_write_svg(const rill_stats *s, FILE *to) {
     if (!s || !to)
         return RILL_EINVAL;
@@ -104,6 +135,7 @@ RILL_API int rill_stats_write_svg(const rill_stats *s, FILE *to) {
     rill__rep_escaped(&w, s->pipeline, RILL__ESC_XML);
     rill__rep_printf(&w, ": queue fill over time</text>\n<text x=\"20\" y=\"44\">%.3f s elapsed, "
                    "%zu depth samples</text>\n", (double)s->elapsed_ns / 1e9, s->nsamples);
+    svg_verdict(&w, s);
     svg_axes(&w, tmax);
     bool any = false;
     for (size_t i = 0; i < s->nsamples && !any; i++)
@@ -123,8 +155,17 @@ RILL_API int rill_stats_write_svg(const rill_stats *s, FILE *to) {
         rill__rep_escaped(&w, q->from, RILL__ESC_XML);
         rill__rep_puts(&w, " -&gt; ");
         rill__rep_escaped(&w, q->to, RILL__ESC_XML);
-        rill__rep_printf(&w, " (capacity %" PRIu64 ", %s)</text>\n", q->capacity,
+        rill__rep_printf(&w, " (capacity %" PRIu64 ", %s", q->capacity,
                    rill__policy_name(q->policy));
+        if (q->samples && q->capacity) /* who holds the items: consumer or producer */
+            rill__rep_printf(&w, "; mean: %.0f%% ready for the consumer, %.0f%% in delivery, "
+                             "%.0f%% unpublished in the producer's partial batch",
+                             100.0 * (double)q->ready_sum / (double)q->samples / (double)q->capacity,
+                             100.0 * (double)(q->depth_sum - q->ready_sum) / (double)q->samples /
+                                 (double)q->capacity,
+                             100.0 * (double)q->unpublished_sum / (double)q->samples /
+                                 (double)q->capacity);
+        rill__rep_puts(&w, ")</text>\n");
     }
     rill__rep_puts(&w, "</svg>\n");
     return rill__rep_end(&w);

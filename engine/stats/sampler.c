@@ -55,6 +55,8 @@ static void rill__sampler_round(rill_pipeline *p, uint64_t now) {
         rill__counter_add(&q->bands[band], 1);
         rill__counter_add(&q->samples, 1);
         rill__counter_add(&q->depth_sum, r.depth);
+        rill__counter_add(&q->ready_sum, r.ready);
+        rill__counter_add(&q->unpublished_sum, r.unpublished);
         if (record)
             sm->buf[sm->n++] = (rill_depth_sample){now - p->t_start, (uint32_t)k,
                                                    r.depth > UINT32_MAX ? UINT32_MAX

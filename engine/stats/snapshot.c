@@ -35,7 +35,12 @@ int rill__queue_stats_read(rill__queue_stats *q, rill_queue_stats *out) {
         out->batches = atomic_load(&q->batches);
         out->high_water = atomic_load(&q->high_water);
         rill__queue *e = atomic_load(&q->queue);
-        out->depth = e ? rill__queue_ring_items(e) : 0;
+        uint64_t delivering = 0;
+        out->depth = e ? rill__queue_ring_items(e, &delivering) : 0;
+        out->ready = out->depth - delivering;
+        /* The producer's partial batch changes with every item, outside the
+         * hand-over bracket: no invariant ties it to the counters. */
+        out->unpublished = e ? atomic_load_explicit(&e->pending, memory_order_relaxed) : 0;
         /* Read-modify-writes, not loads: see stats_int.h. */
         if (idle && atomic_fetch_add(&q->busy, 0) == 0 && atomic_fetch_add(&q->version, 0) == v)
             return 0;
@@ -93,6 +98,8 @@ RILL_API int rill_pipeline_stats(rill_pipeline *p, rill_stats **out) {
         o->depth_sum = atomic_load(&q->depth_sum);
         for (int b = 0; b < RILL_STATS_BANDS; b++)
             o->bands[b] = atomic_load(&q->bands[b]);
+        o->ready_sum = atomic_load(&q->ready_sum);
+        o->unpublished_sum = atomic_load(&q->unpublished_sum);
         pthread_mutex_unlock(&p->sampler.lock);
     }
     for (unsigned i = 0; i < p->n; i++) {
@@ -102,20 +109,19 @@ RILL_API int rill_pipeline_stats(rill_pipeline *p, rill_stats **out) {
         o->threaded = rill_stage_threaded(st);
         o->items_in = atomic_load_explicit(&st->n_in, memory_order_relaxed);
         o->items_out = atomic_load_explicit(&st->n_out, memory_order_relaxed);
-        if (o->threaded && phase != RILL__NEW) {
-            uint64_t end = s->running ? now : p->t_end;
-            uint64_t waited = atomic_load(&st->waited_ns);
-            uint64_t span = end - p->t_start;
-            o->busy_ns = span > waited ? span - waited : 0;
-        }
         for (size_t k = 0; k < p->nq; k++)
             if (p->queue_stats[k].consumer == i) {
                 o->input_depth += s->queues[k].depth;
                 o->input_capacity += s->queues[k].capacity;
             }
     }
-    s->bottleneck = rill__bottleneck(p, s);
+    int rc = rill__busy_fill(p, s, s->running ? now : p->t_end);
     pthread_mutex_unlock(&p->statlock);
+    if (rc) {
+        rill_stats_free(s);
+        return rc;
+    }
+    rill__bottleneck(p, s);
     *out = s;
     return 0;
 }

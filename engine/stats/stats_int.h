@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "core/counter.h"
 #include "rill/stats.h"
@@ -36,6 +37,7 @@ typedef struct rill__queue_stats {
     _Atomic uint64_t in, out, dropped, discarded, batches, high_water;
     _Atomic uint64_t wait_full_ns, wait_empty_ns;
     _Atomic uint64_t samples, depth_sum, bands[RILL_STATS_BANDS]; /* under sampler.lock */
+    _Atomic uint64_t ready_sum, unpublished_sum;                   /* likewise */
     rill__queue *_Atomic queue;   /* the live queue; NULL once closed */
 } rill__queue_stats;
 
@@ -55,9 +57,48 @@ static inline void rill__queue_stats_end(rill__queue_stats *q) {
 #define RILL__Q_READ_NS UINT64_C(5000000)
 int rill__queue_stats_read(rill__queue_stats *q, rill_queue_stats *out);
 
-/* bottleneck.c: the stage that holds p up in snapshot s (rill_stats.bottleneck),
- * or -1 when no queue runs full enough to name one. */
-int rill__bottleneck(const rill_pipeline *p, const rill_stats *s);
+/* A thread's clocks, for busy time that leaves out time spent ready but
+ * not running (a loaded machine): its CPU clock, and the time it waited
+ * for a CPU on a run queue (/proc/.../schedstat; `rq_ok` false where the
+ * kernel has none). Reading them for another thread costs system calls
+ * (about 1.8 us and 19 us here): snapshots do it, never the item's path.
+ * begin and end run on the thread itself; read on any thread. A
+ * replicated stage (issue 11) will keep one per replica. */
+typedef struct rill__tclock {
+    clockid_t clk;
+    int tid;
+    bool rq_ok;                 /* run-queue time is known */
+    uint64_t cpu0, rq0, t0;     /* at begin (t0: monotonic) */
+    _Atomic uint64_t wait_cpu_ns; /* CPU spent yielding and parking in waits */
+    _Atomic int state;          /* 0: never begun, 1: running, 2: ended */
+    _Atomic uint64_t cpu_ns;    /* once ended: CPU time from begin to end */
+    _Atomic uint64_t rq_ns;     /* once ended: run-queue time from begin to end */
+    _Atomic uint64_t end_ns;    /* once ended: monotonic time of the end */
+} rill__tclock;
+typedef struct rill__tclock_now {
+    uint64_t cpu_ns, rq_ns, wait_cpu_ns; /* since begin */
+    uint64_t begin_ns, end_ns;           /* monotonic; end_ns 0 while it runs */
+    bool rq_ok;
+} rill__tclock_now;
+void rill__tclock_begin(rill__tclock *c);
+void rill__tclock_end(rill__tclock *c);
+/* False if the thread never began. */
+bool rill__tclock_read(rill__tclock *c, rill__tclock_now *out);
+/* A wait on this thread goes past spinning (park.c's backoff), and the wait
+ * ends (queue.c, flow.c): the CPU time between, spent in sched_yield and
+ * futex calls, is its clock's wait_cpu_ns, not busy time. Two CPU-clock
+ * reads per such wait, only on threads with a clock; nothing otherwise. */
+void rill__wait_cpu_mark(void);
+void rill__wait_cpu_done(void);
+
+/* busy.c: every stage's thread figures and busy time in s, whose elapsed
+ * time, stages and queues are read; end: the snapshot's clock. 0 or
+ * RILL_ENOMEM. */
+int rill__busy_fill(rill_pipeline *p, rill_stats *s, uint64_t end);
+
+/* bottleneck.c: the stage that holds p up in snapshot s, or none, with the
+ * evidence: sets s->bottleneck and s->verdict (docs/stats.md). */
+void rill__bottleneck(const rill_pipeline *p, rill_stats *s);
 
 /* watchdog.c: called by the sampler thread once nothing has moved for the
  * watchdog's timeout (`moved`: the items moved then). Reports the stall and

@@ -36,7 +36,12 @@ typedef struct rill_queue_stats {
     const char *to;         /* consuming stage */
     unsigned policy;        /* RILL_OVERFLOW_* */
     uint64_t capacity;      /* items */
-    uint64_t depth;         /* items in the queue now (counted in the ring) */
+    uint64_t depth;         /* items in the queue now (counted in the ring):
+                               ready + the batch being delivered */
+    uint64_t ready;         /* of depth, items the consumer can take now
+                               (published, not yet taken) */
+    uint64_t unpublished;   /* items in the producer's partial batch, not yet
+                               handed over (not in depth, nor in `in`) */
     uint64_t high_water;    /* largest depth seen (at hand-over time) */
     uint64_t in;            /* items handed to the queue */
     uint64_t out;           /* items delivered to the consumer */
@@ -51,6 +56,8 @@ typedef struct rill_queue_stats {
     uint64_t depth_sum;     /* sum of the sampled depths: the mean depth is
                                depth_sum / samples, exactly */
     uint64_t bands[RILL_STATS_BANDS]; /* samples per fill band */
+    uint64_t ready_sum;     /* sum of the sampled `ready` */
+    uint64_t unpublished_sum; /* sum of the sampled `unpublished` */
 } rill_queue_stats;
 
 typedef struct rill_stage_stats {
@@ -58,10 +65,23 @@ typedef struct rill_stage_stats {
     bool threaded;          /* runs a thread of its own */
     uint64_t items_in;      /* items received (send calls) */
     uint64_t items_out;     /* items emitted (rill_emit / rill_emit_to calls) */
-    uint64_t busy_ns;       /* threaded stages: time its thread spent working
-                               (not waiting for input or for room); 0 inline */
+    uint64_t busy_ns;       /* time its own code ran: its share of its
+                               thread's busy time (docs/stats.md); 0 when
+                               its thread's is not measured */
     uint64_t input_depth;   /* items queued in front of it now (all inputs) */
     uint64_t input_capacity;/* sum of its input queues' capacities */
+    int thread;             /* the stage heading the thread it runs on
+                               (index into stages; itself when threaded), or
+                               -1: the caller's thread */
+    bool measured;          /* its thread's time is known: a worker thread,
+                               or the caller's inside rill_pipeline_run */
+    uint64_t thread_busy_ns;  /* its thread: working, on a CPU (the lesser
+                                 of its CPU time and its time not waiting) */
+    uint64_t thread_cpu_ns;   /* its thread: CPU time */
+    uint64_t thread_wait_ns;  /* its thread: waiting for input or for room */
+    uint64_t thread_runq_ns;  /* its thread: runnable, waiting for a CPU (0:
+                                 not known; it overlaps thread_wait_ns) */
+    uint64_t thread_life_ns;  /* its thread: from start to its end (or now) */
 } rill_stage_stats;
 
 typedef struct rill_depth_sample {
@@ -82,8 +102,10 @@ typedef struct rill_stats {
     rill_depth_sample *samples;
     uint64_t sample_interval_ns;/* between samples of one queue (it doubles
                                    when the bounded buffer fills) */
-    int bottleneck;         /* index into stages, or -1: the stage whose input
-                               queues are fullest while its outputs are emptiest */
+    int bottleneck;         /* index into stages, or -1: the stage that holds
+                               the pipeline up (docs/stats.md) */
+    char verdict[256];      /* the bottleneck and its evidence in one line, or
+                               "none: " and why; "" when not analysed */
 } rill_stats;
 
 /* Take a snapshot. *out is the caller's, freed with rill_stats_free(); its

@@ -55,6 +55,10 @@ static void fuzz_ipstats(int argc, char **argv) {
     EXPECT(o.first_arg >= 1 && o.first_arg <= argc);
     for (size_t i = 0; i < o.nslow; i++)
         EXPECT(in_args(o.slow[i], orig, argc));
+    EXPECT(o.cfg.ninline <= IPSTATS_MAX_SLOW);
+    EXPECT(!o.cfg.ninline || o.cfg.inline_stages == o.inl);
+    for (size_t i = 0; i < o.cfg.ninline; i++)
+        EXPECT(in_args(o.cfg.inline_stages[i], orig, argc));
     EXPECT(!o.json || in_args(o.json, orig, argc));
     EXPECT(!o.svg || in_args(o.svg, orig, argc));
     EXPECT(!o.redis == !o.stream);
