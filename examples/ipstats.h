@@ -6,6 +6,11 @@
  *                                                       the filter drops lines
  *                                                       without an address)
  *
+ * With parallel = N > 1 every stage runs as N replicas, replica k of each
+ * fed by replica k of the one before (N such chains, one thread each), and
+ * the N counts are added up into reduce at close. Only a source that cannot
+ * be split (stdin, TCP) stays one stage, dealing its lines to the chains.
+ *
  * Each filter matches one IP (first field equal, or --prefix: the seed's
  * startswith) and emits the IP itself, as the seed's map_ sends `ip`, so the
  * reducer counts per requested IP even when prefixes overlap. */
@@ -36,6 +41,9 @@ typedef struct ipstats_config {
     size_t nips;
     bool prefix;              /* startswith instead of first-field equality */
     rill_stage_opts stage;    /* applied to every stage (e.g. threaded) */
+    unsigned parallel;        /* replicas of every stage (0, 1: one); a LOG
+                                 file is then read by that many threads, a
+                                 pipe or TCP by one that deals its lines out */
 } ipstats_config;
 
 /* Build the pipeline. On success *out is the caller's to destroy and
@@ -48,9 +56,12 @@ static inline int ipstats_build(const ipstats_config *cfg, rill_pipeline **out,
     int rc = rill_pipeline_new("ip_stats", &p);
     if (rc)
         return rc;
+    rill_stage_opts one = cfg->stage, stage = cfg->stage;
+    one.replicas = 0;
+    stage.replicas = cfg->parallel > 1 ? cfg->parallel : 0;
     if (cfg->listen) {
         rill_tcp_opts topts = {.port = cfg->port, .max_accepts = cfg->connections};
-        rc = rill_tcp_lines_add(p, "source", &topts, NULL, &cfg->stage, &src);
+        rc = rill_tcp_lines_add(p, "source", &topts, NULL, &one, &src);
         if (rc) {
             snprintf(err, errlen, "cannot listen on 127.0.0.1:%u: %s", (unsigned)cfg->port,
                      rill_strerror(rc));
@@ -58,25 +69,25 @@ static inline int ipstats_build(const ipstats_config *cfg, rill_pipeline **out,
         }
     } else {
         if (strcmp(cfg->log, "-") == 0)
-            rc = rill_lines_fd_add(p, "source", STDIN_FILENO, NULL, &cfg->stage, &src);
+            rc = rill_lines_fd_add(p, "source", STDIN_FILENO, NULL, &one, &src);
         else
-            rc = rill_lines_file_add(p, "source", cfg->log, NULL, &cfg->stage, &src);
+            rc = rill_lines_file_add(p, "source", cfg->log, NULL, &stage, &src);
         if (rc) {
-            snprintf(err, errlen, "cannot read '%s': %s", cfg->log, rill_strerror(rc));
+            snprintf(err, errlen, "cannot read '%.400s': %s", cfg->log, rill_strerror(rc));
             goto fail;
         }
     }
     if (cfg->nips == 0) {
         rill_filter_spec clients = {.match = RILL_MATCH_PRED, .pred = ipstats_has_client};
         rill_stage *f = NULL;
-        if ((rc = rill_filter_add(p, "filter-1", &clients, &cfg->stage, &f)) ||
-            (rc = rill_count_add(p, "reduce", rill_key_first_field, NULL, &cfg->stage, &red)) ||
+        if ((rc = rill_filter_add(p, "filter-1", &clients, &stage, &f)) ||
+            (rc = rill_count_add(p, "reduce", rill_key_first_field, NULL, &stage, &red)) ||
             (rc = rill_connect(src, f)) || (rc = rill_connect(f, red)))
             goto fail_generic;
     } else {
-        if ((rc = rill_broadcast_add(p, "broadcast", &cfg->stage, &bcast)) ||
+        if ((rc = rill_broadcast_add(p, "broadcast", &stage, &bcast)) ||
             (rc = rill_connect(src, bcast)) ||
-            (rc = rill_count_add(p, "reduce", NULL, NULL, &cfg->stage, &red)))
+            (rc = rill_count_add(p, "reduce", NULL, NULL, &stage, &red)))
             goto fail_generic;
         for (size_t i = 0; i < cfg->nips; i++) {
             char name[32];
@@ -88,7 +99,7 @@ static inline int ipstats_build(const ipstats_config *cfg, rill_pipeline **out,
                 .emit_pattern = true,
             };
             rill_stage *f = NULL;
-            if ((rc = rill_filter_add(p, name, &spec, &cfg->stage, &f)) ||
+            if ((rc = rill_filter_add(p, name, &spec, &stage, &f)) ||
                 (rc = rill_connect(bcast, f)) || (rc = rill_connect(f, red)))
                 goto fail_generic;
         }

@@ -14,6 +14,7 @@
 
 #define IPSTATS_MAX_SLOW 16
 #define IPSTATS_MAX_CAPACITY (1u << 24)
+#define IPSTATS_MAX_PARALLEL RILL_MAX_REPLICAS
 
 typedef struct ipstats_opts {
     ipstats_config cfg;  /* log and ips are left for the caller to set */
@@ -53,6 +54,10 @@ static inline void ipstats_usage(FILE *to) {
             "                  other byte below 0x20, 0x7f and every byte from 0x80\n"
             "                  as \\xHH (two hex digits): distinct keys print distinct\n"
             "  --threaded      run every stage in a thread of its own\n"
+            "  --parallel N    run N copies of the pipeline on N threads, each\n"
+            "                  reading a part of LOG, and add up their counts\n"
+            "                  (a pipe or --listen: one reader deals the lines\n"
+            "                  out); 0 (the default) or 1: one copy. At most %u\n"
             "  --capacity N    queue capacity in items per producer (default 4096)\n"
             "  --slow STAGE:US make STAGE spend at least US microseconds per item\n"
             "                  (stages: source, broadcast, filter-1..N, reduce)\n"
@@ -62,7 +67,8 @@ static inline void ipstats_usage(FILE *to) {
             "                  (both files are created before the log is read)\n"
             "  --metrics HOST:PORT  serve GET /metrics (Prometheus) while it runs\n"
             "  --quiet         no progress line, even on a terminal\n"
-            "  -h, --help      this text\n");
+            "  -h, --help      this text\n",
+            IPSTATS_MAX_PARALLEL);
 }
 
 /* A key as --top prints it (see the usage): an injective escape, so keys
@@ -109,6 +115,7 @@ static inline int ipstats_parse(int argc, char **argv, ipstats_opts *o, FILE *er
         {"top", required_argument, NULL, 't'},
         {"threaded", no_argument, NULL, 'T'},
         {"capacity", required_argument, NULL, 'c'},
+        {"parallel", required_argument, NULL, 'P'},
         {"slow", required_argument, NULL, 's'},
         {"stats", no_argument, NULL, 'S'},
         {"stats-json", required_argument, NULL, 'J'},
@@ -145,6 +152,19 @@ static inline int ipstats_parse(int argc, char **argv, ipstats_opts *o, FILE *er
             }
             o->cfg.stage.capacity = (unsigned)n;
             break;
+        case 'P': {
+            char *end;
+            errno = 0;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (errno || end == optarg || *end || v > IPSTATS_MAX_PARALLEL || optarg[0] < '0' ||
+                optarg[0] > '9') {
+                fprintf(err, "ip_stats: --parallel needs a number from 0 to %u, not '%s'\n",
+                        IPSTATS_MAX_PARALLEL, optarg);
+                return 2;
+            }
+            o->cfg.parallel = (unsigned)v;
+            break;
+        }
         case 's':
             if (o->nslow == IPSTATS_MAX_SLOW) {
                 fprintf(err, "ip_stats: too many --slow options (at most %d)\n",

@@ -143,35 +143,115 @@ static void rill__count_destroy(void *state) {
     free(c);
 }
 
-static const rill_stage_ops rill__count_ops = { .send = rill__count_send,
-                                                .free = rill__count_destroy };
+/* Add len bytes of key with hash h, n times: the merge's step. */
+static int rill__count_add_n(rill__count *c, uint64_t h, const char *key, size_t len,
+                             uint64_t n) {
+    rill__slot *s = rill__count_find(c, h, key, len);
+    if (!s->count) {
+        if ((c->nkeys + 1) * 10 > (c->mask + 1) * 7) {
+            int rc = rill__count_grow(c);
+            if (rc)
+                return rc;
+            s = rill__count_find(c, h, key, len);
+        }
+        const char *copy = rill__arena_copy(c, key, len);
+        if (!copy)
+            return RILL_ENOMEM;
+        *s = (rill__slot){h, copy, len, 0};
+        c->nkeys++;
+    }
+    s->count += n;
+    c->total += n;
+    return 0;
+}
 
-RILL_API int rill_count_add(rill_pipeline *p, const char *name, rill_key_fn key,
-                            void *key_arg, const rill_stage_opts *opts, rill_stage **out) {
-    if (out)
-        *out = NULL;
-    if (!p)
-        return RILL_EINVAL;
+/* Replicas: each counts its share; the shares add up (key by key). */
+static int rill__count_merge(void *into, const void *from) {
+    const rill__count *f = from;
+    for (size_t i = 0; i <= f->mask; i++) {
+        const rill__slot *s = &f->slots[i];
+        if (s->count) {
+            int rc = rill__count_add_n(into, s->hash, s->key, s->len, s->count);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static rill__count *rill__count_new(rill_key_fn key, void *key_arg) {
     rill__count *c = calloc(1, sizeof *c);
     if (!c)
-        return RILL_ENOMEM;
+        return NULL;
     c->slots = calloc(RILL__COUNT_MIN_CAP, sizeof *c->slots);
     if (!c->slots) {
         free(c);
-        return RILL_ENOMEM;
+        return NULL;
     }
     c->mask = RILL__COUNT_MIN_CAP - 1;
     c->key = key;
     c->key_arg = key_arg;
-    int rc = rill_stage_add(p, name, &rill__count_ops, c, opts, out);
+    return c;
+}
+
+static int rill__count_clone(const void *state, void **out) {
+    const rill__count *c = state;
+    *out = rill__count_new(c->key, c->key_arg);
+    return *out ? 0 : RILL_ENOMEM;
+}
+
+/* Dealing by key (with replicas), for a stage that asks for it. */
+static uint64_t rill__count_key_hash(const void *state, const rill_item *item) {
+    const rill__count *c = state;
+    const void *key = item->data;
+    size_t len = item->len;
+    if (c->key)
+        c->key(item, c->key_arg, &key, &len);
+    return rill__hash_bytes(key, len);
+}
+
+static const rill_stage_ops rill__count_ops = { .send = rill__count_send,
+                                                .free = rill__count_destroy,
+                                                .clone = rill__count_clone,
+                                                .merge = rill__count_merge };
+/* The same counting, replicas dealt by key: each key in one share. */
+static const rill_stage_ops rill__count_keyed_ops = { .send = rill__count_send,
+                                                      .free = rill__count_destroy,
+                                                      .clone = rill__count_clone,
+                                                      .merge = rill__count_merge,
+                                                      .hash = rill__count_key_hash };
+
+static int rill__count_add(rill_pipeline *p, const char *name, rill_key_fn key, void *key_arg,
+                           bool keyed, const rill_stage_opts *opts, rill_stage **out) {
+    if (out)
+        *out = NULL;
+    if (!p)
+        return RILL_EINVAL;
+    rill__count *c = rill__count_new(key, key_arg);
+    if (!c)
+        return RILL_ENOMEM;
+    int rc = rill_stage_add(p, name, keyed ? &rill__count_keyed_ops : &rill__count_ops, c, opts,
+                            out);
     if (rc)
         rill__count_destroy(c);
     return rc;
 }
 
+RILL_API int rill_count_add(rill_pipeline *p, const char *name, rill_key_fn key,
+                            void *key_arg, const rill_stage_opts *opts, rill_stage **out) {
+    return rill__count_add(p, name, key, key_arg, false, opts, out);
+}
+
+RILL_API int rill_count_keyed_add(rill_pipeline *p, const char *name, rill_key_fn key,
+                                  void *key_arg, const rill_stage_opts *opts, rill_stage **out) {
+    return rill__count_add(p, name, key, key_arg, true, opts, out);
+}
+
 /* The state of st if it is a count stage. */
 static const rill__count *rill__count_of(const rill_stage *st) {
-    return st && rill_stage_ops_of(st) == &rill__count_ops ? rill_stage_state(st) : NULL;
+    const rill_stage_ops *ops = rill_stage_ops_of(st);
+    return st && (ops == &rill__count_ops || ops == &rill__count_keyed_ops) ? rill_stage_state(st)
+                                                                           : NULL;
 }
 
 RILL_API int rill_count_get(const rill_stage *st, const void *key, size_t len,

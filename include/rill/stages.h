@@ -127,7 +127,8 @@ int rill_split_add(rill_pipeline *p, const char *name, char sep, unsigned flags,
  * fill in its settings before the pipeline starts. On failure nothing is
  * allocated and *out is NULL. rill_stage_ops_of() of such a stage returns
  * the pipeline's copy of ops, not ops itself. Returns what rill_stage_add
- * returns, RILL_EINVAL for NULL or a state over 2^40 bytes, or RILL_ENOMEM. */
+ * returns, RILL_EINVAL for NULL, a state over 2^40 bytes or opts->replicas
+ * over 1 (replicas need rill_stage_add and ops->clone), or RILL_ENOMEM. */
 int rill_stage_add_new(rill_pipeline *p, const char *name, const rill_stage_ops *ops,
                        size_t state_size, const rill_stage_opts *opts, rill_stage **out);
 

@@ -50,6 +50,7 @@ static void fuzz_ipstats(int argc, char **argv) {
         return;
     EXPECT(o.top >= 1 && o.top <= 1000000000u);
     EXPECT(o.cfg.stage.capacity <= IPSTATS_MAX_CAPACITY);
+    EXPECT(o.cfg.parallel <= IPSTATS_MAX_PARALLEL);
     EXPECT(o.nslow <= IPSTATS_MAX_SLOW);
     EXPECT(!o.cfg.connections || o.cfg.listen);
     EXPECT(o.first_arg >= 1 && o.first_arg <= argc);
