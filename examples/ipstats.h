@@ -73,7 +73,10 @@ static inline int ipstats_build(const ipstats_config *cfg, rill_pipeline **out,
         else
             rc = rill_lines_file_add(p, "source", cfg->log, NULL, &stage, &src);
         if (rc) {
-            snprintf(err, errlen, "cannot read '%.400s': %s", cfg->log, rill_strerror(rc));
+            /* A long path is cut short (the result is looked at, so the
+             * compiler does not warn about the cut). */
+            if (snprintf(err, errlen, "cannot read '%s': %s", cfg->log, rill_strerror(rc)) < 0)
+                err[0] = '\0';
             goto fail;
         }
     }
