@@ -133,7 +133,9 @@ int rill__replicas_connect(rill_stage *from, rill_stage *to) {
             f->capout = need;
         }
     }
-    if (fg && tg && fg->n == tg->n) {
+    /* Pairing keeps a key on one replica only if the feeder's replica
+     * did: a stage that deals by key is always dealt to. */
+    if (fg && tg && fg->n == tg->n && !to->ops->hash) {
         for (unsigned k = 0; k < nf; k++) {
             (void)rill__port_add(fg->member[k], tg->member[k], NULL, false);
             tg->member[k]->paired = true;

@@ -175,7 +175,8 @@ int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage_ops *ops
  *
  * With replicas (opts.replicas), from and to stand for their groups. From N
  * replicas to N replicas: pairwise, replica k feeding replica k only (on
- * replica k's thread if to is not threaded: N parallel chains). From one
+ * replica k's thread if to is not threaded: N parallel chains), unless to
+ * has ops->hash. Otherwise, from one
  * stage, or a group of another width, to a group: each item goes to one
  * replica, by ops->hash of to if set, else round robin a batch at a time.
  * From a group to a single stage: every replica feeds it (it counts N
