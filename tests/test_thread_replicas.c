@@ -430,3 +430,55 @@ RILL_TEST(replicas, add_checks_and_names_each_replica) {
     CHECK_EQ(rill_pipeline_push(p, st, &it), RILL_EINVAL);
     rill_pipeline_free(p);
 }
+
+/* ---- built-in stages replicate ---------------------------------------------- */
+
+static int plus_one(const rill_item *in, rill_item *out, void *arg) {
+    (void)arg;
+    uint64_t id;
+    memcpy(&id, in->data, sizeof id);
+    if (id + 1 >= MAXIDS)
+        return 1; /* skip: no id to point at */
+    *out = rill_item_static(&ids[id + 1], sizeof ids[0]);
+    return 0;
+}
+
+static int by_parity(const rill_item *item, unsigned nports, void *arg) {
+    (void)arg;
+    uint64_t id;
+    memcpy(&id, item->data, sizeof id);
+    return (int)(id % 2 % nports);
+}
+
+/* src (3) -> map (3, paired) -> selector (2, dealt) -> even / odd sums
+ * (merged, 2 and 1 replicas). */
+RILL_TEST(replicas, map_and_selector_replicate) {
+    rill_pipeline *p = NULL;
+    CHECK_OK(rill_pipeline_new("builtin", &p));
+    rill_stage_opts three = {.replicas = 3}, two = {.replicas = 2};
+    src_state *src = calloc(1, sizeof *src);
+    src->n = 5000;
+    rill_stage *s, *m, *sel, *even, *odd;
+    CHECK_OK(rill_stage_add(p, "src", &src_ops, src, &three, &s));
+    CHECK_OK(rill_map_add(p, "map", plus_one, NULL, &three, &m));
+    rill_selector_spec spec = {.select = by_parity};
+    CHECK_OK(rill_selector_add(p, "sel", &spec, &two, &sel));
+    CHECK_OK(rill_stage_add(p, "even", &merged_ops, calloc(1, sizeof(sum_state)), &two, &even));
+    CHECK_OK(rill_stage_add(p, "odd", &merged_ops, calloc(1, sizeof(sum_state)), NULL, &odd));
+    CHECK_OK(rill_connect(s, m));
+    CHECK_OK(rill_connect(m, sel));
+    CHECK_OK(rill_connect(sel, even));
+    CHECK_OK(rill_connect(sel, odd));
+    CHECK_OK(rill_pipeline_run(p));
+    uint64_t wn[2] = {0}, ws[2] = {0};
+    for (uint64_t id = 1; id <= 5000; id++) {
+        wn[id % 2]++;
+        ws[id % 2] += id;
+    }
+    const sum_state *e = rill_stage_state(even), *o = rill_stage_state(odd);
+    CHECK_EQ(e->n, wn[0]);
+    CHECK_EQ(e->sum, ws[0]);
+    CHECK_EQ(o->n, wn[1]);
+    CHECK_EQ(o->sum, ws[1]);
+    rill_pipeline_free(p);
+}

@@ -68,6 +68,8 @@ int rill_filter_add(rill_pipeline *p, const char *name, const rill_filter_spec *
  * (owner NULL) needs no reference and is not released. */
 typedef int (*rill_map_fn)(const rill_item *in, rill_item *out, void *arg);
 
+/* With replicas (opts->replicas), fn is called from every replica's thread
+ * at once, with the same arg: it must be safe to call concurrently. */
 int rill_map_add(rill_pipeline *p, const char *name, rill_map_fn fn, void *arg,
                  const rill_stage_opts *opts, rill_stage **out);
 
@@ -85,6 +87,8 @@ typedef struct rill_selector_spec {
 
 /* An item routed to a port that does not exist fails the pipeline with
  * RILL_EINVAL; a selector with no outputs drops nothing silently: it fails. */
+/* With replicas, select (or key) is called from every replica's thread at
+ * once, with the same arg. */
 int rill_selector_add(rill_pipeline *p, const char *name,
                       const rill_selector_spec *spec, const rill_stage_opts *opts,
                       rill_stage **out);
