@@ -482,3 +482,110 @@ RILL_TEST(replicas, map_and_selector_replicate) {
     CHECK_EQ(o->sum, ws[1]);
     rill_pipeline_free(p);
 }
+
+/* ---- the merge's wait ends on a stop ------------------------------------------ */
+
+/* Replica 1 of a merged group crawls; replica 0 is done at once and waits
+ * to merge. An abort from another thread must end that wait (the test's
+ * TIMEOUT catches a hang): the run returns RILL_EABORTED, counts the
+ * discarded items, and nothing is merged (replica 0 keeps its own share). */
+static int crawl_send(rill_stage *st, void *state, const rill_item *item) {
+    unsigned k;
+    rill_stage_replicas(st, &k);
+    if (k == 1)
+        spin_ns(1000000);
+    return sum_send(st, state, item);
+}
+
+static const rill_stage_ops crawl_ops = {
+    .send = crawl_send, .free = free, .clone = sum_clone, .merge = sum_merge};
+static const rill_stage_ops keyed_merged_ops = {
+    .send = sum_send, .free = free, .clone = sum_clone, .merge = sum_merge, .hash = sum_hash};
+
+typedef struct aborter {
+    rill_pipeline *p;
+    unsigned ms;
+} aborter;
+
+static void *abort_later(void *arg) {
+    aborter *a = arg;
+    sleep_ms(a->ms);
+    rill_pipeline_abort(a->p);
+    return NULL;
+}
+
+RILL_TEST(replicas, abort_ends_the_wait_for_a_merge) {
+    rill_pipeline *p = NULL;
+    CHECK_OK(rill_pipeline_new("crawl", &p));
+    src_state *src = calloc(1, sizeof *src);
+    src->n = 4000;
+    rill_stage *s, *c;
+    /* Room for every item: the source ends at once, and so does replica 0,
+     * which then waits for replica 1 (2 s of crawling) to merge. */
+    rill_stage_opts o = {.replicas = 2, .capacity = 4096, .batch = 8};
+    CHECK_OK(rill_stage_add(p, "src", &src_ops, src, NULL, &s));
+    CHECK_OK(rill_stage_add(p, "crawl", &crawl_ops, calloc(1, sizeof(sum_state)), &o, &c));
+    CHECK_OK(rill_connect(s, c));
+    aborter a = {p, 50};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, abort_later, &a) == 0);
+    int rc = rill_pipeline_run(p);
+    pthread_join(t, NULL);
+    CHECK_EQ(rc, RILL_EABORTED);
+    const sum_state *r0 = rill_stage_state(c), *r1 = rill_stage_state(rill_stage_replica(c, 1));
+    CHECK_EQ(src->emitted_ok, 4000);
+    CHECK_EQ(r0->n, 2000); /* all its own, and nothing merged into it */
+    CHECK(r1->n < 2000);   /* stopped half-way: the wait ended on the abort */
+    CHECK_EQ(src->emitted_ok, r0->n + r1->n + rill_pipeline_discarded(p));
+    rill_pipeline_free(p);
+}
+
+/* A merge that fails fails the pipeline, naming replica 0. */
+static int merge_fails(void *into, const void *from) {
+    (void)into;
+    (void)from;
+    return RILL_ENOMEM;
+}
+
+static const rill_stage_ops bad_merge_ops = {
+    .send = sum_send, .free = free, .clone = sum_clone, .merge = merge_fails};
+
+RILL_TEST(replicas, a_failing_merge_fails_the_pipeline) {
+    rill_pipeline *p = NULL;
+    CHECK_OK(rill_pipeline_new("badmerge", &p));
+    src_state *src = calloc(1, sizeof *src);
+    src->n = 100;
+    rill_stage *s, *c;
+    rill_stage_opts o = {.replicas = 3};
+    CHECK_OK(rill_stage_add(p, "src", &src_ops, src, NULL, &s));
+    CHECK_OK(rill_stage_add(p, "m", &bad_merge_ops, calloc(1, sizeof(sum_state)), &o, &c));
+    CHECK_OK(rill_connect(s, c));
+    CHECK_EQ(rill_pipeline_run(p), RILL_ENOMEM);
+    CHECK_STREQ(rill_pipeline_errstage(p), "m");
+    rill_pipeline_free(p);
+}
+
+/* Dealt by key and merged: every key's items in one share, the total exact. */
+RILL_TEST(replicas, keyed_and_merged_shares_hold_disjoint_keys) {
+    rill_pipeline *p = NULL;
+    CHECK_OK(rill_pipeline_new("keyedmerge", &p));
+    src_state *src = calloc(1, sizeof *src);
+    src->n = MAXIDS;
+    rill_stage *s, *c;
+    rill_stage_opts o = {.replicas = 4, .batch = 32};
+    CHECK_OK(rill_stage_add(p, "src", &src_ops, src, &(rill_stage_opts){.replicas = 2}, &s));
+    CHECK_OK(rill_stage_add(p, "k", &keyed_merged_ops, calloc(1, sizeof(sum_state)), &o, &c));
+    CHECK_OK(rill_connect(s, c));
+    CHECK_OK(rill_pipeline_run(p));
+    uint64_t seen = 0;
+    for (unsigned k = 0; k < 4; k++) {
+        uint64_t mine = ((const sum_state *)rill_stage_state(rill_stage_replica(c, k)))->keys_seen;
+        CHECK((seen & mine) == 0);
+        seen |= mine;
+    }
+    CHECK(seen == UINT64_MAX);
+    const sum_state *r0 = rill_stage_state(c);
+    CHECK_EQ(r0->n, MAXIDS);
+    CHECK_EQ(r0->sum, (uint64_t)MAXIDS * (MAXIDS - 1) / 2);
+    rill_pipeline_free(p);
+}
