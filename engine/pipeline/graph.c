@@ -174,7 +174,9 @@ int rill__port_add(rill_stage *from, rill_stage *to, rill__deal *dl, bool extra)
         from->out[from->nout++] = port;
     } else {
         /* Emitted ports come first: the first extra one moves to the end. */
-        from->out[from->nout++] = from->out[from->nemit];
+        if (from->nemit < from->nout)
+            from->out[from->nout] = from->out[from->nemit];
+        from->nout++;
         from->out[from->nemit++] = port;
     }
     to->nin++;
