@@ -489,12 +489,17 @@ RILL_TEST(replicas, map_and_selector_replicate) {
  * to merge. An abort from another thread must end that wait (the test's
  * TIMEOUT catches a hang): the run returns RILL_EABORTED, counts the
  * discarded items, and nothing is merged (replica 0 keeps its own share). */
+static atomic_int fast_done; /* items replica 0 has taken */
+
 static int crawl_send(rill_stage *st, void *state, const rill_item *item) {
     unsigned k;
     rill_stage_replicas(st, &k);
     if (k == 1)
         spin_ns(1000000);
-    return sum_send(st, state, item);
+    int rc = sum_send(st, state, item);
+    if (k == 0)
+        atomic_fetch_add(&fast_done, 1);
+    return rc;
 }
 
 static const rill_stage_ops crawl_ops = {
@@ -507,8 +512,11 @@ typedef struct aborter {
     unsigned ms;
 } aborter;
 
+/* Once replica 0 has had all its items (and so waits to merge soon
+ * after), wait a.ms more and abort. */
 static void *abort_later(void *arg) {
     aborter *a = arg;
+    wait_for(&fast_done, 2000, 60.0);
     sleep_ms(a->ms);
     rill_pipeline_abort(a->p);
     return NULL;
@@ -526,7 +534,8 @@ RILL_TEST(replicas, abort_ends_the_wait_for_a_merge) {
     CHECK_OK(rill_stage_add(p, "src", &src_ops, src, NULL, &s));
     CHECK_OK(rill_stage_add(p, "crawl", &crawl_ops, calloc(1, sizeof(sum_state)), &o, &c));
     CHECK_OK(rill_connect(s, c));
-    aborter a = {p, 50};
+    atomic_store(&fast_done, 0);
+    aborter a = {p, 20};
     pthread_t t;
     CHECK(pthread_create(&t, NULL, abort_later, &a) == 0);
     int rc = rill_pipeline_run(p);
