@@ -6,6 +6,11 @@
  *                                                       the filter drops lines
  *                                                       without an address)
  *
+ * With parallel = N > 1 every stage runs as N replicas, replica k of each
+ * fed by replica k of the one before (N such chains, one thread each), and
+ * the N counts are added up into reduce at close. Only a source that cannot
+ * be split (stdin, TCP) stays one stage, dealing its lines to the chains.
+ *
  * Each filter matches one IP (first field equal, or --prefix: the seed's
  * startswith) and emits the IP itself, as the seed's map_ sends `ip`, so the
  * reducer counts per requested IP even when prefixes overlap. */
@@ -38,19 +43,23 @@ typedef struct ipstats_config {
     rill_stage_opts stage;    /* applied to every stage (e.g. threaded) */
     const char *const *inline_stages; /* ... but these stay inline, on the */
     size_t ninline;                   /* thread of their producer (--inline) */
+    unsigned parallel;        /* replicas of every stage (0, 1: one); a LOG
+                                 file is then read by that many threads, a
+                                 pipe or TCP by one that deals its lines out */
 } ipstats_config;
 
-/* The options for stage `name`: cfg->stage, less RILL_STAGE_THREADED if the
+/* The options for stage `name`: base, less RILL_STAGE_THREADED if the
  * stage is to stay inline. *tmp holds the copy. */
 static inline const rill_stage_opts *ipstats_stage_opts(const ipstats_config *cfg,
+                                                        const rill_stage_opts *base,
                                                         const char *name, rill_stage_opts *tmp) {
     for (size_t i = 0; i < cfg->ninline; i++)
         if (strcmp(cfg->inline_stages[i], name) == 0) {
-            *tmp = cfg->stage;
+            *tmp = *base;
             tmp->flags &= ~(unsigned)RILL_STAGE_THREADED;
             return tmp;
         }
-    return &cfg->stage;
+    return base;
 }
 
 /* Build the pipeline. On success *out is the caller's to destroy and
@@ -64,10 +73,13 @@ static inline int ipstats_build(const ipstats_config *cfg, rill_pipeline **out,
     int rc = rill_pipeline_new("ip_stats", &p);
     if (rc)
         return rc;
+    rill_stage_opts one = cfg->stage, stage = cfg->stage;
+    one.replicas = 0;
+    stage.replicas = cfg->parallel > 1 ? cfg->parallel : 0;
     if (cfg->listen) {
         rill_tcp_opts topts = {.port = cfg->port, .max_accepts = cfg->connections};
         rc = rill_tcp_lines_add(p, "source", &topts, NULL,
-                                ipstats_stage_opts(cfg, "source", &tmp), &src);
+                                ipstats_stage_opts(cfg, &one, "source", &tmp), &src);
         if (rc) {
             snprintf(err, errlen, "cannot listen on 127.0.0.1:%u: %s", (unsigned)cfg->port,
                      rill_strerror(rc));
@@ -76,12 +88,15 @@ static inline int ipstats_build(const ipstats_config *cfg, rill_pipeline **out,
     } else {
         if (strcmp(cfg->log, "-") == 0)
             rc = rill_lines_fd_add(p, "source", STDIN_FILENO, NULL,
-                                   ipstats_stage_opts(cfg, "source", &tmp), &src);
+                                   ipstats_stage_opts(cfg, &one, "source", &tmp), &src);
         else
             rc = rill_lines_file_add(p, "source", cfg->log, NULL,
-                                     ipstats_stage_opts(cfg, "source", &tmp), &src);
+                                     ipstats_stage_opts(cfg, &stage, "source", &tmp), &src);
         if (rc) {
-            snprintf(err, errlen, "cannot read '%s': %s", cfg->log, rill_strerror(rc));
+            /* A long path is cut short (the result is looked at, so the
+             * compiler does not warn about the cut). */
+            if (snprintf(err, errlen, "cannot read '%s': %s", cfg->log, rill_strerror(rc)) < 0)
+                err[0] = '\0';
             goto fail;
         }
     }
@@ -89,17 +104,17 @@ static inline int ipstats_build(const ipstats_config *cfg, rill_pipeline **out,
         rill_filter_spec clients = {.match = RILL_MATCH_PRED, .pred = ipstats_has_client};
         rill_stage *f = NULL;
         if ((rc = rill_filter_add(p, "filter-1", &clients,
-                                  ipstats_stage_opts(cfg, "filter-1", &tmp), &f)) ||
+                                  ipstats_stage_opts(cfg, &stage, "filter-1", &tmp), &f)) ||
             (rc = rill_count_add(p, "reduce", rill_key_first_field, NULL,
-                                 ipstats_stage_opts(cfg, "reduce", &tmp), &red)) ||
+                                 ipstats_stage_opts(cfg, &stage, "reduce", &tmp), &red)) ||
             (rc = rill_connect(src, f)) || (rc = rill_connect(f, red)))
             goto fail_generic;
     } else {
-        if ((rc = rill_broadcast_add(p, "broadcast", ipstats_stage_opts(cfg, "broadcast", &tmp),
-                                     &bcast)) ||
+        if ((rc = rill_broadcast_add(p, "broadcast",
+                                     ipstats_stage_opts(cfg, &stage, "broadcast", &tmp), &bcast)) ||
             (rc = rill_connect(src, bcast)) ||
-            (rc = rill_count_add(p, "reduce", NULL, NULL, ipstats_stage_opts(cfg, "reduce", &tmp),
-                                 &red)))
+            (rc = rill_count_add(p, "reduce", NULL, NULL,
+                                 ipstats_stage_opts(cfg, &stage, "reduce", &tmp), &red)))
             goto fail_generic;
         for (size_t i = 0; i < cfg->nips; i++) {
             char name[32];
@@ -111,7 +126,8 @@ static inline int ipstats_build(const ipstats_config *cfg, rill_pipeline **out,
                 .emit_pattern = true,
             };
             rill_stage *f = NULL;
-            if ((rc = rill_filter_add(p, name, &spec, ipstats_stage_opts(cfg, name, &tmp), &f)) ||
+            if ((rc = rill_filter_add(p, name, &spec, ipstats_stage_opts(cfg, &stage, name, &tmp),
+                                      &f)) ||
                 (rc = rill_connect(bcast, f)) || (rc = rill_connect(f, red)))
                 goto fail_generic;
         }

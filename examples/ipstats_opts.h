@@ -14,6 +14,7 @@
 
 #define IPSTATS_MAX_SLOW 16
 #define IPSTATS_MAX_CAPACITY (1u << 24)
+#define IPSTATS_MAX_PARALLEL RILL_MAX_REPLICAS
 
 typedef struct ipstats_opts {
     ipstats_config cfg;  /* log and ips are left for the caller to set */
@@ -27,7 +28,7 @@ typedef struct ipstats_opts {
      * together; then publish, worker, or neither (read the totals). */
     const char *redis, *stream, *worker, *group;
     bool publish;
-    size_t claim_idle, idle_exit, parallel; /* ms, ms, workers; 0 = not given */
+    size_t claim_idle, idle_exit;    /* ms, ms; 0 = not given (--parallel: cfg.parallel) */
     const char *inl[IPSTATS_MAX_SLOW];  /* --inline stages (cfg.inline_stages) */
     int first_arg;       /* argv index of the first operand */
 } ipstats_opts;
@@ -59,6 +60,10 @@ static inline void ipstats_usage(FILE *to) {
             "                  other byte below 0x20, 0x7f and every byte from 0x80\n"
             "                  as \\xHH (two hex digits): distinct keys print distinct\n"
             "  --threaded      run every stage in a thread of its own\n"
+            "  --parallel N    run N copies of the pipeline on N threads, each\n"
+            "                  reading a part of LOG, and add up their counts\n"
+            "                  (a pipe or --listen: one reader deals the lines\n"
+            "                  out); 0 (the default) or 1: one copy. At most %u\n"
             "  --capacity N    queue capacity in items per producer (default 4096)\n"
             "  --slow STAGE:US make STAGE spend at least US microseconds per item\n"
             "                  (stages: source, broadcast, filter-1..N, reduce)\n"
@@ -86,7 +91,8 @@ static inline void ipstats_usage(FILE *to) {
             "                  NAME.1..NAME.N, one thread each\n"
             "  --redis HOST:PORT --stream KEY [--top N | IP...]\n"
             "                  print the committed totals\n"
-            "  -h, --help      this text\n");
+            "  -h, --help      this text\n",
+            IPSTATS_MAX_PARALLEL);
 }
 
 /* A key as --top prints it (see the usage): an injective escape, so keys
@@ -133,8 +139,9 @@ static inline int ipstats_parse(int argc, char **argv, ipstats_opts *o, FILE *er
         {"top", required_argument, NULL, 't'},
         {"threaded", no_argument, NULL, 'T'},
         {"capacity", required_argument, NULL, 'c'},
+        {"parallel", required_argument, NULL, 'n'},
         {"slow", required_argument, NULL, 's'},
-        {"inline", required_argument, NULL, 'I'},
+        {"inline", required_argument, NULL, 'i'},
         {"stats", no_argument, NULL, 'S'},
         {"stats-json", required_argument, NULL, 'J'},
         {"stats-svg", required_argument, NULL, 'G'},
@@ -149,7 +156,6 @@ static inline int ipstats_parse(int argc, char **argv, ipstats_opts *o, FILE *er
         {"group", required_argument, NULL, 'g'},
         {"claim-idle", required_argument, NULL, 'C'},
         {"idle-exit", required_argument, NULL, 'I'},
-        {"parallel", required_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -178,6 +184,19 @@ static inline int ipstats_parse(int argc, char **argv, ipstats_opts *o, FILE *er
             }
             o->cfg.stage.capacity = (unsigned)n;
             break;
+        case 'n': {
+            char *end;
+            errno = 0;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (errno || end == optarg || *end || v > IPSTATS_MAX_PARALLEL || optarg[0] < '0' ||
+                optarg[0] > '9') {
+                fprintf(err, "ip_stats: --parallel needs a number from 0 to %u, not '%s'\n",
+                        IPSTATS_MAX_PARALLEL, optarg);
+                return 2;
+            }
+            o->cfg.parallel = (unsigned)v;
+            break;
+        }
         case 's':
             if (o->nslow == IPSTATS_MAX_SLOW) {
                 fprintf(err, "ip_stats: too many --slow options (at most %d)\n",
@@ -186,7 +205,7 @@ static inline int ipstats_parse(int argc, char **argv, ipstats_opts *o, FILE *er
             }
             o->slow[o->nslow++] = optarg;
             break;
-        case 'I':
+        case 'i':
             if (o->cfg.ninline == IPSTATS_MAX_SLOW) {
                 fprintf(err, "ip_stats: too many --inline options (at most %d)\n",
                         IPSTATS_MAX_SLOW);
@@ -254,13 +273,6 @@ static inline int ipstats_parse(int argc, char **argv, ipstats_opts *o, FILE *er
                 return 2;
             }
             break;
-        case 'n':
-            if (ipstats_parse_count(optarg, &o->parallel) || o->parallel > 64) {
-                fprintf(err, "ip_stats: --parallel needs a number from 1 to 64, not '%s'\n",
-                        optarg);
-                return 2;
-            }
-            break;
         case 'h': return 1;
         default: ipstats_usage(err); return 2;
         }
@@ -282,8 +294,12 @@ static inline int ipstats_parse(int argc, char **argv, ipstats_opts *o, FILE *er
                 o->publish ? "--publish" : "--worker");
         return 2;
     }
-    if ((o->group || o->claim_idle || o->idle_exit || o->parallel) && !o->worker) {
-        fprintf(err, "ip_stats: --group, --claim-idle, --idle-exit and --parallel need --worker\n");
+    if ((o->group || o->claim_idle || o->idle_exit) && !o->worker) {
+        fprintf(err, "ip_stats: --group, --claim-idle and --idle-exit need --worker\n");
+        return 2;
+    }
+    if (o->redis && !o->worker && o->cfg.parallel) {
+        fprintf(err, "ip_stats: with --redis, --parallel needs --worker\n");
         return 2;
     }
     if (o->redis && o->cfg.listen) {

@@ -148,7 +148,7 @@ static void ipr_on_signal(int sig) {
 }
 
 static int ipr_work(const ipstats_opts *o, const rill_redis_conf *conf) {
-    size_t n = o->parallel ? o->parallel : 1;
+    size_t n = o->cfg.parallel ? o->cfg.parallel : 1;
     ipr_worker *w = calloc(n, sizeof *w);
     pthread_t *t = calloc(n, sizeof *t);
     int status = 0;
@@ -161,7 +161,7 @@ static int ipr_work(const ipstats_opts *o, const rill_redis_conf *conf) {
     for (; built < n; built++) {
         w[built].o = o;
         w[built].conf = conf;
-        if (o->parallel)
+        if (o->cfg.parallel)
             snprintf(w[built].name, sizeof w[built].name, "%s.%zu", o->worker, built + 1);
         else
             snprintf(w[built].name, sizeof w[built].name, "%s", o->worker);

@@ -7,7 +7,15 @@ static int rill__broadcast_send(rill_stage *st, void *state, const rill_item *it
     return rill_emit(st, item);
 }
 
-static const rill_stage_ops rill__broadcast_ops = { .send = rill__broadcast_send };
+/* Replicas of a stage without state share nothing. */
+static int rill__broadcast_clone(const void *state, void **out) {
+    RILL__UNUSED(state);
+    *out = NULL;
+    return 0;
+}
+
+static const rill_stage_ops rill__broadcast_ops = { .send = rill__broadcast_send,
+                                                    .clone = rill__broadcast_clone };
 
 RILL_API int rill_broadcast_add(rill_pipeline *p, const char *name,
                                 const rill_stage_opts *opts, rill_stage **out) {

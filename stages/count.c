@@ -152,8 +152,19 @@ static void rill__count_destroy(void *state) {
     free(c);
 }
 
-static const rill_stage_ops rill__count_ops = { .send = rill__count_send,
-                                                .free = rill__count_destroy };
+/* Replicas: each counts its share; the shares add up (key by key). */
+static int rill__count_merge(void *into, const void *from) {
+    const rill__count *f = from;
+    for (size_t i = 0; i <= f->mask; i++) {
+        const rill__slot *s = &f->slots[i];
+        if (s->count) {
+            int rc = rill__count_add_key(into, NULL, s->key, s->len, s->count);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
 
 /* ---- deltas at checkpoint barriers (rill_count_add_deltas) ------------------- */
 
@@ -173,6 +184,22 @@ static rill__count *rill__count_new(rill_key_fn key, void *key_arg) {
     return c;
 }
 
+static int rill__count_clone(const void *state, void **out) {
+    const rill__count *c = state;
+    *out = rill__count_new(c->key, c->key_arg);
+    return *out ? 0 : RILL_ENOMEM;
+}
+
+/* Dealing by key (with replicas), for a stage that asks for it. */
+static uint64_t rill__count_key_hash(const void *state, const rill_item *item) {
+    const rill__count *c = state;
+    const void *key = item->data;
+    size_t len = item->len;
+    if (c->key)
+        c->key(item, c->key_arg, &key, &len);
+    return rill__hash_bytes(key, len);
+}
+
 /* In delta mode items are counted in the delta table only, and its counts
  * join the totals at each barrier and at close: the same cost per item. */
 static int rill__count_send_delta(rill_stage *st, void *state, const rill_item *item) {
@@ -185,7 +212,7 @@ static int rill__count_send_delta(rill_stage *st, void *state, const rill_item *
 }
 
 /* Add the delta's counts to the totals; *bytes gets the size of its items. */
-static int rill__count_merge(rill__count *c, rill_stage *st, size_t *bytes) {
+static int rill__count_fold_delta(rill__count *c, rill_stage *st, size_t *bytes) {
     const rill__count *d = c->delta;
     *bytes = 0;
     for (size_t i = 0; i <= d->mask; i++) {
@@ -227,7 +254,7 @@ static int rill__count_barrier(rill_stage *st, void *state, uint64_t id) {
     if (!d->nkeys)
         return 0;
     size_t bytes;
-    int rc = rill__count_merge(c, st, &bytes);
+    int rc = rill__count_fold_delta(c, st, &bytes);
     rill__delta_block *b = rc ? NULL : malloc(sizeof *b + bytes);
     if (!b) {
         rill__count_clear(d);
@@ -256,7 +283,7 @@ static int rill__count_barrier(rill_stage *st, void *state, uint64_t id) {
 static int rill__count_close_delta(rill_stage *st, void *state) {
     rill__count *c = state;
     size_t bytes;
-    int rc = rill__count_merge(c, st, &bytes);
+    int rc = rill__count_fold_delta(c, st, &bytes);
     rill__count_clear(c->delta);
     return rc;
 }
@@ -266,8 +293,19 @@ static const rill_stage_ops rill__count_delta_ops = { .send = rill__count_send_d
                                                       .barrier = rill__count_barrier,
                                                       .free = rill__count_destroy };
 
+static const rill_stage_ops rill__count_ops = { .send = rill__count_send,
+                                                .free = rill__count_destroy,
+                                                .clone = rill__count_clone,
+                                                .merge = rill__count_merge };
+/* The same counting, replicas dealt by key: each key in one share. */
+static const rill_stage_ops rill__count_keyed_ops = { .send = rill__count_send,
+                                                      .free = rill__count_destroy,
+                                                      .clone = rill__count_clone,
+                                                      .merge = rill__count_merge,
+                                                      .hash = rill__count_key_hash };
+
 static int rill__count_add(rill_pipeline *p, const char *name, rill_key_fn key, void *key_arg,
-                           bool deltas, const rill_stage_opts *opts, rill_stage **out) {
+                           bool deltas, bool keyed, const rill_stage_opts *opts, rill_stage **out) {
     if (out)
         *out = NULL;
     if (!p)
@@ -279,7 +317,7 @@ static int rill__count_add(rill_pipeline *p, const char *name, rill_key_fn key, 
         rill__count_destroy(c);
         return RILL_ENOMEM;
     }
-    int rc = rill_stage_add(p, name, deltas ? &rill__count_delta_ops : &rill__count_ops, c, opts,
+    int rc = rill_stage_add(p, name, deltas ? &rill__count_delta_ops : keyed ? &rill__count_keyed_ops : &rill__count_ops, c, opts,
                             out);
     if (rc)
         rill__count_destroy(c);
@@ -288,12 +326,12 @@ static int rill__count_add(rill_pipeline *p, const char *name, rill_key_fn key, 
 
 RILL_API int rill_count_add(rill_pipeline *p, const char *name, rill_key_fn key,
                             void *key_arg, const rill_stage_opts *opts, rill_stage **out) {
-    return rill__count_add(p, name, key, key_arg, false, opts, out);
+    return rill__count_add(p, name, key, key_arg, false, false, opts, out);
 }
 
 RILL_API int rill_count_add_deltas(rill_pipeline *p, const char *name, rill_key_fn key,
                                    void *key_arg, const rill_stage_opts *opts, rill_stage **out) {
-    return rill__count_add(p, name, key, key_arg, true, opts, out);
+    return rill__count_add(p, name, key, key_arg, true, false, opts, out);
 }
 
 RILL_API int rill_count_delta_parse(const rill_item *item, const void **key, size_t *len,
@@ -309,8 +347,14 @@ RILL_API int rill_count_delta_parse(const rill_item *item, const void **key, siz
 /* The state of st if it is a count stage. */
 static const rill__count *rill__count_of(const rill_stage *st) {
     const rill_stage_ops *ops = rill_stage_ops_of(st);
-    return st && (ops == &rill__count_ops || ops == &rill__count_delta_ops) ? rill_stage_state(st)
+    return st && (ops == &rill__count_ops || ops == &rill__count_keyed_ops ||
+                  ops == &rill__count_delta_ops) ? rill_stage_state(st)
                                                                             : NULL;
+
+RILL_API int rill_count_keyed_add(rill_pipeline *p, const char *name, rill_key_fn key,
+                                  void *key_arg, const rill_stage_opts *opts, rill_stage **out) {
+    return rill__count_add(p, name, key, key_arg, false, true, opts, out);
+}
 }
 
 

@@ -64,14 +64,27 @@ static int rill__filter_never_send(rill_stage *st, void *state, const rill_item 
 
 static void rill__filter_destroy(void *state) { free(state); }
 
+/* A replica's copy: the pattern item points at the copy's own bytes. */
+static int rill__filter_clone(const void *state, void **out) {
+    const rill__filter *f = state;
+    size_t size = sizeof *f + f->plen + 2;
+    rill__filter *c = malloc(size);
+    if (!c)
+        return RILL_ENOMEM;
+    memcpy(c, f, size);
+    c->pat_item = rill_item_static(c->pat, c->plen);
+    *out = c;
+    return 0;
+}
+
 static const rill_stage_ops rill__filter_pred_ops = {
-    .send = rill__filter_pred_send, .free = rill__filter_destroy };
+    .send = rill__filter_pred_send, .free = rill__filter_destroy, .clone = rill__filter_clone };
 static const rill_stage_ops rill__filter_prefix_ops = {
-    .send = rill__filter_prefix_send, .free = rill__filter_destroy };
+    .send = rill__filter_prefix_send, .free = rill__filter_destroy, .clone = rill__filter_clone };
 static const rill_stage_ops rill__filter_field_ops = {
-    .send = rill__filter_field_send, .free = rill__filter_destroy };
+    .send = rill__filter_field_send, .free = rill__filter_destroy, .clone = rill__filter_clone };
 static const rill_stage_ops rill__filter_never_ops = {
-    .send = rill__filter_never_send, .free = rill__filter_destroy };
+    .send = rill__filter_never_send, .free = rill__filter_destroy, .clone = rill__filter_clone };
 
 RILL_API int rill_filter_add(rill_pipeline *p, const char *name, const rill_filter_spec *spec,
                              const rill_stage_opts *opts, rill_stage **out) {

@@ -17,13 +17,83 @@ typedef struct rill__lines {
     bool close_fd;
     bool done;     /* EOF seen (or failed): produce answers RILL_EDONE */
     bool regular;  /* a regular file: read() does not wait for a writer */
+    bool ranged;   /* a replica reading its byte range [off, end) with pread */
+    bool placed;   /* the first produce has looked at its replica number */
+    uint64_t size; /* a regular file's size when the stage was added */
+    uint64_t off, end;
+    rill_lines_opts lo;
     rill__lsplit sp;
     struct rill_lines_stats stats;
     char *desc;    /* "'path'" or "fd N", for error messages */
 } rill__lines;
 
+/* pread() all of len unless EOF comes first: bytes read, or -errno. */
+static ssize_t rill__pread_at(int fd, char *dst, size_t len, uint64_t off) {
+    for (;;) {
+        ssize_t n = pread(fd, dst, len, (off_t)off);
+        if (n >= 0 || errno != EINTR)
+            return n >= 0 ? n : -errno;
+    }
+}
+
+/* Where the first line starting at or after byte c begins: c itself after
+ * a '\n' (or at 0), else just past the next '\n'; size if there is none.
+ * Each replica's range runs from its cut's line start to the next one's,
+ * so every line is read by the replica its first byte's cut falls in. */
+static int rill__line_start(int fd, uint64_t c, uint64_t size, uint64_t *out) {
+    char buf[16384];
+    if (c == 0 || c >= size) {
+        *out = c < size ? c : size;
+        return 0;
+    }
+    for (uint64_t at = c - 1; at < size;) {
+        ssize_t n = rill__pread_at(fd, buf, sizeof buf, at);
+        if (n <= 0) {
+            if (n < 0)
+                return (int)n;
+            break; /* shrunk: no line starts after here */
+        }
+        const char *nl = memchr(buf, '\n', (size_t)n);
+        if (nl) {
+            *out = at + (uint64_t)(nl - buf) + 1;
+            return 0;
+        }
+        at += (uint64_t)n;
+    }
+    *out = size;
+    return 0;
+}
+
+/* First produce of a replica: a regular file gives it its byte range; a
+ * pipe is read by replica 0 alone (the others are done at once). */
+static int rill__lines_place(rill_stage *st, rill__lines *s) {
+    unsigned k, n = rill_stage_replicas(st, &k);
+    s->placed = true;
+    if (n < 2)
+        return 0;
+    if (!s->regular)
+        return k == 0 ? 0 : RILL_EDONE;
+    uint64_t c0 = s->size / n * k + s->size % n * k / n;
+    uint64_t c1 = s->size / n * (k + 1) + s->size % n * (k + 1) / n;
+    int rc = rill__line_start(s->fd, c0, s->size, &s->off);
+    if (!rc)
+        rc = rill__line_start(s->fd, c1, s->size, &s->end);
+    if (rc)
+        return rill_stage_fail(st, rc, "cannot read %s", s->desc);
+    s->ranged = true;
+    return 0;
+}
+
 /* One read(): bytes read, 0 at EOF, or a negative code (recorded). */
 static ssize_t rill__lines_read(rill_stage *st, rill__lines *s, char *dst, size_t len) {
+    if (s->ranged) { /* the end of the range is its EOF */
+        uint64_t left = s->end - s->off;
+        ssize_t n = left ? rill__pread_at(s->fd, dst, len < left ? len : (size_t)left, s->off) : 0;
+        if (n < 0)
+            return rill_stage_fail(st, (int)n, "cannot read %s", s->desc);
+        s->off += (uint64_t)n;
+        return n;
+    }
     if (!s->regular) {
         /* A pipe or socket may make read() wait: hand the lines already cut
          * to threads downstream first, or they would wait with us. */
@@ -80,7 +150,9 @@ static int rill__lines_produce(rill_stage *st, void *state) {
     rill__lines *s = state;
     if (s->done)
         return RILL_EDONE;
-    int rc = rill__lines_step(st, s);
+    int rc = s->placed ? 0 : rill__lines_place(st, s);
+    if (rc == 0)
+        rc = rill__lines_step(st, s);
     if (rc < 0) {
         /* Exhausted or failed: the buffer is no longer needed here. */
         s->done = true;
@@ -98,9 +170,30 @@ static void rill__lines_destroy(void *state) {
     free(s);
 }
 
+/* A replica: the same fd (pread needs no offset of its own; replica 0
+ * closes it), its own buffers and counters. */
+static int rill__lines_clone(const void *state, void **out) {
+    const rill__lines *s = state;
+    rill__lines *c = calloc(1, sizeof *c);
+    char *desc = c ? rill__strdup(s->desc) : NULL;
+    if (!desc) {
+        free(c);
+        return RILL_ENOMEM;
+    }
+    c->fd = s->fd;
+    c->regular = s->regular;
+    c->size = s->size;
+    c->lo = s->lo;
+    c->desc = desc;
+    rill__lsplit_init(&c->sp, &c->lo, &c->stats);
+    *out = c;
+    return 0;
+}
+
 static const rill_stage_ops rill__lines_ops = {
     .produce = rill__lines_produce,
     .free = rill__lines_destroy,
+    .clone = rill__lines_clone,
 };
 
 static int rill__lines_add(rill_pipeline *p, const char *name, int fd, const char *path,
@@ -126,8 +219,10 @@ static int rill__lines_add(rill_pipeline *p, const char *name, int fd, const cha
     s->fd = fd;
     struct stat sb;
     s->regular = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
+    s->size = s->regular ? (uint64_t)sb.st_size : 0;
     s->close_fd = own_fd || (lo.flags & RILL_LINES_CLOSE_FD);
-    rill__lsplit_init(&s->sp, &lo, &s->stats);
+    s->lo = lo;
+    rill__lsplit_init(&s->sp, &s->lo, &s->stats);
     int len = path ? snprintf(NULL, 0, "'%s'", path) : snprintf(NULL, 0, "fd %d", fd);
     s->desc = malloc((size_t)len + 1);
     if (!s->desc) {
@@ -182,13 +277,22 @@ RILL_API int rill_lines_stats(const rill_stage *st, struct rill_lines_stats *out
     if (!st || !out)
         return RILL_EINVAL;
     const struct rill_lines_stats *in = rill__tcp_lines_counters(st);
-    if (!in) {
-        if (rill_stage_ops_of(st) != &rill__lines_ops)
-            return RILL_EINVAL;
-        in = &((const rill__lines *)rill_stage_state(st))->stats;
+    if (in) {
+        out->lines = __atomic_load_n(&in->lines, __ATOMIC_RELAXED);
+        out->bytes = __atomic_load_n(&in->bytes, __ATOMIC_RELAXED);
+        out->truncated = __atomic_load_n(&in->truncated, __ATOMIC_RELAXED);
+        return 0;
     }
-    out->lines = __atomic_load_n(&in->lines, __ATOMIC_RELAXED);
-    out->bytes = __atomic_load_n(&in->bytes, __ATOMIC_RELAXED);
-    out->truncated = __atomic_load_n(&in->truncated, __ATOMIC_RELAXED);
+    if (rill_stage_ops_of(st) != &rill__lines_ops)
+        return RILL_EINVAL;
+    /* Replicas: the sum over the group, whichever replica is asked. */
+    *out = (struct rill_lines_stats){0};
+    const rill_stage *r;
+    for (unsigned k = 0; (r = rill_stage_replica(st, k)) != NULL; k++) {
+        in = &((const rill__lines *)rill_stage_state(r))->stats;
+        out->lines += __atomic_load_n(&in->lines, __ATOMIC_RELAXED);
+        out->bytes += __atomic_load_n(&in->bytes, __ATOMIC_RELAXED);
+        out->truncated += __atomic_load_n(&in->truncated, __ATOMIC_RELAXED);
+    }
     return 0;
 }

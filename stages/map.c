@@ -1,5 +1,6 @@
 /* map: one item in, zero or one item out, computed by a user function. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/rill_int.h"
 
@@ -28,8 +29,19 @@ static int rill__map_send(rill_stage *st, void *state, const rill_item *in) {
 
 static void rill__map_destroy(void *state) { free(state); }
 
+/* A replica's copy: the same function and argument, called from its thread. */
+static int rill__map_clone(const void *state, void **out) {
+    rill__map *c = malloc(sizeof *c);
+    if (!c)
+        return RILL_ENOMEM;
+    memcpy(c, state, sizeof *c);
+    *out = c;
+    return 0;
+}
+
 static const rill_stage_ops rill__map_ops = { .send = rill__map_send,
-                                              .free = rill__map_destroy };
+                                              .free = rill__map_destroy,
+                                              .clone = rill__map_clone };
 
 RILL_API int rill_map_add(rill_pipeline *p, const char *name, rill_map_fn fn, void *arg,
                           const rill_stage_opts *opts, rill_stage **out) {

@@ -1,6 +1,7 @@
 /* selector: each item to exactly one output, chosen by a function or by a
  * hash of a key. Never drops: an impossible port fails the pipeline. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "hash.h"
 #include "core/rill_int.h"
@@ -39,8 +40,19 @@ static int rill__selector_send(rill_stage *st, void *state, const rill_item *ite
 
 static void rill__selector_destroy(void *state) { free(state); }
 
+/* A replica's copy: the same function and argument, called from its thread. */
+static int rill__selector_clone(const void *state, void **out) {
+    rill__selector *c = malloc(sizeof *c);
+    if (!c)
+        return RILL_ENOMEM;
+    memcpy(c, state, sizeof *c);
+    *out = c;
+    return 0;
+}
+
 static const rill_stage_ops rill__selector_ops = { .send = rill__selector_send,
-                                                   .free = rill__selector_destroy };
+                                                   .free = rill__selector_destroy,
+                                                   .clone = rill__selector_clone };
 
 RILL_API int rill_selector_add(rill_pipeline *p, const char *name,
                                const rill_selector_spec *spec, const rill_stage_opts *opts,

@@ -50,6 +50,13 @@ int rill__names_put(rill__names *t, const char *key, void *val) {
     return 0;
 }
 
+int rill__names_reserve(rill__names *t, size_t extra) {
+    while (4 * (t->n + extra) > 3 * t->cap)
+        if (rill__names_grow(t))
+            return RILL_ENOMEM;
+    return 0;
+}
+
 void rill__names_free(rill__names *t) {
     free(t->slots);
     *t = (rill__names){0};

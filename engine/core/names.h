@@ -26,6 +26,9 @@ void *rill__names_get(const rill__names *t, const char *key);
  * RILL_ENOMEM (the table is unchanged then). */
 int rill__names_put(rill__names *t, const char *key, void *val);
 
+/* Make room for extra more puts, which then cannot fail. 0 or RILL_ENOMEM. */
+int rill__names_reserve(rill__names *t, size_t extra);
+
 /* Free the slots (not the keys or values); the table is empty again. */
 void rill__names_free(rill__names *t);
 

@@ -70,6 +70,11 @@ static inline int rill__send_inline(rill_stage *from, const rill__port *via, ril
 static inline int rill__deliver(rill_stage *st, const rill__port *o, const rill_item *item) {
     if (!o->queue)
         return rill__send_inline(st, o, o->to, item);
+    if (RILL__UNLIKELY(o->dl)) { /* a group of replicas: one of them */
+        unsigned k = rill__deal_pick(o->dl, item);
+        rill__deal_took(o->dl, k);
+        return rill__push_result(st->p, rill__queue_push(o->dl->q[k], item, RILL_EABORTED));
+    }
     return rill__push_result(st->p, rill__queue_push(o->queue, item, RILL_EABORTED));
 }
 
@@ -92,7 +97,7 @@ RILL_API int rill_emit(rill_stage *st, const rill_item *item) {
         return rill__stop_code(st->p);
     rill__emit_begin(st);
     const rill__port *o = st->out;
-    for (unsigned i = 0, n = st->nout; i < n; i++) {
+    for (unsigned i = 0, n = st->nemit; i < n; i++) {
         int rc = rill__deliver(st, &o[i], item);
         if (RILL__UNLIKELY(rc < 0))
             return rc;
@@ -103,7 +108,7 @@ RILL_API int rill_emit(rill_stage *st, const rill_item *item) {
 RILL_API int rill_emit_to(rill_stage *st, unsigned port, const rill_item *item) {
     if (RILL__UNLIKELY(rill__stopped(st->p)))
         return rill__stop_code(st->p);
-    if (port >= st->nout)
+    if (port >= st->nemit)
         return RILL_EINVAL;
     rill__emit_begin(st);
     return rill__deliver(st, &st->out[port], item);
@@ -111,9 +116,10 @@ RILL_API int rill_emit_to(rill_stage *st, unsigned port, const rill_item *item) 
 
 /* The first blocking queue directly after st that cannot take an item now,
  * NULL if every one can; *err gets RILL_ENOMEM if a batch cannot be made. */
-static rill__queue *rill__refusing_queue(rill_stage *st, int *err) {
-    for (unsigned i = 0; i < st->nout; i++) {
-        rill__queue *e = st->out[i].queue;
+static rill__queue *rill__refusing_queue(rill_stage *st, const rill_item *item, int *err) {
+    for (unsigned i = 0; i < st->nemit; i++) {
+        const rill__port *o = &st->out[i];
+        rill__queue *e = o->dl && o->queue ? o->dl->q[rill__deal_pick(o->dl, item)] : o->queue;
         int r = e ? rill__queue_ready(e) : RILL__ROOM;
         if (r != RILL__ROOM) {
             *err = r < 0 ? r : 0;
@@ -132,7 +138,7 @@ static rill__queue *rill__refusing_queue(rill_stage *st, int *err) {
 static int rill__emit_queues_first(rill_stage *st, const rill_item *item) {
     rill__emit_begin(st);
     const rill__port *o = st->out;
-    unsigned n = st->nout;
+    unsigned n = st->nemit;
     for (unsigned pass = 0; pass < 2; pass++)
         for (unsigned i = 0; i < n; i++)
             if ((o[i].queue != NULL) == (pass == 0)) {
@@ -155,7 +161,7 @@ RILL_API int rill_try_emit(rill_stage *st, const rill_item *item) {
         if (RILL__UNLIKELY(rill__stopped(st->p)))
             return rill__stop_code(st->p);
         int err = 0;
-        rill__queue *e = rill__refusing_queue(st, &err);
+        rill__queue *e = rill__refusing_queue(st, item, &err);
         if (RILL__LIKELY(!e))
             return rill__emit_queues_first(st, item);
         if (err < 0)
@@ -196,6 +202,10 @@ static int rill__push_refused(rill_pipeline *p, rill_stage *entry, const rill_it
         return rill__setup_error(p, RILL_EINVAL,
                                  "rill_pipeline_push: stage '%s' is a source (it has produce, no "
                                  "send)", entry->name);
+    if (entry->grp && !entry->nin)
+        return rill__setup_error(p, RILL_EINVAL,
+                                 "rill_pipeline_push: stage '%s' has replicas: push into a stage "
+                                 "that feeds it", entry->name);
     return rill__setup_error(p, RILL_EINVAL,
                              "rill_pipeline_push: stage '%s' is not an entry: %u stage%s feed%s "
                              "it; push into the first stage instead", entry->name, entry->nin,
@@ -205,7 +215,7 @@ static int rill__push_refused(rill_pipeline *p, rill_stage *entry, const rill_it
 RILL_API int rill_pipeline_push(rill_pipeline *p, rill_stage *entry, const rill_item *item) {
     if (!p)
         return RILL_EINVAL;
-    if (!entry || !item || entry->p != p || entry->nin || !entry->ops->send)
+    if (!entry || !item || entry->p != p || entry->nin || !entry->ops->send || entry->grp)
         return rill__push_refused(p, entry, item);
     if (p->phase == RILL__CLOSED)
         return RILL_ECLOSED;

@@ -42,6 +42,44 @@ RILL_API rill_stage *rill_pipeline_find(const rill_pipeline *p, const char *name
     return rill__names_get(&p->names, name);
 }
 
+int rill__stages_reserve(rill_pipeline *p, unsigned extra) {
+    if (p->n + extra > p->cap) {
+        unsigned cap = p->cap ? p->cap : 8;
+        while (cap < p->n + extra)
+            cap *= 2;
+        rill_stage **s = realloc(p->stages, cap * sizeof *s);
+        if (!s)
+            return RILL_ENOMEM;
+        p->stages = s;
+        p->cap = cap;
+    }
+    return rill__names_reserve(&p->names, extra);
+}
+
+rill_stage *rill__stage_alloc(rill_pipeline *p, const char *name, const rill_stage_ops *ops,
+                              void *state, const rill_stage_opts *opts) {
+    rill_stage *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    st->name = rill__strdup(name);
+    if (!st->name) {
+        free(st);
+        return NULL;
+    }
+    st->p = p;
+    st->dom = &p->main;
+    st->ops = ops;
+    st->state = state;
+    if (opts)
+        st->opts = *opts;
+    return st;
+}
+
+void rill__stage_commit(rill_pipeline *p, rill_stage *st) {
+    (void)rill__names_put(&p->names, st->name, st); /* reserved: cannot fail */
+    p->stages[p->n++] = st;
+}
+
 RILL_API int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage_ops *ops,
                             void *state, const rill_stage_opts *opts, rill_stage **out) {
     if (out)
@@ -64,6 +102,12 @@ RILL_API int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage
     if (opts && (opts->flags & ~(unsigned)RILL_STAGE_THREADED))
         return rill__setup_error(p, RILL_EINVAL, "rill_stage_add '%s': unknown flags 0x%x in opts",
                                  what, opts->flags & ~(unsigned)RILL_STAGE_THREADED);
+    if (opts && opts->replicas > RILL_MAX_REPLICAS)
+        return rill__setup_error(p, RILL_EINVAL, "rill_stage_add '%s': %u replicas in opts (at "
+                                 "most %d)", what, opts->replicas, RILL_MAX_REPLICAS);
+    if (opts && opts->replicas > 1 && !ops->clone)
+        return rill__setup_error(p, RILL_EINVAL, "rill_stage_add '%s': replicas need ops->clone "
+                                 "(it makes each replica's state)", what);
     if (opts && opts->overflow > RILL_OVERFLOW_DROP_OLDEST)
         return rill__setup_error(p, RILL_EINVAL,
                                  "rill_stage_add '%s': unknown overflow policy %u in opts", what,
@@ -85,34 +129,14 @@ RILL_API int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage
     }
     if (rill_pipeline_find(p, name))
         return rill__setup_error(p, RILL_EEXIST, "rill_stage_add '%s'", name);
-    if (p->n == p->cap) {
-        unsigned cap = p->cap ? 2 * p->cap : 8;
-        rill_stage **s = realloc(p->stages, cap * sizeof *s);
-        if (!s)
-            return RILL_ENOMEM;
-        p->stages = s;
-        p->cap = cap;
-    }
-    rill_stage *st = calloc(1, sizeof *st);
+    if (opts && opts->replicas > 1)
+        return rill__replicas_add(p, name, ops, state, opts, out);
+    if (rill__stages_reserve(p, 1))
+        return RILL_ENOMEM;
+    rill_stage *st = rill__stage_alloc(p, name, ops, state, opts);
     if (!st)
         return RILL_ENOMEM;
-    st->name = rill__strdup(name);
-    if (!st->name) {
-        free(st);
-        return RILL_ENOMEM;
-    }
-    if (rill__names_put(&p->names, st->name, st)) {
-        free(st->name);
-        free(st);
-        return RILL_ENOMEM;
-    }
-    st->p = p;
-    st->dom = &p->main;
-    st->ops = ops;
-    st->state = state;
-    if (opts)
-        st->opts = *opts;
-    p->stages[p->n++] = st;
+    rill__stage_commit(p, st);
     if (out)
         *out = st;
     return 0;
@@ -159,6 +183,29 @@ static int rill__reaches(rill_stage *from, const rill_stage *to, unsigned search
     return found;
 }
 
+int rill__port_add(rill_stage *from, rill_stage *to, rill__deal *dl, bool extra) {
+    if (from->nout == from->capout) {
+        unsigned cap = from->capout ? 2 * from->capout : 4;
+        rill__port *o = realloc(from->out, cap * sizeof *o);
+        if (!o)
+            return RILL_ENOMEM;
+        from->out = o;
+        from->capout = cap;
+    }
+    rill__port port = {to, NULL, dl};
+    if (extra) {
+        from->out[from->nout++] = port;
+    } else {
+        /* Emitted ports come first: the first extra one moves to the end. */
+        if (from->nemit < from->nout)
+            from->out[from->nout] = from->out[from->nemit];
+        from->nout++;
+        from->out[from->nemit++] = port;
+    }
+    to->nin++;
+    return 0;
+}
+
 RILL_API int rill_connect_chain(rill_stage *first, ...) {
     va_list ap;
     va_start(ap, first);
@@ -185,21 +232,19 @@ RILL_API int rill_connect(rill_stage *from, rill_stage *to) {
         return rill__setup_error(from->p, RILL_ESTATE,
                                  "rill_connect '%s' -> '%s': the pipeline has started", from->name,
                                  to->name);
+    /* A group is connected through its replica 0, which every connection
+     * of the group touches: a cycle among groups is one among them. */
+    if (from->grp)
+        from = from->grp->member[0];
+    if (to->grp)
+        to = to->grp->member[0];
     int cyc = rill__reaches(to, from, ++from->p->search);
     if (cyc)
         return rill__setup_error(from->p, cyc < 0 ? cyc : RILL_ECYCLE, "rill_connect '%s' -> '%s'",
                                  from->name, to->name);
-    if (from->nout == from->capout) {
-        unsigned cap = from->capout ? 2 * from->capout : 4;
-        rill__port *o = realloc(from->out, cap * sizeof *o);
-        if (!o)
-            return RILL_ENOMEM;
-        from->out = o;
-        from->capout = cap;
-    }
-    from->out[from->nout++] = (rill__port){to, NULL};
-    to->nin++;
-    return 0;
+    if (from->grp || to->grp)
+        return rill__replicas_connect(from, to);
+    return rill__port_add(from, to, NULL, false);
 }
 
 void rill__graph_free(rill_pipeline *p) {
@@ -208,6 +253,10 @@ void rill__graph_free(rill_pipeline *p) {
         rill_stage *st = p->stages[i];
         if (st->ops->free)
             st->ops->free(st->state);
+        for (unsigned k = 0; k < st->nemit; k++)
+            free(st->out[k].dl);
+        if (st->grp && st->rindex == 0)
+            rill__group_free(st->grp);
         free(st->out);
         free(st->name);
         free(st);
@@ -229,7 +278,7 @@ RILL_API int rill_pipeline_status(const rill_pipeline *p) {
     return p ? atomic_load_explicit(&p->err, memory_order_acquire) : RILL_EINVAL;
 }
 RILL_API const char *rill_pipeline_name(const rill_pipeline *p) { return p ? p->name : NULL; }
-RILL_API unsigned rill_stage_outputs(const rill_stage *st) { return st ? st->nout : 0; }
+RILL_API unsigned rill_stage_outputs(const rill_stage *st) { return st ? st->nemit : 0; }
 RILL_API const char *rill_stage_name(const rill_stage *st) { return st ? st->name : NULL; }
 RILL_API void *rill_stage_state(const rill_stage *st) { return st ? st->state : NULL; }
 RILL_API const rill_stage_ops *rill_stage_ops_of(const rill_stage *st) { return st ? st->ops : NULL; }
@@ -239,6 +288,6 @@ RILL_API bool rill_stage_threaded(const rill_stage *st) {
      * are still asked after close. The atomic load keeps the compiler from
      * fusing it with `closed`, next to it, which the stage's thread writes. */
     return st && st->p->phase != RILL__NEW && st->domain != 0 &&
-           ((st->opts.flags & RILL_STAGE_THREADED) ||
+           (rill__own_thread(st) ||
             atomic_load_explicit(&st->promoted, memory_order_relaxed));
 }

@@ -163,7 +163,10 @@ void rill__close_stage(rill_stage *st) {
             atomic_store_explicit(&st->closed, true, memory_order_relaxed);
             if (st->refused_at)
                 rill__room_waited(st);
-            if (st->ops->close) {
+            /* A replica of a stage with a merge: only replica 0 closes,
+             * on the merged state (replica.c). */
+            bool run = !(st->grp && st->ops->merge) || rill__replica_closing(st);
+            if (run && st->ops->close) {
                 int rc = st->ops->close(st, st->state);
                 if (rc < 0)
                     rill__failed(st, rc);
@@ -252,7 +255,9 @@ RILL_API int rill_stage_set_delay(rill_stage *st, unsigned delay_us) {
         return RILL_EINVAL;
     if (st->p->phase != RILL__NEW)
         return RILL_ESTATE;
-    st->delay_ns = (uint64_t)delay_us * 1000u;
+    /* A group of replicas is slowed as a whole. */
+    for (unsigned k = 0; k < (st->grp ? st->grp->n : 1); k++)
+        (st->grp ? st->grp->member[k] : st)->delay_ns = (uint64_t)delay_us * 1000u;
     return 0;
 }
 

@@ -21,11 +21,32 @@ enum { RILL__NEW, RILL__STARTED, RILL__CLOSED };
 #define RILL__DEFAULT_BATCH 256u
 #define RILL__DEFAULT_LATENCY_US 1000u
 
+/* Dealing one producer's items over a group of replicas (replica.c): the
+ * queue of each replica, filled in by the plan, and where round robin is. */
+typedef struct rill__deal {
+    unsigned n, cur, fill, batch;
+    uint64_t (*hash)(const void *state, const rill_item *item);
+    const void *hstate;
+    rill__queue *q[];
+} rill__deal;
+
+/* A replicated stage (replica.c): its members, and the close-time merge. */
+typedef struct rill__group {
+    unsigned n, done;       /* replicas; those whose input has ended */
+    pthread_mutex_t lock;   /* done */
+    pthread_cond_t cv;
+    rill_stage *member[];
+} rill__group;
+
 /* One output port. queue == NULL: `to` runs on the same thread and is called
- * directly; otherwise items cross to its thread through the queue. */
+ * directly; otherwise items cross to its thread through the queue. A port to
+ * a group of replicas has dl: emits pick one replica's queue; the ports to
+ * replicas 1..N-1 follow the emitted ones (st->nemit .. st->nout), so that
+ * graph walks see every replica and emits see one port per connection. */
 typedef struct rill__port {
     rill_stage *to;
     rill__queue *queue;
+    rill__deal *dl;
 } rill__port;
 
 /* What a domain holds back at the inline depth limit (held.c), and what an
@@ -103,6 +124,10 @@ struct rill_stage {
     void *state;
     rill__port *out;  /* output ports, in connect order */
     unsigned nout, capout;
+    unsigned nemit;   /* ports emits go to: out[0..nemit), one per connection */
+    rill__group *grp; /* replicas: the group (NULL: not replicated) */
+    unsigned rindex;  /* which replica */
+    bool paired;      /* fed replica by replica: runs on its feeder's thread */
     unsigned nin;     /* producers connected */
     unsigned open_in; /* producers not yet closed (inline stages) */
     unsigned mark;    /* cycle check: visited in search number mark */
@@ -247,5 +272,47 @@ void rill__busy_wait(uint64_t ns);
 
 /* graph.c */
 void rill__graph_free(rill_pipeline *p);
+/* Adding stages in two steps, so that a group of replicas is added whole or
+ * not at all: make room for extra stages (0 or RILL_ENOMEM), allocate each
+ * (NULL: no memory; free it with free() and its name), then commit each,
+ * which cannot fail after the reserve. */
+int rill__stages_reserve(rill_pipeline *p, unsigned extra);
+rill_stage *rill__stage_alloc(rill_pipeline *p, const char *name, const rill_stage_ops *ops,
+                              void *state, const rill_stage_opts *opts);
+void rill__stage_commit(rill_pipeline *p, rill_stage *st);
+/* Append a port from from to to (after the emitted ports if extra). */
+int rill__port_add(rill_stage *from, rill_stage *to, rill__deal *dl, bool extra);
+
+/* replica.c */
+int rill__replicas_add(rill_pipeline *p, const char *name, const rill_stage_ops *ops,
+                       void *state, const rill_stage_opts *opts, rill_stage **out);
+int rill__replicas_connect(rill_stage *from, rill_stage *to);
+void rill__replicas_plan(rill_pipeline *p); /* fill each deal's queues */
+void rill__group_free(rill__group *g);
+/* st (a replica of a stage with merge) has no more input: false if its
+ * close is not to run (replicas 1..N-1); replica 0 waits for the others,
+ * merges their shares and returns true. */
+bool rill__replica_closing(rill_stage *st);
+
+/* Does st head a thread of its own? Threaded, or a replica nothing pairs. */
+static inline bool rill__own_thread(const rill_stage *st) {
+    return (st->opts.flags & RILL_STAGE_THREADED) || (st->grp && !st->paired);
+}
+
+/* The replica of d's group that item goes to; rill__deal_took after it went. */
+static inline unsigned rill__deal_pick(const rill__deal *d, const rill_item *item) {
+    if (d->hash)
+        return (unsigned)(((d->hash(d->hstate, item) >> 32) * d->n) >> 32);
+    return d->fill < d->batch ? d->cur : (d->cur + 1 == d->n ? 0 : d->cur + 1);
+}
+static inline void rill__deal_took(rill__deal *d, unsigned k) {
+    if (d->hash)
+        return;
+    if (k != d->cur) {
+        d->cur = k;
+        d->fill = 0;
+    }
+    d->fill++;
+}
 
 #endif

@@ -112,7 +112,7 @@ int rill__plan(rill_pipeline *p) {
     for (unsigned i = 0; i < p->n && !rc; i++) {
         rill_stage *st = order[i];
         int d = (int)st->domain;
-        if (st->opts.flags & RILL_STAGE_THREADED) {
+        if (rill__own_thread(st)) {
             st->domain = ++nw;
         } else if (st->nin == 0) {
             st->domain = 0;
@@ -164,6 +164,8 @@ int rill__plan(rill_pipeline *p) {
         }
     }
     free(order);
+    if (!rc)
+        rill__replicas_plan(p);
     p->nworkers_alloc = p->workers ? nw : 0;
     for (unsigned i = 0; i < p->n && !rc; i++)
         p->stages[i]->dom = rill__worker_of(p, p->stages[i]->domain);

@@ -29,7 +29,8 @@ RILL_API int rill_stage_add_new(rill_pipeline *p, const char *name, const rill_s
                                 rill_stage **out) {
     if (out)
         *out = NULL;
-    if (!p || !ops || state_size > ((size_t)1 << 40))
+    /* A clone of the caller's would be a state this block does not hold. */
+    if (!p || !ops || state_size > ((size_t)1 << 40) || (opts && opts->replicas > 1))
         return RILL_EINVAL;
     rill__owned_state *o = calloc(1, sizeof *o + (state_size ? state_size : 1));
     if (!o)

@@ -15,7 +15,10 @@
 extern "C" {
 #endif
 
-/* key: the key of each item (NULL: the whole item). */
+/* key: the key of each item (NULL: the whole item). Replicas
+ * (opts->replicas > 1) each count the items dealt to them, round robin, and
+ * the shares are added up at close into replica 0, st, which answers the
+ * calls below; read them after close. */
 int rill_count_add(rill_pipeline *p, const char *name, rill_key_fn key, void *key_arg,
                    const rill_stage_opts *opts, rill_stage **out);
 
@@ -36,6 +39,12 @@ int rill_count_add_deltas(rill_pipeline *p, const char *name, rill_key_fn key, v
  * barrier. RILL_EINVAL if item is not one (too short) or an argument is NULL.
  * Any thread. */
 int rill_count_delta_parse(const rill_item *item, const void **key, size_t *len, uint64_t *count);
+
+/* rill_count_add whose replicas are dealt items by key: every key is
+ * counted in one replica only (smaller shares, a cheaper merge; a
+ * skewed key load lands on one replica). Without replicas, the same. */
+int rill_count_keyed_add(rill_pipeline *p, const char *name, rill_key_fn key, void *key_arg,
+                         const rill_stage_opts *opts, rill_stage **out);
 
 typedef struct rill_count_entry {
     const void *key;   /* valid until the pipeline is freed */

@@ -21,6 +21,15 @@
  * instead of reusing it. Each call of the source's produce callback does
  * one read() and emits the lines it completes; a short read (a pipe, a
  * terminal) is fine. A non-blocking fd is waited on with poll().
+ *
+ * Replicas (rill_stage_opts.replicas = N): a regular file is cut into N byte
+ * ranges of the size it had when the stage was added, each moved to the next
+ * line start, and replica k reads range k with pread() on its own thread:
+ * every line is read by exactly one replica, whatever the line lengths (a
+ * replica whose range no line starts in emits nothing); bytes appended
+ * later are not read. Any other fd (a pipe, stdin) is read by replica 0
+ * alone: connect one unreplicated source to replicated stages instead to
+ * deal its lines out.
  */
 #ifndef RILL_LINES_H
 #define RILL_LINES_H
@@ -68,9 +77,9 @@ int rill_lines_file_add(rill_pipeline *p, const char *name, const char *path,
                         const rill_lines_opts *lopts, const rill_stage_opts *opts,
                         rill_stage **out);
 
-/* Counters of a line source stage. Callable from any thread while the
- * pipeline runs (progress reports: each counter is current, not all taken
- * at the same instant); exact once the pipeline is closed.
+/* Counters of a line source stage, summed over its replicas. Callable from
+ * any thread while the pipeline runs (progress reports: each counter is
+ * current, not all taken at the same instant); exact once it is closed.
  * Works on the TCP line source too (rill/tcp_lines.h: its own stats call
  * adds the connection counters). RILL_EINVAL if st is not a line source. */
 int rill_lines_stats(const rill_stage *st, struct rill_lines_stats *out);

@@ -68,6 +68,34 @@ typedef struct rill_stage_ops {
      * does. Not called once the pipeline has stopped. Optional (NULL: the
      * barrier is just passed on). */
     int (*barrier)(rill_stage *st, void *state, uint64_t id);
+
+    /* Replicas (rill_stage_opts.replicas > 1) only; see docs/threads.md.
+     *
+     * clone: make the state of one more replica from the state given to
+     * rill_stage_add (replica 0's), which it only reads: a copy of its
+     * settings with nothing counted yet. Set *out and return 0, or a
+     * negative code. Called N-1 times inside rill_stage_add, on its thread;
+     * each clone is freed with free. Required for replicas > 1. A replica
+     * learns which one it is with rill_stage_replicas(). */
+    int (*clone)(const void *state, void **out);
+
+    /* merge: add the share held in from (another replica's state) to into;
+     * from is left unchanged. Optional. With it, a replicated stage is a
+     * stateful one: when every replica's input has ended, replica 0 merges
+     * the others' shares into its own state in replica order, and only
+     * replica 0's close runs, once, on the merged state (the others get no
+     * close; their states are freed with free). Not called after the
+     * pipeline has stopped (error, abort): replica 0 then closes with its
+     * own share. Replicas never run during a merge, so a checkpoint taken
+     * while they are paused may merge every share into a fresh clone the
+     * same way. Return 0 or a negative code (fails the pipeline). */
+    int (*merge)(void *into, const void *from);
+
+    /* hash: the key hash of item, for dealing by key: items with equal
+     * hashes always go to the same replica. Called on the producer's thread
+     * with replica 0's state, which it must only read. NULL: items are
+     * dealt round robin, a batch at a time. Optional. */
+    uint64_t (*hash)(const void *state, const rill_item *item);
 } rill_stage_ops;
 
 enum {
@@ -96,6 +124,10 @@ typedef struct rill_stage_opts {
                                 rill_pipeline_flush; 0 = 1000 */
     unsigned overflow;       /* RILL_OVERFLOW_*: what a producer does when the
                                 queue is full; 0 = RILL_OVERFLOW_BLOCK */
+    unsigned replicas;       /* run the stage as this many copies, each on a
+                                thread of its own with a state of its own
+                                (ops->clone); 0 or 1 = one. See "replicas"
+                                at rill_stage_add and docs/threads.md */
 } rill_stage_opts;
 
 /* Overflow policies of a queue (rill_stage_opts.overflow). Drops are counted
@@ -124,7 +156,18 @@ int rill_pipeline_new(const char *name, rill_pipeline **out);
  * caller's. Returns 0, RILL_EINVAL (no send and no produce, or both, an
  * unknown flag or overflow policy, or a capacity over 2^20 batches), RILL_EEXIST (name taken), RILL_ESTATE
  * (pipeline already started) or RILL_ENOMEM. Names are indexed: adding n stages
- * takes time linear in n. */
+ * takes time linear in n.
+ *
+ * Replicas (opts->replicas = N > 1): the stage is added as N stages, each
+ * with a state of its own: state for replica 0 and ops->clone(state) for
+ * the others, named name, "name#1" ... "name#N-1" (all must be free). *out
+ * is replica 0, which stands for the whole group in rill_connect,
+ * rill_stage_set_delay and ops->merge; the statistics show one row per
+ * replica. A replica that no replica of the same width feeds pairwise
+ * (rill_connect) runs on a thread of its own. RILL_EINVAL also for N over
+ * RILL_MAX_REPLICAS or without ops->clone. Items from one producer reach
+ * the replicas in no order between them (docs/threads.md, "Order"). */
+#define RILL_MAX_REPLICAS 1024u
 int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage_ops *ops,
                    void *state, const rill_stage_opts *opts, rill_stage **out);
 
@@ -137,7 +180,16 @@ int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage_ops *ops
  * item twice. The cycle check visits at most the stages after to, and none
  * when from has no producer yet (a chain connected in either order costs
  * constant time per connection); no graph walk recurses, so a graph may be
- * as deep as memory allows (deep inline chains too: docs/threads.md). */
+ * as deep as memory allows (deep inline chains too: docs/threads.md).
+ *
+ * With replicas (opts.replicas), from and to stand for their groups. From N
+ * replicas to N replicas: pairwise, replica k feeding replica k only (on
+ * replica k's thread if to is not threaded: N parallel chains), unless to
+ * has ops->hash. Otherwise, from one
+ * stage, or a group of another width, to a group: each item goes to one
+ * replica, by ops->hash of to if set, else round robin a batch at a time.
+ * From a group to a single stage: every replica feeds it (it counts N
+ * producers and gets a thread of its own). */
 int rill_connect(rill_stage *from, rill_stage *to);
 
 /* Connect a line of stages, rill_connect(first, second), (second, third)...,
@@ -330,6 +382,14 @@ rill_pipeline *rill_stage_pipeline(const rill_stage *st);
 /* True once the pipeline has started if st runs a thread of its own
  * (RILL_STAGE_THREADED, or promoted because it is fed from several threads). */
 bool rill_stage_threaded(const rill_stage *st);
+
+/* The number of replicas of st's stage (1 if it is not replicated), and in
+ * *index (if not NULL) which one st is, from 0. Any thread; never changes. */
+unsigned rill_stage_replicas(const rill_stage *st, unsigned *index);
+
+/* Replica k of st's stage (k = 0: the handle rill_stage_add gave), or NULL
+ * if there is no replica k. Any thread; valid until the pipeline is freed. */
+rill_stage *rill_stage_replica(const rill_stage *st, unsigned k);
 
 #ifdef __cplusplus
 }

@@ -68,6 +68,8 @@ int rill_filter_add(rill_pipeline *p, const char *name, const rill_filter_spec *
  * NULL: copied by the engine if it must outlive the emit) is not released. */
 typedef int (*rill_map_fn)(const rill_item *in, rill_item *out, void *arg);
 
+/* With replicas (opts->replicas), fn is called from every replica's thread
+ * at once, with the same arg: it must be safe to call concurrently. */
 int rill_map_add(rill_pipeline *p, const char *name, rill_map_fn fn, void *arg,
                  const rill_stage_opts *opts, rill_stage **out);
 
@@ -85,6 +87,8 @@ typedef struct rill_selector_spec {
 
 /* An item routed to a port that does not exist fails the pipeline with
  * RILL_EINVAL; a selector with no outputs drops nothing silently: it fails. */
+/* With replicas, select (or key) is called from every replica's thread at
+ * once, with the same arg. */
 int rill_selector_add(rill_pipeline *p, const char *name,
                       const rill_selector_spec *spec, const rill_stage_opts *opts,
                       rill_stage **out);
@@ -128,7 +132,8 @@ int rill_split_add(rill_pipeline *p, const char *name, char sep, unsigned flags,
  * fill in its settings before the pipeline starts. On failure nothing is
  * allocated and *out is NULL. rill_stage_ops_of() of such a stage returns
  * the pipeline's copy of ops, not ops itself. Returns what rill_stage_add
- * returns, RILL_EINVAL for NULL or a state over 2^40 bytes, or RILL_ENOMEM. */
+ * returns, RILL_EINVAL for NULL, a state over 2^40 bytes or opts->replicas
+ * over 1 (replicas need rill_stage_add and ops->clone), or RILL_ENOMEM. */
 int rill_stage_add_new(rill_pipeline *p, const char *name, const rill_stage_ops *ops,
                        size_t state_size, const rill_stage_opts *opts, rill_stage **out);
 

@@ -50,6 +50,7 @@ static void fuzz_ipstats(int argc, char **argv) {
         return;
     EXPECT(o.top >= 1 && o.top <= 1000000000u);
     EXPECT(o.cfg.stage.capacity <= IPSTATS_MAX_CAPACITY);
+    EXPECT(o.cfg.parallel <= IPSTATS_MAX_PARALLEL);
     EXPECT(o.nslow <= IPSTATS_MAX_SLOW);
     EXPECT(!o.cfg.connections || o.cfg.listen);
     EXPECT(o.first_arg >= 1 && o.first_arg <= argc);
@@ -66,8 +67,9 @@ static void fuzz_ipstats(int argc, char **argv) {
     EXPECT(!o.stream || (*o.stream && in_args(o.stream, orig, argc)));
     EXPECT(!(o.publish && o.worker));
     EXPECT(!o.worker || (*o.worker && o.redis && o.first_arg == argc));
-    EXPECT(!(o.group || o.claim_idle || o.idle_exit || o.parallel) || o.worker);
-    EXPECT(o.parallel <= 64 && o.claim_idle <= 1000000000u && o.idle_exit <= 1000000000u);
+    EXPECT(!(o.group || o.claim_idle || o.idle_exit) || o.worker);
+    EXPECT(!(o.redis && o.cfg.parallel) || o.worker);
+    EXPECT(o.claim_idle <= 1000000000u && o.idle_exit <= 1000000000u);
     /* getopt only reorders: operands stay the same strings. */
     for (int i = o.first_arg; i < argc; i++) {
         int found = 0;
