@@ -288,10 +288,33 @@ static int rill__count_close_delta(rill_stage *st, void *state) {
     return rc;
 }
 
+/* A replica in delta mode: its own totals and delta table. */
+static int rill__count_clone_delta(const void *state, void **out) {
+    const rill__count *c = state;
+    rill__count *n = rill__count_new(c->key, c->key_arg);
+    if (n && !(n->delta = rill__count_new(NULL, NULL))) {
+        rill__count_destroy(n);
+        n = NULL;
+    }
+    *out = n;
+    return n ? 0 : RILL_ENOMEM;
+}
+
+/* Only replica 0 closes: it takes the others' totals and their deltas not
+ * yet emitted (the items after their last barrier). */
+static int rill__count_merge_delta(void *into, const void *from) {
+    const rill__count *f = from;
+    rill__count *t = into;
+    int rc = rill__count_merge(t, f);
+    return rc ? rc : rill__count_merge(t->delta, f->delta);
+}
+
 static const rill_stage_ops rill__count_delta_ops = { .send = rill__count_send_delta,
                                                       .close = rill__count_close_delta,
                                                       .barrier = rill__count_barrier,
-                                                      .free = rill__count_destroy };
+                                                      .free = rill__count_destroy,
+                                                      .clone = rill__count_clone_delta,
+                                                      .merge = rill__count_merge_delta };
 
 static const rill_stage_ops rill__count_ops = { .send = rill__count_send,
                                                 .free = rill__count_destroy,
@@ -344,20 +367,19 @@ RILL_API int rill_count_delta_parse(const rill_item *item, const void **key, siz
     return 0;
 }
 
-/* The state of st if it is a count stage. */
-static const rill__count *rill__count_of(const rill_stage *st) {
-    const rill_stage_ops *ops = rill_stage_ops_of(st);
-    return st && (ops == &rill__count_ops || ops == &rill__count_keyed_ops ||
-                  ops == &rill__count_delta_ops) ? rill_stage_state(st)
-                                                                            : NULL;
-
 RILL_API int rill_count_keyed_add(rill_pipeline *p, const char *name, rill_key_fn key,
                                   void *key_arg, const rill_stage_opts *opts, rill_stage **out) {
     return rill__count_add(p, name, key, key_arg, false, true, opts, out);
 }
+
+/* The state of st if it is a count stage. */
+static const rill__count *rill__count_of(const rill_stage *st) {
+    const rill_stage_ops *ops = rill_stage_ops_of(st);
+    return st && (ops == &rill__count_ops || ops == &rill__count_keyed_ops ||
+                  ops == &rill__count_delta_ops)
+               ? rill_stage_state(st)
+               : NULL;
 }
-
-
 
 RILL_API int rill_count_get(const rill_stage *st, const void *key, size_t len,
                             uint64_t *count) {

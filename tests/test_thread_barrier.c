@@ -586,3 +586,73 @@ RILL_TEST(barrier, drop_oldest_queue_drops_items_but_no_barrier) {
         rill_pipeline_free(p);
     }
 }
+/* ---- replicas: a barrier reaches every replica, the stage after aligns over them -- */
+
+typedef struct sumck {
+    uint64_t k, n, cnt, sum, barriers;
+    char why[160];
+} sumck;
+
+static int sumck_send(rill_stage *st, void *state, const rill_item *item) {
+    (void)st;
+    sumck *c = state;
+    uint64_t v;
+    memcpy(&v, item->data, sizeof v);
+    c->cnt++;
+    c->sum += v & 0xffffffffu;
+    return 0;
+}
+
+static int sumck_barrier(rill_stage *st, void *state, uint64_t id) {
+    (void)st;
+    sumck *c = state;
+    uint64_t want = id * c->k < c->n ? id * c->k : c->n;
+    if ((c->cnt != want || c->sum != want * (want + 1) / 2) && !c->why[0])
+        snprintf(c->why, sizeof c->why, "barrier %llu: %llu items, want %llu",
+                 (unsigned long long)id, (unsigned long long)c->cnt, (unsigned long long)want);
+    c->barriers++;
+    return 0;
+}
+
+static const rill_stage_ops sumck_ops = {.send = sumck_send, .barrier = sumck_barrier};
+
+static int pass_clone(const void *state, void **out) {
+    const pass *ps = state;
+    pass *c = calloc(1, sizeof *c);
+    c->n = ps->n;
+    c->vals = malloc((ps->n + 2) * sizeof *c->vals);
+    memcpy(c->vals, ps->vals, (ps->n + 2) * sizeof *c->vals);
+    *out = c;
+    return 0;
+}
+
+static const rill_stage_ops rpass_ops = {.send = pass_send, .free = pass_free, .clone = pass_clone};
+
+RILL_TEST(barrier, reaches_every_replica_and_aligns_after_them) {
+    for (unsigned r = 2; r <= 4; r++) {
+        rill_pipeline *p;
+        CHECK_OK(rill_pipeline_new("replicas", &p));
+        uint64_t n = 5000, k = 64;
+        sumck c = {.k = k, .n = n};
+        rill_stage *s = add_src(p, "src", 0, n, k, true, NULL);
+        pass *ps = calloc(1, sizeof *ps);
+        ps->n = n;
+        ps->vals = malloc((n + 2) * sizeof *ps->vals);
+        for (uint64_t i = 0; i <= n + 1; i++)
+            ps->vals[i] = val(0, i);
+        rill_stage_opts ro = {.replicas = r, .capacity = 16, .batch = 4};
+        rill_stage *rp = NULL, *ck = NULL;
+        CHECK_OK(rill_stage_add(p, "rpass", &rpass_ops, ps, &ro, &rp));
+        rill_stage_opts to = {.flags = RILL_STAGE_THREADED, .capacity = 8};
+        CHECK_OK(rill_stage_add(p, "sum", &sumck_ops, &c, &to, &ck));
+        CHECK_OK(rill_connect(s, rp));
+        CHECK_OK(rill_connect(rp, ck));
+        CHECK_OK(rill_pipeline_run(p));
+        if (c.why[0])
+            rill_test__failf(__FILE__, __LINE__, "%s", c.why);
+        CHECK(!c.why[0]);
+        CHECK_EQ(c.cnt, n);
+        CHECK_EQ(c.barriers, n / k);
+        rill_pipeline_free(p);
+    }
+}
