@@ -53,6 +53,10 @@ static int rill__line_start(int fd, uint64_t c, uint64_t size, uint64_t *out) {
                 return (int)n;
             break; /* shrunk: no line starts after here */
         }
+        /* Only bytes of the size taken at the add count: the file may
+         * have grown since, and every replica must agree on the cuts. */
+        if ((uint64_t)n > size - at)
+            n = (ssize_t)(size - at);
         const char *nl = memchr(buf, '\n', (size_t)n);
         if (nl) {
             *out = at + (uint64_t)(nl - buf) + 1;
@@ -80,6 +84,8 @@ static int rill__lines_place(rill_stage *st, rill__lines *s) {
         rc = rill__line_start(s->fd, c1, s->size, &s->end);
     if (rc)
         return rill_stage_fail(st, rc, "cannot read %s", s->desc);
+    if (s->end < s->off) /* cannot happen with cuts within the size; stay safe */
+        s->end = s->off;
     s->ranged = true;
     return 0;
 }
