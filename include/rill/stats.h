@@ -74,13 +74,17 @@ typedef struct rill_stage_stats {
                                (index into stages; itself when threaded), or
                                -1: the caller's thread */
     bool measured;          /* its thread's time is known: a worker thread,
-                               or the caller's inside rill_pipeline_run */
+                               or the caller's inside rill_pipeline_run.
+                               With the sampler on (rill_pipeline_sampler),
+                               busy times also leave out the CPU spent in
+                               waits and time runnable without a CPU */
     uint64_t thread_busy_ns;  /* its thread: working, on a CPU (the lesser
                                  of its CPU time and its time not waiting) */
     uint64_t thread_cpu_ns;   /* its thread: CPU time */
     uint64_t thread_wait_ns;  /* its thread: waiting for input or for room */
-    uint64_t thread_runq_ns;  /* its thread: runnable, waiting for a CPU (0:
-                                 not known; it overlaps thread_wait_ns) */
+    uint64_t thread_runq_ns;  /* its thread: runnable, waiting for a CPU (read
+                                 only with the sampler on; 0: not known). It
+                                 overlaps thread_wait_ns */
     uint64_t thread_life_ns;  /* its thread: from start to its end (or now) */
 } rill_stage_stats;
 
