@@ -130,8 +130,10 @@ void rill_stats_free(rill_stats *s);
 /* Record every queue's depth every interval_us (0: 2000) into a buffer of at
  * most max_samples samples (0: 65536); when it fills, every other sample is
  * dropped and the interval doubles, so the whole run stays covered. Runs a
- * sampler thread from start to close. Call before the pipeline starts:
- * RILL_ESTATE after. */
+ * sampler thread from start to close. It also turns on the finer busy
+ * times (each thread's CPU spent in waits, its run-queue time; a few
+ * system calls per wait on the worker threads: docs/stats.md). Call before
+ * the pipeline starts: RILL_ESTATE after. */
 int rill_pipeline_sampler(rill_pipeline *p, unsigned interval_us, size_t max_samples);
 
 /* What the watchdog saw. */
