@@ -173,6 +173,8 @@ static int run_case(int (*build)(topo *, unsigned), unsigned cap, int slow, cons
     if (rill_pipeline_new("matrix", &t.p))
         return -1;
     int rc = build(&t, cap);
+    if (!rc) /* statistics asked for: waits' CPU is then told from work */
+        rc = rill_pipeline_sampler(t.p, 0, 0);
     if (!rc && slow >= 0)
         rc = rill_stage_set_delay(t.st[slow], slow_us);
     if (!rc)

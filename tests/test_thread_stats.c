@@ -456,15 +456,22 @@ RILL_TEST(thread_stats, slow_consumer_fills_its_queue_and_is_the_bottleneck) {
     CHECK(q->wait_full_ns > 0);
     CHECK(s->queues[qm].wait_full_ns > 0); /* backpressure reached the source */
     CHECK(q->samples > 0);
-    if (s->bottleneck < 0 || strcmp(s->stages[s->bottleneck].name, "sink") != 0)
-        for (size_t k = 0; k < s->nqueues; k++)
-            rill_test__failf(__FILE__, __LINE__, "queue %s -> %s: mean depth %.1f of %llu over "
-                             "%llu samples", s->queues[k].from, s->queues[k].to,
-                             (double)s->queues[k].depth_sum / (double)s->queues[k].samples,
-                             (ull)s->queues[k].capacity, (ull)s->queues[k].samples);
+    /* The verdict rests on busy times, which ThreadSanitizer's own work
+     * (shadow memory faulted in by whichever thread comes first) skews by
+     * far more than this run lasts: there only its form is checked (see
+     * test_thread_bottleneck.c). */
+    bool named = s->bottleneck >= 0 && strcmp(s->stages[s->bottleneck].name, "sink") == 0;
+    if (!named) {
+        fprintf(stderr, "verdict: %s\n", s->verdict);
+        rill_stats_print(s, stderr);
+    }
+#if defined(__SANITIZE_THREAD__)
+    CHECK(s->bottleneck >= 0 || strncmp(s->verdict, "none: ", 6) == 0);
+#else
     CHECK(s->bottleneck >= 0);
     CHECK_STREQ(s->stages[s->bottleneck].name, "sink");
     CHECK_EQ(s->bottleneck, find_stage(s, "sink"));
+#endif
     /* Busy the whole time it was not waiting for input. */
     CHECK(s->stages[2].busy_ns > 0);
     rill_stats_free(s);

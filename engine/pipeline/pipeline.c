@@ -226,7 +226,7 @@ RILL_API int rill_pipeline_run(rill_pipeline *p) {
         return RILL_EINVAL;
     if (p->phase == RILL__CLOSED)
         return RILL_ECLOSED;
-    rill__tclock_begin(&p->main_clock); /* domain 0's busy time (snapshot.c) */
+    rill__tclock_begin(&p->main_clock, p->sampler.enabled); /* domain 0's busy time (snapshot.c) */
     if (rill_pipeline_start(p) == 0) {
         for (unsigned i = 0; i < p->n; i++) {
             rill_stage *st = p->stages[i];

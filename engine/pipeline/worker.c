@@ -24,7 +24,7 @@ void rill__wake_all(rill_pipeline *p) {
 
 static void *rill__worker_main(void *arg) {
     rill__worker *w = arg;
-    rill__tclock_begin(&w->head->tclock);
+    rill__tclock_begin(&w->head->tclock, w->p->sampler.enabled);
     if (w->head->ops->produce)
         rill__run_source(w->head, w);
     else

@@ -58,16 +58,17 @@ void rill__wait_cpu_done(void) {
     rill__tl_mark = 0;
 }
 
-void rill__tclock_begin(rill__tclock *c) {
+void rill__tclock_begin(rill__tclock *c, bool waits) {
     bool ok;
     if (pthread_getcpuclockid(pthread_self(), &c->clk) != 0)
         return; /* never begun: its busy time reads as not measured */
     c->tid = (int)syscall(SYS_gettid);
-    c->rq_ok = rill__rq_now(c->tid, &c->rq0);
+    c->rq_ok = waits && rill__rq_now(c->tid, &c->rq0); /* 19 us: only if asked for */
     c->cpu0 = rill__cpu_now(c->clk, &ok);
     c->t0 = rill__now_ns();
+    c->waits = waits;
     if (ok) {
-        rill__tl_clock = c;
+        rill__tl_clock = waits ? c : NULL;
         rill__tl_mark = 0;
         atomic_store_explicit(&c->state, 1, memory_order_release);
     }
@@ -103,6 +104,7 @@ bool rill__tclock_read(rill__tclock *c, rill__tclock_now *out) {
             out->cpu_ns = cpu > c->cpu0 ? cpu - c->cpu0 : 0;
             out->rq_ns = rq > c->rq0 ? rq - c->rq0 : 0;
             out->rq_ok = rq_ok;
+            out->waits = c->waits;
             out->begin_ns = c->t0;
             out->end_ns = 0;
             out->wait_cpu_ns = atomic_load_explicit(&c->wait_cpu_ns, memory_order_relaxed);
@@ -115,6 +117,7 @@ bool rill__tclock_read(rill__tclock *c, rill__tclock_now *out) {
     out->cpu_ns = atomic_load_explicit(&c->cpu_ns, memory_order_relaxed);
     out->rq_ns = atomic_load_explicit(&c->rq_ns, memory_order_relaxed);
     out->rq_ok = c->rq_ok;
+    out->waits = c->waits;
     out->begin_ns = c->t0;
     out->end_ns = atomic_load_explicit(&c->end_ns, memory_order_relaxed);
     out->wait_cpu_ns = atomic_load_explicit(&c->wait_cpu_ns, memory_order_relaxed);
@@ -188,6 +191,8 @@ int rill__busy_fill(rill_pipeline *p, rill_stats *s, uint64_t end) {
         uint64_t wait = atomic_load_explicit(waited, memory_order_relaxed);
         uint64_t awake = life > wait ? life - wait : 0;
         uint64_t busy = tc[d].cpu_ns > tc[d].wait_cpu_ns ? tc[d].cpu_ns - tc[d].wait_cpu_ns : 0;
+        if (!tc[d].waits) /* its waits' CPU is not known: none past its time awake */
+            busy = busy < awake ? busy : awake;
         /* Two lower bounds, the larger taken: its CPU time outside waits,
          * and its time not waiting less its time on a run queue, which
          * leaves out time ready but not running and keeps a stage's own

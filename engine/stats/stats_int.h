@@ -68,6 +68,7 @@ typedef struct rill__tclock {
     clockid_t clk;
     int tid;
     bool rq_ok;                 /* run-queue time is known */
+    bool waits;                 /* wait_cpu_ns is counted */
     uint64_t cpu0, rq0, t0;     /* at begin (t0: monotonic) */
     _Atomic uint64_t wait_cpu_ns; /* CPU spent yielding and parking in waits */
     _Atomic int state;          /* 0: never begun, 1: running, 2: ended */
@@ -78,9 +79,14 @@ typedef struct rill__tclock {
 typedef struct rill__tclock_now {
     uint64_t cpu_ns, rq_ns, wait_cpu_ns; /* since begin */
     uint64_t begin_ns, end_ns;           /* monotonic; end_ns 0 while it runs */
-    bool rq_ok;
+    bool rq_ok, waits;
 } rill__tclock_now;
-void rill__tclock_begin(rill__tclock *c);
+/* waits: statistics were asked for (rill_pipeline_sampler): count the CPU
+ * its waits spend (rill__wait_cpu_*, two CPU-clock reads per wait past
+ * spinning, which tiny queues do on every item) and read its run-queue time
+ * (two schedstat reads, ~40 us a thread). Without, its busy time is its CPU
+ * time, capped by its time not waiting. */
+void rill__tclock_begin(rill__tclock *c, bool waits);
 void rill__tclock_end(rill__tclock *c);
 /* False if the thread never began. */
 bool rill__tclock_read(rill__tclock *c, rill__tclock_now *out);

@@ -74,13 +74,17 @@ typedef struct rill_stage_stats {
                                (index into stages; itself when threaded), or
                                -1: the caller's thread */
     bool measured;          /* its thread's time is known: a worker thread,
-                               or the caller's inside rill_pipeline_run */
+                               or the caller's inside rill_pipeline_run.
+                               With the sampler on (rill_pipeline_sampler),
+                               busy times also leave out the CPU spent in
+                               waits and time runnable without a CPU */
     uint64_t thread_busy_ns;  /* its thread: working, on a CPU (the lesser
                                  of its CPU time and its time not waiting) */
     uint64_t thread_cpu_ns;   /* its thread: CPU time */
     uint64_t thread_wait_ns;  /* its thread: waiting for input or for room */
-    uint64_t thread_runq_ns;  /* its thread: runnable, waiting for a CPU (0:
-                                 not known; it overlaps thread_wait_ns) */
+    uint64_t thread_runq_ns;  /* its thread: runnable, waiting for a CPU (read
+                                 only with the sampler on; 0: not known). It
+                                 overlaps thread_wait_ns */
     uint64_t thread_life_ns;  /* its thread: from start to its end (or now) */
 } rill_stage_stats;
 
@@ -126,8 +130,10 @@ void rill_stats_free(rill_stats *s);
 /* Record every queue's depth every interval_us (0: 2000) into a buffer of at
  * most max_samples samples (0: 65536); when it fills, every other sample is
  * dropped and the interval doubles, so the whole run stays covered. Runs a
- * sampler thread from start to close. Call before the pipeline starts:
- * RILL_ESTATE after. */
+ * sampler thread from start to close. It also turns on the finer busy
+ * times (each thread's CPU spent in waits, its run-queue time; a few
+ * system calls per wait on the worker threads: docs/stats.md). Call before
+ * the pipeline starts: RILL_ESTATE after. */
 int rill_pipeline_sampler(rill_pipeline *p, unsigned interval_us, size_t max_samples);
 
 /* What the watchdog saw. */
