@@ -263,10 +263,15 @@ rill__batch *rill__ledger_take(rill__ledger *l, uint64_t barrier) {
         if (l->tail == b)
             l->tail = prev;
         b->next = NULL;
-        l->open--;
     }
     pthread_mutex_unlock(&l->mu);
     return b;
+}
+
+void rill__ledger_done(rill__ledger *l) {
+    pthread_mutex_lock(&l->mu);
+    l->open--;
+    pthread_mutex_unlock(&l->mu);
 }
 
 size_t rill__ledger_open(rill__ledger *l) {

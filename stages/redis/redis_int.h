@@ -71,8 +71,13 @@ void rill__ledger_fini(rill__ledger *l);
 /* Record a batch (takes ids and its strings). 0 or RILL_ENOMEM. */
 int rill__ledger_put(rill__ledger *l, uint64_t barrier, char **ids, size_t n);
 /* Take the batch of barrier (the caller frees it with rill__batch_free), or
- * NULL if there is none. */
+ * NULL if there is none. A taken batch stays open until rill__ledger_done:
+ * while its commit runs its entries are still pending, and the source must
+ * not read them again from its pending list meanwhile. */
 rill__batch *rill__ledger_take(rill__ledger *l, uint64_t barrier);
+/* The commit of a taken batch is over (applied, refused or failed). */
+void rill__ledger_done(rill__ledger *l);
+/* Batches emitted whose commit is not over. */
 size_t rill__ledger_open(rill__ledger *l);
 void rill__batch_free(rill__batch *b);
 

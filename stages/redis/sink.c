@@ -233,7 +233,11 @@ static int rill__rsink_commit(rill_stage *st, rill__rsink *k, rill__batch *b) {
 
 static int rill__rsink_barrier(rill_stage *st, void *state, uint64_t id) {
     rill__rsink *k = state;
-    return rill__rsink_commit(st, k, rill__ledger_take(&k->src->ledger, id));
+    rill__batch *b = rill__ledger_take(&k->src->ledger, id);
+    int rc = rill__rsink_commit(st, k, b);
+    if (b)
+        rill__ledger_done(&k->src->ledger);
+    return rc;
 }
 
 static int rill__rsink_close(rill_stage *st, void *state) {
