@@ -26,6 +26,9 @@ typedef struct rill__rconn {
 } rill__rconn;
 
 int rill__rconn_init(rill__rconn *rc, const rill_redis_conf *conf);
+/* Close the connection, if open (rc stays usable: rill__rconn_open again). */
+void rill__rconn_close(rill__rconn *rc);
+/* Close, and wipe and free the password. */
 void rill__rconn_fini(rill__rconn *rc);
 /* Connect and AUTH. 0, or a negative code with the reason in err. */
 int rill__rconn_open(rill__rconn *rc, char *err, size_t errlen);

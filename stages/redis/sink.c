@@ -236,10 +236,7 @@ static int rill__rsink_barrier(rill_stage *st, void *state, uint64_t id) {
 static int rill__rsink_close(rill_stage *st, void *state) {
     (void)st;
     rill__rsink *k = state;
-    if (k->conn.c) {
-        redisFree(k->conn.c);
-        k->conn.c = NULL;
-    }
+    rill__rconn_close(&k->conn);
     return 0; /* counts after the last barrier were never acked: redelivered */
 }
 

@@ -314,10 +314,7 @@ static int rill__rsource_produce(rill_stage *st, void *state) {
 static int rill__rsource_close(rill_stage *st, void *state) {
     (void)st;
     rill__rsource *s = state;
-    if (s->conn.c) {
-        redisFree(s->conn.c);
-        s->conn.c = NULL;
-    }
+    rill__rconn_close(&s->conn);
     return 0;
 }
 
