@@ -19,12 +19,12 @@ RILL_TEST(redis_workers, three_workers_one_killed_while_holding_entries) {
     redis_server rs;
     if (redis_server_start(&rs, false))
         return;
-    char log[256], err[4][256], text[4096];
+    char log[256], err[3][256], text[4096];
     CHECK_EQ(ips_make_log(log, sizeof log, "kill", 10), 0);
     redisContext *c = redis_connect(&rs);
     CHECK(c != NULL);
-    const char *names[4] = {"a", "b", "c", "d"};
-    pid_t w[4];
+    const char *names[3] = {"a", "b", "c"};
+    pid_t w[3];
     /* Published first, so that the workers are busy from the start, holding
      * a batch most of the time (a publisher beside them leaves them waiting
      * for entries: see bench/redis.c). */
@@ -47,7 +47,6 @@ RILL_TEST(redis_workers, three_workers_one_killed_while_holding_entries) {
     if (claimed < held)
         rill_test__failf(__FILE__, __LINE__, "b held %lld entries, the others claimed %lld",
                          held, claimed);
-    (void)w[3];
     redisFree(c);
     remove(log);
     redis_server_stop(&rs);
@@ -142,10 +141,7 @@ RILL_TEST(redis_workers, server_killed_and_restarted_under_the_workers) {
         reconnects += p ? atoll(p + strlen(" refused, ")) : 0;
     }
     CHECK(reconnects >= 3); /* every worker saw the server go */
-    c = redis_connect(&rs);
-    CHECK(c != NULL);
     ips_check_totals(&rs, "s", log, __LINE__);
-    redisFree(c);
     remove(log);
     redis_server_stop(&rs);
 }
@@ -237,10 +233,7 @@ RILL_TEST(redis_workers, server_killed_with_a_commit_in_flight) {
     CHECK_EQ(redis_server_restart(&rs), 0);
     CHECK_EQ(proc_wait(a, IPS_LIMIT_S), 0);
     CHECK(strstr(ips_slurp(err, text, sizeof text), " 0 refused, ") != NULL);
-    c = redis_connect(&rs);
-    CHECK(c != NULL);
     ips_check_totals(&rs, "s", log, __LINE__);
-    redisFree(c);
     remove(log);
     redis_server_stop(&rs);
 }
