@@ -5,7 +5,8 @@
  *
  * Starts its own redis-server (no persistence) on a free 127.0.0.1 port, then
  * measures, each as a ratio against the server's own limit taken in the same
- * run, `redis-benchmark -P 200` XADDing the log's first line:
+ * run, `redis-benchmark -P 200` XADDing the log's first line (three rounds
+ * alternated with the publish runs, medians):
  *   - publishing the file (ip_stats --publish: pipelined XADD, 1000 in flight);
  *   - consuming and committing it with 1, 2 and 4 `ip_stats --worker`
  *     processes, each run a fresh consumer group on the same stream, timed
@@ -48,6 +49,17 @@ void rill_test__failf(const char *file, int line, const char *fmt, ...) {
 #define IPS RILL_BIN_DIR "/ip_stats"
 
 static double secs(uint64_t ns) { return (double)ns / 1e9; }
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of three values (sorted in place). */
+static double median3(double v[3]) {
+    qsort(v, 3, sizeof *v, cmp_double);
+    return v[1];
+}
 
 /* Has group g of stream s read every entry, and acked them all? */
 static bool group_done(redisContext *c, const char *g) {
@@ -160,39 +172,61 @@ int main(int argc, char **argv) {
     printf("bench_redis: %lld entries (the shipped log x%d), redis-server on %s\n", lines,
            repeat, rs.addr);
 
-    /* The server's limit: redis-benchmark's own pipelined XADD. */
-    double rb = -1;
-    if (run("command -v redis-benchmark >/dev/null && echo y", out, sizeof out) == 0 &&
-        out[0] == 'y') {
-        char first[512] = "";
-        FILE *f = fopen(log, "r");
-        if (f && fgets(first, sizeof first, f))
-            first[strcspn(first, "\r\n'")] = '\0';
-        if (f)
-            fclose(f);
-        snprintf(cmd, sizeof cmd,
-                 "redis-benchmark -p %u -P 200 -n %lld -q XADD rb '*' line '%s' 2>/dev/null | "
-                 "tr '\\r' '\\n' | grep 'requests per second' | tail -1",
-                 (unsigned)rs.port, lines, first);
-        run(cmd, out, sizeof out);
-        const char *colon = strrchr(out, ':');
-        rb = colon ? atof(colon + 1) : -1;
-        redisReply *r = redisCommand(c, "DEL rb");
-        freeReplyObject(r);
-        printf("  redis-benchmark -P 200 XADD    %10.0f entries/s          load %.2f\n", rb,
-               loadavg());
-    } else
+    /* The server's limit, redis-benchmark's own pipelined XADD of the log's
+     * first line, and ip_stats --publish of the whole log, alternated three
+     * times (the machine is shared: one of each would compare two moments),
+     * each publish to a key of its own; medians, and the median of the
+     * per-round ratios. Stream s keeps the first round's entries. */
+    bool have_rb = run("command -v redis-benchmark >/dev/null && echo y", out, sizeof out) == 0 &&
+                   out[0] == 'y';
+    char first[512] = "";
+    FILE *f = fopen(log, "r");
+    if (f && fgets(first, sizeof first, f))
+        first[strcspn(first, "\r\n'")] = '\0';
+    if (f)
+        fclose(f);
+    enum { ROUNDS = 3 };
+    double rbs[ROUNDS], tps[ROUNDS], ratio[ROUNDS];
+    int prc = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        rbs[round] = -1;
+        if (have_rb) {
+            snprintf(cmd, sizeof cmd,
+                     "redis-benchmark -p %u -P 200 -n %lld -q XADD rb '*' line '%s' 2>/dev/null "
+                     "| tr '\\r' '\\n' | grep 'requests per second' | tail -1",
+                     (unsigned)rs.port, lines, first);
+            run(cmd, out, sizeof out);
+            const char *colon = strrchr(out, ':');
+            rbs[round] = colon ? atof(colon + 1) : -1;
+            redisReply *r = redisCommand(c, "DEL rb");
+            if (r)
+                freeReplyObject(r);
+        }
+        char key[16];
+        snprintf(key, sizeof key, round ? "p%d" : "s", round);
+        uint64_t t0 = bench_now_ns();
+        snprintf(cmd, sizeof cmd, "%s --redis %s --stream %s --publish %s 2>&1", IPS, rs.addr,
+                 key, log);
+        prc |= run(cmd, out, sizeof out);
+        tps[round] = secs(bench_now_ns() - t0);
+        ratio[round] = rbs[round] > 0 ? (double)lines / tps[round] / rbs[round] : 0;
+        if (round) {
+            redisReply *r = redisCommand(c, "DEL %s", key);
+            if (r)
+                freeReplyObject(r);
+        }
+    }
+    double rb = median3(rbs), tp = median3(tps);
+    if (have_rb)
+        printf("  redis-benchmark -P 200 XADD    %10.0f entries/s          load %.2f  "
+               "(median of %d)\n", rb, loadavg(), ROUNDS);
+    else
         printf("  redis-benchmark not installed (Debian redis-tools): no server baseline\n");
+    printf("  ip_stats --publish             %10.0f entries/s  %5.2fx  load %.2f  "
+           "(medians of %d, alternated)%s\n",
+           (double)lines / tp, median3(ratio), loadavg(), ROUNDS, prc ? "  (FAILED)" : "");
 
     uint64_t t0 = bench_now_ns();
-    snprintf(cmd, sizeof cmd, "%s --redis %s --stream s --publish %s 2>&1", IPS, rs.addr, log);
-    int prc = run(cmd, out, sizeof out);
-    double tp = secs(bench_now_ns() - t0);
-    printf("  ip_stats --publish             %10.0f entries/s  %5.2fx  load %.2f%s\n",
-           (double)lines / tp, rb > 0 ? (double)lines / tp / rb : 0, loadavg(),
-           prc ? "  (FAILED)" : "");
-
-    t0 = bench_now_ns();
     snprintf(cmd, sizeof cmd, "%s %s --top 10 >/dev/null", IPS, log);
     run(cmd, out, sizeof out);
     double tl = secs(bench_now_ns() - t0);

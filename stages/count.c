@@ -8,35 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "count_int.h"
 #include "hash.h"
-#include "core/rill_int.h"
 
 #define RILL__COUNT_CHUNK (64u << 10)
 #define RILL__COUNT_MIN_CAP 64u
 
-typedef struct rill__slot {
-    uint64_t hash;
-    const char *key;
-    size_t len;
-    uint64_t count;
-} rill__slot;
-
-typedef struct rill__chunk {
-    struct rill__chunk *next;
-    size_t used, cap;
-    char bytes[];
-} rill__chunk;
-
-typedef struct rill__count {
-    rill_key_fn key;
-    struct rill__count *delta; /* delta mode: counts since the last barrier */
-    void *key_arg;
-    rill__slot *slots;
-    size_t mask;   /* capacity - 1 */
-    size_t nkeys;
-    uint64_t total;
-    rill__chunk *arena;
-} rill__count;
 
 static const char *rill__arena_copy(rill__count *c, const void *key, size_t len) {
     if (len == 0)
@@ -373,7 +350,7 @@ RILL_API int rill_count_keyed_add(rill_pipeline *p, const char *name, rill_key_f
 }
 
 /* The state of st if it is a count stage. */
-static const rill__count *rill__count_of(const rill_stage *st) {
+const rill__count *rill__count_of(const rill_stage *st) {
     const rill_stage_ops *ops = rill_stage_ops_of(st);
     return st && (ops == &rill__count_ops || ops == &rill__count_keyed_ops ||
                   ops == &rill__count_delta_ops)
@@ -398,78 +375,5 @@ RILL_API int rill_count_size(const rill_stage *st, size_t *keys, uint64_t *total
         *keys = c->nkeys;
     if (total)
         *total = c->total;
-    return 0;
-}
-
-/* ---- top N ---------------------------------------------------------------- */
-
-/* < 0 if a ranks before b: count descending, then key ascending bytewise
- * with a proper prefix first. */
-static int rill__entry_cmp(const rill_count_entry *a, const rill_count_entry *b) {
-    if (a->count != b->count)
-        return a->count > b->count ? -1 : 1;
-    size_t n = a->len < b->len ? a->len : b->len;
-    int r = n ? memcmp(a->key, b->key, n) : 0;
-    if (r)
-        return r;
-    return (a->len > b->len) - (a->len < b->len);
-}
-
-static int rill__entry_qcmp(const void *a, const void *b) { return rill__entry_cmp(a, b); }
-
-/* Restore the heap below i: a max-heap by rank, so h[0] is the entry that
- * ranks last among those kept, the one a better newcomer replaces. */
-static void rill__sift_down(rill_count_entry *h, size_t n, size_t i) {
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && rill__entry_cmp(&h[l], &h[m]) > 0)
-            m = l;
-        if (r < n && rill__entry_cmp(&h[r], &h[m]) > 0)
-            m = r;
-        if (m == i)
-            return;
-        rill_count_entry t = h[i];
-        h[i] = h[m];
-        h[m] = t;
-        i = m;
-    }
-}
-
-static void rill__sift_up(rill_count_entry *h, size_t i) {
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (rill__entry_cmp(&h[i], &h[parent]) <= 0)
-            return;
-        rill_count_entry t = h[i];
-        h[i] = h[parent];
-        h[parent] = t;
-        i = parent;
-    }
-}
-
-/* Heap selection in out itself (O(keys log n), no allocation), then a sort
- * of the n kept. */
-RILL_API int rill_count_top(const rill_stage *st, size_t n, rill_count_entry *out,
-                            size_t *nout) {
-    const rill__count *c = rill__count_of(st);
-    if (!c || !nout || (n && !out))
-        return RILL_EINVAL;
-    size_t k = 0;
-    for (size_t i = 0; n && i <= c->mask; i++) {
-        const rill__slot *s = &c->slots[i];
-        if (!s->count)
-            continue;
-        rill_count_entry e = { s->key, s->len, s->count };
-        if (k < n) {
-            out[k] = e;
-            rill__sift_up(out, k++);
-        } else if (rill__entry_cmp(&e, &out[0]) < 0) {
-            out[0] = e;
-            rill__sift_down(out, k, 0);
-        }
-    }
-    if (k > 1)
-        qsort(out, k, sizeof *out, rill__entry_qcmp);
-    *nout = k;
     return 0;
 }

@@ -125,6 +125,44 @@ RILL_TEST(redis_ip_stats, poison_entries_go_to_the_dead_letter_stream) {
     redis_server_stop(&rs);
 }
 
+
+/* A poison entry with many fields goes to KEY:dead whole: every field and
+ * value is kept (a list cut at a fixed size could end on a field without its
+ * value, which XADD refuses, and the entry would stay pending for ever). */
+RILL_TEST(redis_ip_stats, dead_letter_keeps_every_field_of_a_wide_entry) {
+    redis_server rs;
+    if (redis_server_start(&rs, false))
+        return;
+    redisContext *c = redis_connect(&rs);
+    CHECK(c != NULL);
+    enum { PAIRS = 45 }; /* 90 words: past any small fixed argument array */
+    const char *argv[3 + 2 * PAIRS];
+    char words[2 * PAIRS][16];
+    int n = 0;
+    argv[n++] = "XADD", argv[n++] = "s", argv[n++] = "*";
+    for (int i = 0; i < 2 * PAIRS; i++) {
+        snprintf(words[i], sizeof words[i], i % 2 ? "v%d" : "f%d", i / 2);
+        argv[n++] = words[i];
+    }
+    redisReply *r = redisCommandArgv(c, n, argv, NULL);
+    CHECK(r && r->type == REDIS_REPLY_STRING);
+    freeReplyObject(r);
+    char err[256];
+    pid_t w = ips_worker(&rs, "s", "w", "--idle-exit 300", err, sizeof err);
+    CHECK_EQ(proc_wait(w, IPS_LIMIT_S), 0);
+    CHECK_EQ(ips_pending(c, "s", NULL), 0);
+    r = redisCommand(c, "XRANGE s:dead - +");
+    CHECK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
+    redisReply *f = r->element[0]->element[1];
+    size_t want = 2 * PAIRS + 6; /* id, reason, deliveries, then the entry's own */
+    bool last = f->elements == want && strcmp(f->element[want - 1]->str, words[2 * PAIRS - 1]) == 0;
+    size_t got = f->elements;
+    freeReplyObject(r);
+    if (!last)
+        rill_test__failf(__FILE__, __LINE__, "dead entry has %zu words, want %zu", got, want);
+    redisFree(c);
+    redis_server_stop(&rs);
+}
 RILL_TEST(redis_ip_stats, password_from_the_environment_or_a_file_only) {
     redis_server rs;
     if (redis_server_start(&rs, false))

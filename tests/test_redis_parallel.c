@@ -17,7 +17,7 @@ RILL_TEST(redis_parallel, three_consumers_in_one_process_give_the_file_counts) {
     redis_server rs;
     if (redis_server_start(&rs, false))
         return;
-    char log[256], err[256], text[4096], why[256];
+    char log[256], err[256], text[4096];
     CHECK_EQ(ips_make_log(log, sizeof log, "parallel", 3), 0);
     CHECK_EQ(ips_publish(&rs, "s", log), 0);
     pid_t w = ips_worker(&rs, "s", "p", "--parallel 3 --idle-exit 300", err, sizeof err);
@@ -25,13 +25,7 @@ RILL_TEST(redis_parallel, three_consumers_in_one_process_give_the_file_counts) {
     ips_slurp(err, text, sizeof text);
     CHECK(strstr(text, "worker p.1: ") && strstr(text, "worker p.2: ") &&
           strstr(text, "worker p.3: "));
-    redisContext *c = redis_connect(&rs);
-    CHECK(c != NULL);
-    CHECK_EQ(ips_pending(c, "s", NULL), 0);
-    redisFree(c);
-    bool ok = ips_totals_match(&rs, "s", log, why, sizeof why);
-    if (!ok)
-        rill_test__failf(__FILE__, __LINE__, "totals differ: %s", why);
+    ips_check_totals(&rs, "s", log, __LINE__);
     remove(log);
     redis_server_stop(&rs);
 }
@@ -40,7 +34,7 @@ RILL_TEST(redis_parallel, sigterm_ends_the_workers_with_their_batches_committed)
     redis_server rs;
     if (redis_server_start(&rs, false))
         return;
-    char log[256], err[256], text[4096], why[256];
+    char log[256], err[256], text[4096];
     CHECK_EQ(ips_make_log(log, sizeof log, "term", 3), 0);
     CHECK_EQ(ips_publish(&rs, "s", log), 0);
     /* No --idle-exit: only the signal ends them. */
@@ -57,9 +51,7 @@ RILL_TEST(redis_parallel, sigterm_ends_the_workers_with_their_batches_committed)
     /* What they did not read, a later worker counts: totals exact. */
     w = ips_worker(&rs, "s", "t", "--idle-exit 300", err, sizeof err);
     CHECK_EQ(proc_wait(w, IPS_LIMIT_S), 0);
-    bool ok = ips_totals_match(&rs, "s", log, why, sizeof why);
-    if (!ok)
-        rill_test__failf(__FILE__, __LINE__, "totals differ: %s", why);
+    ips_check_totals(&rs, "s", log, __LINE__);
     redisFree(c);
     remove(log);
     redis_server_stop(&rs);
@@ -73,7 +65,7 @@ RILL_TEST(redis_parallel, threaded_workers_one_killed_give_the_file_counts) {
     redis_server rs;
     if (redis_server_start(&rs, false))
         return;
-    char log[256], err[3][256], why[256];
+    char log[256], err[3][256];
     CHECK_EQ(ips_make_log(log, sizeof log, "threaded", 5), 0);
     CHECK_EQ(ips_publish(&rs, "s", log), 0);
     redisContext *c = redis_connect(&rs);
@@ -83,25 +75,12 @@ RILL_TEST(redis_parallel, threaded_workers_one_killed_give_the_file_counts) {
     for (int i = 0; i < 3; i++)
         w[i] = ips_worker(&rs, "s", names[i], "--threaded --claim-idle 300 --idle-exit 1500",
                           err[i], 256);
-    double end = redis__now() + 30;
-    bool held = false;
-    while (!held && redis__now() < end) { /* freeze b while it holds a batch */
-        kill(w[1], SIGSTOP);
-        held = ips_pending(c, "s", "b") > 0;
-        if (!held) {
-            kill(w[1], SIGCONT);
-            redis__pause_ms(3);
-        }
-    }
-    CHECK(held);
+    CHECK(ips_stop_holding(w[1], c, "s", "b")); /* frozen while it holds a batch */
     kill(w[1], SIGKILL);
     CHECK_EQ(proc_wait(w[1], IPS_LIMIT_S), -1);
     CHECK_EQ(proc_wait(w[0], IPS_LIMIT_S), 0);
     CHECK_EQ(proc_wait(w[2], IPS_LIMIT_S), 0);
-    CHECK_EQ(ips_pending(c, "s", NULL), 0);
-    bool ok = ips_totals_match(&rs, "s", log, why, sizeof why);
-    if (!ok)
-        rill_test__failf(__FILE__, __LINE__, "totals differ: %s", why);
+    ips_check_totals(&rs, "s", log, __LINE__);
     redisFree(c);
     remove(log);
     redis_server_stop(&rs);
@@ -111,15 +90,13 @@ RILL_TEST(redis_parallel, threaded_and_parallel_together) {
     redis_server rs;
     if (redis_server_start(&rs, false))
         return;
-    char log[256], err[256], why[256];
+    char log[256], err[256];
     CHECK_EQ(ips_make_log(log, sizeof log, "both", 2), 0);
     CHECK_EQ(ips_publish(&rs, "s", log), 0);
     pid_t w = ips_worker(&rs, "s", "tp", "--threaded --parallel 2 --idle-exit 300", err,
                          sizeof err);
     CHECK_EQ(proc_wait(w, IPS_LIMIT_S), 0);
-    bool ok = ips_totals_match(&rs, "s", log, why, sizeof why);
-    if (!ok)
-        rill_test__failf(__FILE__, __LINE__, "totals differ: %s", why);
+    ips_check_totals(&rs, "s", log, __LINE__);
     remove(log);
     redis_server_stop(&rs);
 }

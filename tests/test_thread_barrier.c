@@ -128,7 +128,7 @@ static rill_stage *add_pass(rill_pipeline *p, const char *name, unsigned tag, ui
 
 typedef struct check {
     uint64_t k, n[MAXSRC];   /* expectations: K, and each producer's length */
-    uint64_t cnt[MAXSRC], sum, last_id, barriers;
+    uint64_t cnt[MAXSRC], sum, last_id, barriers, closes;
     uint64_t marks[4096];    /* values the callback emits, by id */
     uint64_t fail_at;        /* barrier id whose callback fails (0: none) */
     char why[200];
@@ -179,7 +179,14 @@ static int check_barrier(rill_stage *st, void *state, uint64_t id) {
     return rill_emit(st, &it);
 }
 
-static const rill_stage_ops check_ops = {.send = check_send, .barrier = check_barrier};
+static int check_close(rill_stage *st, void *state) {
+    (void)st;
+    ((check *)state)->closes++;
+    return 0;
+}
+
+static const rill_stage_ops check_ops = {
+    .send = check_send, .barrier = check_barrier, .close = check_close};
 
 /* ---- tail: barrier b comes right after marker b ------------------------------ */
 
@@ -534,6 +541,7 @@ static void stall_case(bool threaded, bool check_threaded, uint64_t flood) {
     CHECK(c.cnt[1] <= 1); /* nothing after src1's barrier 1 */
     /* conserved: every item emitted was delivered or counted as discarded */
     CHECK_EQ(s1->emitted, c.cnt[1] + rill_pipeline_discarded(p));
+    CHECK_EQ(c.closes, 1); /* every stage gets its one close, aborted or not */
     CHECK_EQ(c.barriers, 0);
     rill_pipeline_free(p);
 }

@@ -249,10 +249,13 @@ void rill__deferred_release(rill__deferred *d);
 int rill__drain(rill__worker *w);
 void rill__held_free(rill__worker *w); /* after the run: discards what is left */
 
-/* barrier.c: checkpoint barriers. slot: the input of `to` it arrives on. */
+/* barrier_plan.c: checkpoint barriers before and after the run. */
 int rill__barrier_plan(rill_pipeline *p);        /* after the domains and queues */
 void rill__barrier_free(rill_pipeline *p);
 void rill__barrier_drop_stashes(rill_pipeline *p); /* at close: count as discarded */
+/* barrier.c: checkpoint barriers. slot: the input of `to` it arrives on. */
+/* The ops of the stand-in stages an aligning inline stage's held ports point at. */
+extern const rill_stage_ops rill__stash_ops;
 int rill__barrier_at(rill_stage *to, unsigned slot, uint64_t id); /* on to's thread */
 /* An inline input of `to` reached end of stream (close cascade): true if
  * to is now to be closed (its last input closed). */

@@ -59,7 +59,8 @@ typedef struct rill_redis_source_opts {
                                 its own pending entries first */
     const char *field;       /* the entry field an item carries; NULL = "line".
                                 An entry without it goes to STREAM:dead */
-    unsigned count;          /* entries per read, and so per checkpoint; 0 = 500 */
+    unsigned count;          /* entries per read, and so per checkpoint; 0 = 500;
+                                at most 4096 (a larger value is taken as 4096) */
     unsigned block_ms;       /* XREADGROUP BLOCK; 0 = 200 (the command timeout
                                 is raised to block_ms + 1 s if below) */
     unsigned claim_idle_ms;  /* claim others' entries pending longer; 0 = 30000 */
@@ -89,9 +90,13 @@ void rill_redis_source_stop(rill_stage *source);
 /* Add the sink for source: it counts the key of each item (key NULL: the
  * whole item; rill_key_first_field: a log line's client address) and commits
  * at each of the source's barriers. It opens a connection of its own with
- * the source's conf. The pipeline owns it; results live in Redis. Returns 0,
- * RILL_EINVAL (source is not a Redis source), RILL_ENOMEM, or what
- * rill_stage_add returns. */
+ * the source's conf (connected, and the commit script loaded, now).
+ * The pipeline owns it; results live in Redis. Call before the pipeline
+ * runs, on the thread that builds it. Returns 0, RILL_EINVAL (source is not
+ * a Redis source), RILL_EEXIST (source has a sink already: one sink commits
+ * its batches), -errno for a connection that failed, RILL_ESTAGE (the
+ * server refused AUTH or SCRIPT LOAD), RILL_ENOMEM, or what rill_stage_add
+ * returns. */
 int rill_redis_sink_add(rill_pipeline *p, const char *name, rill_stage *source, rill_key_fn key,
                         void *key_arg, const rill_stage_opts *stage_opts, rill_stage **out);
 

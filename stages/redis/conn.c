@@ -72,10 +72,14 @@ int rill__rconn_init(rill__rconn *rc, const rill_redis_conf *conf) {
     return 0;
 }
 
-void rill__rconn_fini(rill__rconn *rc) {
+void rill__rconn_close(rill__rconn *rc) {
     if (rc->c)
         redisFree(rc->c);
     rc->c = NULL;
+}
+
+void rill__rconn_fini(rill__rconn *rc) {
+    rill__rconn_close(rc);
     if (rc->password) { /* do not leave it in freed memory */
         memset(rc->password, 0, strlen(rc->password));
         free(rc->password);
@@ -143,10 +147,7 @@ int rill__rconn_reopen(rill__rconn *rc, const atomic_bool *stop,
             return 0;
         if (code == RILL_ESTAGE || (stop && atomic_load(stop)) || rill__ms_now() >= end)
             return code;
-        if (rc->c) {
-            redisFree(rc->c);
-            rc->c = NULL;
-        }
+        rill__rconn_close(rc);
         rill__sleep_ms(wait);
         wait = wait * 2 > 1000 ? 1000 : wait * 2;
     }
@@ -263,10 +264,15 @@ rill__batch *rill__ledger_take(rill__ledger *l, uint64_t barrier) {
         if (l->tail == b)
             l->tail = prev;
         b->next = NULL;
-        l->open--;
     }
     pthread_mutex_unlock(&l->mu);
     return b;
+}
+
+void rill__ledger_done(rill__ledger *l) {
+    pthread_mutex_lock(&l->mu);
+    l->open--;
+    pthread_mutex_unlock(&l->mu);
 }
 
 size_t rill__ledger_open(rill__ledger *l) {

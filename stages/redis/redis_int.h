@@ -26,6 +26,9 @@ typedef struct rill__rconn {
 } rill__rconn;
 
 int rill__rconn_init(rill__rconn *rc, const rill_redis_conf *conf);
+/* Close the connection, if open (rc stays usable: rill__rconn_open again). */
+void rill__rconn_close(rill__rconn *rc);
+/* Close, and wipe and free the password. */
 void rill__rconn_fini(rill__rconn *rc);
 /* Connect and AUTH. 0, or a negative code with the reason in err. */
 int rill__rconn_open(rill__rconn *rc, char *err, size_t errlen);
@@ -71,8 +74,13 @@ void rill__ledger_fini(rill__ledger *l);
 /* Record a batch (takes ids and its strings). 0 or RILL_ENOMEM. */
 int rill__ledger_put(rill__ledger *l, uint64_t barrier, char **ids, size_t n);
 /* Take the batch of barrier (the caller frees it with rill__batch_free), or
- * NULL if there is none. */
+ * NULL if there is none. A taken batch stays open until rill__ledger_done:
+ * while its commit runs its entries are still pending, and the source must
+ * not read them again from its pending list meanwhile. */
 rill__batch *rill__ledger_take(rill__ledger *l, uint64_t barrier);
+/* The commit of a taken batch is over (applied, refused or failed). */
+void rill__ledger_done(rill__ledger *l);
+/* Batches emitted whose commit is not over. */
 size_t rill__ledger_open(rill__ledger *l);
 void rill__batch_free(rill__batch *b);
 

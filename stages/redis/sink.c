@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../hash.h"
 #include "redis_int.h"
 
 
@@ -53,14 +54,6 @@ typedef struct rill__rsink {
     size_t kused, kcap;
 } rill__rsink;
 
-static uint64_t rill__fnv(const void *p, size_t len) {
-    const unsigned char *b = p;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ b[i]) * 1099511628211ull;
-    return h | 1;
-}
-
 static int rill__dgrow(rill__rsink *k) {
     size_t cap = k->slots ? (k->mask + 1) * 2 : 256;
     rill__dslot *s = calloc(cap, sizeof *s);
@@ -83,7 +76,7 @@ static int rill__dgrow(rill__rsink *k) {
 static int rill__dadd(rill__rsink *k, const void *key, size_t len, uint64_t n) {
     if ((!k->slots || (k->nkeys + 1) * 2 > k->mask + 1) && rill__dgrow(k))
         return RILL_ENOMEM;
-    uint64_t h = rill__fnv(key, len);
+    uint64_t h = rill__hash_bytes(key, len);
     size_t j = h & k->mask;
     for (; k->slots[j].n; j = (j + 1) & k->mask) {
         rill__dslot *d = &k->slots[j];
@@ -233,16 +226,17 @@ static int rill__rsink_commit(rill_stage *st, rill__rsink *k, rill__batch *b) {
 
 static int rill__rsink_barrier(rill_stage *st, void *state, uint64_t id) {
     rill__rsink *k = state;
-    return rill__rsink_commit(st, k, rill__ledger_take(&k->src->ledger, id));
+    rill__batch *b = rill__ledger_take(&k->src->ledger, id);
+    int rc = rill__rsink_commit(st, k, b);
+    if (b)
+        rill__ledger_done(&k->src->ledger);
+    return rc;
 }
 
 static int rill__rsink_close(rill_stage *st, void *state) {
     (void)st;
     rill__rsink *k = state;
-    if (k->conn.c) {
-        redisFree(k->conn.c);
-        k->conn.c = NULL;
-    }
+    rill__rconn_close(&k->conn);
     return 0; /* counts after the last barrier were never acked: redelivered */
 }
 

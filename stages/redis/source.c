@@ -65,29 +65,46 @@ static int rill__reconnect(rill_stage *st, rill__rsource *s, const char *why) {
 }
 
 /* Move entry e to STREAM:dead and ack it, if it is still this consumer's.
- * A failure leaves it pending here, to be tried again when the pending list
- * is read after the reconnect that the failure leads to. */
-static void rill__dead_letter(rill__rsource *s, redisReply *e, const char *reason) {
-    const char *argv[64];
-    size_t lens[64];
-    int n = 0;
+ * A lost connection leaves it pending here, to be tried again when the
+ * pending list is read after the reconnect that the loss leads to; an error
+ * reply (a wrong type at the dead-letter key) fails the stage, since the
+ * entry would otherwise stay pending and come back on every read. The
+ * argument list holds every field of the entry: a cut list could end on a
+ * field without its value, which XADD refuses. */
+static int rill__dead_letter(rill_stage *st, rill__rsource *s, redisReply *e,
+                            const char *reason) {
+    redisReply *f = e->element[1];
+    size_t nf = f && f->type == REDIS_REPLY_ARRAY ? f->elements & ~(size_t)1 : 0;
+    const char **argv = malloc((9 + nf) * sizeof *argv);
+    size_t *lens = malloc((9 + nf) * sizeof *lens);
+    if (!argv || !lens) {
+        free(argv), free(lens);
+        return rill_stage_fail(st, RILL_ENOMEM, "out of memory to dead-letter entry %s of '%s'",
+                               e->element[0]->str, s->stream);
+    }
     const char *fixed[] = {"EVAL", rill__dead_lua, "2", s->stream, s->dead_key, s->group,
                            s->consumer, e->element[0]->str, reason};
+    size_t n = 0;
     for (; n < 9; n++) {
         argv[n] = fixed[n];
         lens[n] = strlen(fixed[n]);
     }
-    redisReply *f = e->element[1];
-    for (size_t i = 0; f && f->type == REDIS_REPLY_ARRAY && i < f->elements && n < 64; i++, n++) {
+    for (size_t i = 0; i < nf; i++, n++) {
         argv[n] = f->element[i]->str;
         lens[n] = f->element[i]->len;
     }
     char err[256];
-    redisReply *r = rill__rcmd(&s->conn, n, argv, lens, err, sizeof err);
+    redisReply *r = rill__rcmd(&s->conn, (int)n, argv, lens, err, sizeof err);
+    free(argv), free(lens);
+    int rc = 0;
     if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1)
         atomic_fetch_add(&s->ledger.dead, 1);
+    else if (r && r->type == REDIS_REPLY_ERROR)
+        rc = rill_stage_fail(st, RILL_ESTAGE, "dead-lettering entry %s of '%s' to '%s': %s",
+                             e->element[0]->str, s->stream, s->dead_key, r->str);
     if (r)
         freeReplyObject(r);
+    return rc;
 }
 
 /* Delivery counts of a batch read from a pending list, in entry order
@@ -149,11 +166,12 @@ static int rill__emit_batch(rill_stage *st, rill__rsource *s, redisReply *r, red
         redisReply *v = rill__field(s, e->element[1]);
         bool deleted = e->element[1]->type == REDIS_REPLY_NIL;
         if (!deleted && (!v || (dl && dl[i] > (long long)s->max_deliveries))) {
-            rill__dead_letter(s, e, v ? "too many deliveries" : "no such field");
+            rc = rill__dead_letter(st, s, e, v ? "too many deliveries" : "no such field");
             continue;
         }
         if (!(ids[k] = strdup(e->element[0]->str))) {
-            rc = RILL_ENOMEM;
+            rc = rill_stage_fail(st, RILL_ENOMEM, "out of memory for the entry IDs of '%s'",
+                                 s->stream);
             break;
         }
         k++; /* a deleted entry is acknowledged with the batch, counting nothing */
@@ -296,10 +314,7 @@ static int rill__rsource_produce(rill_stage *st, void *state) {
 static int rill__rsource_close(rill_stage *st, void *state) {
     (void)st;
     rill__rsource *s = state;
-    if (s->conn.c) {
-        redisFree(s->conn.c);
-        s->conn.c = NULL;
-    }
+    rill__rconn_close(&s->conn);
     return 0;
 }
 

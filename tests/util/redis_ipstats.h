@@ -174,4 +174,35 @@ static inline long long ips_pending(redisContext *c, const char *key, const char
     return n;
 }
 
+/* Freeze worker pid at a moment it holds entries it has not committed
+ * (SIGSTOP, look at its pending list, SIGCONT and try again if empty).
+ * True when it is stopped holding some; bounded at 30 s. */
+static inline bool ips_stop_holding(pid_t pid, redisContext *c, const char *key,
+                                    const char *name) {
+    double end = redis__now() + 30;
+    while (redis__now() < end) {
+        kill(pid, SIGSTOP);
+        if (ips_pending(c, key, name) > 0)
+            return true;
+        kill(pid, SIGCONT);
+        redis__pause_ms(3);
+    }
+    return false;
+}
+
+/* Fail the test (at line) unless nothing is pending in key's group and the
+ * committed totals equal an independent count of the file at path. */
+static inline void ips_check_totals(const redis_server *rs, const char *key, const char *path,
+                                    int line) {
+    char why[256];
+    redisContext *c = redis_connect(rs);
+    long long pending = c ? ips_pending(c, key, NULL) : -1;
+    if (c)
+        redisFree(c);
+    if (pending != 0)
+        rill_test__failf(__FILE__, line, "%lld entries still pending in '%s'", pending, key);
+    else if (!ips_totals_match(rs, key, path, why, sizeof why))
+        rill_test__failf(__FILE__, line, "totals differ from the file: %s", why);
+}
+
 #endif

@@ -157,6 +157,16 @@ static inline redisContext *redis_connect(const redis_server *s) {
     return c;
 }
 
+/* Kill the server at once (SIGKILL: no shutdown save), as a crash would. */
+static inline void redis_server_kill(redis_server *s) {
+    if (s->pid > 0) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+        redis__track(s->pid, false);
+    }
+    s->pid = 0;
+}
+
 /* Run the server (again) on s->port and s->dir; wait until it answers PING.
  * With AOF, appendfsync no: Redis write()s the AOF before it replies, so
  * what a client saw acknowledged survives a SIGKILL of the server (the
@@ -193,6 +203,7 @@ static inline int redis__launch(redis_server *s) {
             return 0;
         redis__pause_ms(20);
     }
+    redis_server_kill(s); /* started but never answered: not left running */
     return -1;
 }
 
@@ -227,15 +238,6 @@ static inline int redis_server_start_at(redis_server *s, bool aof, const char *f
 }
 #define redis_server_start(s, aof) redis_server_start_at((s), (aof), __FILE__, __LINE__)
 
-/* Kill the server at once (SIGKILL: no shutdown save), as a crash would. */
-static inline void redis_server_kill(redis_server *s) {
-    if (s->pid > 0) {
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, NULL, 0);
-        redis__track(s->pid, false);
-    }
-    s->pid = 0;
-}
 
 /* Start it again on the same port and directory (reloading its AOF). */
 static inline int redis_server_restart(redis_server *s) {
