@@ -194,7 +194,10 @@ int rill_connect(rill_stage *from, rill_stage *to);
 
 /* Connect a line of stages, rill_connect(first, second), (second, third)...,
  * up to a NULL: rill_connect_chain(src, split, count, NULL). Stops at the
- * first error and returns it (the connections made before it stay). */
+ * first error and returns it (the connections made before it stay). A NULL
+ * ends the list, so check every stage's add first: fewer than two stages
+ * before the NULL is RILL_EINVAL, with a message. Setup only (not thread-safe,
+ * like rill_connect). */
 int rill_connect_chain(rill_stage *first, ...) __attribute__((sentinel));
 
 /* Validate and start the pipeline: worker threads start here. Called by run
