@@ -280,7 +280,12 @@ const char *rill_pipeline_errmsg(const rill_pipeline *p);
 
 /* What to print for rc, a code that a call on p (or on one of its stages)
  * just returned: rill_pipeline_errmsg(p) when that is about rc, else
- * rill_strerror(rc). Never NULL; same validity as rill_pipeline_errmsg. So
+ * rill_strerror(rc). A setup message is about rc only until the next
+ * rill_stage_add or rill_connect begins (a built-in add calls
+ * rill_stage_add once its own checks pass): a later failure with the same
+ * code and no message of its own gets
+ * rill_strerror(rc), not an older call's text. The run's error stays.
+ * Never NULL; same validity as rill_pipeline_errmsg. So
  *     if (rc) fprintf(stderr, "prog: %s\n", rill_pipeline_error(p, rc));
  * is all a program needs, whichever call failed (p may still be NULL). */
 const char *rill_pipeline_error(const rill_pipeline *p, int rc);
