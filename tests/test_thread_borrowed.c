@@ -120,6 +120,13 @@ RILL_TEST(borrowed, reused_buffer_pushed_gives_the_same_result_on_every_thread) 
     }
 }
 
+/* A pipeline with one stage, "sink", fed by rill_pipeline_push. */
+static int sink_pipeline(const rill_stage_ops *ops, void *state, const rill_stage_opts *o,
+                         rill_pipeline **p, rill_stage **sink) {
+    int rc = rill_pipeline_new("t", p);
+    return rc ? rc : rill_stage_add(*p, "sink", ops, state, o, sink);
+}
+
 /* ---- what crosses by pointer -------------------------------------------------- */
 
 typedef struct seen {
@@ -143,8 +150,7 @@ RILL_TEST(borrowed, static_items_cross_by_pointer_borrowed_ones_are_copied) {
     rill_pipeline *p;
     rill_stage *sink;
     rill_stage_opts th = {.flags = RILL_STAGE_THREADED};
-    CHECK_OK(rill_pipeline_new("t", &p));
-    CHECK_OK(rill_stage_add(p, "seen", &seen_ops, &s, &th, &sink));
+    CHECK_OK(sink_pipeline(&seen_ops, &s, &th, &p, &sink));
     for (int i = 0; i < 3; i++) {
         rill_item it = rill_item_cstr(words[i]);
         CHECK_OK(rill_pipeline_push(p, sink, &it));
@@ -179,8 +185,7 @@ RILL_TEST(borrowed, owned_items_cross_by_reference_and_are_released_once) {
     rill_pipeline *p;
     rill_stage *sink;
     rill_stage_opts th = {.flags = RILL_STAGE_THREADED, .capacity = 16, .batch = 4};
-    CHECK_OK(rill_pipeline_new("t", &p));
-    CHECK_OK(rill_stage_add(p, "tally", &tally_ops, &got, &th, &sink));
+    CHECK_OK(sink_pipeline(&tally_ops, &got, &th, &p, &sink));
     for (int k = 0; k < 50; k++) {
         tracked *t = malloc(sizeof *t);
         CHECK(t != NULL);
@@ -210,8 +215,7 @@ RILL_TEST(borrowed, debug_check_names_a_pushed_static_item_that_changed) {
     rill_pipeline *p;
     rill_stage *sink;
     rill_stage_opts th = {.flags = RILL_STAGE_THREADED};
-    CHECK_OK(rill_pipeline_new("t", &p));
-    CHECK_OK(rill_stage_add(p, "sink", &tally_ops, &got, &th, &sink));
+    CHECK_OK(sink_pipeline(&tally_ops, &got, &th, &p, &sink));
     rill_item it = rill_item_static(buf, 6); /* a lie: buf changes */
     CHECK_OK(rill_pipeline_push(p, sink, &it));
     buf[0] = 'S'; /* still in this thread's partial batch: no race */
@@ -281,8 +285,7 @@ RILL_TEST(borrowed, copies_are_aligned_for_their_size) {
     rill_pipeline *p;
     rill_stage *sink;
     rill_stage_opts th = {.flags = RILL_STAGE_THREADED, .batch = 5};
-    CHECK_OK(rill_pipeline_new("t", &p));
-    CHECK_OK(rill_stage_add(p, "aligned", &aligned_ops, &a, &th, &sink));
+    CHECK_OK(sink_pipeline(&aligned_ops, &a, &th, &p, &sink));
     int pushed = 0;
     for (int round = 0; round < 300; round++) /* past the first arena: it grows */
         for (size_t i = 0; i < sizeof lens / sizeof *lens; i++, pushed++) {
@@ -337,8 +340,7 @@ RILL_TEST(borrowed, drop_oldest_queue_delivers_whole_copies_in_order) {
     rill_stage *sink;
     rill_stage_opts th = {.flags = RILL_STAGE_THREADED, .capacity = 16, .batch = 4,
                           .overflow = RILL_OVERFLOW_DROP_OLDEST};
-    CHECK_OK(rill_pipeline_new("t", &p));
-    CHECK_OK(rill_stage_add(p, "checker", &checker_ops, &c, &th, &sink));
+    CHECK_OK(sink_pipeline(&checker_ops, &c, &th, &p, &sink));
     char buf[64];
     for (unsigned long k = 1; k <= N; k++) {
         int len = item_of(buf, sizeof buf, k);
