@@ -155,14 +155,16 @@ RILL_TEST(borrowed, static_items_cross_by_pointer_borrowed_ones_are_copied) {
         rill_item it = rill_item_cstr(words[i]);
         CHECK_OK(rill_pipeline_push(p, sink, &it));
     }
-    rill_item b = rill_item_borrow(buf, 5);
+    rill_item b = rill_item_borrow(buf, 5), empty = rill_item_borrow(buf, 0);
     CHECK_OK(rill_pipeline_push(p, sink, &b));
+    CHECK_OK(rill_pipeline_push(p, sink, &empty));
     CHECK_OK(rill_pipeline_close(p));
     rill_pipeline_free(p);
-    CHECK_EQ(s.n, 4);
+    CHECK_EQ(s.n, 5);
     for (int i = 0; i < 3; i++)
         CHECK(s.data[i] == (const void *)words[i]);
     CHECK(s.data[3] != (const void *)buf);
+    CHECK(s.data[4] != (const void *)buf); /* even with no bytes */
 }
 
 /* ---- owned items: one reference per owner per batch, all given back ------------ */

@@ -14,8 +14,10 @@
  * stays readable as one. */
 int rill__batch_copy(rill__batch *b, rill_item *it) {
     size_t len = it->len;
-    if (len == 0)
+    if (len == 0) { /* no bytes, but no pointer into the caller's memory either */
+        it->data = "";
         return 0;
+    }
     size_t align = len & -len;
     align = align < 16 ? align : 16;
     size_t at = (b->arena_len + align - 1) & ~(align - 1);
