@@ -134,3 +134,72 @@ RILL_TEST(readme, shows_the_tested_program) {
     free(prog);
     CHECK(ok);
 }
+
+/* The README's rule for its table of the five first-hour programs: a line
+ * counts unless it is blank or all comment (C: inside block comments or
+ * after //; Python: after #). Strings holding comment markers are not
+ * looked for: the examples have none. */
+static int code_lines(const char *text, int python) {
+    int n = 0, in_block = 0;
+    for (const char *s = text; s && *s;) {
+        const char *end = strchr(s, '\n');
+        size_t len = end ? (size_t)(end - s) : strlen(s);
+        int code = 0;
+        for (size_t i = 0; i < len; i++) {
+            if (python) {
+                if (s[i] == '#')
+                    break;
+                code = code || (s[i] != ' ' && s[i] != '\t');
+            } else if (in_block) {
+                if (s[i] == '*' && i + 1 < len && s[i + 1] == '/')
+                    in_block = 0, i++;
+            } else if (s[i] == '/' && i + 1 < len && s[i + 1] == '*') {
+                in_block = 1, i++;
+            } else if (s[i] == '/' && i + 1 < len && s[i + 1] == '/') {
+                break;
+            } else {
+                code = code || (s[i] != ' ' && s[i] != '\t' && s[i] != '\r');
+            }
+        }
+        n += code;
+        s = end ? end + 1 : s + len;
+    }
+    return n;
+}
+
+RILL_TEST(readme, first_hour_table_counts_the_lines_of_the_files) {
+    static const char *const progs[] = {"wordfreq", "key_avg", "gen_status", "slow_stage",
+                                        "push_lines"};
+    char *readme = slurp(RILL_DATA_DIR "/../README.md");
+    CHECK(readme != NULL);
+    for (size_t i = 0; i < sizeof progs / sizeof *progs; i++) {
+        char path[256], row[64];
+        snprintf(path, sizeof path, RILL_DATA_DIR "/../examples/%s.c", progs[i]);
+        char *c = slurp(path);
+        snprintf(path, sizeof path, RILL_DATA_DIR "/../examples/python/%s.py", progs[i]);
+        char *py = slurp(path);
+        int nc = code_lines(c, 0), npy = code_lines(py, 1);
+        free(c);
+        free(py);
+        /* | `name` | does | C | Python | */
+        snprintf(row, sizeof row, "| `%s` |", progs[i]);
+        const char *r = strstr(readme, row);
+        const char *eol = r ? strchr(r, '\n') : NULL;
+        int tc = -1, tpy = -1;
+        if (eol) {
+            const char *bar = eol;
+            for (int k = 0; k < 3 && bar > r; k++) /* back to the bar before C's cell */
+                while (--bar > r && *bar != '|')
+                    ;
+            if (sscanf(bar, "| %d | %d |", &tc, &tpy) != 2)
+                tc = tpy = -1;
+        }
+        if (tc != nc || tpy != npy)
+            fprintf(stderr, "%s: README says %d C / %d Python lines, the files have %d / %d\n",
+                    progs[i], tc, tpy, nc, npy);
+        CHECK_EQ(tc, nc);
+        CHECK_EQ(tpy, npy);
+        CHECK(nc > 0 && nc <= 2 * npy); /* the goal: at most twice the Python */
+    }
+    free(readme);
+}

@@ -152,3 +152,120 @@ RILL_TEST(setup_errors, connect_chain_connects_in_order_and_stops_at_the_first_e
     CHECK_EQ(rill_stage_outputs(c), 0u);
     rill_pipeline_free(p);
 }
+
+RILL_TEST(setup_errors, connect_chain_of_one_stage_is_refused_with_a_message) {
+    static const rill_stage_ops sink = {.send = noop_send};
+    rill_pipeline *p;
+    rill_stage *a, *failed = NULL; /* as a stage whose add failed unchecked */
+    CHECK_OK(rill_pipeline_new("t", &p));
+    CHECK_OK(rill_stage_add(p, "a", &sink, NULL, NULL, &a));
+    CHECK_EQ(rill_connect_chain(a, failed, a, NULL), RILL_EINVAL);
+    CHECK_MSG(p, "rill_connect_chain", "only one stage", "check each stage's add");
+    CHECK_EQ(rill_stage_outputs(a), 0u);
+    rill_pipeline_free(p);
+}
+
+RILL_TEST(setup_errors, an_old_message_is_not_given_for_a_later_failure) {
+    static const rill_stage_ops sink = {.send = noop_send};
+    static const rill_stage_ops src = {.produce = noop_produce};
+    rill_pipeline *p;
+    rill_stage *a, *s;
+    CHECK_OK(rill_pipeline_new("t", &p));
+    CHECK_OK(rill_stage_add(p, "a", &sink, NULL, NULL, &a));
+    CHECK_OK(rill_stage_add(p, "s", &src, NULL, NULL, &s));
+    CHECK_EQ(rill_connect(a, s), RILL_EINVAL);
+    CHECK(strstr(rill_pipeline_error(p, RILL_EINVAL), "is a source") != NULL);
+    /* A later call that fails with the same code but says nothing: the
+     * earlier message is not about it. */
+    CHECK_OK(rill_stage_add(p, "b", &sink, NULL, NULL, NULL));
+    CHECK_EQ(rill_filter_add(p, "f", NULL, NULL, NULL), RILL_EINVAL);
+    CHECK_STREQ(rill_pipeline_error(p, RILL_EINVAL), rill_strerror(RILL_EINVAL));
+    rill_pipeline_free(p);
+}
+
+/* ---- -1 from every kind of callback: RILL_ESTAGE, naming the callback ---------- */
+
+static int minus_one_produce(rill_stage *st, void *state) {
+    (void)st, (void)state;
+    return -1;
+}
+static int minus_one_close(rill_stage *st, void *state) {
+    (void)st, (void)state;
+    return -1;
+}
+static int minus_one_barrier(rill_stage *st, void *state, uint64_t id) {
+    (void)st, (void)state, (void)id;
+    return -1;
+}
+static int one_barrier_produce(rill_stage *st, void *state) {
+    int *n = state;
+    if ((*n)++)
+        return RILL_EDONE;
+    return rill_emit_barrier(st, 1);
+}
+static int clone_null(const void *state, void **out) {
+    (void)state;
+    *out = NULL;
+    return 0;
+}
+static int clone_minus_one(const void *state, void **out) {
+    (void)state, (void)out;
+    return -1;
+}
+static int minus_one_merge(void *into, const void *from) {
+    (void)into, (void)from;
+    return -1;
+}
+
+/* Run src -> sink (sink threaded when threaded) and check that the run
+ * fails with RILL_ESTAGE naming stage `who` and callback `cb`. */
+static int fails_naming(const rill_stage_ops *src_ops, void *src_state,
+                        const rill_stage_ops *sink_ops, const rill_stage_opts *sink_opts,
+                        const char *who, const char *cb) {
+    rill_pipeline *p;
+    rill_stage *src, *sink;
+    int ok = rill_pipeline_new("t", &p) == 0 &&
+             rill_stage_add(p, "src", src_ops, src_state, NULL, &src) == 0 &&
+             rill_stage_add(p, "sink", sink_ops, NULL, sink_opts, &sink) == 0 &&
+             rill_connect(src, sink) == 0 && rill_pipeline_run(p) == RILL_ESTAGE;
+    char want[64];
+    snprintf(want, sizeof want, "its %s callback returned -1", cb);
+    const char *msg = rill_pipeline_errmsg(p);
+    ok = ok && strstr(msg, want) && !strstr(msg, "not permitted") &&
+         strcmp(rill_pipeline_errstage(p), who) == 0;
+    if (!ok)
+        fprintf(stderr, "want %s's %s: got '%s'\n", who, cb, msg);
+    rill_pipeline_free(p);
+    return ok;
+}
+
+RILL_TEST(setup_errors, minus_one_from_produce_close_barrier_and_merge_names_the_callback) {
+    static const rill_stage_ops bad_src = {.produce = minus_one_produce};
+    static const rill_stage_ops barrier_src = {.produce = one_barrier_produce};
+    static const rill_stage_ops sink = {.send = noop_send};
+    static const rill_stage_ops bad_close = {.send = noop_send, .close = minus_one_close};
+    static const rill_stage_ops bad_barrier = {.send = noop_send, .barrier = minus_one_barrier};
+    static const rill_stage_ops bad_merge = {.send = noop_send, .clone = clone_null,
+                                             .merge = minus_one_merge};
+    rill_stage_opts th = {.flags = RILL_STAGE_THREADED}, two = {.replicas = 2};
+    int n = 0;
+    for (int threaded = 0; threaded < 2; threaded++) {
+        const rill_stage_opts *o = threaded ? &th : NULL;
+        CHECK(fails_naming(&bad_src, NULL, &sink, o, "src", "produce"));
+        CHECK(fails_naming(&bad_src, NULL, &bad_close, o, "src", "produce"));
+        n = 0;
+        CHECK(fails_naming(&barrier_src, &n, &bad_close, o, "sink", "close"));
+        n = 0;
+        CHECK(fails_naming(&barrier_src, &n, &bad_barrier, o, "sink", "barrier"));
+    }
+    n = 0;
+    CHECK(fails_naming(&barrier_src, &n, &bad_merge, &two, "sink", "merge"));
+    /* clone runs inside rill_stage_add: a setup error, also not EPERM */
+    static const rill_stage_ops bad_clone = {.send = noop_send, .clone = clone_minus_one};
+    rill_pipeline *p;
+    CHECK_OK(rill_pipeline_new("t", &p));
+    CHECK_EQ(rill_stage_add(p, "rep", &bad_clone, NULL, &two, NULL), RILL_ESTAGE);
+    CHECK_MSG(p, "'rep'", "clone failed for replica 1");
+    CHECK(strstr(rill_pipeline_error(p, RILL_ESTAGE), "clone") != NULL);
+    rill_pipeline_free(p);
+}

@@ -120,6 +120,13 @@ RILL_TEST(borrowed, reused_buffer_pushed_gives_the_same_result_on_every_thread) 
     }
 }
 
+/* A pipeline with one stage, "sink", fed by rill_pipeline_push. */
+static int sink_pipeline(const rill_stage_ops *ops, void *state, const rill_stage_opts *o,
+                         rill_pipeline **p, rill_stage **sink) {
+    int rc = rill_pipeline_new("t", p);
+    return rc ? rc : rill_stage_add(*p, "sink", ops, state, o, sink);
+}
+
 /* ---- what crosses by pointer -------------------------------------------------- */
 
 typedef struct seen {
@@ -143,20 +150,21 @@ RILL_TEST(borrowed, static_items_cross_by_pointer_borrowed_ones_are_copied) {
     rill_pipeline *p;
     rill_stage *sink;
     rill_stage_opts th = {.flags = RILL_STAGE_THREADED};
-    CHECK_OK(rill_pipeline_new("t", &p));
-    CHECK_OK(rill_stage_add(p, "seen", &seen_ops, &s, &th, &sink));
+    CHECK_OK(sink_pipeline(&seen_ops, &s, &th, &p, &sink));
     for (int i = 0; i < 3; i++) {
         rill_item it = rill_item_cstr(words[i]);
         CHECK_OK(rill_pipeline_push(p, sink, &it));
     }
-    rill_item b = rill_item_borrow(buf, 5);
+    rill_item b = rill_item_borrow(buf, 5), empty = rill_item_borrow(buf, 0);
     CHECK_OK(rill_pipeline_push(p, sink, &b));
+    CHECK_OK(rill_pipeline_push(p, sink, &empty));
     CHECK_OK(rill_pipeline_close(p));
     rill_pipeline_free(p);
-    CHECK_EQ(s.n, 4);
+    CHECK_EQ(s.n, 5);
     for (int i = 0; i < 3; i++)
         CHECK(s.data[i] == (const void *)words[i]);
     CHECK(s.data[3] != (const void *)buf);
+    CHECK(s.data[4] != (const void *)buf); /* even with no bytes */
 }
 
 /* ---- owned items: one reference per owner per batch, all given back ------------ */
@@ -179,8 +187,7 @@ RILL_TEST(borrowed, owned_items_cross_by_reference_and_are_released_once) {
     rill_pipeline *p;
     rill_stage *sink;
     rill_stage_opts th = {.flags = RILL_STAGE_THREADED, .capacity = 16, .batch = 4};
-    CHECK_OK(rill_pipeline_new("t", &p));
-    CHECK_OK(rill_stage_add(p, "tally", &tally_ops, &got, &th, &sink));
+    CHECK_OK(sink_pipeline(&tally_ops, &got, &th, &p, &sink));
     for (int k = 0; k < 50; k++) {
         tracked *t = malloc(sizeof *t);
         CHECK(t != NULL);
@@ -210,8 +217,7 @@ RILL_TEST(borrowed, debug_check_names_a_pushed_static_item_that_changed) {
     rill_pipeline *p;
     rill_stage *sink;
     rill_stage_opts th = {.flags = RILL_STAGE_THREADED};
-    CHECK_OK(rill_pipeline_new("t", &p));
-    CHECK_OK(rill_stage_add(p, "sink", &tally_ops, &got, &th, &sink));
+    CHECK_OK(sink_pipeline(&tally_ops, &got, &th, &p, &sink));
     rill_item it = rill_item_static(buf, 6); /* a lie: buf changes */
     CHECK_OK(rill_pipeline_push(p, sink, &it));
     buf[0] = 'S'; /* still in this thread's partial batch: no race */
@@ -255,4 +261,156 @@ RILL_TEST(borrowed, debug_check_blames_the_stage_that_emitted_a_changed_static_i
           strstr(msg, "changed while queued"));
     CHECK_STREQ(rill_pipeline_errstage(p), "liar");
     rill_pipeline_free(p);
+}
+
+/* ---- copies are aligned as objects of their size --------------------------------- */
+
+typedef struct aligned {
+    int n, misaligned;
+} aligned;
+
+static int aligned_send(rill_stage *st, void *state, const rill_item *it) {
+    aligned *a = state;
+    size_t want = it->len & -it->len;
+    want = want < 16 ? want : 16;
+    (void)st;
+    a->n++;
+    a->misaligned += (uintptr_t)it->data % want != 0;
+    return 0;
+}
+static const rill_stage_ops aligned_ops = {.send = aligned_send};
+
+RILL_TEST(borrowed, copies_are_aligned_for_their_size) {
+    static const size_t lens[] = {1, 2, 3, 4, 8, 12, 16, 24, 32, 5, 48, 7, 64, 6};
+    char buf[80] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123";
+    aligned a = {0};
+    rill_pipeline *p;
+    rill_stage *sink;
+    rill_stage_opts th = {.flags = RILL_STAGE_THREADED, .batch = 5};
+    CHECK_OK(sink_pipeline(&aligned_ops, &a, &th, &p, &sink));
+    int pushed = 0;
+    for (int round = 0; round < 300; round++) /* past the first arena: it grows */
+        for (size_t i = 0; i < sizeof lens / sizeof *lens; i++, pushed++) {
+            rill_item it = rill_item_borrow(buf + 1, lens[i]); /* odd address */
+            CHECK_OK(rill_pipeline_push(p, sink, &it));
+        }
+    CHECK_OK(rill_pipeline_close(p));
+    rill_pipeline_free(p);
+    CHECK_EQ(a.n, pushed);
+    CHECK_EQ(a.misaligned, 0);
+}
+
+/* ---- a leaky queue reuses a batch it took back: its copies stay whole ----------- */
+
+/* "k:<k>:<k*k>": an item that says whether it is whole. */
+static int item_of(char *buf, size_t cap, unsigned long k) {
+    return snprintf(buf, cap, "k:%lu:%lu", k, k * k);
+}
+
+typedef struct checker {
+    unsigned long n, bad, last, out_of_order;
+} checker;
+
+static int checker_send(rill_stage *st, void *state, const rill_item *it) {
+    checker *c = state;
+    char want[64], got[64];
+    unsigned long k = 0;
+    (void)st;
+    if (it->len < sizeof got) { /* items are not NUL-terminated */
+        memcpy(got, it->data, it->len);
+        got[it->len] = '\0';
+    }
+    if (it->len < sizeof got && sscanf(got, "k:%lu", &k) == 1) {
+        int len = item_of(want, sizeof want, k);
+        c->bad += !rill_item_eq(it, want, (size_t)len);
+    } else {
+        c->bad++;
+    }
+    c->out_of_order += c->n && k <= c->last;
+    c->last = k;
+    c->n++;
+    for (volatile int spin = 0; spin < 200; spin++) /* slower than the producer */
+        ;
+    return 0;
+}
+static const rill_stage_ops checker_ops = {.send = checker_send};
+
+RILL_TEST(borrowed, drop_oldest_queue_delivers_whole_copies_in_order) {
+    enum { N = 20000 };
+    checker c = {0};
+    rill_pipeline *p;
+    rill_stage *sink;
+    rill_stage_opts th = {.flags = RILL_STAGE_THREADED, .capacity = 16, .batch = 4,
+                          .overflow = RILL_OVERFLOW_DROP_OLDEST};
+    CHECK_OK(sink_pipeline(&checker_ops, &c, &th, &p, &sink));
+    char buf[64];
+    for (unsigned long k = 1; k <= N; k++) {
+        int len = item_of(buf, sizeof buf, k);
+        rill_item it = rill_item_borrow(buf, (size_t)len);
+        CHECK_OK(rill_pipeline_push(p, sink, &it));
+        memset(buf, '#', sizeof buf); /* as a reused buffer would be */
+    }
+    CHECK_OK(rill_pipeline_close(p));
+    rill_pipeline_free(p);
+    CHECK(c.n > 0 && c.n <= N);
+    CHECK_EQ(c.bad, 0);
+    CHECK_EQ(c.out_of_order, 0);
+}
+
+/* ---- dealt over replicas: each replica's queue copies too ------------------------ */
+
+static int tally_clone(const void *state, void **out) {
+    (void)state;
+    return (*out = calloc(1, sizeof(tally))) ? 0 : RILL_ENOMEM;
+}
+static int tally_merge(void *into, const void *from) {
+    tally *a = into;
+    const tally *b = from;
+    a->n += b->n;
+    a->bytes += b->bytes;
+    a->sum += b->sum;
+    return 0;
+}
+static void tally_free(void *state) { free(state); }
+static const rill_stage_ops tally_rep_ops = {.send = tally_send, .clone = tally_clone,
+                                             .merge = tally_merge, .free = tally_free};
+
+/* A source that emits the log's lines from one reused buffer, borrowed. */
+typedef struct reader {
+    rill_stage *st;
+} reader;
+
+static int emit_line(void *arg, char *line, size_t len) {
+    reader *r = arg;
+    rill_item it = rill_item_borrow(line, len);
+    int rc = rill_emit(r->st, &it);
+    memset(line, '#', len);
+    return rc;
+}
+static int reader_produce(rill_stage *st, void *state) {
+    reader *r = state;
+    r->st = st;
+    int rc = each_line(emit_line, r);
+    return rc < 0 ? rc : RILL_EDONE;
+}
+static const rill_stage_ops reader_ops = {.produce = reader_produce};
+
+RILL_TEST(borrowed, emitted_items_dealt_to_replicas_are_copied) {
+    tally want = {0}, got, *mine = calloc(1, sizeof *mine); /* the pipeline frees it */
+    CHECK(mine != NULL);
+    CHECK_OK(each_line(expect_line, &want));
+    reader r = {0};
+    rill_pipeline *p;
+    rill_stage *src, *sink;
+    rill_stage_opts three = {.replicas = 3, .capacity = 64, .batch = 7};
+    CHECK_OK(rill_pipeline_new("t", &p));
+    CHECK_OK(rill_stage_add(p, "reader", &reader_ops, &r, NULL, &src));
+    CHECK_OK(rill_stage_add(p, "tally", &tally_rep_ops, mine, &three, &sink));
+    CHECK_OK(rill_connect(src, sink));
+    CHECK_OK(rill_pipeline_run(p));
+    got = *(tally *)rill_stage_state(sink); /* replica 0's, merged */
+    rill_pipeline_free(p);
+    CHECK_EQ(got.n, want.n);
+    CHECK_EQ(got.bytes, want.bytes);
+    CHECK_EQ(got.sum, want.sum);
 }

@@ -40,6 +40,11 @@ static inline void *rill__stack_grow(void *stack, const void *small, size_t *cap
 int rill__setup_error(rill_pipeline *p, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A setup call on p begins: a message an earlier call left is no longer
+ * about the code this one may return (rill_pipeline_error), even if this
+ * one fails without a message of its own. The text stays for errmsg. */
+void rill__setup_begin(rill_pipeline *p);
+
 /* strdup without POSIX-only declarations leaking into callers. */
 char *rill__strdup(const char *s);
 

@@ -76,10 +76,7 @@ static int rill__stash_send(rill_stage *st, void *state, const rill_item *item) 
         return rill_stage_fail(s->al->st, RILL_ENOMEM, "cannot hold an input back for a barrier");
     d->kind = RILL__HELD_ITEM;
     d->slot = s->slot;
-    if (item->owner) {
-        d->item = *item;
-        rill_item_retain(item);
-    } else if (rill_item_copy(item->len ? item->data : "", item->len, &d->item) < 0) {
+    if (rill__item_keep(item, &d->item) < 0) {
         s->n--;
         return rill_stage_fail(s->al->st, RILL_ENOMEM, "cannot hold an input back for a barrier");
     }
@@ -137,7 +134,7 @@ static int rill__barrier_fire(rill_stage *t, uint64_t id) {
     if (t->ops->barrier) {
         int rc = t->ops->barrier(t, t->state, id);
         if (rc < 0)
-            return rill__failed(t, rc);
+            return rill__failed_in(t, rc, "barrier");
     }
     rill__counter_add(&t->n_barriers, 1);
     return rill__barrier_forward(t, id);

@@ -275,7 +275,7 @@ void rill__run_source(rill_stage *st, rill__worker *w) {
         if (rc == RILL_EDONE)
             break;
         if (rc < 0) {
-            rill__failed(st, rc);
+            rill__failed_in(st, rc, "produce");
             break;
         }
     }

@@ -86,6 +86,7 @@ RILL_API int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage
         *out = NULL;
     if (!p)
         return RILL_EINVAL;
+    rill__setup_begin(p);
     const char *what = name ? name : "(unnamed)";
     if (!ops)
         return rill__setup_error(p, RILL_EINVAL, "rill_stage_add '%s': ops is NULL", what);
@@ -209,8 +210,16 @@ int rill__port_add(rill_stage *from, rill_stage *to, rill__deal *dl, bool extra)
 RILL_API int rill_connect_chain(rill_stage *first, ...) {
     va_list ap;
     va_start(ap, first);
-    int rc = first ? 0 : RILL_EINVAL;
-    for (rill_stage *from = first, *to; !rc && (to = va_arg(ap, rill_stage *)); from = to)
+    rill_stage *second = va_arg(ap, rill_stage *);
+    int rc = 0;
+    /* A NULL ends the list, so a stage whose add failed unchecked would end
+     * it early, silently: a chain must at least connect two stages. */
+    if (!first || !second)
+        rc = rill__setup_error(first ? first->p : second ? second->p : NULL, RILL_EINVAL,
+                               "rill_connect_chain: %s (a NULL ends the list: check each "
+                               "stage's add)", first ? "only one stage before the NULL"
+                                                    : "the first stage is NULL");
+    for (rill_stage *from = first, *to = second; !rc && to; from = to, to = va_arg(ap, rill_stage *))
         rc = rill_connect(from, to);
     va_end(ap);
     return rc;
@@ -220,6 +229,7 @@ RILL_API int rill_connect(rill_stage *from, rill_stage *to) {
     if (!from || !to)
         return rill__setup_error(from ? from->p : to ? to->p : NULL, RILL_EINVAL,
                                  "rill_connect: %s stage is NULL", from ? "the 'to'" : "the 'from'");
+    rill__setup_begin(from->p);
     if (from->p != to->p)
         return rill__setup_error(from->p, RILL_EINVAL,
                                  "rill_connect '%s' -> '%s': the stages are in different pipelines",

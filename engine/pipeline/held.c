@@ -44,20 +44,22 @@ static void rill__held_push(rill__worker *w) {
         w->depth += RILL__HELD;
 }
 
-/* The item outlives the emitting call: keep its owner (a static one needs
- * nothing), or copy borrowed bytes (they may be in the caller's stack frame
- * or a buffer it reuses). */
+int rill__item_keep(const rill_item *item, rill_item *out) {
+    if (item->owner) {
+        *out = *item;
+        rill_item_retain(item);
+        return 0;
+    }
+    return rill_item_copy(item->len ? item->data : "", item->len, out);
+}
+
 int rill__hold(rill__worker *w, rill_stage *from, const rill__port *via, rill_stage *to,
                const rill_item *item) {
     rill__deferred *d = rill__held_slot(w, from);
     if (!d)
         return RILL_ENOMEM;
-    if (item->owner) {
-        d->item = *item;
-        rill_item_retain(item);
-    } else if (rill_item_copy(item->len ? item->data : "", item->len, &d->item) < 0) {
+    if (rill__item_keep(item, &d->item) < 0)
         return rill_stage_fail(from, RILL_ENOMEM, "cannot hold an item past the inline depth limit");
-    }
     d->to = to;
     d->via = via;
     d->kind = RILL__HELD_ITEM;

@@ -63,19 +63,27 @@ int rill__setup_error(rill_pipeline *p, int code, const char *fmt, ...) {
     return code;
 }
 
+void rill__setup_begin(rill_pipeline *p) {
+    pthread_mutex_lock(&p->errlock);
+    if (!atomic_load_explicit(&p->err, memory_order_relaxed))
+        p->msgcode = 0;
+    pthread_mutex_unlock(&p->errlock);
+}
+
 /* st's callback returned rc < 0: keep it unless an earlier error is known.
  * RILL_EABORTED passed up after an abort is the abort, not st's failure.
  * -1 is C's habit for "failed", not -EPERM: it is reported as the stage
  * failing (a real EPERM comes through rill_stage_fail, recorded already). */
-int rill__failed(rill_stage *st, int rc) {
+int rill__failed_in(rill_stage *st, int rc, const char *cb) {
     if (rc == RILL_EABORTED && atomic_load_explicit(&st->p->aborted, memory_order_acquire))
         return rc;
     if (rc == -1) {
         if (atomic_load_explicit(&st->p->err, memory_order_acquire))
             return rill__stop_code(st->p);
-        rill__record(st->p, st, RILL_ESTAGE,
-                     "its callback returned -1 (return a negative RILL_E* code or -errno, "
-                     "or rill_stage_fail's result)");
+        char why[160];
+        snprintf(why, sizeof why, "its %s callback returned -1 (return a negative RILL_E* code "
+                 "or -errno, or rill_stage_fail's result)", cb);
+        rill__record(st->p, st, RILL_ESTAGE, why);
         return RILL_ESTAGE;
     }
     rill__record(st->p, st, rc, NULL);
@@ -169,7 +177,7 @@ void rill__close_stage(rill_stage *st) {
             if (run && st->ops->close) {
                 int rc = st->ops->close(st, st->state);
                 if (rc < 0)
-                    rill__failed(st, rc);
+                    rill__failed_in(st, rc, "close");
             }
             stack[n++] = (struct frame){st, 0};
         }

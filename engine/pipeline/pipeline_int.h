@@ -201,7 +201,11 @@ struct rill_pipeline {
 };
 
 /* pipeline.c */
-int rill__failed(rill_stage *st, int rc);
+/* st's callback cb ("send", "close"...) returned rc < 0: record it as the
+ * pipeline's error unless one is known; -1 becomes RILL_ESTAGE naming cb.
+ * Returns the code the caller passes on. */
+int rill__failed_in(rill_stage *st, int rc, const char *cb);
+static inline int rill__failed(rill_stage *st, int rc) { return rill__failed_in(st, rc, "send"); }
 int rill__stop_code(const rill_pipeline *p);
 void rill__close_stage(rill_stage *st);
 void rill__deliver_eos(rill_stage *to);
@@ -239,6 +243,11 @@ void rill__run_consumer(rill__worker *w);
  * send then holds its item too, and only the outermost one comes back to
  * depth RILL__HELD exactly, the signal to drain. One compare per send. */
 #define RILL__HELD (1u << 30)
+/* A copy of item that outlives the call it came with, in *out: its owner
+ * retained (a static one needs nothing), or borrowed bytes (owner NULL: in
+ * the caller's stack or a buffer it reuses) copied into an owned item.
+ * Drop it with rill_item_release. 0 or RILL_ENOMEM. */
+int rill__item_keep(const rill_item *item, rill_item *out);
 int rill__hold(rill__worker *w, rill_stage *from, const rill__port *via, rill_stage *to,
                const rill_item *item);
 /* A barrier for via->to's input slot, held in order with the items. */

@@ -1,6 +1,6 @@
-/* What queue.c (the hand-offs) and queue_life.c (making and freeing a queue)
- * share: ThreadSanitizer's view of ck's rings, and two small steps on
- * batches. Private to those two files. */
+/* What queue.c (the hand-offs), queue_life.c (making and freeing a queue)
+ * and queue_copy.c (items that are not owned) share: ThreadSanitizer's view
+ * of ck's rings, and small steps on batches. Private to those files. */
 #ifndef RILL_QUEUE_RING_H
 #define RILL_QUEUE_RING_H
 
@@ -51,6 +51,23 @@ static inline void rill__batch_free(rill__batch *b) {
     free(b->sums);
     free(b);
 }
+
+/* queue_copy.c: copy the borrowed bytes of *it, an item of b, into b's
+ * arena (moving the copies already there if it grows, their items fixed
+ * up). 0 or RILL_ENOMEM. */
+int rill__batch_copy(rill__batch *b, rill_item *it);
+
+#ifdef RILL_DEBUG
+/* queue_copy.c: a static item's bytes summed when queued (RILL__SUM_STATIC
+ * on b's last item) and checked when taken; a change fails the pipeline. */
+uint64_t rill__sum(const rill_item *it);
+void rill__check_static(rill__queue *e, const rill__batch *b);
+#define RILL__SUM_STATIC(b, o) \
+    ((o) == RILL_REF_STATIC ? (void)((b)->sums[(b)->n - 1] = rill__sum(&(b)->items[(b)->n - 1])) \
+                            : (void)0)
+#else
+#define RILL__SUM_STATIC(b, o) ((void)0)
+#endif
 
 /* drop_oldest makes the producer a second consumer of the ring. */
 static inline bool rill__ring_take(rill__queue *e, void **v) {

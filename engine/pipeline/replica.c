@@ -53,7 +53,8 @@ int rill__replicas_add(rill_pipeline *p, const char *name, const rill_stage_ops 
     for (unsigned k = 1; k < n && !rc; k++) {
         snprintf(rname, len, "%s#%u", name, k);
         if (rill_pipeline_find(p, rname))
-            rc = RILL_EEXIST;
+            rc = rill__setup_error(p, RILL_EEXIST, "rill_stage_add '%s': its replica's name '%s'",
+                                   name, rname);
     }
     if (!rc)
         rc = rill__stages_reserve(p, n);
@@ -61,8 +62,9 @@ int rill__replicas_add(rill_pipeline *p, const char *name, const rill_stage_ops 
         states[0] = state;
     for (unsigned k = 1; k < n && !rc; k++) {
         int c = ops->clone(state, &states[k]); /* NULL: a stateless stage */
-        if (c < 0)
-            rc = c;
+        if (c < 0) /* -1 is C's habit for "failed", not -EPERM (as rill__failed) */
+            rc = rill__setup_error(p, c == -1 ? RILL_ESTAGE : c,
+                                   "rill_stage_add '%s': ops->clone failed for replica %u", name, k);
     }
     for (unsigned k = 0; k < n && !rc; k++) {
         if (k)
@@ -191,7 +193,7 @@ bool rill__replica_closing(rill_stage *st) {
     for (unsigned k = 1; all && k < g->n; k++) {
         int rc = st->ops->merge(st->state, g->member[k]->state);
         if (rc < 0) {
-            rill__failed(st, rc);
+            rill__failed_in(st, rc, "merge");
             break;
         }
     }

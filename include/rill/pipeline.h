@@ -194,7 +194,10 @@ int rill_connect(rill_stage *from, rill_stage *to);
 
 /* Connect a line of stages, rill_connect(first, second), (second, third)...,
  * up to a NULL: rill_connect_chain(src, split, count, NULL). Stops at the
- * first error and returns it (the connections made before it stay). */
+ * first error and returns it (the connections made before it stay). A NULL
+ * ends the list, so check every stage's add first: fewer than two stages
+ * before the NULL is RILL_EINVAL, with a message. Setup only (not thread-safe,
+ * like rill_connect). */
 int rill_connect_chain(rill_stage *first, ...) __attribute__((sentinel));
 
 /* Validate and start the pipeline: worker threads start here. Called by run
@@ -277,7 +280,12 @@ const char *rill_pipeline_errmsg(const rill_pipeline *p);
 
 /* What to print for rc, a code that a call on p (or on one of its stages)
  * just returned: rill_pipeline_errmsg(p) when that is about rc, else
- * rill_strerror(rc). Never NULL; same validity as rill_pipeline_errmsg. So
+ * rill_strerror(rc). A setup message is about rc only until the next
+ * rill_stage_add or rill_connect begins (a built-in add calls
+ * rill_stage_add once its own checks pass): a later failure with the same
+ * code and no message of its own gets
+ * rill_strerror(rc), not an older call's text. The run's error stays.
+ * Never NULL; same validity as rill_pipeline_errmsg. So
  *     if (rc) fprintf(stderr, "prog: %s\n", rill_pipeline_error(p, rc));
  * is all a program needs, whichever call failed (p may still be NULL). */
 const char *rill_pipeline_error(const rill_pipeline *p, int rc);
