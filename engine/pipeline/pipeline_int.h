@@ -32,9 +32,8 @@ typedef struct rill__deal {
 
 /* A replicated stage (replica.c): its members, and the close-time merge. */
 typedef struct rill__group {
-    unsigned n, done;       /* replicas; those whose input has ended */
-    pthread_mutex_t lock;   /* done */
-    pthread_cond_t cv;
+    unsigned n;             /* replicas */
+    _Atomic unsigned done;  /* replicas 1..n-1 whose input has ended */
     rill_stage *member[];
 } rill__group;
 
@@ -287,7 +286,7 @@ int rill__port_add(rill_stage *from, rill_stage *to, rill__deal *dl, bool extra)
 int rill__replicas_add(rill_pipeline *p, const char *name, const rill_stage_ops *ops,
                        void *state, const rill_stage_opts *opts, rill_stage **out);
 int rill__replicas_connect(rill_stage *from, rill_stage *to);
-void rill__replicas_plan(rill_pipeline *p); /* fill each deal's queues */
+int rill__replicas_plan(rill_pipeline *p); /* fill each deal's queues */
 void rill__group_free(rill__group *g);
 /* st (a replica of a stage with merge) has no more input: false if its
  * close is not to run (replicas 1..N-1); replica 0 waits for the others,
