@@ -300,8 +300,14 @@ static inline bool rill__own_thread(const rill_stage *st) {
 
 /* The replica of d's group that item goes to; rill__deal_took after it went. */
 static inline unsigned rill__deal_pick(const rill__deal *d, const rill_item *item) {
-    if (d->hash)
-        return (unsigned)(((d->hash(d->hstate, item) >> 32) * d->n) >> 32);
+    if (d->hash) {
+        /* Mixed first: a hash whose varying bits are few, low or high (a
+         * small integer, a 32-bit hash) must still reach every replica; the
+         * high half of the product then picks one (a multiply, no divide). */
+        uint64_t h = d->hash(d->hstate, item);
+        h = (h ^ h >> 32) * 0x9e3779b97f4a7c15ull;
+        return (unsigned)(((h >> 32) * d->n) >> 32);
+    }
     return d->fill < d->batch ? d->cur : (d->cur + 1 == d->n ? 0 : d->cur + 1);
 }
 static inline void rill__deal_took(rill__deal *d, unsigned k) {
