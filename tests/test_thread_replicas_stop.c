@@ -109,13 +109,14 @@ static const rill_stage_ops crawl_ops = {
 typedef struct aborter {
     rill_pipeline *p;
     unsigned ms;
+    int items; /* replica 0's share (0: 2000) */
 } aborter;
 
 /* Once replica 0 has had all its items (and so waits to merge soon
  * after), wait a.ms more and abort. */
 static void *abort_later(void *arg) {
     aborter *a = arg;
-    wait_for(&fast_done, 2000, 60.0);
+    wait_for(&fast_done, a->items ? a->items : 2000, 60.0);
     sleep_ms(a->ms);
     rill_pipeline_abort(a->p);
     return NULL;
@@ -134,7 +135,7 @@ RILL_TEST(replicas, abort_ends_the_wait_for_a_merge) {
     CHECK_OK(rill_stage_add(p, "crawl", &crawl_ops, calloc(1, sizeof(sum_state)), &o, &c));
     CHECK_OK(rill_connect(s, c));
     atomic_store(&fast_done, 0);
-    aborter a = {p, 20};
+    aborter a = {p, 20, 2000};
     pthread_t t;
     CHECK(pthread_create(&t, NULL, abort_later, &a) == 0);
     int rc = rill_pipeline_run(p);
@@ -174,3 +175,56 @@ RILL_TEST(replicas, a_failing_merge_fails_the_pipeline) {
 }
 
 /* Dealt by key and merged: every key's items in one share, the total exact. */
+
+/* The wait ends on the stop itself, not because the other replicas end:
+ * replica 1 holds its first item until replica 0's close has run (at most
+ * 60 s). Ended by the abort, replica 0 closes while replica 1 still holds
+ * it; a wait that needed replica 1 to end would hold both until the limit. */
+static atomic_int close0_ran, held_timed_out;
+
+static int hold_send(rill_stage *st, void *state, const rill_item *item) {
+    unsigned k;
+    rill_stage_replicas(st, &k);
+    if (k == 1 && ((sum_state *)state)->n == 0)
+        atomic_store(&held_timed_out, !wait_for(&close0_ran, 1, 60.0));
+    int rc = sum_send(st, state, item);
+    if (k == 0)
+        atomic_fetch_add(&fast_done, 1);
+    return rc;
+}
+
+static int hold_close(rill_stage *st, void *state) {
+    (void)st;
+    (void)state;
+    atomic_store(&close0_ran, 1); /* merged ops: replica 0 alone closes */
+    return 0;
+}
+
+static const rill_stage_ops hold_ops = {
+    .send = hold_send, .close = hold_close, .free = free, .clone = sum_clone, .merge = sum_merge};
+
+RILL_TEST(replicas, a_stop_ends_the_wait_while_a_replica_still_runs) {
+    rill_pipeline *p = NULL;
+    CHECK_OK(rill_pipeline_new("hold", &p));
+    src_state *src = calloc(1, sizeof *src);
+    src->n = 400;
+    rill_stage *s, *c;
+    rill_stage_opts o = {.replicas = 2, .capacity = 4096, .batch = 8};
+    CHECK_OK(rill_stage_add(p, "src", &src_ops, src, NULL, &s));
+    CHECK_OK(rill_stage_add(p, "hold", &hold_ops, calloc(1, sizeof(sum_state)), &o, &c));
+    CHECK_OK(rill_connect(s, c));
+    atomic_store(&fast_done, 0);
+    atomic_store(&close0_ran, 0);
+    atomic_store(&held_timed_out, 0);
+    aborter a = {p, 20, 200};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, abort_later, &a) == 0);
+    int rc = rill_pipeline_run(p);
+    pthread_join(t, NULL);
+    CHECK_EQ(rc, RILL_EABORTED);
+    CHECK_EQ(atomic_load(&held_timed_out), 0);
+    CHECK_EQ(atomic_load(&close0_ran), 1);
+    const sum_state *r0 = rill_stage_state(c);
+    CHECK_EQ(r0->n, 200); /* its own share only: nothing merged after the stop */
+    rill_pipeline_free(p);
+}
