@@ -91,20 +91,7 @@ static int hand_loop(const char *path, uint64_t counts[NIPS]) {
 
 static int rill_run(const char *path, const rill_stage_opts *opts, uint64_t counts[NIPS]) {
     ipstats_config cfg = {.log = path, .ips = ips, .nips = NIPS, .stage = *opts};
-    rill_pipeline *p;
-    rill_stage *reduce;
-    char err[256];
-    if (ipstats_build(&cfg, &p, &reduce, err, sizeof err)) {
-        fprintf(stderr, "bench: %s\n", err);
-        return -1;
-    }
-    int rc = rill_pipeline_run(p);
-    for (int i = 0; i < NIPS && !rc; i++)
-        rill_count_get(reduce, ips[i], strlen(ips[i]), &counts[i]);
-    if (rc)
-        fprintf(stderr, "bench: %s\n", rill_pipeline_errmsg(p));
-    rill_pipeline_free(p);
-    return rc;
+    return ipstats_run_counts(&cfg, counts);
 }
 
 /* ns per generator resume: a counter generator driven by rill_gen_next. */

@@ -149,20 +149,7 @@ static int hand(const char *path, unsigned n, uint64_t *counts) {
 
 static int rill_par(const char *path, unsigned n, uint64_t *counts) {
     ipstats_config cfg = {.log = path, .ips = ips, .nips = nips, .parallel = n};
-    rill_pipeline *p;
-    rill_stage *reduce;
-    char err[256];
-    if (ipstats_build(&cfg, &p, &reduce, err, sizeof err)) {
-        fprintf(stderr, "bench: %s\n", err);
-        return -1;
-    }
-    int rc = rill_pipeline_run(p);
-    for (size_t i = 0; i < nips && !rc; i++)
-        rill_count_get(reduce, ips[i], iplen[i], &counts[i]);
-    if (rc)
-        fprintf(stderr, "bench: %s\n", rill_pipeline_errmsg(p));
-    rill_pipeline_free(p);
-    return rc;
+    return ipstats_run_counts(&cfg, counts);
 }
 
 int main(int argc, char **argv) {
