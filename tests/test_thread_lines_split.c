@@ -303,6 +303,24 @@ RILL_TEST(lines_split, a_file_that_shrinks_or_grows_is_read_once) {
     unlink(path);
 }
 
+/* A line source of `width` replicas on fd (which it closes) into a paired
+ * recording sink (*sink); NULL if it cannot be built. */
+static rill_pipeline *fd_pipeline(int fd, unsigned width, rill_stage **sink) {
+    rill_pipeline *p = NULL;
+    rill_stage_opts o = {.replicas = width};
+    rill_lines_opts lo = {.flags = RILL_LINES_CLOSE_FD};
+    rill_stage *src = NULL;
+    if (rill_pipeline_new("fd", &p))
+        return NULL;
+    if (rill_lines_fd_add(p, "src", fd, &lo, &o, &src) ||
+        rill_stage_add(p, "sink", &rec_ops, calloc(1, sizeof(rec)), &o, sink) ||
+        rill_connect(src, *sink)) {
+        rill_pipeline_free(p);
+        return NULL;
+    }
+    return p;
+}
+
 /* An fd already read into (a shell's stdin, a header skipped by the
  * caller): the replicas start where a single reader would, at its offset,
  * and together read the lines after it once. */
@@ -323,14 +341,9 @@ RILL_TEST(lines_split, replicas_of_an_fd_start_at_its_offset) {
         int fd = open(path, O_RDONLY);
         CHECK(fd >= 0);
         CHECK(lseek(fd, (off_t)skip, SEEK_SET) == (off_t)skip);
-        rill_pipeline *p = NULL;
-        CHECK_OK(rill_pipeline_new("offset", &p));
-        rill_stage_opts o = {.replicas = width};
-        rill_lines_opts lo = {.flags = RILL_LINES_CLOSE_FD};
-        rill_stage *src = NULL, *sink = NULL;
-        CHECK_OK(rill_lines_fd_add(p, "src", fd, &lo, &o, &src));
-        CHECK_OK(rill_stage_add(p, "sink", &rec_ops, calloc(1, sizeof(rec)), &o, &sink));
-        CHECK_OK(rill_connect(src, sink));
+        rill_stage *sink = NULL;
+        rill_pipeline *p = fd_pipeline(fd, width, &sink);
+        CHECK(p != NULL);
         CHECK_OK(rill_pipeline_run(p));
         rec want = {0}, got = {0};
         split_here(d + skip, n - skip, false, &want);
@@ -360,14 +373,9 @@ RILL_TEST(lines_split, a_failing_read_names_the_stage_and_the_fd) {
     for (unsigned width = 1; width <= 3; width += 2) {
         int fd = open(path, O_WRONLY);
         CHECK(fd >= 0);
-        rill_pipeline *p = NULL;
-        CHECK_OK(rill_pipeline_new("wronly", &p));
-        rill_stage_opts o = {.replicas = width};
-        rill_lines_opts lo = {.flags = RILL_LINES_CLOSE_FD};
-        rill_stage *src = NULL, *sink = NULL;
-        CHECK_OK(rill_lines_fd_add(p, "src", fd, &lo, &o, &src));
-        CHECK_OK(rill_stage_add(p, "sink", &rec_ops, calloc(1, sizeof(rec)), &o, &sink));
-        CHECK_OK(rill_connect(src, sink));
+        rill_stage *sink = NULL;
+        rill_pipeline *p = fd_pipeline(fd, width, &sink);
+        CHECK(p != NULL);
         CHECK_EQ(rill_pipeline_run(p), -EBADF);
         char fdname[32];
         snprintf(fdname, sizeof fdname, "fd %d", fd);
