@@ -5,6 +5,9 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "rill.h"
@@ -21,6 +24,59 @@ static inline double loadavg(void) {
     }
     return l;
 }
+
+/* The whole of /proc/loadavg (1, 5 and 15 minutes, tasks) in out, or "". */
+static inline void loadavg_line(char *out, size_t len) {
+    FILE *f = fopen("/proc/loadavg", "r");
+    out[0] = '\0';
+    if (f && fgets(out, (int)len, f))
+        out[strcspn(out, "\n")] = '\0';
+    if (f)
+        fclose(f);
+}
+
+/* Monotonic time in seconds. */
+static inline double bench_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static inline int bench_cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of v[0..n) (n >= 1; v is sorted in place). */
+static inline double bench_median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+#ifdef RILL_DATA_DIR
+/* A log of at least `want` bytes at path, the shipped apache_logs repeated;
+ * kept if one that large is there already. 0, or -1 (errno says why). */
+static inline int bench_make_log(const char *path, uint64_t want) {
+    struct stat st;
+    if (stat(path, &st) == 0 && (uint64_t)st.st_size >= want)
+        return 0;
+    FILE *in = fopen(RILL_DATA_DIR "/apache_logs", "rb");
+    if (!in)
+        return -1;
+    static char sample[4 << 20];
+    size_t n = fread(sample, 1, sizeof sample, in);
+    fclose(in);
+    FILE *out = n ? fopen(path, "wb") : NULL;
+    if (!out)
+        return -1;
+    for (uint64_t done = 0; done < want; done += n)
+        if (fwrite(sample, 1, n, out) != n) {
+            fclose(out);
+            return -1;
+        }
+    return fclose(out);
+}
+#endif
 
 /* The smallest power of two >= n (at least 2): ck_ring sizes. */
 static inline unsigned pow2_at_least(unsigned n) {

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "ipstats.h"
 
 /* The IPs, set at run time (the operands, or copies of the seed's three):
@@ -24,35 +25,6 @@
  * compares, an edge rill's filters, configured at run time, never get. */
 enum { NIPS = 3 };
 static const char *ips[NIPS];
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int make_log(const char *path, uint64_t want) {
-    struct stat st;
-    if (stat(path, &st) == 0 && (uint64_t)st.st_size >= want)
-        return 0;
-    FILE *in = fopen(RILL_DATA_DIR "/apache_logs", "rb");
-    if (!in)
-        return -1;
-    static char sample[4 << 20];
-    size_t n = fread(sample, 1, sizeof sample, in);
-    fclose(in);
-    if (n == 0)
-        return -1;
-    FILE *out = fopen(path, "wb");
-    if (!out)
-        return -1;
-    for (uint64_t done = 0; done < want; done += n)
-        if (fwrite(sample, 1, n, out) != n) {
-            fclose(out);
-            return -1;
-        }
-    return fclose(out);
-}
 
 /* Read the file once: warms the page cache, counts bytes and lines. */
 static void scan(const char *path, uint64_t *bytes, uint64_t *lines) {
@@ -119,20 +91,7 @@ static int hand_loop(const char *path, uint64_t counts[NIPS]) {
 
 static int rill_run(const char *path, const rill_stage_opts *opts, uint64_t counts[NIPS]) {
     ipstats_config cfg = {.log = path, .ips = ips, .nips = NIPS, .stage = *opts};
-    rill_pipeline *p;
-    rill_stage *reduce;
-    char err[256];
-    if (ipstats_build(&cfg, &p, &reduce, err, sizeof err)) {
-        fprintf(stderr, "bench: %s\n", err);
-        return -1;
-    }
-    int rc = rill_pipeline_run(p);
-    for (int i = 0; i < NIPS && !rc; i++)
-        rill_count_get(reduce, ips[i], strlen(ips[i]), &counts[i]);
-    if (rc)
-        fprintf(stderr, "bench: %s\n", rill_pipeline_errmsg(p));
-    rill_pipeline_free(p);
-    return rc;
+    return ipstats_run_counts(&cfg, counts);
 }
 
 /* ns per generator resume: a counter generator driven by rill_gen_next. */
@@ -150,12 +109,12 @@ static double resume_ns(void) {
     const long n = 50000000;
     long sum = 0;
     void *v;
-    double t = now();
+    double t = bench_now_s();
     for (long i = 0; i < n; i++) {
         rill_gen_next(&c.gen, &v);
         sum += *(long *)v;
     }
-    t = now() - t;
+    t = bench_now_s() - t;
     if (sum != n * (n - 1) / 2)
         fprintf(stderr, "bench: generator sum wrong\n");
     return t * 1e9 / (double)n;
@@ -189,7 +148,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < NIPS; i++)
         if (!ips[i] && !(ips[i] = strdup(seed[i])))
             return 1;
-    if (rounds < 1 || mb < 1 || make_log(path, mb * 1000000) != 0) {
+    if (rounds < 1 || mb < 1 || bench_make_log(path, mb * 1000000) != 0) {
         perror("bench: cannot make the log");
         return 1;
     }
@@ -200,31 +159,36 @@ int main(int argc, char **argv) {
     if (bytes < 1000000000ull)
         printf("WARNING: the log is under 1 GB: use --mb 1000 or more for figures that count\n");
 
+    char la0[128], la1[128];
+    loadavg_line(la0, sizeof la0);
+    printf("loadavg before: %s\n", la0);
     rill_stage_opts single = {0};
     rill_stage_opts threaded = {.flags = RILL_STAGE_THREADED, .capacity = capacity};
     double best_hand = 1e9, best_rill = 1e9, best_thr = 1e9;
     uint64_t ch[NIPS], cr[NIPS], ct[NIPS];
     for (int r = 0; r < rounds; r++) {
-        double t = now();
+        double t = bench_now_s();
         if (hand_loop(path, ch))
             return 1;
-        t = now() - t;
+        t = bench_now_s() - t;
         best_hand = t < best_hand ? t : best_hand;
-        t = now();
+        t = bench_now_s();
         if (rill_run(path, &single, cr))
             return 1;
-        t = now() - t;
+        t = bench_now_s() - t;
         best_rill = t < best_rill ? t : best_rill;
-        t = now();
+        t = bench_now_s();
         if (rill_run(path, &threaded, ct))
             return 1;
-        t = now() - t;
+        t = bench_now_s() - t;
         best_thr = t < best_thr ? t : best_thr;
         if (memcmp(ch, cr, sizeof ch) != 0 || memcmp(ch, ct, sizeof ch) != 0) {
             fprintf(stderr, "bench: counts differ between the hand loop and rill\n");
             return 1;
         }
     }
+    loadavg_line(la1, sizeof la1);
+    printf("loadavg after: %s\n", la1);
     for (int i = 0; i < NIPS; i++)
         printf("  %s %llu\n", ips[i], (unsigned long long)cr[i]);
     const struct {

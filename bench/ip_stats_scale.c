@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "ipstats.h"
 
 enum { MAXIPS = 16, MAXN = 256, BUF = 4 << 20 };
@@ -31,48 +32,12 @@ enum { MAXIPS = 16, MAXN = 256, BUF = 4 << 20 };
 static const char **ips;
 static size_t nips, iplen[MAXIPS];
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* CPU time of the whole process (every thread), user + system. */
 static double cpu(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
-}
-
-static void loadavg(char *out, size_t len) {
-    FILE *f = fopen("/proc/loadavg", "r");
-    out[0] = '\0';
-    if (f && fgets(out, (int)len, f))
-        out[strcspn(out, "\n")] = '\0';
-    if (f)
-        fclose(f);
-}
-
-static int make_log(const char *path, uint64_t want) {
-    struct stat st;
-    if (stat(path, &st) == 0 && (uint64_t)st.st_size >= want)
-        return 0;
-    FILE *in = fopen(RILL_DATA_DIR "/apache_logs", "rb");
-    if (!in)
-        return -1;
-    static char sample[4 << 20];
-    size_t n = fread(sample, 1, sizeof sample, in);
-    fclose(in);
-    FILE *out = n ? fopen(path, "wb") : NULL;
-    if (!out)
-        return -1;
-    for (uint64_t done = 0; done < want; done += n)
-        if (fwrite(sample, 1, n, out) != n) {
-            fclose(out);
-            return -1;
-        }
-    return fclose(out);
 }
 
 /* Count the lines of buf[0..len) (whole lines) into counts. */
@@ -184,30 +149,7 @@ static int hand(const char *path, unsigned n, uint64_t *counts) {
 
 static int rill_par(const char *path, unsigned n, uint64_t *counts) {
     ipstats_config cfg = {.log = path, .ips = ips, .nips = nips, .parallel = n};
-    rill_pipeline *p;
-    rill_stage *reduce;
-    char err[256];
-    if (ipstats_build(&cfg, &p, &reduce, err, sizeof err)) {
-        fprintf(stderr, "bench: %s\n", err);
-        return -1;
-    }
-    int rc = rill_pipeline_run(p);
-    for (size_t i = 0; i < nips && !rc; i++)
-        rill_count_get(reduce, ips[i], iplen[i], &counts[i]);
-    if (rc)
-        fprintf(stderr, "bench: %s\n", rill_pipeline_errmsg(p));
-    rill_pipeline_free(p);
-    return rc;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    return ipstats_run_counts(&cfg, counts);
 }
 
 int main(int argc, char **argv) {
@@ -256,14 +198,14 @@ int main(int argc, char **argv) {
             printf("%s %llu\n", ips[i], (unsigned long long)c0[i]);
         return rc ? 1 : 0;
     }
-    if (mb < 1 || make_log(path, mb * 1000000)) {
+    if (mb < 1 || bench_make_log(path, mb * 1000000)) {
         perror("bench: cannot make the log");
         return 1;
     }
     if (hand(path, 1, c0)) /* warms the page cache */
         return 1;
     char la0[128], la1[128];
-    loadavg(la0, sizeof la0);
+    loadavg_line(la0, sizeof la0);
     printf("log %s; %ld cores; loadavg before: %s\n", path, cores, la0);
     double *th = calloc((size_t)rounds, sizeof *th), *tn = calloc((size_t)rounds, sizeof *tn),
            *tr = calloc((size_t)rounds, sizeof *tr), *ch = calloc((size_t)rounds, sizeof *ch),
@@ -272,33 +214,33 @@ int main(int argc, char **argv) {
      * busy with other work, N threads cannot run at once and wall ratios
      * stay near 1; the CPU ratio still says what the work costs, and
      * cpu/N is the wall time with N free cores and a perfect split. */
-    printf("%4s %9s %9s %9s %11s %11s %11s\n", "N", "hand1 s", "handN s", "rillN s",
-           "handN/hand1", "rillN/hand1", "cpu r/h1");
+    printf("%4s %9s %9s %9s %11s %11s %11s %6s\n", "N", "hand1 s", "handN s", "rillN s",
+           "handN/hand1", "rillN/hand1", "cpu r/h1", "load");
     for (unsigned n = 1; n <= maxn; n++) {
         for (int r = 0; r < rounds; r++) {
-            double t = now(), c = cpu();
+            double t = bench_now_s(), c = cpu();
             if (hand(path, 1, c0))
                 return 1;
-            th[r] = now() - t;
+            th[r] = bench_now_s() - t;
             ch[r] = cpu() - c;
-            t = now();
+            t = bench_now_s();
             if (hand(path, n, c1) || memcmp(c0, c1, nips * sizeof *c0))
                 return fprintf(stderr, "bench: the %u-thread hand loop disagrees\n", n), 1;
-            tn[r] = now() - t;
-            t = now();
+            tn[r] = bench_now_s() - t;
+            t = bench_now_s();
             c = cpu();
             if (rill_par(path, n, c1) || memcmp(c0, c1, nips * sizeof *c0))
                 return fprintf(stderr, "bench: rill --parallel %u disagrees\n", n), 1;
-            tr[r] = now() - t;
+            tr[r] = bench_now_s() - t;
             cr[r] = cpu() - c;
         }
-        double h1 = median(th, rounds), hn = median(tn, rounds), rn = median(tr, rounds);
-        double cpu_ratio = median(cr, rounds) / median(ch, rounds);
-        printf("%4u %9.3f %9.3f %9.3f %11.2f %11.2f %11.2f\n", n, h1, hn, rn, hn / h1, rn / h1,
-               cpu_ratio);
+        double h1 = bench_median(th, rounds), hn = bench_median(tn, rounds), rn = bench_median(tr, rounds);
+        double cpu_ratio = bench_median(cr, rounds) / bench_median(ch, rounds);
+        printf("%4u %9.3f %9.3f %9.3f %11.2f %11.2f %11.2f %6.2f\n", n, h1, hn, rn, hn / h1,
+               rn / h1, cpu_ratio, loadavg());
         fflush(stdout);
     }
-    loadavg(la1, sizeof la1);
+    loadavg_line(la1, sizeof la1);
     printf("medians of %d alternating rounds; loadavg after: %s\n", rounds, la1);
     for (size_t i = 0; i < nips; i++)
         printf("  %s %llu\n", ips[i], (unsigned long long)c0[i]);

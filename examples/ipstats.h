@@ -142,4 +142,24 @@ fail:
     return rc;
 }
 
+/* Build and run cfg's pipeline (cfg->ips given), then counts[i] = the count
+ * of cfg->ips[i]. 0, or the failure's code with why on stderr after "bench: "
+ * (what the benchmarks comparing rill with their hand loops need). */
+static inline int ipstats_run_counts(const ipstats_config *cfg, uint64_t *counts) {
+    rill_pipeline *p;
+    rill_stage *reduce;
+    char err[256];
+    if (ipstats_build(cfg, &p, &reduce, err, sizeof err)) {
+        fprintf(stderr, "bench: %s\n", err);
+        return -1;
+    }
+    int rc = rill_pipeline_run(p);
+    for (size_t i = 0; i < cfg->nips && !rc; i++)
+        rc = rill_count_get(reduce, cfg->ips[i], strlen(cfg->ips[i]), &counts[i]);
+    if (rc)
+        fprintf(stderr, "bench: %s\n", rill_pipeline_error(p, rc));
+    rill_pipeline_free(p);
+    return rc;
+}
+
 #endif

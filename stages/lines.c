@@ -20,6 +20,7 @@ typedef struct rill__lines {
     bool ranged;   /* a replica reading its byte range [off, end) with pread */
     bool placed;   /* the first produce has looked at its replica number */
     uint64_t size; /* a regular file's size when the stage was added */
+    uint64_t base; /* and its offset then: where a single reader would start */
     uint64_t off, end;
     rill_lines_opts lo;
     rill__lsplit sp;
@@ -37,18 +38,20 @@ static ssize_t rill__pread_at(int fd, char *dst, size_t len, uint64_t off) {
 }
 
 /* Where the first line starting at or after byte c begins: c itself after
- * a '\n' (or at 0), else just past the next '\n'; size if there is none.
- * Each replica's range runs from its cut's line start to the next one's,
- * so every line is read by the replica its first byte's cut falls in. */
-static int rill__line_start(int fd, uint64_t c, uint64_t size, uint64_t *out) {
+ * a '\n' (or at base, where reading starts), else just past the next '\n';
+ * size if there is none. Each replica's range runs from its cut's line
+ * start to the next one's, so every line is read by the replica its first
+ * byte's cut falls in. On a read error, *out is where it failed. */
+static int rill__line_start(int fd, uint64_t c, uint64_t base, uint64_t size, uint64_t *out) {
     char buf[16384];
-    if (c == 0 || c >= size) {
+    if (c <= base || c >= size) {
         *out = c < size ? c : size;
         return 0;
     }
     for (uint64_t at = c - 1; at < size;) {
         ssize_t n = rill__pread_at(fd, buf, sizeof buf, at);
         if (n <= 0) {
+            *out = at;
             if (n < 0)
                 return (int)n;
             break; /* shrunk: no line starts after here */
@@ -77,13 +80,17 @@ static int rill__lines_place(rill_stage *st, rill__lines *s) {
         return 0;
     if (!s->regular)
         return k == 0 ? 0 : RILL_EDONE;
-    uint64_t c0 = s->size / n * k + s->size % n * k / n;
-    uint64_t c1 = s->size / n * (k + 1) + s->size % n * (k + 1) / n;
-    int rc = rill__line_start(s->fd, c0, s->size, &s->off);
+    /* The bytes a single reader would read: from the offset at the add. */
+    uint64_t span = s->size - s->base;
+    uint64_t c0 = s->base + span / n * k + span % n * k / n;
+    uint64_t c1 = s->base + span / n * (k + 1) + span % n * (k + 1) / n;
+    uint64_t *cut = &s->off;
+    int rc = rill__line_start(s->fd, c0, s->base, s->size, cut);
     if (!rc)
-        rc = rill__line_start(s->fd, c1, s->size, &s->end);
+        rc = rill__line_start(s->fd, c1, s->base, s->size, cut = &s->end);
     if (rc)
-        return rill_stage_fail(st, rc, "cannot read %s", s->desc);
+        return rill_stage_fail(st, rc, "cannot read %s at byte %llu (looking for a line start)",
+                               s->desc, (unsigned long long)*cut);
     if (s->end < s->off) /* cannot happen with cuts within the size; stay safe */
         s->end = s->off;
     s->ranged = true;
@@ -96,7 +103,8 @@ static ssize_t rill__lines_read(rill_stage *st, rill__lines *s, char *dst, size_
         uint64_t left = s->end - s->off;
         ssize_t n = left ? rill__pread_at(s->fd, dst, len < left ? len : (size_t)left, s->off) : 0;
         if (n < 0)
-            return rill_stage_fail(st, (int)n, "cannot read %s", s->desc);
+            return rill_stage_fail(st, (int)n, "cannot read %s at byte %llu", s->desc,
+                                   (unsigned long long)s->off);
         s->off += (uint64_t)n;
         return n;
     }
@@ -189,6 +197,7 @@ static int rill__lines_clone(const void *state, void **out) {
     c->fd = s->fd;
     c->regular = s->regular;
     c->size = s->size;
+    c->base = s->base;
     c->lo = s->lo;
     c->desc = desc;
     rill__lsplit_init(&c->sp, &c->lo, &c->stats);
@@ -226,6 +235,8 @@ static int rill__lines_add(rill_pipeline *p, const char *name, int fd, const cha
     struct stat sb;
     s->regular = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
     s->size = s->regular ? (uint64_t)sb.st_size : 0;
+    off_t at = s->regular ? lseek(fd, 0, SEEK_CUR) : 0;
+    s->base = at > 0 && (uint64_t)at < s->size ? (uint64_t)at : at > 0 ? s->size : 0;
     s->close_fd = own_fd || (lo.flags & RILL_LINES_CLOSE_FD);
     s->lo = lo;
     rill__lsplit_init(&s->sp, &s->lo, &s->stats);

@@ -6,14 +6,17 @@
  * replicas' outputs, one after the other, are the file's lines, none lost
  * and none twice. A pipe is read by replica 0 alone. A failure prints the
  * seed. */
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "rill.h"
+#include "line_split.h"
 #include "rill_test.h"
 #include "thread_util.h"
 
@@ -61,20 +64,32 @@ static const rill_stage_ops rec_ops = {.send = rec_send, .free = rec_free, .clon
 
 /* ---- the independent splitter ------------------------------------------------ */
 
-/* The lines of data as the same record format: up to each '\n'; a last
- * line without one is a line; strip: one '\r' before a '\n' goes. */
+/* The lines of data (tests/util/line_split.h, the reference splitter) in
+ * the same record format. */
 static void split_here(const char *data, size_t n, bool strip, rec *out) {
-    size_t start = 0;
-    for (size_t i = 0; i <= n; i++) {
-        bool nl = i < n && data[i] == '\n';
-        if (!nl && !(i == n && start < n))
-            continue;
-        size_t len = i - start;
-        if (nl && strip && len && data[i - 1] == '\r')
-            len--;
-        rill_item it = rill_item_static(data + start, len);
+    span *sp = malloc((n + 1) * sizeof *sp);
+    uint64_t ntrunc;
+    bool toolong;
+    size_t k = ref_split(data, n, strip ? RILL_LINES_STRIP_CR : 0, SIZE_MAX, sp, &ntrunc, &toolong);
+    for (size_t i = 0; i < k; i++) {
+        rill_item it = rill_item_static(data + sp[i].off, sp[i].len);
         rec_send(NULL, out, &it);
-        start = i + 1;
+    }
+    free(sp);
+}
+
+/* The records of every replica of sink, replica 0's first, appended to got. */
+static void gather(rill_stage *sink, rec *got) {
+    rill_stage *r;
+    for (unsigned k = 0; (r = rill_stage_replica(sink, k)) != NULL; k++) {
+        const rec *part = rill_stage_state(r);
+        for (size_t at = 0; at < part->len;) {
+            uint32_t l;
+            memcpy(&l, part->buf + at, 4);
+            rill_item it = rill_item_static(part->buf + at + 4, l);
+            rec_send(NULL, got, &it);
+            at += 4 + l;
+        }
     }
 }
 
@@ -128,17 +143,7 @@ static void check_split(const char *path, const char *d, size_t n, unsigned widt
                          rill_pipeline_errmsg(p));
     rec want = {0}, got = {0};
     split_here(d, n, flags & RILL_LINES_STRIP_CR, &want);
-    rill_stage *r;
-    for (unsigned k = 0; (r = rill_stage_replica(sink, k)) != NULL; k++) {
-        const rec *part = rill_stage_state(r);
-        for (size_t at = 0; at < part->len;) { /* append part to got */
-            uint32_t l;
-            memcpy(&l, part->buf + at, 4);
-            rill_item it = rill_item_static(part->buf + at + 4, l);
-            rec_send(NULL, &got, &it);
-            at += 4 + l;
-        }
-    }
+    gather(sink, &got);
     struct rill_lines_stats ls;
     CHECK_OK(rill_lines_stats(src, &ls));
     bool same = rc == 0 && got.lines == want.lines && got.len == want.len &&
@@ -283,17 +288,7 @@ RILL_TEST(lines_split, a_file_that_shrinks_or_grows_is_read_once) {
         CHECK_OK(rill_pipeline_run(p));
         rec want = {0}, got = {0};
         split_here(d, now < n ? now : n, false, &want);
-        rill_stage *r;
-        for (unsigned k = 0; (r = rill_stage_replica(sink, k)) != NULL; k++) {
-            const rec *part = rill_stage_state(r);
-            for (size_t at = 0; at < part->len;) {
-                uint32_t l;
-                memcpy(&l, part->buf + at, 4);
-                rill_item it = rill_item_static(part->buf + at + 4, l);
-                rec_send(NULL, &got, &it);
-                at += 4 + l;
-            }
-        }
+        gather(sink, &got);
         bool same = got.lines == want.lines && got.len == want.len &&
                     (!got.len || memcmp(got.buf, want.buf, got.len) == 0);
         if (!same)
@@ -304,6 +299,91 @@ RILL_TEST(lines_split, a_file_that_shrinks_or_grows_is_read_once) {
         free(d);
         rill_pipeline_free(p);
         CHECK(same);
+    }
+    unlink(path);
+}
+
+/* A line source of `width` replicas on fd (which it closes) into a paired
+ * recording sink (*sink); NULL if it cannot be built. */
+static rill_pipeline *fd_pipeline(int fd, unsigned width, rill_stage **sink) {
+    rill_pipeline *p = NULL;
+    rill_stage_opts o = {.replicas = width};
+    rill_lines_opts lo = {.flags = RILL_LINES_CLOSE_FD};
+    rill_stage *src = NULL;
+    if (rill_pipeline_new("fd", &p))
+        return NULL;
+    if (rill_lines_fd_add(p, "src", fd, &lo, &o, &src) ||
+        rill_stage_add(p, "sink", &rec_ops, calloc(1, sizeof(rec)), &o, sink) ||
+        rill_connect(src, *sink)) {
+        rill_pipeline_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* An fd already read into (a shell's stdin, a header skipped by the
+ * caller): the replicas start where a single reader would, at its offset,
+ * and together read the lines after it once. */
+RILL_TEST(lines_split, replicas_of_an_fd_start_at_its_offset) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/lines_split_off_%d.txt", RILL_TEST_TMP, (int)getpid());
+    size_t n = 0;
+    char *d = malloc(1 << 17), pad[200];
+    memset(pad, 'x', sizeof pad);
+    for (unsigned l = 0; l < 400; l++) /* lines of 8 to 200 bytes */
+        n += (size_t)sprintf(d + n, "line %u %.*s\n", l, (int)(l * 37 % 190), pad);
+    int ok;
+    write_file(path, d, n, &ok);
+    CHECK(ok);
+    for (unsigned width = 1; width <= 4; width++) {
+        size_t skip = n / 3 + width; /* mid-line or not: the bytes before it are not read */
+        skip = skip < n ? skip : n;
+        int fd = open(path, O_RDONLY);
+        CHECK(fd >= 0);
+        CHECK(lseek(fd, (off_t)skip, SEEK_SET) == (off_t)skip);
+        rill_stage *sink = NULL;
+        rill_pipeline *p = fd_pipeline(fd, width, &sink);
+        CHECK(p != NULL);
+        CHECK_OK(rill_pipeline_run(p));
+        rec want = {0}, got = {0};
+        split_here(d + skip, n - skip, false, &want);
+        gather(sink, &got);
+        bool same = got.lines == want.lines && got.len == want.len &&
+                    (!got.len || memcmp(got.buf, want.buf, got.len) == 0);
+        if (!same)
+            rill_test__failf(__FILE__, __LINE__, "width %u from byte %zu: %zu lines, want %zu",
+                             width, skip, got.lines, want.lines);
+        CHECK(same);
+        free(want.buf);
+        free(got.buf);
+        rill_pipeline_free(p);
+    }
+    free(d);
+    unlink(path);
+}
+
+/* A read that fails (here an fd opened for writing only) fails the run,
+ * naming the replica's stage, the fd and the byte it was read at. */
+RILL_TEST(lines_split, a_failing_read_names_the_stage_and_the_fd) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/lines_split_wo_%d.txt", RILL_TEST_TMP, (int)getpid());
+    int ok;
+    write_file(path, "one\ntwo\nthree\nfour\n", 19, &ok);
+    CHECK(ok);
+    for (unsigned width = 1; width <= 3; width += 2) {
+        int fd = open(path, O_WRONLY);
+        CHECK(fd >= 0);
+        rill_stage *sink = NULL;
+        rill_pipeline *p = fd_pipeline(fd, width, &sink);
+        CHECK(p != NULL);
+        CHECK_EQ(rill_pipeline_run(p), -EBADF);
+        char fdname[32];
+        snprintf(fdname, sizeof fdname, "fd %d", fd);
+        const char *msg = rill_pipeline_errmsg(p), *stage = rill_pipeline_errstage(p);
+        CHECK(stage && strncmp(stage, "src", 3) == 0);
+        CHECK(strstr(msg, "cannot read") && strstr(msg, fdname));
+        CHECK(width == 1 || strstr(msg, "at byte"));
+        rill_pipeline_free(p);
     }
     unlink(path);
 }

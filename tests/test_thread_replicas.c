@@ -2,22 +2,23 @@
  * random widths (pairwise, dealt, fanned in), threaded or not, at queue
  * capacities 1, 2, 64 and 4096, conserve the count and the sum of the ids
  * at every stage (summed over its replicas) and in a merged reducer; items
- * dealt by key always meet the same replica; a failing replica and an
- * abort end the run without hanging, with every item that entered a queue
- * delivered or counted as discarded; count's merge is exact. Expected
- * figures are computed from the ids and the graph alone. A failure prints
- * the seed. */
+ * dealt by key always meet the same replica, and reach every replica even
+ * from a weak hash; count's merge is exact; a group is added and connected
+ * whole or not at all. Stopping early: test_thread_replicas_stop.c.
+ * Expected figures are computed from the ids and the graph alone. A
+ * failure prints the seed. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "replica_util.h"
 #include "rill.h"
 #include "rill_test.h"
 #include "thread_util.h"
 
-enum { MAXIDS = 20000, MAXL = 6 };
+enum { MAXL = 6 };
 
 /* Random chains per capacity: fewer under ThreadSanitizer (each run is ten
  * times slower there, and CI gives a test 120 s). */
@@ -26,124 +27,6 @@ enum { MAXIDS = 20000, MAXL = 6 };
 #else
 #define SEEDS 12
 #endif
-
-static uint64_t ids[MAXIDS]; /* items point here: valid for every pipeline */
-
-__attribute__((constructor)) static void ids_init(void) {
-    for (unsigned i = 0; i < MAXIDS; i++)
-        ids[i] = i;
-}
-
-/* ---- a source whose replicas each emit a slice of [0, n) ------------------ */
-
-typedef struct src_state {
-    unsigned n, next, end;
-    bool placed;
-    uint64_t emitted_ok; /* emits that returned 0 */
-} src_state;
-
-static int src_produce(rill_stage *st, void *state) {
-    src_state *s = state;
-    if (!s->placed) {
-        unsigned k, r = rill_stage_replicas(st, &k);
-        s->next = (unsigned)((uint64_t)s->n * k / r);
-        s->end = (unsigned)((uint64_t)s->n * (k + 1) / r);
-        s->placed = true;
-    }
-    for (unsigned i = 0; i < 64 && s->next < s->end; i++) {
-        rill_item it = rill_item_static(&ids[s->next], sizeof ids[0]);
-        s->next++;
-        int rc = rill_emit(st, &it);
-        if (rc)
-            return rc;
-        s->emitted_ok++;
-    }
-    return s->next < s->end ? 0 : RILL_EDONE;
-}
-
-static int src_clone(const void *state, void **out) {
-    src_state *c = calloc(1, sizeof *c);
-    if (!c)
-        return RILL_ENOMEM;
-    c->n = ((const src_state *)state)->n;
-    *out = c;
-    return 0;
-}
-
-static const rill_stage_ops src_ops = {.produce = src_produce, .free = free, .clone = src_clone};
-
-/* ---- a pass/filter stage that sums what it sees, with an optional merge ---- */
-
-typedef struct sum_state {
-    unsigned modulus;        /* drop ids with id % modulus == 0 (0: keep all) */
-    unsigned fail_at;        /* fail at this item (1-based; 0: never) */
-    rill_pipeline *abort_p;  /* abort p at item abort_at */
-    unsigned abort_at;
-    uint64_t n, sum;         /* received */
-    uint64_t emitted_ok;
-    uint64_t keys_seen;      /* bit per key seen (the key is id % 64) */
-} sum_state;
-
-static int sum_send(rill_stage *st, void *state, const rill_item *item) {
-    sum_state *s = state;
-    uint64_t id;
-    memcpy(&id, item->data, sizeof id);
-    s->n++;
-    s->sum += id;
-    s->keys_seen |= 1ull << (id % 64);
-    if (s->fail_at && s->n == s->fail_at)
-        return rill_stage_fail(st, RILL_ESTAGE, "replica fails at item %u", s->fail_at);
-    if (s->abort_p && s->n == s->abort_at)
-        rill_pipeline_abort(s->abort_p);
-    if (s->modulus && id % s->modulus == 0)
-        return 0;
-    int rc = rill_emit(st, item);
-    if (rc == 0)
-        s->emitted_ok++;
-    return rc;
-}
-
-static int sum_clone(const void *state, void **out) {
-    const sum_state *s = state;
-    sum_state *c = calloc(1, sizeof *c);
-    if (!c)
-        return RILL_ENOMEM;
-    c->modulus = s->modulus;
-    *out = c;
-    return 0;
-}
-
-static int sum_merge(void *into, const void *from) {
-    sum_state *a = into;
-    const sum_state *b = from;
-    a->n += b->n;
-    a->sum += b->sum;
-    return 0;
-}
-
-static uint64_t sum_hash(const void *state, const rill_item *item) {
-    (void)state;
-    uint64_t id;
-    memcpy(&id, item->data, sizeof id);
-    return rng_next(&(uint64_t){id % 64 + 1}); /* the key is id % 64 */
-}
-
-static const rill_stage_ops pass_ops = {.send = sum_send, .free = free, .clone = sum_clone};
-static const rill_stage_ops merged_ops = {
-    .send = sum_send, .free = free, .clone = sum_clone, .merge = sum_merge};
-static const rill_stage_ops keyed_ops = {
-    .send = sum_send, .free = free, .clone = sum_clone, .hash = sum_hash};
-
-/* Count and sum over every replica of st. */
-static void group_totals(rill_stage *st, uint64_t *n, uint64_t *sum) {
-    *n = *sum = 0;
-    rill_stage *r;
-    for (unsigned k = 0; (r = rill_stage_replica(st, k)) != NULL; k++) {
-        const sum_state *s = rill_stage_state(r);
-        *n += s->n;
-        *sum += s->sum;
-    }
-}
 
 /* ---- random chains --------------------------------------------------------- */
 
@@ -260,77 +143,6 @@ RILL_TEST(replicas, random_chains_conserve_count_and_sum) {
             run_chain(seed * 7919 + c, caps[c], &ok);
             CHECK(ok);
         }
-}
-
-/* ---- failures and aborts ------------------------------------------------- */
-
-/* src (1 or 3 replicas) -> mid (4 replicas, dealt) -> red (merged, 2 replicas).
- * One replica of mid fails, or aborts the pipeline: the run ends with that
- * error; items that entered a queue were delivered or discarded. */
-static void run_failing(int abort_it, unsigned srcw, unsigned capacity, int *ok) {
-    *ok = 0;
-    rill_pipeline *p = NULL;
-    if (rill_pipeline_new("failing", &p))
-        return;
-    rill_stage_opts o = {.capacity = capacity, .batch = 8, .replicas = srcw};
-    src_state *src = calloc(1, sizeof *src);
-    src->n = 6000;
-    rill_stage *s = NULL, *mid = NULL, *red = NULL;
-    sum_state *m = calloc(1, sizeof *m), *r = calloc(1, sizeof *r);
-    rill_stage_opts mo = o, ro = o;
-    mo.replicas = 4;
-    ro.replicas = 2;
-    CHECK_OK(rill_stage_add(p, "src", &src_ops, src, &o, &s));
-    CHECK_OK(rill_stage_add(p, "mid", &pass_ops, m, &mo, &mid));
-    CHECK_OK(rill_stage_add(p, "red", &merged_ops, r, &ro, &red));
-    CHECK_OK(rill_connect(s, mid));
-    CHECK_OK(rill_connect(mid, red));
-    sum_state *victim = rill_stage_state(rill_stage_replica(mid, 2));
-    if (abort_it) {
-        victim->abort_p = p;
-        victim->abort_at = 100;
-    } else {
-        victim->fail_at = 100;
-    }
-    int rc = rill_pipeline_run(p);
-    CHECK_EQ(rc, abort_it ? RILL_EABORTED : RILL_ESTAGE);
-    if (!abort_it)
-        CHECK_STREQ(rill_pipeline_errstage(p), "mid#2");
-    /* Into mid's queues: the sources' successful emits. Out of them: what
-     * mid's replicas received, or what was discarded. Likewise mid -> red. */
-    uint64_t emitted = 0, got = 0, mid_out = 0, red_got = 0;
-    rill_stage *x;
-    for (unsigned k = 0; (x = rill_stage_replica(s, k)) != NULL; k++)
-        emitted += ((const src_state *)rill_stage_state(x))->emitted_ok;
-    for (unsigned k = 0; (x = rill_stage_replica(mid, k)) != NULL; k++) {
-        got += ((const sum_state *)rill_stage_state(x))->n;
-        mid_out += ((const sum_state *)rill_stage_state(x))->emitted_ok;
-    }
-    for (unsigned k = 0; (x = rill_stage_replica(red, k)) != NULL; k++)
-        red_got += ((const sum_state *)rill_stage_state(x))->n;
-    /* mid's replicas are dealt to on their own threads, and so is red,
-     * which no group of mid's width pairs. */
-    uint64_t discarded = rill_pipeline_discarded(p);
-    if (got + red_got + discarded != emitted + mid_out)
-        rill_test__failf(__FILE__, __LINE__, "abort %d srcw %u cap %u: %llu + %llu + %llu "
-                         "discarded != %llu + %llu", abort_it, srcw, capacity,
-                         (unsigned long long)got, (unsigned long long)red_got,
-                         (unsigned long long)discarded, (unsigned long long)emitted,
-                         (unsigned long long)mid_out);
-    else
-        *ok = 1;
-    rill_pipeline_free(p);
-}
-
-RILL_TEST(replicas, failing_replica_and_abort_end_the_run_and_count_the_discarded) {
-    static const unsigned caps[] = {1, 2, 64, 4096};
-    for (int a = 0; a < 2; a++)
-        for (unsigned w = 1; w <= 3; w += 2)
-            for (unsigned c = 0; c < 4; c++) {
-                int ok = 0;
-                run_failing(a, w, caps[c], &ok);
-                CHECK(ok);
-            }
 }
 
 /* ---- count's merge ------------------------------------------------------- */
@@ -491,98 +303,6 @@ RILL_TEST(replicas, map_and_selector_replicate) {
     rill_pipeline_free(p);
 }
 
-/* ---- the merge's wait ends on a stop ------------------------------------------ */
-
-/* Replica 1 of a merged group crawls; replica 0 is done at once and waits
- * to merge. An abort from another thread must end that wait (the test's
- * TIMEOUT catches a hang): the run returns RILL_EABORTED, counts the
- * discarded items, and nothing is merged (replica 0 keeps its own share). */
-static atomic_int fast_done; /* items replica 0 has taken */
-
-static int crawl_send(rill_stage *st, void *state, const rill_item *item) {
-    unsigned k;
-    rill_stage_replicas(st, &k);
-    if (k == 1)
-        spin_ns(1000000);
-    int rc = sum_send(st, state, item);
-    if (k == 0)
-        atomic_fetch_add(&fast_done, 1);
-    return rc;
-}
-
-static const rill_stage_ops crawl_ops = {
-    .send = crawl_send, .free = free, .clone = sum_clone, .merge = sum_merge};
-static const rill_stage_ops keyed_merged_ops = {
-    .send = sum_send, .free = free, .clone = sum_clone, .merge = sum_merge, .hash = sum_hash};
-
-typedef struct aborter {
-    rill_pipeline *p;
-    unsigned ms;
-} aborter;
-
-/* Once replica 0 has had all its items (and so waits to merge soon
- * after), wait a.ms more and abort. */
-static void *abort_later(void *arg) {
-    aborter *a = arg;
-    wait_for(&fast_done, 2000, 60.0);
-    sleep_ms(a->ms);
-    rill_pipeline_abort(a->p);
-    return NULL;
-}
-
-RILL_TEST(replicas, abort_ends_the_wait_for_a_merge) {
-    rill_pipeline *p = NULL;
-    CHECK_OK(rill_pipeline_new("crawl", &p));
-    src_state *src = calloc(1, sizeof *src);
-    src->n = 4000;
-    rill_stage *s, *c;
-    /* Room for every item: the source ends at once, and so does replica 0,
-     * which then waits for replica 1 (2 s of crawling) to merge. */
-    rill_stage_opts o = {.replicas = 2, .capacity = 4096, .batch = 8};
-    CHECK_OK(rill_stage_add(p, "src", &src_ops, src, NULL, &s));
-    CHECK_OK(rill_stage_add(p, "crawl", &crawl_ops, calloc(1, sizeof(sum_state)), &o, &c));
-    CHECK_OK(rill_connect(s, c));
-    atomic_store(&fast_done, 0);
-    aborter a = {p, 20};
-    pthread_t t;
-    CHECK(pthread_create(&t, NULL, abort_later, &a) == 0);
-    int rc = rill_pipeline_run(p);
-    pthread_join(t, NULL);
-    CHECK_EQ(rc, RILL_EABORTED);
-    const sum_state *r0 = rill_stage_state(c), *r1 = rill_stage_state(rill_stage_replica(c, 1));
-    CHECK_EQ(src->emitted_ok, 4000);
-    CHECK_EQ(r0->n, 2000); /* all its own, and nothing merged into it */
-    CHECK(r1->n < 2000);   /* stopped half-way: the wait ended on the abort */
-    CHECK_EQ(src->emitted_ok, r0->n + r1->n + rill_pipeline_discarded(p));
-    rill_pipeline_free(p);
-}
-
-/* A merge that fails fails the pipeline, naming replica 0. */
-static int merge_fails(void *into, const void *from) {
-    (void)into;
-    (void)from;
-    return RILL_ENOMEM;
-}
-
-static const rill_stage_ops bad_merge_ops = {
-    .send = sum_send, .free = free, .clone = sum_clone, .merge = merge_fails};
-
-RILL_TEST(replicas, a_failing_merge_fails_the_pipeline) {
-    rill_pipeline *p = NULL;
-    CHECK_OK(rill_pipeline_new("badmerge", &p));
-    src_state *src = calloc(1, sizeof *src);
-    src->n = 100;
-    rill_stage *s, *c;
-    rill_stage_opts o = {.replicas = 3};
-    CHECK_OK(rill_stage_add(p, "src", &src_ops, src, NULL, &s));
-    CHECK_OK(rill_stage_add(p, "m", &bad_merge_ops, calloc(1, sizeof(sum_state)), &o, &c));
-    CHECK_OK(rill_connect(s, c));
-    CHECK_EQ(rill_pipeline_run(p), RILL_ENOMEM);
-    CHECK_STREQ(rill_pipeline_errstage(p), "m");
-    rill_pipeline_free(p);
-}
-
-/* Dealt by key and merged: every key's items in one share, the total exact. */
 RILL_TEST(replicas, keyed_and_merged_shares_hold_disjoint_keys) {
     rill_pipeline *p = NULL;
     CHECK_OK(rill_pipeline_new("keyedmerge", &p));
@@ -604,5 +324,70 @@ RILL_TEST(replicas, keyed_and_merged_shares_hold_disjoint_keys) {
     const sum_state *r0 = rill_stage_state(c);
     CHECK_EQ(r0->n, MAXIDS);
     CHECK_EQ(r0->sum, (uint64_t)MAXIDS * (MAXIDS - 1) / 2);
+    rill_pipeline_free(p);
+}
+
+/* A clone that fails part-way refuses the whole group: nothing is kept,
+ * the clones made are freed (ASan's leak check), errmsg names the replica,
+ * and the name can be used again. */
+static int clones_left;
+
+static int clone_twice(const void *state, void **out) {
+    if (clones_left-- <= 0)
+        return RILL_ENOMEM;
+    return sum_clone(state, out);
+}
+
+static const rill_stage_ops flaky_ops = {.send = sum_send, .free = free, .clone = clone_twice};
+
+RILL_TEST(replicas, a_failing_clone_keeps_nothing) {
+    rill_pipeline *p = NULL;
+    CHECK_OK(rill_pipeline_new("clone", &p));
+    sum_state *s = calloc(1, sizeof *s);
+    rill_stage *st = NULL;
+    clones_left = 2;
+    CHECK_EQ(rill_stage_add(p, "f", &flaky_ops, s, &(rill_stage_opts){.replicas = 4}, &st),
+             RILL_ENOMEM);
+    CHECK(st == NULL);
+    CHECK(rill_pipeline_find(p, "f") == NULL && rill_pipeline_find(p, "f#1") == NULL);
+    CHECK(strstr(rill_pipeline_errmsg(p), "replica 3") != NULL);
+    clones_left = 3;
+    CHECK_OK(rill_stage_add(p, "f", &flaky_ops, s, &(rill_stage_opts){.replicas = 4}, &st));
+    CHECK_EQ(rill_stage_replicas(st, NULL), 4);
+    rill_pipeline_free(p);
+}
+
+/* A key hash with few varying bits (here the key itself, 0..63) still
+ * spreads keys over every replica, each key on one. */
+static uint64_t small_hash(const void *state, const rill_item *item) {
+    (void)state;
+    uint64_t id;
+    memcpy(&id, item->data, sizeof id);
+    return id % 64;
+}
+
+static const rill_stage_ops small_hash_ops = {
+    .send = sum_send, .free = free, .clone = sum_clone, .hash = small_hash};
+
+RILL_TEST(replicas, a_weak_key_hash_reaches_every_replica) {
+    rill_pipeline *p = NULL;
+    CHECK_OK(rill_pipeline_new("weak", &p));
+    src_state *src = calloc(1, sizeof *src);
+    src->n = 6400;
+    rill_stage *s, *c;
+    CHECK_OK(rill_stage_add(p, "src", &src_ops, src, NULL, &s));
+    CHECK_OK(rill_stage_add(p, "k", &small_hash_ops, calloc(1, sizeof(sum_state)),
+                            &(rill_stage_opts){.replicas = 4}, &c));
+    CHECK_OK(rill_connect(s, c));
+    CHECK_OK(rill_pipeline_run(p));
+    uint64_t seen = 0, n = 0;
+    for (unsigned k = 0; k < 4; k++) {
+        const sum_state *r = rill_stage_state(rill_stage_replica(c, k));
+        CHECK(r->n > 0); /* 64 keys over 4 replicas: none left out */
+        CHECK((seen & r->keys_seen) == 0);
+        seen |= r->keys_seen;
+        n += r->n;
+    }
+    CHECK_EQ(n, 6400);
     rill_pipeline_free(p);
 }

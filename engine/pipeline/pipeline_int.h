@@ -32,9 +32,8 @@ typedef struct rill__deal {
 
 /* A replicated stage (replica.c): its members, and the close-time merge. */
 typedef struct rill__group {
-    unsigned n, done;       /* replicas; those whose input has ended */
-    pthread_mutex_t lock;   /* done */
-    pthread_cond_t cv;
+    unsigned n;             /* replicas */
+    _Atomic unsigned done;  /* replicas 1..n-1 whose input has ended */
     rill_stage *member[];
 } rill__group;
 
@@ -299,7 +298,7 @@ int rill__port_add(rill_stage *from, rill_stage *to, rill__deal *dl, bool extra)
 int rill__replicas_add(rill_pipeline *p, const char *name, const rill_stage_ops *ops,
                        void *state, const rill_stage_opts *opts, rill_stage **out);
 int rill__replicas_connect(rill_stage *from, rill_stage *to);
-void rill__replicas_plan(rill_pipeline *p); /* fill each deal's queues */
+int rill__replicas_plan(rill_pipeline *p); /* fill each deal's queues */
 void rill__group_free(rill__group *g);
 /* st (a replica of a stage with merge) has no more input: false if its
  * close is not to run (replicas 1..N-1); replica 0 waits for the others,
@@ -313,8 +312,14 @@ static inline bool rill__own_thread(const rill_stage *st) {
 
 /* The replica of d's group that item goes to; rill__deal_took after it went. */
 static inline unsigned rill__deal_pick(const rill__deal *d, const rill_item *item) {
-    if (d->hash)
-        return (unsigned)(((d->hash(d->hstate, item) >> 32) * d->n) >> 32);
+    if (d->hash) {
+        /* Mixed first: a hash whose varying bits are few, low or high (a
+         * small integer, a 32-bit hash) must still reach every replica; the
+         * high half of the product then picks one (a multiply, no divide). */
+        uint64_t h = d->hash(d->hstate, item);
+        h = (h ^ h >> 32) * 0x9e3779b97f4a7c15ull;
+        return (unsigned)(((h >> 32) * d->n) >> 32);
+    }
     return d->fill < d->batch ? d->cur : (d->cur + 1 == d->n ? 0 : d->cur + 1);
 }
 static inline void rill__deal_took(rill__deal *d, unsigned k) {

@@ -165,7 +165,7 @@ int rill__plan(rill_pipeline *p) {
     }
     free(order);
     if (!rc)
-        rill__replicas_plan(p);
+        rc = rill__replicas_plan(p);
     p->nworkers_alloc = p->workers ? nw : 0;
     for (unsigned i = 0; i < p->n && !rc; i++)
         p->stages[i]->dom = rill__worker_of(p, p->stages[i]->domain);

@@ -15,30 +15,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "pipeline_int.h"
 
-void rill__group_free(rill__group *g) {
-    pthread_cond_destroy(&g->cv);
-    pthread_mutex_destroy(&g->lock);
-    free(g);
-}
+void rill__group_free(rill__group *g) { free(g); }
 
 static rill__group *rill__group_new(unsigned n) {
     rill__group *g = calloc(1, sizeof *g + n * sizeof g->member[0]);
-    if (!g)
-        return NULL;
-    g->n = n;
-    if (pthread_mutex_init(&g->lock, NULL)) {
-        free(g);
-        return NULL;
-    }
-    if (pthread_cond_init(&g->cv, NULL)) {
-        pthread_mutex_destroy(&g->lock);
-        free(g);
-        return NULL;
-    }
+    if (g)
+        g->n = n;
     return g;
 }
 
@@ -53,8 +38,8 @@ int rill__replicas_add(rill_pipeline *p, const char *name, const rill_stage_ops 
     for (unsigned k = 1; k < n && !rc; k++) {
         snprintf(rname, len, "%s#%u", name, k);
         if (rill_pipeline_find(p, rname))
-            rc = rill__setup_error(p, RILL_EEXIST, "rill_stage_add '%s': its replica's name '%s'",
-                                   name, rname);
+            rc = rill__setup_error(p, RILL_EEXIST, "rill_stage_add '%s': replica %u's name "
+                                   "'%s' is taken", name, k, rname);
     }
     if (!rc)
         rc = rill__stages_reserve(p, n);
@@ -101,11 +86,11 @@ int rill__replicas_add(rill_pipeline *p, const char *name, const rill_stage_ops 
     return rc;
 }
 
-/* A port from `from` dealing over the replicas of group g. */
-static int rill__deal_to(rill_stage *from, rill__group *g) {
+/* A deal over the replicas of group g, for one producer's port. */
+static rill__deal *rill__deal_new(rill__group *g) {
     rill__deal *d = calloc(1, sizeof *d + g->n * sizeof d->q[0]);
     if (!d)
-        return RILL_ENOMEM;
+        return NULL;
     rill_stage *to = g->member[0];
     d->n = g->n;
     d->batch = to->opts.batch ? to->opts.batch : RILL__DEFAULT_BATCH;
@@ -113,85 +98,109 @@ static int rill__deal_to(rill_stage *from, rill__group *g) {
     d->batch = d->batch < cap ? d->batch : cap;
     d->hash = to->ops->hash;
     d->hstate = to->state;
-    /* rill__replicas_connect made room for the ports. */
-    for (unsigned k = 0; k < g->n; k++)
-        (void)rill__port_add(from, g->member[k], d, k > 0);
-    return 0;
+    return d;
 }
 
 int rill__replicas_connect(rill_stage *from, rill_stage *to) {
     rill__group *fg = from->grp, *tg = to->grp;
     unsigned nf = fg ? fg->n : 1;
-    /* Every replica of from gets room for its ports first: a failure then
-     * leaves the graph as it was (ports are only ever appended). */
-    for (unsigned k = 0; k < nf; k++) {
+    /* Pairing keeps a key on one replica only if the feeder's replica
+     * did: a stage that deals by key is always dealt to. */
+    bool paired = fg && tg && fg->n == tg->n && !to->ops->hash;
+    bool dealt = tg && !paired;
+    /* Everything that can fail comes first, so that a failure leaves the
+     * graph as it was: room for every replica's ports (ports are only ever
+     * appended; room left unused is harmless), then every deal. */
+    rill__deal **dl = dealt ? calloc(nf, sizeof *dl) : NULL;
+    int rc = dealt && !dl ? RILL_ENOMEM : 0;
+    for (unsigned k = 0; k < nf && !rc; k++) {
         rill_stage *f = fg ? fg->member[k] : from;
-        unsigned need = f->nout + (tg ? tg->n : 1);
+        unsigned need = f->nout + (dealt ? tg->n : 1);
         if (f->capout < need) {
             rill__port *o = realloc(f->out, need * sizeof *o);
-            if (!o)
-                return RILL_ENOMEM;
+            if (!o) {
+                rc = RILL_ENOMEM;
+                break;
+            }
             f->out = o;
             f->capout = need;
         }
+        if (dealt && !(dl[k] = rill__deal_new(tg)))
+            rc = RILL_ENOMEM;
     }
-    /* Pairing keeps a key on one replica only if the feeder's replica
-     * did: a stage that deals by key is always dealt to. */
-    if (fg && tg && fg->n == tg->n && !to->ops->hash) {
-        for (unsigned k = 0; k < nf; k++) {
-            (void)rill__port_add(fg->member[k], tg->member[k], NULL, false);
-            tg->member[k]->paired = true;
-        }
-        return 0;
+    if (rc) {
+        for (unsigned k = 0; dl && k < nf; k++)
+            free(dl[k]);
+        free(dl);
+        return rill__setup_error(from->p, rc, "rill_connect '%s' -> '%s'", from->name, to->name);
     }
+    /* With the room made, rill__port_add cannot fail from here on. */
     for (unsigned k = 0; k < nf; k++) {
         rill_stage *f = fg ? fg->member[k] : from;
-        int rc = tg ? rill__deal_to(f, tg) : rill__port_add(f, to, NULL, false);
-        if (rc)
-            return rc; /* only a deal's own calloc can fail here */
+        if (paired) {
+            (void)rill__port_add(f, tg->member[k], NULL, false);
+            tg->member[k]->paired = true;
+        } else if (dealt) { /* one port emitted to, the others extra */
+            for (unsigned r = 0; r < tg->n; r++)
+                (void)rill__port_add(f, tg->member[r], dl[k], r > 0);
+        } else {
+            (void)rill__port_add(f, to, NULL, false);
+        }
     }
+    free(dl);
     return 0;
 }
 
-void rill__replicas_plan(rill_pipeline *p) {
+int rill__replicas_plan(rill_pipeline *p) {
     for (unsigned i = 0; i < p->n; i++) {
         rill_stage *st = p->stages[i];
         for (unsigned k = 0; k < st->nout; k++) {
             rill__port *o = &st->out[k];
-            if (o->dl)
-                o->dl->q[o->to->rindex] = o->queue;
+            if (!o->dl)
+                continue;
+            /* A replica dealt to heads a thread, or is paired to a replica
+             * of another group and so on another thread than any stage
+             * that deals to it: a deal without a queue would be a planning
+             * bug, refused rather than followed. */
+            if (!o->queue)
+                return rill_stage_fail(st, RILL_EINVAL, "internal: replica '%s' is dealt to on "
+                                       "its dealer's thread", o->to->name);
+            o->dl->q[o->to->rindex] = o->queue;
         }
     }
+    return 0;
 }
 
 bool rill__replica_closing(rill_stage *st) {
     rill__group *g = st->grp;
     rill_pipeline *p = st->p;
-    pthread_mutex_lock(&g->lock);
+    /* Replica 0 waits on the park of the thread it closes on, which a stop
+     * wakes (rill__wake_all wakes every worker's), and every other replica
+     * wakes it as it ends. The count and the wake are seq_cst, as is the
+     * epoch read before the count in the wait (park.h's protocol). */
+    rill__park *k = &g->member[0]->dom->data;
     if (st->rindex) {
-        g->done++;
-        pthread_cond_broadcast(&g->cv);
-        pthread_mutex_unlock(&g->lock);
+        atomic_fetch_add_explicit(&g->done, 1, memory_order_seq_cst);
+        rill__park_wake(k);
         return false;
     }
-    /* The others end on their own threads, also after a stop; a stop ends
-     * the wait (a replica whose thread never started never ends), and no
-     * merge is made then. rill__wake_all does not know this condition
-     * variable: the wait looks at the stop every millisecond. */
-    while (g->done < g->n - 1 && !rill__stopped(p)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&g->cv, &g->lock, &ts);
+    /* A replica whose thread never started never ends: a stop ends the wait
+     * (its thread failing to start is one), and no merge is made then. A
+     * stop does not wake the caller's thread's park: replica 0 closes there
+     * only when the plan failed, stopped already, but the wait would still
+     * see a stop within a millisecond. */
+    uint64_t timeout = st->dom == &p->main ? 1000000 : 0;
+    for (;;) {
+        uint32_t seen = rill__park_epoch(k);
+        if (atomic_load_explicit(&g->done, memory_order_seq_cst) == g->n - 1 ||
+            atomic_load_explicit(&p->stop, memory_order_seq_cst))
+            break;
+        rill__park_wait(k, seen, timeout);
     }
-    bool all = g->done == g->n - 1 && !rill__stopped(p);
-    pthread_mutex_unlock(&g->lock);
-    for (unsigned k = 1; all && k < g->n; k++) {
-        int rc = st->ops->merge(st->state, g->member[k]->state);
+    if (rill__stopped(p))
+        return true;
+    for (unsigned r = 1; r < g->n; r++) {
+        int rc = st->ops->merge(st->state, g->member[r]->state);
         if (rc < 0) {
             rill__failed_in(st, rc, "merge");
             break;

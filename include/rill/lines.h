@@ -23,8 +23,10 @@
  * terminal) is fine. A non-blocking fd is waited on with poll().
  *
  * Replicas (rill_stage_opts.replicas = N): a regular file is cut into N byte
- * ranges of the size it had when the stage was added, each moved to the next
- * line start, and replica k reads range k with pread() on its own thread:
+ * ranges of the size it had when the stage was added, from the fd's offset
+ * then (where a single reader would start: 0 for rill_lines_file_add), each
+ * moved to the next line start, and replica k reads range k with pread() on
+ * its own thread (the fd's offset is left where it was):
  * every line is read by exactly one replica, whatever the line lengths (a
  * replica whose range no line starts in emits nothing); bytes appended
  * later are not read. Any other fd (a pipe, stdin) is read by replica 0
