@@ -1,6 +1,7 @@
 /* The bottleneck verdict (rill_stats.bottleneck and .verdict) in a matrix:
  * each stage of several topologies slowed in turn, at capacities 1, 16 and
- * 4096, must be the stage named; a slowed source is named too; a pipeline
+ * 4096, must be the stage named (a replicated one by its group's name); a
+ * slowed source is named too; a pipeline
  * whose input trickles in names none.
  *
  * Margins: the slowed stage busy-waits SLOW_US per item (rill_stage_set_delay),
@@ -26,16 +27,7 @@
  * first; every access instrumented) is charged to the threads unevenly, by
  * hundreds of ms in a run. There the matrix runs for races and checks that
  * each verdict is well formed, not which stage it names. */
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
+#define UNDER_TSAN RILL_TEST_TSAN
 
 enum { N = 100, SLOW_US = 200, MAXST = 16 };
 /* Inline stages share their thread by wall time in sampled windows: a
@@ -75,8 +67,24 @@ static int sink_send(rill_stage *st, void *state, const rill_item *item) {
     return 0;
 }
 
-static const rill_stage_ops src_ops = {.produce = src_produce};
-static const rill_stage_ops pass_ops = {.send = pass_send};
+/* Replicas: a source's copy counts its own items; a pass-through has no state. */
+static int src_clone(const void *state, void **out) {
+    src_state *c = malloc(sizeof *c);
+    if (!c)
+        return RILL_ENOMEM;
+    *c = *(const src_state *)state;
+    *out = c;
+    return 0;
+}
+
+static int pass_clone(const void *state, void **out) {
+    (void)state;
+    *out = malloc(1);
+    return *out ? 0 : RILL_ENOMEM;
+}
+
+static const rill_stage_ops src_ops = {.produce = src_produce, .clone = src_clone};
+static const rill_stage_ops pass_ops = {.send = pass_send, .clone = pass_clone};
 static const rill_stage_ops sink_ops = {.send = sink_send};
 
 /* ---- topologies ----------------------------------------------------------------- */
@@ -92,8 +100,10 @@ typedef struct topo {
     unsigned long sunk[MAXST];
 } topo;
 
-static rill_stage *add(topo *t, const char *name, int kind, bool threaded, unsigned cap) {
-    rill_stage_opts o = {.flags = threaded ? RILL_STAGE_THREADED : 0u, .capacity = cap};
+static rill_stage *add_n(topo *t, const char *name, int kind, bool threaded, unsigned cap,
+                         unsigned replicas) {
+    rill_stage_opts o = {.flags = threaded ? RILL_STAGE_THREADED : 0u, .capacity = cap,
+                         .replicas = replicas};
     rill_stage *st = NULL;
     void *state = NULL;
     const rill_stage_ops *ops = kind == 0 ? &src_ops : kind == 1 ? &pass_ops : &sink_ops;
@@ -108,6 +118,10 @@ static rill_stage *add(topo *t, const char *name, int kind, bool threaded, unsig
     t->st[t->n] = st;
     t->name[t->n++] = name;
     return st;
+}
+
+static rill_stage *add(topo *t, const char *name, int kind, bool threaded, unsigned cap) {
+    return add_n(t, name, kind, threaded, cap, 1);
 }
 
 static const char *const fnames[] = {"filter-1", "filter-2", "filter-3", "filter-4",
@@ -160,6 +174,25 @@ static int build_fanin(topo *t, unsigned cap) {
             return -1;
     }
     return k ? 0 : -1;
+}
+
+/* Replicas: source -> filter (3 replicas, a thread each, dealt round robin)
+ * -> reduce. Slowed, the group is slowed whole, and the verdict names it by
+ * its name, not one replica's ("filter#1"), although each replica carries
+ * a third of its load. */
+static int build_replicas(topo *t, unsigned cap) {
+    rill_stage *a = add(t, "source", 0, true, cap), *b = add_n(t, "filter", 1, true, cap, 3);
+    rill_stage *c = add(t, "reduce", 2, true, cap);
+    return a && b && c && !rill_connect(a, b) && !rill_connect(b, c) ? 0 : -1;
+}
+
+/* Paired replicas: source (2 replicas) -> filter (2 replicas, each inline
+ * on its source replica's thread) -> reduce: two parallel chains whose
+ * threads are one candidate, within which the stage is named. */
+static int build_paired(topo *t, unsigned cap) {
+    rill_stage *a = add_n(t, "source", 0, true, cap, 2), *b = add_n(t, "filter", 1, false, cap, 2);
+    rill_stage *c = add(t, "reduce", 2, true, cap);
+    return a && b && c && !rill_connect(a, b) && !rill_connect(b, c) ? 0 : -1;
 }
 
 /* Run topology `build` at capacity cap with stage `slow` slowed (-1: none);
@@ -241,6 +274,14 @@ RILL_TEST(thread_bottleneck, inline_stages_are_named_not_their_thread) {
 
 RILL_TEST(thread_bottleneck, fan_in_from_3_producers_names_each_slowed_stage) {
     matrix(build_fanin, N, SLOW_US);
+}
+
+RILL_TEST(thread_bottleneck, replicated_stage_is_named_by_its_group) {
+    matrix(build_replicas, N, SLOW_US);
+}
+
+RILL_TEST(thread_bottleneck, paired_replicas_name_the_slowed_group) {
+    matrix(build_paired, CHAIN_N, CHAIN_SLOW_US);
 }
 
 /* Items pushed by the caller at a trickle: every thread waits for input,

@@ -274,6 +274,7 @@ static int rill__queue_drop_newest(rill__queue *e) {
 __attribute__((noinline)) static int rill__push_borrowed(rill__queue *e, rill__batch *b) {
     if (rill__batch_copy(b, &b->items[b->n - 1]) < 0) {
         b->n--;
+        atomic_store_explicit(&e->pending, b->n, memory_order_relaxed); /* not queued */
         return RILL_ENOMEM;
     }
     if (b->n == e->batch_cap)

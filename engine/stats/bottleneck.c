@@ -8,8 +8,9 @@
  * the stage with the largest share of its busy time, if that one stands out
  * too (stats/prof.h). The evidence is the waits that follow from it: its
  * producers waiting for room, everything after it waiting for items. A
- * replicated stage (issue 11) will be one candidate made of N threads: its
- * busy time then is that of its busiest replica. */
+ * replicated stage is one candidate made of its replicas' threads: its
+ * busy time is that of its busiest replica (the others share its load),
+ * and it is named by its group's name (replica 0's), never "name#k". */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,16 +29,39 @@
  * a loaded machine every thread's busy share of the run can be that low. */
 #define RILL__BUSY_MIN 0.05
 
+/* A candidate: one thread, or the threads of a group of replicas (kept in
+ * the slot of replica 0's thread; the others' slots are folded into it). */
 typedef struct rill__thr {
     bool measured, up, down; /* its time is known; it is before / after the candidate */
-    uint64_t busy;       /* busy time (busy.c) */
-    double idle;         /* share of its life spent waiting */
+    unsigned nthr;       /* threads folded in */
+    uint64_t busy;       /* busy time (busy.c): its busiest thread's */
+    uint64_t sum;        /* its threads' busy times added */
+    double idle;         /* share of its life spent waiting: its least idle thread's */
 } rill__thr;
 
-/* Thread key of a stage: its head's index, or n for the caller's thread. */
-static size_t rill__key(const rill_stats *s, unsigned stage) {
+/* The stage standing for st's group: replica 0 (replicas are added one
+ * after the other, so it is st - rindex), or st itself. */
+static unsigned rill__group_of(const rill_pipeline *p, unsigned st) {
+    const rill_stage *x = p->stages[st];
+    if (!x->grp || x->rindex > st || p->stages[st - x->rindex] != x->grp->member[0])
+        return st;
+    return st - x->rindex;
+}
+
+/* Thread of a stage: its head's index, or n for the caller's thread. */
+static size_t rill__thread(const rill_stats *s, unsigned stage) {
     return stage < s->nstages && s->stages[stage].thread >= 0 ? (size_t)s->stages[stage].thread
                                                               : s->nstages;
+}
+
+/* Candidate key of a stage: its thread's, or, where that thread is headed
+ * by a replica, the thread of its group's replica 0. */
+static size_t rill__key(const rill_pipeline *p, const rill_stats *s, unsigned stage) {
+    size_t k = rill__thread(s, stage);
+    if (k == s->nstages)
+        return k;
+    size_t k0 = rill__thread(s, rill__group_of(p, (unsigned)k));
+    return k0 < s->nstages ? k0 : k;
 }
 
 static double rill__pct(uint64_t part, uint64_t whole) {
@@ -66,7 +90,7 @@ static void rill__mark(const rill_pipeline *p, const rill_stats *s, rill__thr *t
             const rill__queue_stats *q = &p->queue_stats[k];
             if (q->producer == UINT32_MAX)
                 continue;
-            size_t from = rill__key(s, q->producer), to = rill__key(s, q->consumer);
+            size_t from = rill__key(p, s, q->producer), to = rill__key(p, s, q->consumer);
             if ((from == b || t[from].down) && to != b && !t[to].down)
                 t[to].down = grew = true;
             if ((to == b || t[to].up) && from != b && !t[from].up)
@@ -85,14 +109,14 @@ static void rill__evidence(const rill_pipeline *p, rill_stats *s, rill__thr *t, 
     rill__mark(p, s, t, b);
     for (size_t k = 0; k < s->nqueues; k++) {
         const rill__queue_stats *q = &p->queue_stats[k];
-        bool mine = rill__key(s, q->consumer) == b;
+        bool mine = rill__key(p, s, q->consumer) == b;
         if (mine) {
             room += s->queues[k].wait_full_ns;
             nprod++;
-            prod = q->producer == UINT32_MAX ? -1 : (int)q->producer;
+            prod = q->producer == UINT32_MAX ? -1 : (int)rill__group_of(p, q->producer);
         }
-        if (mine || (q->producer != UINT32_MAX && t[rill__key(s, q->producer)].up &&
-                     t[rill__key(s, q->consumer)].up))
+        if (mine || (q->producer != UINT32_MAX && t[rill__key(p, s, q->producer)].up &&
+                     t[rill__key(p, s, q->consumer)].up))
             before += s->queues[k].wait_full_ns;
     }
     if (p->stages[st]->nin == 0)
@@ -127,15 +151,20 @@ void rill__bottleneck(const rill_pipeline *p, rill_stats *s) {
         free(t);
         return;
     }
+    bool caller = false; /* the caller's thread folded in (by its first stage) */
     for (unsigned i = 0; i < n; i++) {
         const rill_stage_stats *o = &s->stages[i];
-        size_t k = rill__key(s, i);
-        if (!o->measured || t[k].measured)
-            continue;
+        if (!o->measured || (o->thread >= 0 ? o->thread != (int)i : caller))
+            continue; /* each thread once: by its head */
+        caller |= o->thread < 0;
+        size_t k = rill__key(p, s, i);
+        double idle = o->thread_life_ns ? (double)o->thread_wait_ns / (double)o->thread_life_ns : 1;
+        idle = idle > 1 ? 1 : idle;
+        t[k].idle = !t[k].measured || idle < t[k].idle ? idle : t[k].idle;
+        t[k].busy = o->thread_busy_ns > t[k].busy ? o->thread_busy_ns : t[k].busy;
+        t[k].sum += o->thread_busy_ns;
+        t[k].nthr++;
         t[k].measured = true;
-        t[k].busy = o->thread_busy_ns;
-        t[k].idle = o->thread_life_ns ? (double)o->thread_wait_ns / (double)o->thread_life_ns : 1;
-        t[k].idle = t[k].idle > 1 ? 1 : t[k].idle;
     }
     bool pushed = false; /* items come from the caller's pushes */
     for (size_t k = 0; k < s->nqueues; k++)
@@ -163,29 +192,42 @@ void rill__bottleneck(const rill_pipeline *p, rill_stats *s) {
                            "%.0f%%", rill__thr_name(s, b), rill__pct(t[b].busy, E),
                   rill__thr_name(s, b2), rill__pct(t[b2].busy, E));
     } else {
-        /* The thread's stages by busy time: the largest, and the next. */
+        /* The candidate's stages by busy time, a group's replicas added
+         * up (gsum, by replica 0's index): the largest, and the next. */
+        uint64_t *gsum = calloc(n, sizeof *gsum);
+        if (!gsum) {
+            rill__put(s, &len, "none: out of memory");
+            free(t);
+            return;
+        }
         int top = -1, next = -1;
         unsigned nth = 0;
+        for (unsigned i = 0; i < n; i++)
+            if (rill__key(p, s, i) == b)
+                gsum[rill__group_of(p, i)] += s->stages[i].busy_ns;
         for (unsigned i = 0; i < n; i++) {
-            if (rill__key(s, i) != b)
+            if (rill__key(p, s, i) != b || rill__group_of(p, i) != i)
                 continue;
             nth++;
-            if (top < 0 || s->stages[i].busy_ns > s->stages[top].busy_ns)
+            if (top < 0 || gsum[i] > gsum[top])
                 next = top, top = (int)i;
-            else if (next < 0 || s->stages[i].busy_ns > s->stages[next].busy_ns)
+            else if (next < 0 || gsum[i] > gsum[next])
                 next = (int)i;
         }
-        const rill_stage_stats *o = &s->stages[top];
-        double share = o->thread_busy_ns ? (double)o->busy_ns / (double)o->thread_busy_ns : 0;
-        if (next >= 0 && (double)o->busy_ns < RILL__LEAD * (double)s->stages[next].busy_ns) {
+        const char *name = s->stages[top].name;
+        double share = t[b].sum ? (double)gsum[top] / (double)t[b].sum : 0;
+        share = share > 1 ? 1 : share;
+        if (next >= 0 && (double)gsum[top] < RILL__LEAD * (double)gsum[next]) {
             rill__put(s, &len, "none: %s's thread is the slowest (busy %.0f%% of the run) but "
                                "no stage stands out on it: %s %.0f%%, %s %.0f%% of its busy time",
-                      rill__thr_name(s, b), rill__pct(t[b].busy, E), o->name, share * 100,
-                      s->stages[next].name,
-                      rill__pct(s->stages[next].busy_ns, o->thread_busy_ns));
+                      rill__thr_name(s, b), rill__pct(t[b].busy, E), name, share * 100,
+                      s->stages[next].name, rill__pct(gsum[next], t[b].sum));
         } else {
             s->bottleneck = top;
-            rill__put(s, &len, "%s: busy %.0f%% of the run", o->name, rill__pct(o->busy_ns, E));
+            rill__put(s, &len, "%s: busy %.0f%% of the run", name,
+                      rill__pct((uint64_t)(share * (double)t[b].busy), E));
+            if (t[b].nthr > 1)
+                rill__put(s, &len, " (the busiest of %u threads)", t[b].nthr);
             if (nth > 1)
                 rill__put(s, &len, " (%.0f%% of its thread's)", share * 100);
             if (b2 != SIZE_MAX)
@@ -194,6 +236,7 @@ void rill__bottleneck(const rill_pipeline *p, rill_stats *s) {
                           rill__thr_name(s, b2));
             rill__evidence(p, s, t, b, (unsigned)top, &len);
         }
+        free(gsum);
     }
     free(t);
 }

@@ -83,10 +83,13 @@ void rill__tclock_end(rill__tclock *c) {
     uint64_t cpu = rill__cpu_now(c->clk, &ok);
     atomic_store_explicit(&c->cpu_ns, ok && cpu > c->cpu0 ? cpu - c->cpu0 : 0,
                           memory_order_relaxed);
-    rq = c->rq0; /* rq_ok stays as begin left it: snapshots read it */
-    if (c->rq_ok)
-        (void)rill__rq_now(c->tid, &rq);
-    atomic_store_explicit(&c->rq_ns, rq > c->rq0 ? rq - c->rq0 : 0, memory_order_relaxed);
+    /* rq_ok stays as begin left it (snapshots read it): a failed last read
+     * (no fd left) stores UINT64_MAX, not known, rather than 0, which would
+     * make all of its time awake busy. */
+    rq = UINT64_MAX;
+    if (c->rq_ok && rill__rq_now(c->tid, &rq))
+        rq = rq > c->rq0 ? rq - c->rq0 : 0;
+    atomic_store_explicit(&c->rq_ns, rq, memory_order_relaxed);
     atomic_store_explicit(&c->end_ns, rill__now_ns(), memory_order_relaxed);
     atomic_store_explicit(&c->state, 2, memory_order_release);
 }
@@ -97,10 +100,11 @@ bool rill__tclock_read(rill__tclock *c, rill__tclock_now *out) {
         bool ok;
         uint64_t cpu = rill__cpu_now(c->clk, &ok), rq = 0;
         bool rq_ok = c->rq_ok && rill__rq_now(c->tid, &rq);
-        /* Both read while it ran (else it ended meanwhile: its end is
-         * stored). A tid reused that fast is not a concern: Linux hands
-         * out thread ids in turn. */
-        if (ok && (rq_ok || !c->rq_ok) && atomic_load_explicit(&c->state, memory_order_acquire) == 1) {
+        /* Read while it ran (else it ended meanwhile: its end is stored).
+         * A run-queue read that failed while it runs (no fd left: EMFILE)
+         * leaves that refinement out, not the thread's time. A tid reused
+         * that fast is not a concern: Linux hands out thread ids in turn. */
+        if (ok && atomic_load_explicit(&c->state, memory_order_acquire) == 1) {
             out->cpu_ns = cpu > c->cpu0 ? cpu - c->cpu0 : 0;
             out->rq_ns = rq > c->rq0 ? rq - c->rq0 : 0;
             out->rq_ok = rq_ok;
@@ -116,7 +120,8 @@ bool rill__tclock_read(rill__tclock *c, rill__tclock_now *out) {
         return false;
     out->cpu_ns = atomic_load_explicit(&c->cpu_ns, memory_order_relaxed);
     out->rq_ns = atomic_load_explicit(&c->rq_ns, memory_order_relaxed);
-    out->rq_ok = c->rq_ok;
+    out->rq_ok = c->rq_ok && out->rq_ns != UINT64_MAX;
+    out->rq_ns = out->rq_ok ? out->rq_ns : 0;
     out->waits = c->waits;
     out->begin_ns = c->t0;
     out->end_ns = atomic_load_explicit(&c->end_ns, memory_order_relaxed);
@@ -210,8 +215,8 @@ int rill__busy_fill(rill_pipeline *p, rill_stats *s, uint64_t end) {
         double mine = (double)atomic_load_explicit(&st->prof_ns, memory_order_relaxed);
         /* No window saw any of the thread's stages (no inline send on it):
          * all of it is the head's, or the caller's sources'. */
-        if (total[d] > 0)
-            o->busy_ns = (uint64_t)((double)busy * mine / total[d]);
+        if (total[d] > 0) /* read after total: may have grown since */
+            o->busy_ns = mine < total[d] ? (uint64_t)((double)busy * mine / total[d]) : busy;
         else if (h == (int)i || (h < 0 && st->nin == 0))
             o->busy_ns = busy;
     }

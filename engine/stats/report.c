@@ -135,8 +135,10 @@ static void put_table(rill__rep *w, const rill_stats *s, size_t rows, int cols,
  * hand-built snapshot without one gets the stage's name alone. */
 static void put_bottleneck(rill__rep *w, const rill_stats *s) {
     char line[4 * sizeof s->verdict + 1];
-    if (s->verdict[0]) {
-        tty_name(s->verdict, line, sizeof s->verdict - 1);
+    if (s->verdict[0]) { /* a hand-built snapshot's may lack its NUL */
+        char v[sizeof s->verdict];
+        snprintf(v, sizeof v, "%.*s", (int)sizeof v - 1, s->verdict);
+        tty_name(v, line, sizeof v - 1);
         rill__rep_printf(w, "bottleneck: %s\n", line);
     } else if (s->bottleneck >= 0 && (size_t)s->bottleneck < s->nstages) {
         tty_name(s->stages[s->bottleneck].name, line, NAMEMAX);

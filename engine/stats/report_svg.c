@@ -90,7 +90,7 @@ static void svg_axes(rill__rep *w, uint64_t tmax) {
 static void svg_verdict(rill__rep *w, const rill_stats *s) {
     char v[sizeof s->verdict + 16];
     if (s->verdict[0])
-        snprintf(v, sizeof v, "bottleneck: %s", s->verdict);
+        snprintf(v, sizeof v, "bottleneck: %.*s", (int)sizeof s->verdict - 1, s->verdict);
     else if (s->bottleneck >= 0 && (size_t)s->bottleneck < s->nstages)
         snprintf(v, sizeof v, "bottleneck: %.200s", s->stages[s->bottleneck].name);
     else
@@ -161,7 +161,7 @@ RILL_API int rill_stats_write_svg(const rill_stats *s, FILE *to) {
             rill__rep_printf(&w, "; mean: %.0f%% ready for the consumer, %.0f%% in delivery, "
                              "%.0f%% unpublished in the producer's partial batch",
                              100.0 * (double)q->ready_sum / (double)q->samples / (double)q->capacity,
-                             100.0 * (double)(q->depth_sum - q->ready_sum) / (double)q->samples /
+                             100.0 * ((double)q->depth_sum - (double)q->ready_sum) / (double)q->samples /
                                  (double)q->capacity,
                              100.0 * (double)q->unpublished_sum / (double)q->samples /
                                  (double)q->capacity);

@@ -62,8 +62,8 @@ int rill__queue_stats_read(rill__queue_stats *q, rill_queue_stats *out);
  * for a CPU on a run queue (/proc/.../schedstat; `rq_ok` false where the
  * kernel has none). Reading them for another thread costs system calls
  * (about 1.8 us and 19 us here): snapshots do it, never the item's path.
- * begin and end run on the thread itself; read on any thread. A
- * replicated stage (issue 11) will keep one per replica. */
+ * begin and end run on the thread itself; read on any thread. Each
+ * replica heading a thread has its own (bottleneck.c folds them). */
 typedef struct rill__tclock {
     clockid_t clk;
     int tid;

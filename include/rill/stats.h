@@ -107,7 +107,8 @@ typedef struct rill_stats {
     uint64_t sample_interval_ns;/* between samples of one queue (it doubles
                                    when the bounded buffer fills) */
     int bottleneck;         /* index into stages, or -1: the stage that holds
-                               the pipeline up (docs/stats.md) */
+                               the pipeline up (docs/stats.md); for a
+                               replicated stage, replica 0 (the group) */
     char verdict[256];      /* the bottleneck and its evidence in one line, or
                                "none: " and why; "" when not analysed */
 } rill_stats;

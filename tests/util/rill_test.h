@@ -9,6 +9,19 @@
 #include <stdint.h>
 #include <string.h>
 
+/* RILL_TEST_TSAN: 1 in a ThreadSanitizer build (gcc's macro or clang's
+ * feature test), where timing-dependent checks are relaxed. */
+#if defined(__SANITIZE_THREAD__)
+#define RILL_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RILL_TEST_TSAN 1
+#endif
+#endif
+#ifndef RILL_TEST_TSAN
+#define RILL_TEST_TSAN 0
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
