@@ -42,6 +42,7 @@ static const unsigned caps[] = {1, 16, 4096};
 
 typedef struct src_state {
     unsigned next, total;
+    bool cloned; /* a replica's copy, on the heap (replica 0's is in the topo) */
 } src_state;
 
 static int src_produce(rill_stage *st, void *state) {
@@ -73,17 +74,26 @@ static int src_clone(const void *state, void **out) {
     if (!c)
         return RILL_ENOMEM;
     *c = *(const src_state *)state;
+    c->cloned = true;
     *out = c;
     return 0;
 }
 
-static int pass_clone(const void *state, void **out) {
-    (void)state;
-    *out = malloc(1);
-    return *out ? 0 : RILL_ENOMEM;
+/* Every replica's state is freed with ops->free, replica 0's too. */
+static void src_free(void *state) {
+    src_state *s = state;
+    if (s->cloned)
+        free(s);
 }
 
-static const rill_stage_ops src_ops = {.produce = src_produce, .clone = src_clone};
+static int pass_clone(const void *state, void **out) {
+    (void)state;
+    *out = NULL; /* stateless */
+    return 0;
+}
+
+static const rill_stage_ops src_ops = {.produce = src_produce, .clone = src_clone,
+                                       .free = src_free};
 static const rill_stage_ops pass_ops = {.send = pass_send, .clone = pass_clone};
 static const rill_stage_ops sink_ops = {.send = sink_send};
 
@@ -108,7 +118,7 @@ static rill_stage *add_n(topo *t, const char *name, int kind, bool threaded, uns
     void *state = NULL;
     const rill_stage_ops *ops = kind == 0 ? &src_ops : kind == 1 ? &pass_ops : &sink_ops;
     if (kind == 0) {
-        t->src[t->nsrc] = (src_state){0, n_items};
+        t->src[t->nsrc] = (src_state){0, n_items, false};
         state = &t->src[t->nsrc++];
     } else if (kind == 2) {
         state = &t->sunk[t->n];
