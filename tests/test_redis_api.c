@@ -35,33 +35,46 @@ static int sum_counts(void *arg, const char *key, size_t len, uint64_t count) {
     return 0;
 }
 
+/* Publish n entries "k<i mod 7>" to stream through the publish sink, adding
+ * each to want[i mod 7]. 0, or the first failing call's code. */
+static int publish_keys(const rill_redis_conf *conf, const char *stream, int n,
+                        uint64_t want[7]) {
+    static char keys[7][4];
+    char err[256];
+    rill_pipeline *p = NULL;
+    rill_stage *pub = NULL;
+    int rc = rill_pipeline_new("pub", &p);
+    if (!rc)
+        rc = rill_redis_publish_add(p, "pub", conf, stream, NULL, NULL, &pub, err, sizeof err);
+    for (int i = 0; i < n && !rc; i++) {
+        snprintf(keys[i % 7], sizeof keys[i % 7], "k%d", i % 7);
+        rill_item it = rill_item_cstr(keys[i % 7]);
+        rc = rill_pipeline_push(p, pub, &it);
+        want[i % 7]++;
+    }
+    if (!rc)
+        rc = rill_pipeline_close(p);
+    uint64_t published = 0;
+    if (!rc)
+        rc = rill_redis_published(pub, &published);
+    if (!rc && published != (uint64_t)n)
+        rc = RILL_ESTAGE;
+    rill_pipeline_free(p);
+    return rc;
+}
+
 RILL_TEST(redis_api, source_and_sink_commit_every_entry_once) {
     redis_server rs;
     if (redis_server_start(&rs, false))
         return;
     rill_redis_conf conf = {.host = "127.0.0.1", .port = rs.port};
     char err[256];
-    /* Publish n keys "k<i mod 7>" through the publish sink. */
     enum { N = 2345 };
-    static char keys[7][4];
-    rill_pipeline *p = NULL;
-    rill_stage *pub = NULL;
-    CHECK_OK(rill_pipeline_new("pub", &p));
-    CHECK_OK(rill_redis_publish_add(p, "pub", &conf, "s", NULL, NULL, &pub, err, sizeof err));
     uint64_t want[7] = {0};
-    for (int i = 0; i < N; i++) {
-        snprintf(keys[i % 7], sizeof keys[i % 7], "k%d", i % 7);
-        rill_item it = rill_item_cstr(keys[i % 7]);
-        CHECK_OK(rill_pipeline_push(p, pub, &it));
-        want[i % 7]++;
-    }
-    CHECK_OK(rill_pipeline_close(p));
-    uint64_t published = 0;
-    CHECK_OK(rill_redis_published(pub, &published));
-    CHECK_EQ(published, N);
-    rill_pipeline_free(p);
+    CHECK_OK(publish_keys(&conf, "s", N, want));
 
     /* Consume: a source with small batches, a sink counting whole items. */
+    rill_pipeline *p = NULL;
     rill_stage *src = NULL, *sink = NULL, *other = NULL;
     CHECK_OK(rill_pipeline_new("work", &p));
     rill_redis_source_opts o = {.stream = "s", .consumer = "c", .count = 100,
@@ -92,6 +105,57 @@ RILL_TEST(redis_api, source_and_sink_commit_every_entry_once) {
     CHECK(c != NULL);
     for (int k = 0; k < 7; k++) {
         redisReply *r = redisCommand(c, "HGET s:counts k%d", k);
+        CHECK(r && r->type == REDIS_REPLY_STRING);
+        CHECK_EQ(strtoull(r->str, NULL, 10), want[k]);
+        freeReplyObject(r);
+    }
+    redisFree(c);
+    redis_server_stop(&rs);
+}
+
+/* A commit that comes later than claim_idle_ms after its read (a slow,
+ * threaded sink behind a deep queue) leaves this consumer's own entries idle
+ * long enough for its XAUTOCLAIM to return them. They are in flight, not
+ * abandoned: with max_deliveries 1 a second emission would dead-letter
+ * good entries (or, above it, count them twice). */
+RILL_TEST(redis_api, slow_commit_never_claims_its_own_entries_in_flight) {
+    redis_server rs;
+    if (redis_server_start(&rs, false))
+        return;
+    rill_redis_conf conf = {.host = "127.0.0.1", .port = rs.port};
+    char err[256];
+    enum { N = 600 };
+    uint64_t want[7] = {0};
+    CHECK_OK(publish_keys(&conf, "slow", N, want));
+    rill_pipeline *p = NULL;
+    rill_stage *src = NULL, *sink = NULL;
+    rill_redis_source_opts o = {.stream = "slow", .consumer = "c", .count = 50,
+                                .claim_idle_ms = 5, .max_deliveries = 1,
+                                .idle_exit_ms = 200};
+    rill_stage_opts threaded = {.flags = RILL_STAGE_THREADED, .capacity = 4096};
+    CHECK_OK(rill_pipeline_new("work", &p));
+    CHECK_OK(rill_redis_source_add(p, "source", &conf, &o, NULL, &src, err, sizeof err));
+    CHECK_OK(rill_redis_sink_add(p, "sink", src, NULL, NULL, &threaded, &sink));
+    CHECK_OK(rill_stage_set_delay(sink, 100)); /* 5 ms a batch of 50: idle past 5 ms */
+    CHECK_OK(rill_connect(src, sink));
+    CHECK_OK(rill_pipeline_run(p));
+    rill_redis_stats st;
+    CHECK_OK(rill_redis_source_stats(src, &st));
+    rill_pipeline_free(p);
+    uint64_t total = 0;
+    CHECK_OK(rill_redis_counts_read(&conf, "slow", sum_counts, &total, err, sizeof err));
+    CHECK_EQ(total, N);
+    CHECK_EQ(st.dead, 0);
+    CHECK_EQ(st.read, N);
+    CHECK(st.in_flight_claims > 0); /* the case arose */
+    redisContext *c = redis_connect(&rs);
+    CHECK(c != NULL);
+    redisReply *r = redisCommand(c, "XPENDING slow rill");
+    CHECK(r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1);
+    CHECK_EQ(r->element[0]->integer, 0); /* nothing left pending */
+    freeReplyObject(r);
+    for (int k = 0; k < 7; k++) {
+        r = redisCommand(c, "HGET slow:counts k%d", k);
         CHECK(r && r->type == REDIS_REPLY_STRING);
         CHECK_EQ(strtoull(r->str, NULL, 10), want[k]);
         freeReplyObject(r);

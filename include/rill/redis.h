@@ -143,6 +143,12 @@ typedef struct rill_redis_stats {
                              all this consumer's (claimed, or already committed
                              before a lost reply); they are read again */
     uint64_t reconnects;  /* connections re-established */
+    uint64_t in_flight_claims; /* this consumer's own entries that XAUTOCLAIM
+                                  returned while their checkpoint was still to
+                                  be committed (a commit slower than
+                                  claim_idle_ms): skipped, not emitted again;
+                                  each such claim adds one to the entry's
+                                  delivery count */
 } rill_redis_stats;
 
 /* Counters of source (and its sink). Any thread; each is exact on its own,

@@ -264,15 +264,34 @@ rill__batch *rill__ledger_take(rill__ledger *l, uint64_t barrier) {
         if (l->tail == b)
             l->tail = prev;
         b->next = NULL;
+        l->committing = b;
     }
     pthread_mutex_unlock(&l->mu);
     return b;
 }
 
-void rill__ledger_done(rill__ledger *l) {
+void rill__ledger_done(rill__ledger *l, rill__batch *b) {
     pthread_mutex_lock(&l->mu);
     l->open--;
+    if (l->committing == b)
+        l->committing = NULL;
     pthread_mutex_unlock(&l->mu);
+}
+
+static bool rill__batch_has(const rill__batch *b, const char *id) {
+    for (size_t i = 0; b && i < b->n; i++)
+        if (strcmp(b->ids[i], id) == 0)
+            return true;
+    return false;
+}
+
+bool rill__ledger_holds(rill__ledger *l, const char *id) {
+    pthread_mutex_lock(&l->mu);
+    bool held = rill__batch_has(l->committing, id);
+    for (const rill__batch *b = l->head; b && !held; b = b->next)
+        held = rill__batch_has(b, id);
+    pthread_mutex_unlock(&l->mu);
+    return held;
 }
 
 size_t rill__ledger_open(rill__ledger *l) {

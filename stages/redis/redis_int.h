@@ -63,10 +63,12 @@ typedef struct rill__batch {
 typedef struct rill__ledger {
     pthread_mutex_t mu;
     rill__batch *head, *tail; /* in barrier order */
+    rill__batch *committing;  /* taken, its commit not over (still in flight) */
     size_t open;              /* batches emitted and not yet committed */
     atomic_bool resync;       /* a commit was refused: read own pending again */
     /* counters (rill_redis_stats) */
     atomic_uint_fast64_t read, own_pending, claimed, dead, commits, refused, reconnects;
+    atomic_uint_fast64_t in_flight_claims; /* own in-flight entries XAUTOCLAIM gave back */
 } rill__ledger;
 
 int rill__ledger_init(rill__ledger *l);
@@ -78,8 +80,13 @@ int rill__ledger_put(rill__ledger *l, uint64_t barrier, char **ids, size_t n);
  * while its commit runs its entries are still pending, and the source must
  * not read them again from its pending list meanwhile. */
 rill__batch *rill__ledger_take(rill__ledger *l, uint64_t barrier);
-/* The commit of a taken batch is over (applied, refused or failed). */
-void rill__ledger_done(rill__ledger *l);
+/* The commit of taken batch b is over (applied, refused or failed); the
+ * caller frees b after this call, not before. */
+void rill__ledger_done(rill__ledger *l, rill__batch *b);
+/* Is entry id in a batch emitted and not yet committed? XAUTOCLAIM also
+ * claims this consumer's own entries once they are idle long enough, which
+ * a slow commit makes them: those are in flight, not abandoned. */
+bool rill__ledger_holds(rill__ledger *l, const char *id);
 /* Batches emitted whose commit is not over. */
 size_t rill__ledger_open(rill__ledger *l);
 void rill__batch_free(rill__batch *b);

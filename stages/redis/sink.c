@@ -217,7 +217,6 @@ static int rill__rsink_commit(rill_stage *st, rill__rsink *k, rill__batch *b) {
             rc = 0;
     }
     free(argv), free(lens), free(nums);
-    rill__batch_free(b);
     if (k->slots)
         memset(k->slots, 0, (k->mask + 1) * sizeof *k->slots);
     k->nkeys = k->kused = 0;
@@ -229,7 +228,8 @@ static int rill__rsink_barrier(rill_stage *st, void *state, uint64_t id) {
     rill__batch *b = rill__ledger_take(&k->src->ledger, id);
     int rc = rill__rsink_commit(st, k, b);
     if (b)
-        rill__ledger_done(&k->src->ledger);
+        rill__ledger_done(&k->src->ledger, b);
+    rill__batch_free(b);
     return rc;
 }
 

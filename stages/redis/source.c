@@ -163,6 +163,14 @@ static int rill__emit_batch(rill_stage *st, rill__rsource *s, redisReply *r, red
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         redisReply *e = ents->element[i];
+        if (kind == RILL__CLAIMED && rill__ledger_holds(&s->ledger, e->element[0]->str)) {
+            /* Ours, in a batch whose commit is still to come: emitting it
+             * again would count it twice or, past max_deliveries, send a
+             * good entry to the dead letters. XAUTOCLAIM did add one to
+             * its delivery count (one per claim_idle_ms of commit delay). */
+            atomic_fetch_add(&s->ledger.in_flight_claims, 1);
+            continue;
+        }
         redisReply *v = rill__field(s, e->element[1]);
         bool deleted = e->element[1]->type == REDIS_REPLY_NIL;
         if (!deleted && (!v || (dl && dl[i] > (long long)s->max_deliveries))) {

@@ -93,6 +93,7 @@ RILL_API int rill_redis_source_stats(const rill_stage *source, rill_redis_stats 
     out->read = atomic_load(&s->ledger.read);
     out->own_pending = atomic_load(&s->ledger.own_pending);
     out->claimed = atomic_load(&s->ledger.claimed);
+    out->in_flight_claims = atomic_load(&s->ledger.in_flight_claims);
     out->dead = atomic_load(&s->ledger.dead);
     out->commits = atomic_load(&s->ledger.commits);
     out->refused = atomic_load(&s->ledger.refused);
