@@ -313,3 +313,19 @@ RILL_TEST(setup_errors, simple_stages_name_the_function_and_the_argument) {
                   "rill_split_add 'words'", "unknown flags 0x80000000");
     rill_pipeline_free(p);
 }
+
+/* A stage library's own setup error reads like a built-in one. */
+RILL_TEST(setup_errors, a_stage_library_records_its_setup_error) {
+    rill_pipeline *p;
+    CHECK_OK(rill_pipeline_new("t", &p));
+    CHECK_EQ(rill_pipeline_setup_error(p, -ENOENT, "my_stage_add '%s': no table %d", "m", 7),
+             -ENOENT);
+    char want[200];
+    snprintf(want, sizeof want, "my_stage_add 'm': no table 7: %s", rill_strerror(-ENOENT));
+    CHECK_STREQ(rill_pipeline_errmsg(p), want);
+    CHECK_STREQ(rill_pipeline_error(p, -ENOENT), want);
+    /* A code that is not an error is not passed on as success. */
+    CHECK_EQ(rill_pipeline_setup_error(p, 0, "my_stage_add: odd"), RILL_EINVAL);
+    CHECK_EQ(rill_pipeline_setup_error(NULL, -EIO, "no pipeline"), -EIO);
+    rill_pipeline_free(p);
+}
