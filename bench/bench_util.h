@@ -3,6 +3,7 @@
 #ifndef RILL_BENCH_UTIL_H
 #define RILL_BENCH_UTIL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,78 @@ static inline int bench_cmp_double(const void *a, const void *b) {
 static inline double bench_median(double *v, int n) {
     qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* The command line of the log benchmarks: --log PATH, --mb N, --rounds N,
+ * the benchmark's own `--name VALUE` options (extra, ended by a NULL name),
+ * and up to max_ips IPs. Fill the defaults first. 0, or 2 after printing
+ * "usage: " usage on stderr (an unknown option, a missing value, a number
+ * that is not one or is too large, too many IPs). */
+typedef struct bench_opt {
+    const char *name;
+    const char **value; /* the value as given, or */
+    uint64_t *number;   /* a whole number from 0 to max */
+    uint64_t max;
+} bench_opt;
+
+typedef struct bench_args {
+    const char *path;
+    uint64_t mb;
+    int rounds;
+    const char **ips; /* room for max_ips */
+    size_t nips, max_ips;
+} bench_args;
+
+/* A whole decimal number in s, at most max. */
+static inline bool bench_number(const char *s, uint64_t max, uint64_t *out) {
+    char *end;
+    if (*s < '0' || *s > '9')
+        return false;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+static inline int bench_usage(const char *usage) {
+    fprintf(stderr, "usage: %s\n", usage);
+    return 2;
+}
+
+static inline int bench_parse_args(int argc, char **argv, bench_args *a, const bench_opt *extra,
+                                   const char *usage) {
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (arg[0] != '-') {
+            if (a->nips == a->max_ips)
+                return bench_usage(usage);
+            a->ips[a->nips++] = arg;
+            continue;
+        }
+        const bench_opt *x = extra;
+        while (x && x->name && strcmp(arg, x->name) != 0)
+            x++;
+        uint64_t n;
+        if (!val)
+            return bench_usage(usage);
+        if (x && x->name && x->value)
+            *x->value = val;
+        else if (x && x->name && bench_number(val, x->max, &n))
+            *x->number = n;
+        else if (x && x->name)
+            return bench_usage(usage);
+        else if (!strcmp(arg, "--log"))
+            a->path = val;
+        else if (!strcmp(arg, "--mb") && bench_number(val, UINT64_MAX / 1000000, &n))
+            a->mb = n;
+        else if (!strcmp(arg, "--rounds") && bench_number(val, 1000000, &n))
+            a->rounds = (int)n;
+        else
+            return bench_usage(usage);
+        i++;
+    }
+    return 0;
 }
 
 #ifdef RILL_DATA_DIR

@@ -153,31 +153,22 @@ static int rill_par(const char *path, unsigned n, uint64_t *counts) {
 }
 
 int main(int argc, char **argv) {
-    const char *path = "/tmp/rill-bench-scale.log", *once = NULL;
-    uint64_t mb = 1000;
-    int rounds = 5;
+    const char *once = NULL;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    unsigned maxn = 2 * (unsigned)(cores > 0 ? cores : 1);
+    uint64_t maxn = 2 * (unsigned)(cores > 0 ? cores : 1);
     static const char *ipv[MAXIPS];
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--log") && i + 1 < argc)
-            path = argv[++i];
-        else if (!strcmp(argv[i], "--mb") && i + 1 < argc)
-            mb = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
-            rounds = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--max") && i + 1 < argc)
-            maxn = (unsigned)strtoul(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--once") && i + 1 < argc)
-            once = argv[++i];
-        else if (argv[i][0] != '-' && nips < MAXIPS)
-            ipv[nips++] = argv[i];
-        else {
-            fprintf(stderr, "usage: bench_ip_stats_scale [--log PATH] [--mb N] [--rounds N] "
-                            "[--max N] [--once hand|rill:N] [IP...]\n");
-            return 2;
-        }
-    }
+    bench_args a = {.path = "/tmp/rill-bench-scale.log", .mb = 1000, .rounds = 5, .ips = ipv,
+                    .max_ips = MAXIPS};
+    const bench_opt own[] = {
+        {"--max", NULL, &maxn, UINT32_MAX}, {"--once", &once, NULL, 0}, {NULL, NULL, NULL, 0}};
+    if (bench_parse_args(argc, argv, &a, own, "bench_ip_stats_scale [--log PATH] [--mb N] "
+                                               "[--rounds N] [--max N] [--once hand|rill:N] "
+                                               "[IP...]"))
+        return 2;
+    const char *path = a.path;
+    uint64_t mb = a.mb;
+    int rounds = a.rounds;
+    nips = a.nips;
     if (nips == 0) { /* the seed's IPs, copied: the loops cannot fold them */
         static const char *const seed[] = {"83.149.9.216", "93.114.45.13", "207.241.237.101"};
         for (; nips < 3; nips++)

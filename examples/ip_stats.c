@@ -13,7 +13,6 @@
  * stdout, everything else on stderr; exit 1 on a runtime error, 2 on bad
  * usage. */
 #include <limits.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
 #include <stdio.h>
@@ -24,6 +23,7 @@
 #include "ipstats.h"
 #include "ipstats_opts.h"
 #include "ipstats_progress.h"
+#include "ipstats_signals.h"
 #include "metrics_http.h"
 #ifdef RILL_HAVE_REDIS
 #include "ipstats_redis.h"
@@ -101,9 +101,9 @@ static int write_report(rill_pipeline *p, const char *path, FILE *f,
 /* --listen: SIGINT and SIGTERM stop the server at once; a second one aborts.
  * Any thread may take the signal, two at once: the count is a lock-free
  * atomic (async-signal-safe). The handler must never run once the pipeline
- * is destroyed: listen_over() blocks the signals in the main thread when the
- * run has returned; every other thread has ended by then (the pipeline's at
- * close, the progress thread before the destroy). */
+ * is destroyed: ipstats_stop_signals_over() blocks the signals in the main
+ * thread when the run has returned; every other thread has ended by then
+ * (the pipeline's at close, the progress thread before the destroy). */
 static rill_pipeline *volatile listen_pipeline;
 static rill_stage *volatile listen_source;
 static atomic_int listen_signals;
@@ -116,26 +116,11 @@ static void on_stop_signal(int sig) {
         rill_pipeline_abort(listen_pipeline);
 }
 
-/* The run is over: a late signal is left pending (and dropped at exit). */
-static void listen_over(void) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-}
-
 static int listen_on(rill_pipeline *p, rill_stage *source) {
     listen_pipeline = p;
     listen_source = source;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGINT, &sa, NULL) || sigaction(SIGTERM, &sa, NULL)) {
-        perror("ip_stats: sigaction");
+    if (ipstats_catch_stop_signals(on_stop_signal))
         return -1;
-    }
     fprintf(stderr, "listening on 127.0.0.1:%u\n", (unsigned)rill_tcp_lines_port(source));
     fflush(stderr);
     return 0;
@@ -285,7 +270,7 @@ int main(int argc, char **argv) {
         if (json)
             fclose(json);
         if (cfg.listen)
-            listen_over();
+            ipstats_stop_signals_over();
         metrics_http_stop(mh);
         rill_pipeline_free(p);
         free(uniq);
@@ -300,7 +285,7 @@ int main(int argc, char **argv) {
     int run = rill_pipeline_run(p);
     metrics_http_stop(mh);
     if (cfg.listen) {
-        listen_over();
+        ipstats_stop_signals_over();
         report_listen(source);
     }
     progress_stop(&pr);

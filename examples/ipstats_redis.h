@@ -13,13 +13,13 @@
 #define IPSTATS_REDIS_H
 
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ipstats.h"
 #include "ipstats_opts.h"
+#include "ipstats_signals.h"
 #include "rill/redis.h"
 
 /* The password: $RILL_REDIS_PASSWORD, else the first line of the file named
@@ -175,12 +175,7 @@ static int ipr_work(const ipstats_opts *o, const rill_redis_conf *conf) {
     if (!status) {
         ipr_workers = w;
         ipr_nworkers = n;
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = ipr_on_signal;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
+        ipstats_catch_stop_signals(ipr_on_signal); /* failing, it says so; the workers run */
         for (; started + 1 < n; started++)
             if (pthread_create(&t[started], NULL, ipr_worker_run, &w[started]))
                 break;
@@ -189,11 +184,7 @@ static int ipr_work(const ipstats_opts *o, const rill_redis_conf *conf) {
             pthread_join(t[i], NULL);
         for (size_t i = started; i + 1 < n; i++) /* threads that did not start */
             ipr_worker_run(&w[i]);
-        sigset_t set; /* the handler must not run once the pipelines are gone */
-        sigemptyset(&set);
-        sigaddset(&set, SIGINT);
-        sigaddset(&set, SIGTERM);
-        pthread_sigmask(SIG_BLOCK, &set, NULL);
+        ipstats_stop_signals_over(); /* the handler must not run once the pipelines are gone */
     }
     for (size_t i = 0; i < built && !status; i++) {
         rill_redis_stats st;

@@ -106,13 +106,18 @@ static const rill_stage_ops rill__gen_stage_ops = { .send = rill__gen_stage_send
                                                     .close = rill__gen_stage_close,
                                                     .free = rill__gen_stage_destroy };
 
-static int rill__gen_add(rill_pipeline *p, const char *name, const rill_stage_ops *ops,
-                         rill_gen *g, void (*destroy)(rill_gen *g),
+static int rill__gen_add(const char *fn, rill_pipeline *p, const char *name,
+                         const rill_stage_ops *ops, rill_gen *g, void (*destroy)(rill_gen *g),
                          const rill_stage_opts *opts, rill_stage **out) {
     if (out)
         *out = NULL;
-    if (!g || rill_gen_status_of(g) != RILL_GEN_CREATED)
-        return RILL_EINVAL;
+    const char *what = name ? name : "(unnamed)";
+    if (!g)
+        return rill__setup_error(p, RILL_EINVAL, "%s '%s': the generator g is NULL", fn, what);
+    if (rill_gen_status_of(g) != RILL_GEN_CREATED)
+        return rill__setup_error(p, RILL_EINVAL, "%s '%s': the generator g was already resumed "
+                                 "(the stage starts it: pass a fresh one, from rill_gen_init)",
+                                 fn, what);
     rill_stage *st;
     int rc = rill_stage_add_new(p, name, ops, sizeof(rill__gen_stage), opts, &st);
     if (rc)
@@ -128,11 +133,13 @@ static int rill__gen_add(rill_pipeline *p, const char *name, const rill_stage_op
 RILL_API int rill_gen_source_add(rill_pipeline *p, const char *name, rill_gen *g,
                                  void (*destroy)(rill_gen *g), const rill_stage_opts *opts,
                                  rill_stage **out) {
-    return rill__gen_add(p, name, &rill__gen_source_ops, g, destroy, opts, out);
+    return rill__gen_add("rill_gen_source_add", p, name, &rill__gen_source_ops, g, destroy, opts,
+                         out);
 }
 
 RILL_API int rill_gen_stage_add(rill_pipeline *p, const char *name, rill_gen *g,
                                 void (*destroy)(rill_gen *g), const rill_stage_opts *opts,
                                 rill_stage **out) {
-    return rill__gen_add(p, name, &rill__gen_stage_ops, g, destroy, opts, out);
+    return rill__gen_add("rill_gen_stage_add", p, name, &rill__gen_stage_ops, g, destroy, opts,
+                         out);
 }

@@ -211,8 +211,8 @@ static const rill_stage_ops rill__lines_ops = {
     .clone = rill__lines_clone,
 };
 
-static int rill__lines_add(rill_pipeline *p, const char *name, int fd, const char *path,
-                           bool own_fd, const rill_lines_opts *lopts,
+static int rill__lines_add(const char *fn, rill_pipeline *p, const char *name, int fd,
+                           const char *path, bool own_fd, const rill_lines_opts *lopts,
                            const rill_stage_opts *opts, rill_stage **out) {
     if (out)
         *out = NULL;
@@ -223,11 +223,10 @@ static int rill__lines_add(rill_pipeline *p, const char *name, int fd, const cha
     if (!p)
         return RILL_EINVAL;
     if (fd < 0)
-        return rill__setup_error(p, RILL_EINVAL, "stage '%s': fd %d is not a file descriptor",
+        return rill__setup_error(p, RILL_EINVAL, "%s '%s': fd %d is not a file descriptor", fn,
                                  name ? name : "(unnamed)", fd);
     if (rill__lsplit_opts(&lo, RILL_LINES_DEFAULT_CHUNK, known))
-        return rill__setup_error(p, RILL_EINVAL, "stage '%s': bad rill_lines_opts (unknown flags, "
-                                 "or a chunk or line limit out of range)", name ? name : "(unnamed)");
+        return rill__lsplit_opts_error(p, fn, name, lopts, known);
     rill__lines *s = calloc(1, sizeof *s);
     if (!s)
         return RILL_ENOMEM;
@@ -261,7 +260,7 @@ static int rill__lines_add(rill_pipeline *p, const char *name, int fd, const cha
 RILL_API int rill_lines_fd_add(rill_pipeline *p, const char *name, int fd,
                                const rill_lines_opts *lopts, const rill_stage_opts *opts,
                                rill_stage **out) {
-    return rill__lines_add(p, name, fd, NULL, false, lopts, opts, out);
+    return rill__lines_add("rill_lines_fd_add", p, name, fd, NULL, false, lopts, opts, out);
 }
 
 RILL_API int rill_lines_file_add(rill_pipeline *p, const char *name, const char *path,
@@ -273,18 +272,18 @@ RILL_API int rill_lines_file_add(rill_pipeline *p, const char *name, const char 
         return RILL_EINVAL;
     const char *what = name ? name : "(unnamed)";
     if (!path)
-        return rill__setup_error(p, RILL_EINVAL, "stage '%s': the path is NULL", what);
+        return rill__setup_error(p, RILL_EINVAL, "rill_lines_file_add '%s': the path is NULL", what);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return rill__setup_error(p, -errno, "stage '%s': cannot open '%s'", what, path);
+        return rill__setup_error(p, -errno, "rill_lines_file_add '%s': cannot open '%s'", what, path);
     /* open() succeeds on a directory; read() would fail only later. */
     struct stat sb;
     int rc = fstat(fd, &sb) < 0 ? -errno : S_ISDIR(sb.st_mode) ? -EISDIR : 0;
     if (rc < 0) {
         close(fd);
-        return rill__setup_error(p, rc, "stage '%s': cannot read '%s'", what, path);
+        return rill__setup_error(p, rc, "rill_lines_file_add '%s': cannot read '%s'", what, path);
     }
-    rc = rill__lines_add(p, name, fd, path, true, lopts, opts, out);
+    rc = rill__lines_add("rill_lines_file_add", p, name, fd, path, true, lopts, opts, out);
     if (rc < 0)
         close(fd);
     return rc;

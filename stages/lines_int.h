@@ -47,6 +47,20 @@ typedef struct rill__lsplit {
  * known: the RILL_LINES_* flags the caller accepts. */
 int rill__lsplit_opts(rill_lines_opts *lo, size_t default_chunk, unsigned known);
 
+/* rill__lsplit_opts refused *lo (as the caller gave it): record why, naming
+ * the function fn and the stage, and return RILL_EINVAL. */
+static inline int rill__lsplit_opts_error(rill_pipeline *p, const char *fn, const char *name,
+                                          const rill_lines_opts *lo, unsigned known) {
+    const char *what = name ? name : "(unnamed)";
+    if (!lo) /* not reached: the defaults pass */
+        return rill__setup_error(p, RILL_EINVAL, "%s '%s': bad default lopts", fn, what);
+    if (lo->flags & ~known)
+        return rill__setup_error(p, RILL_EINVAL, "%s '%s': unknown flags 0x%x in lopts", fn,
+                                 what, lo->flags & ~known);
+    return rill__setup_error(p, RILL_EINVAL, "%s '%s': lopts chunk %zu or max_line %zu is too "
+                             "large", fn, what, lo->chunk, lo->max_line);
+}
+
 /* Set sp up for lo (checked by rill__lsplit_opts), counting into stats. */
 void rill__lsplit_init(rill__lsplit *sp, const rill_lines_opts *lo, struct rill_lines_stats *stats);
 

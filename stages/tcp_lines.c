@@ -138,9 +138,11 @@ RILL_API int rill_tcp_lines_add(rill_pipeline *p, const char *name, const rill_t
     rill_lines_opts lo = {0};
     if (lopts)
         lo = *lopts;
-    if (!p || rill__lsplit_opts(&lo, RILL_TCP_LINES_DEFAULT_CHUNK,
-                                RILL_LINES_TRUNCATE | RILL_LINES_STRIP_CR))
+    if (!p)
         return RILL_EINVAL;
+    const unsigned known = RILL_LINES_TRUNCATE | RILL_LINES_STRIP_CR;
+    if (rill__lsplit_opts(&lo, RILL_TCP_LINES_DEFAULT_CHUNK, known))
+        return rill__lsplit_opts_error(p, "rill_tcp_lines_add", name, lopts, known);
     rill_tcp_opts to = {0};
     if (topts)
         to = *topts;

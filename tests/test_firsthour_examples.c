@@ -128,7 +128,7 @@ RILL_TEST(firsthour, wordfreq_top_ten_and_totals) {
 RILL_TEST(firsthour, wordfreq_missing_file_names_the_path) {
     CHECK_EQ(run(RILL_BIN_DIR "/wordfreq /no/such/file 2>&1", out, sizeof out), 1);
     CHECK(strstr(out, "/no/such/file") != NULL);
-    CHECK(strstr(out, "stage 'lines'") != NULL); /* the stage, from the library */
+    CHECK(strstr(out, "rill_lines_file_add 'lines'") != NULL); /* call and stage, from the library */
     CHECK(strstr(out, "No such file") != NULL);
 }
 

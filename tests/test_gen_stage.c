@@ -165,7 +165,14 @@ RILL_TEST(gen_stage, abandoned_source_is_closed_once_and_freed) {
     CHECK_OK(rill_gen_next(&used.gen, &v));
     CHECK_OK(rill_pipeline_new("gens2", &p));
     CHECK_EQ(rill_gen_source_add(p, "x", &used.gen, NULL, NULL, NULL), RILL_EINVAL);
-    CHECK_EQ(rill_gen_stage_add(p, "y", NULL, NULL, NULL, NULL), RILL_EINVAL);
+    /* Each refusal says which call, which stage and what is wrong. */
+    CHECK(strstr(rill_pipeline_error(p, RILL_EINVAL), "rill_gen_source_add 'x'"));
+    CHECK(strstr(rill_pipeline_errmsg(p), "already resumed"));
+    rill_stage *y = (rill_stage *)&y;
+    CHECK_EQ(rill_gen_stage_add(p, "y", NULL, NULL, NULL, &y), RILL_EINVAL);
+    CHECK(y == NULL);
+    CHECK(strstr(rill_pipeline_error(p, RILL_EINVAL), "rill_gen_stage_add 'y'"));
+    CHECK(strstr(rill_pipeline_errmsg(p), "generator g is NULL"));
     rill_pipeline_free(p);
 }
 

@@ -70,6 +70,13 @@ RILL_TEST(redis_api, source_and_sink_commit_every_entry_once) {
     rill_redis_conf conf = {.host = "127.0.0.1", .port = rs.port};
     char err[256];
     enum { N = 2345 };
+    rill_pipeline *q = NULL; /* a publish sink refuses an empty stream, saying so */
+    rill_stage *pub = NULL;
+    CHECK_OK(rill_pipeline_new("pub", &q));
+    CHECK_EQ(rill_redis_publish_add(q, "nos", &conf, "", NULL, NULL, &pub, err, sizeof err),
+             RILL_EINVAL);
+    CHECK(strstr(err, "rill_redis_publish_add 'nos'") && strstr(err, "stream is NULL or empty"));
+    rill_pipeline_free(q);
     uint64_t want[7] = {0};
     CHECK_OK(publish_keys(&conf, "s", N, want));
 
@@ -82,11 +89,16 @@ RILL_TEST(redis_api, source_and_sink_commit_every_entry_once) {
     rill_redis_source_opts nocons = {.stream = "s"};
     CHECK_EQ(rill_redis_source_add(p, "x", &conf, &nocons, NULL, NULL, err, sizeof err),
              RILL_EINVAL);
+    CHECK(strstr(err, "rill_redis_source_add 'x'") && strstr(err, "opts->consumer"));
     CHECK_OK(rill_redis_source_add(p, "source", &conf, &o, NULL, &src, err, sizeof err));
     CHECK_OK(rill_broadcast_add(p, "other", NULL, &other));
     CHECK_EQ(rill_redis_sink_add(p, "bad", other, NULL, NULL, NULL, NULL), RILL_EINVAL);
+    CHECK(strstr(rill_pipeline_error(p, RILL_EINVAL), "rill_redis_sink_add 'bad'"));
+    CHECK(strstr(rill_pipeline_errmsg(p), "source 'other' is not a Redis source"));
     CHECK_OK(rill_redis_sink_add(p, "sink", src, NULL, NULL, NULL, &sink));
     CHECK_EQ(rill_redis_sink_add(p, "sink2", src, NULL, NULL, NULL, NULL), RILL_EEXIST);
+    CHECK(strstr(rill_pipeline_error(p, RILL_EEXIST), "rill_redis_sink_add 'sink2'"));
+    CHECK(strstr(rill_pipeline_errmsg(p), "source 'source' has a sink already"));
     CHECK_OK(rill_connect(src, sink));
     CHECK_OK(rill_connect(src, other));
     CHECK_OK(rill_pipeline_run(p));

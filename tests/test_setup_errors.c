@@ -35,9 +35,9 @@ RILL_TEST(setup_errors, missing_file_names_path_and_stage_before_start) {
     CHECK_OK(rill_pipeline_new("t", &p));
     CHECK_STREQ(rill_pipeline_errmsg(p), "");
     CHECK_EQ(rill_lines_file_add(p, "lines", path, NULL, NULL, &src), -ENOENT);
-    CHECK_MSG(p, "stage 'lines'", path, "No such file or directory");
+    CHECK_MSG(p, "rill_lines_file_add 'lines'", path, "No such file or directory");
     CHECK_EQ(rill_lines_file_add(p, "dir", RILL_TEST_TMP, NULL, NULL, &src), -EISDIR);
-    CHECK_MSG(p, "stage 'dir'", RILL_TEST_TMP, "directory");
+    CHECK_MSG(p, "rill_lines_file_add 'dir'", RILL_TEST_TMP, "directory");
     rill_pipeline_free(p);
     /* Without a pipeline the message still says what happened. */
     CHECK(strstr(rill_pipeline_errmsg(NULL), "rill_pipeline_new") != NULL);
@@ -267,5 +267,65 @@ RILL_TEST(setup_errors, minus_one_from_produce_close_barrier_and_merge_names_the
     CHECK_EQ(rill_stage_add(p, "rep", &bad_clone, NULL, &two, NULL), RILL_ESTAGE);
     CHECK_MSG(p, "'rep'", "clone failed for replica 1");
     CHECK(strstr(rill_pipeline_error(p, RILL_ESTAGE), "clone") != NULL);
+    rill_pipeline_free(p);
+}
+
+/* The built-in stages' own checks name the function, the stage and the
+ * argument at fault, and rill_pipeline_error gives that message for the
+ * code the call returned. */
+#define CHECK_ADD_MSG(p, call, ...)                                                   \
+    do {                                                                              \
+        int rc_ = (call);                                                             \
+        CHECK_EQ(rc_, RILL_EINVAL);                                                   \
+        CHECK_MSG(p, __VA_ARGS__);                                                    \
+        CHECK_STREQ(rill_pipeline_error(p, rc_), rill_pipeline_errmsg(p));            \
+    } while (0)
+
+RILL_TEST(setup_errors, line_sources_name_the_function_and_the_option) {
+    rill_pipeline *p;
+    CHECK_OK(rill_pipeline_new("t", &p));
+    CHECK_ADD_MSG(p, rill_lines_fd_add(p, "in", -1, NULL, NULL, NULL), "rill_lines_fd_add 'in'",
+                  "fd -1");
+    rill_lines_opts flags = {.flags = 0x4000};
+    CHECK_ADD_MSG(p, rill_lines_fd_add(p, "in", 0, &flags, NULL, NULL), "rill_lines_fd_add 'in'",
+                  "unknown flags 0x4000 in lopts");
+    rill_lines_opts huge = {.chunk = (size_t)1 << 41};
+    char want[64];
+    snprintf(want, sizeof want, "chunk %zu", huge.chunk);
+    CHECK_ADD_MSG(p, rill_lines_file_add(p, "file", "/dev/null", &huge, NULL, NULL),
+                  "rill_lines_file_add 'file'", want, "too large");
+    rill_lines_opts close_fd = {.flags = RILL_LINES_CLOSE_FD}; /* a file's flag, not TCP's */
+    snprintf(want, sizeof want, "unknown flags 0x%x", (unsigned)RILL_LINES_CLOSE_FD);
+    CHECK_ADD_MSG(p, rill_tcp_lines_add(p, "tcp", NULL, &close_fd, NULL, NULL),
+                  "rill_tcp_lines_add 'tcp'", want);
+    rill_pipeline_free(p);
+}
+
+RILL_TEST(setup_errors, simple_stages_name_the_function_and_the_argument) {
+    rill_pipeline *p;
+    CHECK_OK(rill_pipeline_new("t", &p));
+    CHECK_ADD_MSG(p, rill_map_add(p, "up", NULL, NULL, NULL, NULL), "rill_map_add 'up'",
+                  "fn is NULL");
+    CHECK_ADD_MSG(p, rill_print_add(p, "out", -2, NULL, NULL), "rill_print_add 'out'", "fd -2");
+    CHECK_ADD_MSG(p, rill_selector_add(p, "sel", NULL, NULL, NULL), "rill_selector_add 'sel'",
+                  "spec is NULL");
+    CHECK_ADD_MSG(p, rill_split_add(p, "words", ' ', 0x80000000u, NULL, NULL),
+                  "rill_split_add 'words'", "unknown flags 0x80000000");
+    rill_pipeline_free(p);
+}
+
+/* A stage library's own setup error reads like a built-in one. */
+RILL_TEST(setup_errors, a_stage_library_records_its_setup_error) {
+    rill_pipeline *p;
+    CHECK_OK(rill_pipeline_new("t", &p));
+    CHECK_EQ(rill_pipeline_setup_error(p, -ENOENT, "my_stage_add '%s': no table %d", "m", 7),
+             -ENOENT);
+    char want[200];
+    snprintf(want, sizeof want, "my_stage_add 'm': no table 7: %s", rill_strerror(-ENOENT));
+    CHECK_STREQ(rill_pipeline_errmsg(p), want);
+    CHECK_STREQ(rill_pipeline_error(p, -ENOENT), want);
+    /* A code that is not an error is not passed on as success. */
+    CHECK_EQ(rill_pipeline_setup_error(p, 0, "my_stage_add: odd"), RILL_EINVAL);
+    CHECK_EQ(rill_pipeline_setup_error(NULL, -EIO, "no pipeline"), -EIO);
     rill_pipeline_free(p);
 }

@@ -3,17 +3,20 @@
  *
  * A chain is g -> g->rill__sub -> ... -> leaf. rill_gen has no parent
  * pointer (it would cost 8 bytes per generator for the rare delegating
- * case), so a resume walks down from g once and threads the way back up
- * through rill__val of each delegator: a delegator's rill__val is unused
- * while it waits (it is overwritten with the sub's result when it resumes).
- * Every later step is O(1), so building, resuming and unwinding an n-level
- * chain is O(n), not O(n^2).
+ * case). A resume walks down from g once, checking that nothing on the way
+ * is running; when the leaf merely yields (the common case) that is all.
+ * When it finishes, fails or delegates further, the way back up is threaded
+ * through rill__val of each delegator (unused while it waits: it is
+ * overwritten with the sub's result when it resumes), and every later step
+ * is O(1), so building, resuming and unwinding an n-level chain is O(n), not
+ * O(n^2).
  *
  * Only the generator whose body executes is RILL_GEN_RUNNING; its delegators
- * stay SUSPENDED, which keeps a resume through k levels at 2k reads and k
- * writes. Re-entry is still caught: any path into the running chain (next,
- * send or close of a delegator, or a yield from that would close a cycle)
- * walks down to the running generator and gets RILL_ESTATE. */
+ * are RILL__GEN_WAITING (reported as suspended), which keeps a resume
+ * through k levels at 2k reads and no writes above the leaf. Re-entry is
+ * still caught: any path into the running chain (next, send or close of a
+ * delegator, or a yield from that would close a cycle) walks down to the
+ * running generator and gets RILL_ESTATE. */
 #include "rill_int.h"
 
 RILL_API void rill_gen_init(rill_gen *g, rill_gen_body_fn body, rill_gen_close_fn on_close) {
@@ -26,7 +29,13 @@ RILL_API void rill_gen_init(rill_gen *g, rill_gen_body_fn body, rill_gen_close_f
 }
 
 RILL_API rill_gen_status rill_gen_status_of(const rill_gen *g) {
-    return (rill_gen_status)g->rill__status;
+    return g->rill__status == RILL__GEN_WAITING ? RILL_GEN_SUSPENDED
+                                                : (rill_gen_status)g->rill__status;
+}
+
+/* Stopped at a yield, or waiting in a yield from. */
+static int rill__gen_suspended(const rill_gen *g) {
+    return g->rill__status == RILL_GEN_SUSPENDED || g->rill__status == RILL__GEN_WAITING;
 }
 
 /* Whether g or a generator it delegates to is running. */
@@ -62,7 +71,7 @@ static rill_gen *rill__gen_descend(rill_gen *cur, rill_gen **up) {
 static int rill__gen_abandon(rill_gen *g) {
     rill_gen *up = NULL, *cur = g;
     for (;;) {
-        cur->rill__status = cur->rill__status == RILL_GEN_SUSPENDED
+        cur->rill__status = rill__gen_suspended(cur)
                                 ? RILL_GEN_RUNNING /* "closing": callback due */
                                 : RILL_GEN_DONE;
         cur->rill__val = up;
@@ -107,7 +116,7 @@ static int rill__gen_drive(rill_gen *g, rill_gen *up, rill_gen *cur, int rc, int
     for (;;) {
         void *value = NULL; /* what cur is resumed with next */
         if (ran && rc == RILL__GEN_YIELD) {
-            cur->rill__status = RILL_GEN_SUSPENDED;
+            cur->rill__status = RILL_GEN_SUSPENDED; /* RILL_YIELD did; older bodies did not */
             *out = cur->rill__val;
             return 0;
         }
@@ -124,7 +133,7 @@ static int rill__gen_drive(rill_gen *g, rill_gen *up, rill_gen *cur, int rc, int
             rill_gen *leaf = rill__gen_descend(sub, &up); /* sub may be delegating */
             if (!leaf)
                 return rill__gen_fail(g, cur, RILL_ESTATE);
-            cur->rill__status = RILL_GEN_SUSPENDED;
+            cur->rill__status = RILL__GEN_WAITING;
             cur = leaf;
         } else {
             void *result = NULL; /* an exhausted delegate's yield from gives NULL */
@@ -180,15 +189,35 @@ RILL_API int rill__gen_send_slow(rill_gen *g, void *value, void **out) {
     default:
         break;
     }
+    /* One walk down to the leaf that checks nothing on the way is running.
+     * The way back up is linked only if the leaf does not simply yield: a
+     * resume through k levels reads 2k fields and writes none. */
+    rill_gen *leaf = g;
+    for (;; leaf = leaf->rill__sub) {
+        if (leaf->rill__status == RILL_GEN_RUNNING)
+            return RILL_ESTATE; /* re-entered from inside one of its delegates */
+        if (!leaf->rill__sub)
+            break;
+    }
+    int rc = 0, ran = leaf->rill__status != RILL_GEN_DONE; /* not: closed by its owner */
+    if (ran) {
+        leaf->rill__val = value;
+        leaf->rill__status = RILL_GEN_RUNNING;
+        rc = leaf->rill__body(leaf);
+        if (rc == RILL__GEN_YIELD) {
+            leaf->rill__status = RILL_GEN_SUSPENDED; /* RILL_YIELD did; older bodies did not */
+            *out = leaf->rill__val;
+            return 0;
+        }
+    }
+    /* Nothing above the leaf changed meanwhile: every way into the chain
+     * found the leaf running and was refused. */
     rill_gen *up = NULL;
-    rill_gen *cur = rill__gen_descend(g, &up);
-    if (!cur)
-        return RILL_ESTATE; /* re-entered from inside one of its delegates */
-    if (cur->rill__status == RILL_GEN_DONE) /* its delegate was closed by its owner */
-        return rill__gen_drive(g, up, cur, 0, 0, out);
-    cur->rill__val = value;
-    cur->rill__status = RILL_GEN_RUNNING;
-    return rill__gen_drive(g, up, cur, cur->rill__body(cur), 1, out);
+    for (rill_gen *cur = g; cur != leaf; cur = cur->rill__sub) {
+        cur->rill__val = up;
+        up = cur;
+    }
+    return rill__gen_drive(g, up, leaf, rc, ran, out);
 }
 
 /* The header's inline rill_gen_send resumes a suspended, non-delegating

@@ -29,7 +29,6 @@
  * depth limit name their port (held.c), so they too go where the port points
  * when they are delivered. A stash is memory without backpressure: one
  * thread cannot wait for itself. Mechanism and cost: docs/checkpoints.md. */
-#include <stdlib.h>
 
 #include "pipeline_int.h"
 
@@ -40,29 +39,16 @@ static bool rill__is_proxy(const rill_stage *st) { return st->ops == &rill__stas
 
 /* ---- stashes --------------------------------------------------------------- */
 
-static rill__deferred *rill__stash_slot(rill__stash *s) {
-    if (s->first + s->n == s->cap) {
-        if (s->first) { /* slide the live entries to the front first */
-            for (size_t i = 0; i < s->n; i++)
-                s->e[i] = s->e[s->first + i];
-            s->first = 0;
-        } else {
-            size_t cap = s->cap ? 2 * s->cap : 16;
-            rill__deferred *e = realloc(s->e, cap * sizeof *e);
-            if (!e)
-                return NULL;
-            s->e = e;
-            s->cap = cap;
-        }
-    }
-    return &s->e[s->first + s->n++];
+static int rill__stash_full(rill__stash *s) {
+    return rill_stage_fail(s->al->st, RILL_ENOMEM, "cannot hold an input back for a barrier");
 }
 
 static int rill__stash_put(rill__stash *s, unsigned kind, uint64_t id) {
-    rill__deferred *d = rill__stash_slot(s);
+    rill__deferred *d = rill__fifo_reserve(&s->q, sizeof *d);
     if (!d)
-        return rill_stage_fail(s->al->st, RILL_ENOMEM, "cannot hold an input back for a barrier");
+        return rill__stash_full(s);
     *d = (rill__deferred){.kind = kind, .id = id, .slot = s->slot};
+    rill__fifo_commit(&s->q);
     return 0;
 }
 
@@ -71,15 +57,12 @@ static int rill__stash_put(rill__stash *s, unsigned kind, uint64_t id) {
 static int rill__stash_send(rill_stage *st, void *state, const rill_item *item) {
     (void)st;
     rill__stash *s = state;
-    rill__deferred *d = rill__stash_slot(s);
-    if (!d)
-        return rill_stage_fail(s->al->st, RILL_ENOMEM, "cannot hold an input back for a barrier");
+    rill__deferred *d = rill__fifo_reserve(&s->q, sizeof *d);
+    if (!d || rill__item_keep(item, &d->item) < 0)
+        return rill__stash_full(s);
     d->kind = RILL__HELD_ITEM;
     d->slot = s->slot;
-    if (rill__item_keep(item, &d->item) < 0) {
-        s->n--;
-        return rill_stage_fail(s->al->st, RILL_ENOMEM, "cannot hold an input back for a barrier");
-    }
+    rill__fifo_commit(&s->q);
     return 0;
 }
 
@@ -258,11 +241,9 @@ static int rill__replay(rill__align *al) {
     for (bool more = true; more;) {
         more = false;
         for (unsigned s = 0; s < al->n; s++) {
-            rill__stash *st = &al->stash[s];
-            while (st->n && al->state[s] != RILL__IN_ARRIVED) {
-                rill__deferred d = st->e[st->first++];
-                if (--st->n == 0)
-                    st->first = 0;
+            rill__fifo *q = &al->stash[s].q;
+            rill__deferred d;
+            while (al->state[s] != RILL__IN_ARRIVED && rill__fifo_pop(q, &d, sizeof d)) {
                 more = true;
                 int rc = rill__replay_one(al, &d);
                 rill__deferred_release(&d);

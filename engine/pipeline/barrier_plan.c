@@ -96,12 +96,11 @@ void rill__barrier_drop_stashes(rill_pipeline *p) {
     for (unsigned i = 0; i < p->n; i++) {
         rill__align *al = p->stages[i]->al;
         for (unsigned s = 0; al && al->stash && s < al->n; s++) {
-            rill__stash *x = &al->stash[s];
-            for (size_t k = 0; k < x->n; k++) {
-                p->discarded += x->e[x->first + k].kind == RILL__HELD_ITEM;
-                rill__deferred_release(&x->e[x->first + k]);
+            rill__deferred d;
+            while (rill__fifo_pop(&al->stash[s].q, &d, sizeof d)) {
+                p->discarded += d.kind == RILL__HELD_ITEM;
+                rill__deferred_release(&d);
             }
-            x->n = x->first = 0;
         }
     }
 }
@@ -111,10 +110,10 @@ void rill__barrier_free(rill_pipeline *p) {
         rill_stage *st = p->stages[i];
         rill__align *al = st->al;
         for (unsigned s = 0; al && al->stash && s < al->n; s++) {
-            rill__stash *x = &al->stash[s];
-            for (size_t k = 0; k < x->n; k++)
-                rill__deferred_release(&x->e[x->first + k]);
-            free(x->e);
+            rill__deferred d;
+            while (rill__fifo_pop(&al->stash[s].q, &d, sizeof d))
+                rill__deferred_release(&d);
+            rill__fifo_free(&al->stash[s].q);
         }
         if (al) {
             free(al->state);

@@ -9,38 +9,21 @@
  * overtake one held earlier. The close cascade runs at depth 0, after the
  * drain, so end of stream still follows every held item. The domain runs on
  * one thread: nothing here is shared. Mechanism: docs/threads.md. */
-#include <stdlib.h>
-#include <string.h>
 
 #include "pipeline_int.h"
 #include "stats/prof.h"
 
-/* Room for one more held item: double the ring, unwrapped. */
-static int rill__held_grow(rill__worker *w) {
-    size_t cap = w->cap ? 2 * w->cap : 16;
-    rill__deferred *h = malloc(cap * sizeof *h);
-    if (!h)
-        return RILL_ENOMEM;
-    for (size_t i = 0; i < w->nheld; i++)
-        h[i] = w->held[(w->first + i) & (w->cap - 1)];
-    free(w->held);
-    w->held = h;
-    w->cap = cap;
-    w->first = 0;
-    return 0;
-}
-
 /* The next free entry of the FIFO, or NULL (no memory; `from` is failed). */
 static rill__deferred *rill__held_slot(rill__worker *w, rill_stage *from) {
-    if (w->nheld == w->cap && rill__held_grow(w) < 0) {
+    rill__deferred *d = rill__fifo_reserve(&w->held, sizeof *d);
+    if (!d)
         rill_stage_fail(from, RILL_ENOMEM, "cannot hold an item past the inline depth limit");
-        return NULL;
-    }
-    return &w->held[(w->first + w->nheld) & (w->cap - 1)];
+    return d;
 }
 
 static void rill__held_push(rill__worker *w) {
-    if (w->nheld++ == 0)
+    rill__fifo_commit(&w->held);
+    if (w->held.n == 1)
         w->depth += RILL__HELD;
 }
 
@@ -89,10 +72,9 @@ void rill__deferred_release(rill__deferred *d) {
  * first error of a stage sent to, or the stop's code. */
 int rill__drain(rill__worker *w) {
     int err = 0;
-    while (w->nheld) {
-        rill__deferred d = w->held[w->first];
-        w->first = (w->first + 1) & (w->cap - 1);
-        if (--w->nheld == 0)
+    rill__deferred d;
+    while (rill__fifo_pop(&w->held, &d, sizeof d)) {
+        if (w->held.n == 0)
             w->depth -= RILL__HELD; /* back to 0: this send may nest again */
         /* Through the port as it is now: an input that began aligning since
          * the item was held goes to its stash (barrier.c). */
@@ -128,15 +110,11 @@ int rill__drain(rill__worker *w) {
 }
 
 void rill__held_free(rill__worker *w) {
-    while (w->nheld) { /* not reached: a domain drains before it returns */
-        rill__deferred *d = &w->held[w->first];
-        w->discarded += d->kind == RILL__HELD_ITEM;
-        rill__deferred_release(d);
-        w->first = (w->first + 1) & (w->cap - 1);
-        w->nheld--;
+    rill__deferred d;
+    while (rill__fifo_pop(&w->held, &d, sizeof d)) { /* not reached: a domain drains first */
+        w->discarded += d.kind == RILL__HELD_ITEM;
+        rill__deferred_release(&d);
     }
-    free(w->held);
-    w->held = NULL;
-    w->cap = w->first = 0;
+    rill__fifo_free(&w->held);
     w->depth = 0;
 }

@@ -46,20 +46,36 @@ RILL_API int rill_stage_fail(rill_stage *st, int code, const char *fmt, ...) {
     return code;
 }
 
-int rill__setup_error(rill_pipeline *p, int code, const char *fmt, ...) {
+static int rill__setup_verror(rill_pipeline *p, int code, const char *fmt, va_list ap) {
     if (!p)
         return code;
-    char detail[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
-    va_end(ap);
+    char detail[400] = "";
+    if (fmt)
+        vsnprintf(detail, sizeof detail, fmt, ap);
     pthread_mutex_lock(&p->errlock);
     if (!atomic_load_explicit(&p->err, memory_order_relaxed)) {
         snprintf(p->errmsg, sizeof p->errmsg, "%s: %s", detail, rill_strerror(code));
         p->msgcode = code;
     }
     pthread_mutex_unlock(&p->errlock);
+    return code;
+}
+
+int rill__setup_error(rill_pipeline *p, int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    rill__setup_verror(p, code, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+RILL_API int rill_pipeline_setup_error(rill_pipeline *p, int code, const char *fmt, ...) {
+    if (code >= 0)
+        code = RILL_EINVAL;
+    va_list ap;
+    va_start(ap, fmt);
+    rill__setup_verror(p, code, fmt, ap);
+    va_end(ap);
     return code;
 }
 

@@ -11,6 +11,7 @@
 
 #include "park.h"
 #include "queue.h"
+#include "core/fifo.h"
 #include "core/names.h"
 #include "core/rill_int.h"
 #include "stats/stats_int.h"
@@ -64,12 +65,11 @@ typedef struct rill__deferred {
 } rill__deferred;
 
 /* Items, barriers and end of stream from one inline input of a stage being
- * aligned (barrier.c): a FIFO of cap entries from first. */
+ * aligned (barrier.c), in order. */
 typedef struct rill__stash {
     struct rill__align *al;
     unsigned slot;
-    size_t first, n, cap;
-    rill__deferred *e;
+    rill__fifo q;             /* of rill__deferred */
 } rill__stash;
 
 enum { RILL__IN_OPEN, RILL__IN_ARRIVED, RILL__IN_CLOSED };
@@ -105,9 +105,8 @@ typedef struct rill__worker {
     unsigned nout;
     uint64_t latency_ns;  /* flush partial output batches older than this */
     /* Inline delivery on this domain's one thread (flow.c); zeroed is ready. */
-    unsigned depth;          /* inline sends nested now, + RILL__HELD if nheld */
-    size_t nheld, first, cap; /* the deferred FIFO: a ring of cap (a power of 2) */
-    rill__deferred *held;
+    unsigned depth;          /* inline sends nested now, + RILL__HELD if held.n */
+    rill__fifo held;         /* of rill__deferred, in order */
     uint64_t discarded;      /* held items dropped by a stop */
     /* Per-stage busy time by sampled windows (stats/prof.h); zeroed is ready. */
     rill_stage *cur;          /* in a window: the stage whose code runs now */

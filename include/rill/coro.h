@@ -82,17 +82,29 @@ typedef enum rill_gen_status {
 } rill_gen_status;
 
 /* Engine state, embedded in the caller's own struct. Fields are private
- * (used by the macros); initialize with rill_gen_init(). ABI note: the inline
- * rill_gen_send below compiles this layout and the two rill__gen_* entry
- * points into programs, so changing either is an ABI break (a new soname). */
+ * (used by the macros); initialize with rill_gen_init().
+ *
+ * ABI contract: the inline rill_gen_send below and the RILL_YIELD macro are
+ * compiled into programs, so this layout, the meaning of rill__status, the
+ * two rill__gen_* entry points and the store of RILL_GEN_SUSPENDED by
+ * RILL_YIELD are part of the ABI (changing any of them needs a new soname).
+ * rill__status holds one value more than rill_gen_status: a generator
+ * suspended in a RILL_YIELD_FROM is RILL__GEN_WAITING, so "suspended and not
+ * delegating", the only case resumed inline, is one comparison. The library
+ * still marks a yielding generator suspended itself, so bodies compiled
+ * against an older header keep working when driven by the library. */
 struct rill_gen {
     rill_gen_body_fn rill__body;
     rill_gen_close_fn rill__on_close;
     rill_gen *rill__sub;   /* generator delegated to by RILL_YIELD_FROM */
     void *rill__val;       /* value yielded out, sent in, or returned */
     int rill__pc;          /* resume point: 0 = start */
-    int rill__status;      /* rill_gen_status */
+    int rill__status;      /* rill_gen_status, or RILL__GEN_WAITING */
 };
+
+/* rill__status of a generator suspended in a RILL_YIELD_FROM (reported as
+ * RILL_GEN_SUSPENDED by rill_gen_status_of). */
+#define RILL__GEN_WAITING 4
 
 /* Prepare g to run body. on_close may be NULL. g is caller-owned memory and
  * holds no resources: a generator that is done may simply be forgotten, and a
@@ -169,6 +181,7 @@ rill_gen_status rill_gen_status_of(const rill_gen *g);
 #define RILL__YIELD_AT(g, v, n)                                          \
     do {                                                                 \
         (g)->rill__pc = (n);                                             \
+        (g)->rill__status = RILL_GEN_SUSPENDED;                          \
         (g)->rill__val = (void *)(v);                                    \
         return RILL__GEN_YIELD;                                          \
         case (n):; /* RULE: no local lives across a yield; no yield in a switch */ \
@@ -218,13 +231,14 @@ int rill__gen_step_done(rill_gen *g, int rc, void **out);
 
 static inline int rill_gen_send(rill_gen *g, void *value, void **out) {
     /* A suspended generator that does not delegate: resuming it is one
-     * indirect call, so keep it out of the library call. */
-    if (__builtin_expect(g && out && g->rill__status == RILL_GEN_SUSPENDED && !g->rill__sub, 1)) {
+     * indirect call, so keep it out of the library call. RUNNING is what
+     * catches a body that resumes itself; the yield that ends the step marks
+     * the generator suspended again (pc and status are one store). */
+    if (__builtin_expect(g && out && g->rill__status == RILL_GEN_SUSPENDED, 1)) {
         g->rill__val = value;
         g->rill__status = RILL_GEN_RUNNING;
         int rc = g->rill__body(g);
         if (__builtin_expect(rc == RILL__GEN_YIELD, 1)) {
-            g->rill__status = RILL_GEN_SUSPENDED;
             *out = g->rill__val;
             return 0;
         }

@@ -290,6 +290,18 @@ const char *rill_pipeline_errmsg(const rill_pipeline *p);
  * is all a program needs, whichever call failed (p may still be NULL). */
 const char *rill_pipeline_error(const rill_pipeline *p, int rc);
 
+/* For stages made outside the library on this API (librill_redis, a
+ * program's own rill_X_add): a setup call on p refused its arguments or
+ * could not prepare the stage; record what and where (printf's fmt: name
+ * the call, the stage and the argument at fault) so that
+ * rill_pipeline_errmsg and rill_pipeline_error report it as they report the
+ * built-in stages' setup errors: "<fmt...>: <rill_strerror(code)>". It does
+ * not stop the pipeline, and a run error already there is kept. Returns
+ * code (RILL_EINVAL if code is not negative). p NULL: nothing is recorded.
+ * Thread-safety: as rill_stage_add (before the run, one thread). */
+int rill_pipeline_setup_error(rill_pipeline *p, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* The name of the stage that raised the first error, or NULL. */
 const char *rill_pipeline_errstage(const rill_pipeline *p);
 

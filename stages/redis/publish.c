@@ -68,8 +68,11 @@ RILL_API int rill_redis_publish_add(rill_pipeline *p, const char *name,
     if (!err || !errlen)
         err = scratch, errlen = sizeof scratch;
     err[0] = '\0';
-    if (!p || !stream || !*stream)
+    if (!p || !stream || !*stream) {
+        snprintf(err, errlen, "rill_redis_publish_add '%s': %s", name ? name : "(unnamed)",
+                 !p ? "p is NULL" : "stream is NULL or empty");
         return RILL_EINVAL;
+    }
     rill__rpub *s = calloc(1, sizeof *s);
     if (!s)
         return RILL_ENOMEM;

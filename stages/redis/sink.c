@@ -258,11 +258,20 @@ static const rill_stage_ops rill__rsink_ops = {
 static int rill__rsink_add(rill_pipeline *p, const char *name, rill_stage *source,
                            rill_key_fn key, void *key_arg, bool deltas,
                            const rill_stage_opts *so, rill_stage **out) {
-    if (!p || !source || rill_stage_ops_of(source) != &rill__rsource_ops)
+    const char *fn = deltas ? "rill_redis_sink_add_deltas" : "rill_redis_sink_add";
+    const char *what = name ? name : "(unnamed)";
+    if (!p)
         return RILL_EINVAL;
+    if (!source)
+        return rill_pipeline_setup_error(p, RILL_EINVAL, "%s '%s': source is NULL", fn, what);
+    if (rill_stage_ops_of(source) != &rill__rsource_ops)
+        return rill_pipeline_setup_error(p, RILL_EINVAL, "%s '%s': source '%s' is not a Redis "
+                                         "source (from rill_redis_source_add)", fn, what,
+                                         rill_stage_name(source));
     rill__rsource *src = rill_stage_state(source);
-    if (src->sink)
-        return RILL_EEXIST; /* one sink per source: it owns the batches' commits */
+    if (src->sink) /* one sink per source: it owns the batches' commits */
+        return rill_pipeline_setup_error(p, RILL_EEXIST, "%s '%s': source '%s' has a sink "
+                                         "already", fn, what, rill_stage_name(source));
     rill__rsink *k = calloc(1, sizeof *k);
     if (!k)
         return RILL_ENOMEM;
@@ -273,12 +282,14 @@ static int rill__rsink_add(rill_pipeline *p, const char *name, rill_stage *sourc
     k->key = key;
     k->key_arg = key_arg;
     k->deltas = deltas;
-    char err[256];
+    char err[256] = "";
     int rc = rill__rconn_init(&k->conn, &conf);
     if (!rc)
         rc = rill__rconn_open(&k->conn, err, sizeof err);
     if (!rc)
         rc = rill__load_script(k, err, sizeof err);
+    if (rc && err[0]) /* the reason the connection or the script failed */
+        rill_pipeline_setup_error(p, rc, "%s '%s': %s", fn, what, err);
     if (!rc)
         rc = rill_stage_add(p, name, &rill__rsink_ops, k, so, &k->st);
     if (rc) {

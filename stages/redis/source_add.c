@@ -27,8 +27,13 @@ RILL_API int rill_redis_source_add(rill_pipeline *p, const char *name,
         errlen = sizeof scratch;
     }
     err[0] = '\0';
-    if (!p || !conf || !o || !o->stream || !*o->stream || !o->consumer || !*o->consumer) {
-        snprintf(err, errlen, "a Redis source needs a stream and a consumer name");
+    const char *what = name ? name : "(unnamed)";
+    const char *bad = !p ? "p is NULL" : !conf ? "conf is NULL" : !o ? "opts is NULL"
+                    : !o->stream || !*o->stream ? "opts->stream is NULL or empty"
+                    : !o->consumer || !*o->consumer ? "opts->consumer is NULL or empty" : NULL;
+    if (bad) {
+        snprintf(err, errlen, "rill_redis_source_add '%s': %s (a Redis source needs a stream "
+                 "and a consumer name)", what, bad);
         return RILL_EINVAL;
     }
     rill__rsource *s = calloc(1, sizeof *s);
