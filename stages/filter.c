@@ -2,7 +2,9 @@
  *
  * This runs once per line per filter on the hot path (the seed's topology has
  * one filter per IP), so each match kind gets its own send function (no
- * switch per item) and the byte tests are one length check plus one memcmp. */
+ * switch per item) and the byte tests are one length check plus one memcmp.
+ * Each also takes runs (send_items): one loop over the run, the matches
+ * emitted as runs of their own. */
 #include <stdlib.h>
 #include <string.h>
 
