@@ -206,13 +206,13 @@ RILL_TEST(runs, send_items_and_send_give_the_same_results) {
         rill_pipeline *p;
         rill_stage *src, *f, *sink, *mid;
         run_src s = {.n = 5000, .len = 100};
-        run_sink k = {0};
+        run_sink k = {0}, m = {0};
         rill_filter_spec spec = {.match = RILL_MATCH_PRED, .pred = pred_odd};
         CHECK_OK(rill_pipeline_new("same", &p));
         CHECK_OK(rill_stage_add(p, "src", &run_src_ops, &s, NULL, &src));
         /* single: a stage in between turns each run into single emits */
         CHECK_OK(rill_stage_add(p, "mid", single ? &splitter_ops : &run_pass_items_ops,
-                                single ? NULL : &(run_sink){0}, NULL, &mid));
+                                single ? NULL : &m, NULL, &mid));
         CHECK_OK(rill_filter_add(p, "odd", &spec, NULL, &f));
         CHECK_OK(rill_stage_add(p, "sink", &run_sink_ops, &k, NULL, &sink));
         CHECK_OK(rill_connect_chain(src, mid, f, sink, NULL));
