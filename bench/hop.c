@@ -1,5 +1,5 @@
 /* One thread hop: a producer thread hands items to a consumer thread, which
- * sums a field of each. Three contenders in the same run, rounds interleaved
+ * sums a field of each. Four contenders in the same run, rounds interleaved
  * so machine noise hits them alike:
  *   raw1     concurrencykit SPSC ring, one item pointer per slot: the loop
  *            one would write by hand (~40 M items/s on the developers' box)
@@ -10,11 +10,14 @@
  *            of static items (--borrowed: borrowed ones, whose bytes the
  *            queue copies) into a RILL_STAGE_THREADED sink, timed from
  *            start to close (rill_pipeline_run)
+ *   rill runs the same, the source emitting each 4096 items as one run
+ *            (rill_emit_items: the queue appends it a chunk at a time) and
+ *            the sink taking each batch in one call (ops.send_items)
  * Both raw loops spin (ck_pr_stall) and never park; rill spins briefly then
  * parks. Then a sweep of rill's capacity x batch.
  *
  *   bench_hop [--n ITEMS] [--rounds R] [--capacity C] [--batch B]
- *             [--max-s SECONDS] [--sweep-n ITEMS] [--no-sweep] [--only raw1|rawB|rill]
+ *             [--max-s SECONDS] [--sweep-n ITEMS] [--no-sweep] [--only raw1|rawB|rill|runs]
  *             [--borrowed]
  *
  * A run stops early after --max-s seconds (a spinning raw loop on a busy
@@ -210,6 +213,7 @@ static struct moved run_rawb(uint64_t n, unsigned capacity, unsigned bsz) {
 
 struct src {
     uint64_t left, produced;
+    int runs; /* emit each chunk as one run (rill_emit_items) */
 };
 
 static int src_produce(rill_stage *st, void *state) {
@@ -217,7 +221,12 @@ static int src_produce(rill_stage *st, void *state) {
     if (s->produced && now() > deadline)
         return RILL_EDONE;
     unsigned k = s->left < CHUNK ? (unsigned)s->left : CHUNK;
-    for (unsigned i = 0; i < k; i++) {
+    if (s->runs) {
+        int rc = rill_emit_items(st, pool, k);
+        if (rc < 0)
+            return rc;
+    }
+    for (unsigned i = 0; !s->runs && i < k; i++) {
         int rc = rill_emit(st, &pool[i]); /* CHUNK == POOL: i indexes the pool */
         if (rc < 0)
             return rc;
@@ -229,8 +238,17 @@ static int src_produce(rill_stage *st, void *state) {
 
 static const rill_stage_ops src_ops = {.produce = src_produce};
 
-static struct moved run_rill(uint64_t n, unsigned capacity, unsigned bsz) {
-    struct src s = {.left = n};
+/* The sink of the run contender: a batch from the queue in one call. */
+static int count_sink_items(rill_stage *st, void *state, const rill_item *items, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        count_sink_send(st, state, &items[i]);
+    return 0;
+}
+static const rill_stage_ops count_sink_items_ops = {.send = count_sink_send,
+                                                    .send_items = count_sink_items};
+
+static struct moved run_rill(uint64_t n, unsigned capacity, unsigned bsz, int runs) {
+    struct src s = {.left = n, .runs = runs};
     struct count_sink k = {0};
     struct moved m = {0};
     rill_pipeline *p;
@@ -238,7 +256,8 @@ static struct moved run_rill(uint64_t n, unsigned capacity, unsigned bsz) {
     rill_stage_opts so = {.flags = RILL_STAGE_THREADED};
     rill_stage_opts ko = {.flags = RILL_STAGE_THREADED, .capacity = capacity, .batch = bsz};
     if (rill_pipeline_new("hop", &p) || rill_stage_add(p, "source", &src_ops, &s, &so, &a) ||
-        rill_stage_add(p, "sink", &count_sink_ops, &k, &ko, &b) || rill_connect(a, b)) {
+        rill_stage_add(p, "sink", runs ? &count_sink_items_ops : &count_sink_ops, &k, &ko, &b) ||
+        rill_connect(a, b)) {
         fprintf(stderr, "bench_hop: cannot build the pipeline\n");
         exit(1);
     }
@@ -300,19 +319,19 @@ static struct usage usage_now(void) {
     return r;
 }
 
-enum { RAW1, RAWB, RILL };
+enum { RAW1, RAWB, RILL, RILLR };
 
 /* One timed run of a contender: its items/s, and in note how many CPUs it
  * kept busy and how often its threads were switched out (parking or
  * preemption: what makes a hop slow on a shared machine). */
 static double measure(int which, uint64_t n, unsigned cap, unsigned bsz, double max_s,
                       char note[48]) {
-    static const char *const names[] = {"raw1", "rawB", "rill"};
+    static const char *const names[] = {"raw1", "rawB", "rill", "rill runs"};
     struct usage u0 = usage_now();
     deadline = now() + max_s;
     struct moved m = which == RAW1   ? run_raw1(n, pow2_at_least(cap))
                      : which == RAWB ? run_rawb(n, cap, bsz)
-                                     : run_rill(n, cap, bsz);
+                                     : run_rill(n, cap, bsz, which == RILLR);
     struct usage u1 = usage_now();
     snprintf(note, 48, "[%.2f cpu %ld csw]", (u1.cpu - u0.cpu) / m.t, u1.csw - u0.csw);
     return rate(names[which], m, n);
@@ -347,7 +366,7 @@ int main(int argc, char **argv) {
         }
         if (i + 1 >= argc) {
             fprintf(stderr, "usage: bench_hop [--n ITEMS] [--rounds R] [--capacity C] [--batch B] "
-                            "[--max-s SECONDS] [--sweep-n ITEMS] [--no-sweep] [--only raw1|rawB|rill] [--borrowed]\n");
+                            "[--max-s SECONDS] [--sweep-n ITEMS] [--no-sweep] [--only raw1|rawB|rill|runs] [--borrowed]\n");
             return 2;
         }
         const char *val = argv[++i];
@@ -390,31 +409,39 @@ int main(int argc, char **argv) {
            "batch %u, raw1 ring %u slots; load average %.2f\n",
            (unsigned long long)n, borrowed ? "borrowed" : "static", max_s, rounds, cap, bsz,
            pow2_at_least(cap), loadavg());
-    double r1[MAXR], rb[MAXR], rr[MAXR];
+    double r1[MAXR], rb[MAXR], rr[MAXR], rn[MAXR];
     for (int r = 0; r < rounds; r++) {
-        char n1[48] = "", nb[48] = "", nr[48] = "";
-        r1[r] = rb[r] = rr[r] = 1;
+        char n1[48] = "", nb[48] = "", nr[48] = "", nn[48] = "";
+        r1[r] = rb[r] = rr[r] = rn[r] = 1;
         if (!only || !strcmp(only, "raw1"))
             r1[r] = measure(RAW1, n, cap, bsz, max_s, n1);
         if (!only || !strcmp(only, "rawB"))
             rb[r] = measure(RAWB, n, cap, bsz, max_s, nb);
         if (!only || !strcmp(only, "rill"))
             rr[r] = measure(RILL, n, cap, bsz, max_s, nr);
-        printf("  round %d: raw1 %6.1f M/s %s  rawB %6.1f M/s %s  rill %6.1f M/s %s\n", r + 1,
-               r1[r] / 1e6, n1, rb[r] / 1e6, nb, rr[r] / 1e6, nr);
+        if (!only || !strcmp(only, "runs"))
+            rn[r] = measure(RILLR, n, cap, bsz, max_s, nn);
+        printf("  round %d: raw1 %6.1f M/s %s  rawB %6.1f M/s %s  rill %6.1f M/s %s  "
+               "runs %6.1f M/s %s\n", r + 1, r1[r] / 1e6, n1, rb[r] / 1e6, nb, rr[r] / 1e6, nr,
+               rn[r] / 1e6, nn);
         fflush(stdout);
     }
-    double b1, m1, bb, mb, br, mr;
+    double b1, m1, bb, mb, br, mr, bn, mn;
     stats(r1, rounds, &b1, &m1);
     stats(rb, rounds, &bb, &mb);
     stats(rr, rounds, &br, &mr);
+    stats(rn, rounds, &bn, &mn);
     printf("                 best M items/s   median M items/s\n");
     printf("  raw1 per-item  %14.1f   %16.1f\n", b1 / 1e6, m1 / 1e6);
     printf("  rawB batch %-4u%14.1f   %16.1f\n", bsz, bb / 1e6, mb / 1e6);
     printf("  rill           %14.1f   %16.1f\n", br / 1e6, mr / 1e6);
+    printf("  rill runs      %14.1f   %16.1f\n", bn / 1e6, mn / 1e6);
     printf("  rill/raw1: best %.2fx median %.2fx (target >= 2.5x)   "
            "rill/rawB: best %.2fx median %.2fx\n",
            br / b1, mr / m1, br / bb, mr / mb);
+    printf("  rill runs/raw1: best %.2fx median %.2fx (issue: >= 2x)   "
+           "rill runs/rawB: best %.2fx median %.2fx (issue: >= 0.5x)\n",
+           bn / b1, mn / m1, bn / bb, mn / mb);
 
     if (sweep) {
         static const unsigned caps[] = {1024, 4096, 16384}, bats[] = {64, 256, 1024};
@@ -439,7 +466,8 @@ int main(int argc, char **argv) {
     }
     printf("load average at the end %.2f\n", loadavg());
     printf("RESULT hop rill_items_per_s=%.0f median=%.0f raw1_items_per_s=%.0f "
-           "rawB_items_per_s=%.0f ratio_vs_raw=%.2f ratio_vs_raw_batched=%.2f sums_ok=%s\n",
-           br, mr, b1, bb, br / b1, br / bb, bad ? "no" : "yes");
+           "rawB_items_per_s=%.0f ratio_vs_raw=%.2f ratio_vs_raw_batched=%.2f runs_items_per_s=%.0f "
+           "runs_vs_raw=%.2f runs_vs_raw_batched=%.2f sums_ok=%s\n",
+           br, mr, b1, bb, br / b1, br / bb, bn, bn / b1, bn / bb, bad ? "no" : "yes");
     return bad;
 }

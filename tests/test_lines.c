@@ -456,7 +456,11 @@ RILL_TEST(lines, downstream_error_stops_the_source) {
     CHECK_STREQ(rill_pipeline_errstage(p), "count");
     CHECK(strstr(rill_pipeline_errmsg(p), "refusing item 3"));
     CHECK_EQ(c.lines, 2);
-    CHECK_EQ(s.lines, 2);
+    /* The lines go as one run: each line emitted was received (the two
+     * counted, the one refused) or discarded when the refusal stopped the
+     * pipeline; all five were emitted. */
+    CHECK_EQ(s.lines, 5);
+    CHECK_EQ(s.lines, c.lines + 1 + rill_pipeline_discarded(p));
     rill_pipeline_free(p);
 }
 

@@ -5,6 +5,8 @@
  *   rill_emit_to(st, port, item)  to one port
  *   rill_try_emit(st, item)       to every port or none: look at each queue
  *                                 first; refused, arm it (room.c)
+ *   rill_emit_items(st, items, n) a run: the same path, paid once per run per
+ *                                 port (flow_run.c, which maps it)
  *   rill_pipeline_push(p, e, item) from the caller, into an entry stage
  *     rill__deliver               per port: on the same thread, rill__send_inline
  *                                 (past the depth limit: held, held.c);
@@ -13,8 +15,9 @@
  *   rill__run_source(st, w)       a source's thread: produce until done,
  *                                 handing over partial batches as they age
  *   rill__run_consumer(w)         a threaded stage's thread: take a batch from
- *                                 any input, rill__send each item, hand the
- *                                 batch back; wait when every input is empty
+ *                                 any input, hand it to rill__run_send
+ *                                 (flow_run.c) as a run, hand the batch back;
+ *                                 wait when every input is empty
  *     a checkpoint barrier        after a batch's items (b->has_barrier):
  *                                 rill__barrier_at; while its stage aligns,
  *                                 rill__poll passes over inputs whose barrier
@@ -349,12 +352,11 @@ void rill__run_consumer(rill__worker *w) {
             open -= eos;
             continue;
         }
-        /* After a stop the rest of the batch is not delivered either; it
-         * counts as discarded, like the items still queued. */
-        unsigned i = 0;
-        while (i < b->n && !rill__stopped(w->p))
-            if (RILL__UNLIKELY(rill__send(st, &b->items[i++]) < 0))
-                break;
+        /* The batch as a run (flow_run.c). After a stop or a failing send
+         * the rest of it is not delivered; it counts as discarded, like
+         * the items still queued. */
+        int rc;
+        unsigned i = (unsigned)rill__run_send(st, b->items, b->n, &rc);
         rill__counter_add(&st->n_in, i);
         /* A barrier follows the batch's items, end of stream follows both. */
         bool eos = b->eos, barrier = b->has_barrier && i == b->n;

@@ -94,6 +94,10 @@ RILL_API int rill_stage_add(rill_pipeline *p, const char *name, const rill_stage
         return rill__setup_error(p, RILL_EINVAL,
                                  "rill_stage_add '%s': ops has both send and produce (a stage "
                                  "is a source, with produce, or receives items, with send)", what);
+    if (ops->send_items && !ops->send)
+        return rill__setup_error(p, RILL_EINVAL,
+                                 "rill_stage_add '%s': ops has send_items without send (send "
+                                 "still gets single items)", what);
     if (!ops->send && !ops->produce)
         return rill__setup_error(p, RILL_EINVAL,
                                  "rill_stage_add '%s': ops has neither send nor produce", what);

@@ -233,6 +233,10 @@ void rill__flush_outputs(rill__worker *w);     /* hand over every partial batch 
 void rill__flush_old_outputs(rill__worker *w); /* ... those past their latency */
 void rill__run_source(rill_stage *st, rill__worker *w); /* on w's thread */
 void rill__run_consumer(rill__worker *w);
+/* flow_run.c: items[0..n) to t's send_items, or its send per item until a
+ * stop or a failure (*rc: its code, or the stop's). Returns how many t
+ * received. On t's thread; the caller counts them and nests. */
+size_t rill__run_send(rill_stage *t, const rill_item *items, size_t n, int *rc);
 /* held.c: inline sends nested deeper than this on one thread are held in
  * its FIFO and delivered once it is back at depth 0. 10,000 inline stages
  * then fit a 256 KiB stack, also under ASan; user frames count too. */

@@ -334,6 +334,45 @@ int rill__queue_push(rill__queue *e, const rill_item *item, int stop_code) {
     return 0;
 }
 
+int rill__queue_push_items(rill__queue *e, const rill_item *items, size_t n, int stop_code,
+                           size_t *queued) {
+    size_t i = 0;
+    int rc = 0;
+    if (e->policy != RILL_OVERFLOW_BLOCK) { /* drops are decided item by item */
+        while (i < n && (rc = rill__queue_push(e, &items[i], stop_code)) == 0)
+            i++;
+        *queued = i;
+        return rc;
+    }
+    while (i < n) {
+        if (RILL__UNLIKELY(rill__queue_full(e))) {
+            rill__queue_flush(e);
+            if ((rc = rill__queue_wait(e, rill__has_room, stop_code)))
+                break;
+        }
+        if (!e->cur && (rc = rill__queue_new_batch(e, stop_code)))
+            break;
+        rill__batch *b = e->cur;
+        size_t take = e->capacity - rill__queue_queued(e, e->consumed_seen);
+        take = take < e->batch_cap - b->n ? take : e->batch_cap - b->n;
+        take = take < n - i ? take : n - i;
+        if (b->n == 0)
+            b->started = 0; /* stamped lazily by the latency check */
+        size_t got = rill__batch_append(b, items + i, take);
+        b->n += (unsigned)got;
+        i += got;
+        atomic_store_explicit(&e->pending, b->n, memory_order_relaxed);
+        if (got < take) {
+            rc = RILL_ENOMEM;
+            break;
+        }
+        if (b->n == e->batch_cap)
+            rill__queue_publish(e, false);
+    }
+    *queued = i;
+    return rc;
+}
+
 int rill__queue_ready(rill__queue *e) {
     if (e->policy != RILL_OVERFLOW_BLOCK)
         return RILL__ROOM;

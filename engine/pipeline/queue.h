@@ -120,6 +120,14 @@ void rill__queue_fini(rill__queue *e);
  * queued), or RILL_ENOMEM. */
 int rill__queue_push(rill__queue *e, const rill_item *item, int stop_code);
 
+/* Producer: rill__queue_push for items[0..n) in order, appended a chunk at a
+ * time (one capacity check and one copy per chunk, owners retained and
+ * borrowed bytes copied as for one item). Blocks while the queue is full.
+ * *queued: how many were appended (or dropped by a drop policy); the rest
+ * were not, on a stop (stop_code) or RILL_ENOMEM. */
+int rill__queue_push_items(rill__queue *e, const rill_item *items, size_t n, int stop_code,
+                           size_t *queued);
+
 /* Producer: make the partial batch visible now and wake the consumer if it
  * sleeps (also for batches published lazily before). Never blocks. */
 void rill__queue_flush(rill__queue *e);

@@ -1,6 +1,7 @@
 /* What a queue does for items that are not owned: borrowed bytes copied
  * into the batch's arena, and (RILL_DEBUG) static bytes checked for change
- * while queued. The hand-offs that call these are queue.c. */
+ * while queued; and a run's chunk appended to a batch with both done. The
+ * hand-offs that call these are queue.c. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,3 +75,33 @@ void rill__check_static(rill__queue *e, const rill__batch *b) {
 }
 #endif
 
+
+/* A run's chunk: items[0..n) appended to b after its b->n items, owners
+ * retained once per change of owner and borrowed bytes copied, as
+ * rill__queue_push does for one. Returns how many were appended: n, or
+ * fewer if copying one's bytes ran out of memory (it is not appended).
+ * The caller sets b->n and publishes. */
+size_t rill__batch_append(rill__batch *b, const rill_item *items, size_t n) {
+    rill_item *dst = b->items + b->n;
+    memcpy(dst, items, n * sizeof *dst);
+    for (size_t j = 0; j < n; j++) {
+        rill_ref *o = dst[j].owner;
+        if (RILL__UNLIKELY(o != b->last)) {
+            if (!o) { /* b->last is never NULL: copy, and keep the last owner */
+                if (rill__batch_copy(b, &dst[j]) < 0)
+                    return j;
+                continue;
+            }
+            if (o != RILL_REF_STATIC) {
+                rill_ref_retain(o);
+                b->owners[b->nowners++] = o;
+            }
+            b->last = o;
+        }
+#ifdef RILL_DEBUG
+        if (o == RILL_REF_STATIC)
+            b->sums[b->n + j] = rill__sum(&dst[j]);
+#endif
+    }
+    return n;
+}

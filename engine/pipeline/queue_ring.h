@@ -57,6 +57,9 @@ static inline void rill__batch_free(rill__batch *b) {
  * up). 0 or RILL_ENOMEM. */
 int rill__batch_copy(rill__batch *b, rill_item *it);
 
+/* queue_copy.c: append a chunk of a run to b (see there); how many went. */
+size_t rill__batch_append(rill__batch *b, const rill_item *items, size_t n);
+
 #ifdef RILL_DEBUG
 /* queue_copy.c: a static item's bytes summed when queued (RILL__SUM_STATIC
  * on b's last item) and checked when taken; a change fails the pipeline. */

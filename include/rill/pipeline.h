@@ -96,6 +96,18 @@ typedef struct rill_stage_ops {
      * with replica 0's state, which it must only read. NULL: items are
      * dealt round robin, a batch at a time. Optional. */
     uint64_t (*hash)(const void *state, const rill_item *item);
+
+    /* Receive a run: items[0..n), n >= 1, in order, each borrowed as for
+     * send (the array too: valid for the call only). Must do what send
+     * called on each item in turn would, typically with one loop and no
+     * call per item (a filter collects its matches and emits them with
+     * rill_emit_items). The engine calls it when items come as a run
+     * (rill_emit_items, or a batch from another thread) and the stage has no
+     * delay (rill_stage_set_delay); send still gets single items, so a stage
+     * with send_items must have send too. Return 0, or a negative code as
+     * send does; a run handed to send_items counts as received whole
+     * (n_in) whatever it returns. Optional (NULL: send per item). */
+    int (*send_items)(rill_stage *st, void *state, const rill_item *items, size_t n);
 } rill_stage_ops;
 
 enum {
@@ -253,9 +265,10 @@ void rill_pipeline_abort(rill_pipeline *p);
  * state. NULL is a no-op. */
 void rill_pipeline_free(rill_pipeline *p);
 
-/* Items that were queued between threads, or held back past the inline
- * depth limit (docs/threads.md), but never delivered because the pipeline
- * stopped (error or abort). Exact after close. */
+/* Items that were queued between threads, held back past the inline depth
+ * limit (docs/threads.md), or emitted in a run (rill_emit_items) to a stage
+ * that stopped taking them, but never delivered because the pipeline stopped
+ * (error or abort). Exact after close. */
 uint64_t rill_pipeline_discarded(const rill_pipeline *p);
 
 /* The first error (0 if none). */
@@ -324,6 +337,27 @@ int rill_emit(rill_stage *st, const rill_item *item);
 
 /* Send item to output port `port` only. RILL_EINVAL if there is no such port. */
 int rill_emit_to(rill_stage *st, unsigned port, const rill_item *item);
+
+/* Send items[0..n) to every stage connected after st, as a run: the same
+ * items reach the same stages in the same order per connection as n calls
+ * of rill_emit would deliver, at a fraction of the cost per item (the
+ * engine's checks and counters are paid once per run per port, and a stage
+ * with ops->send_items gets the run in one call). Each port gets the whole
+ * run before the next port gets any of it, so a stage fed by two of st's
+ * ports (directly or through others) sees the runs interleaved, not the
+ * items (docs/stages.md, "Runs"). Ownership as for rill_emit: the array and
+ * every item are borrowed for the call; threads copy or retain what they
+ * keep (rill/item.h).
+ *
+ * Returns 0; the first error of a downstream stage or the pipeline's error
+ * once it has stopped (RILL_EABORTED after an abort), as rill_emit; or
+ * RILL_EINVAL if st is NULL, or items is NULL with n > 0. n == 0 emits
+ * nothing and returns 0 (or the stop's code). Items of the run that a stop
+ * or a failure kept from a stage count in rill_pipeline_discarded, as
+ * queued ones do. It may block on a full queue as rill_emit does; call it
+ * only from st's callbacks. A source with a delay (rill_stage_set_delay)
+ * emits the run item by item, its delay before each. */
+int rill_emit_items(rill_stage *st, const rill_item *items, size_t n);
 
 /* Like rill_emit, but never waits for room in a queue directly after st:
  * for a source that runs an event loop (sockets, timers: rill/sched.h) in

@@ -63,8 +63,9 @@ typedef struct rill_queue_stats {
 typedef struct rill_stage_stats {
     const char *name;
     bool threaded;          /* runs a thread of its own */
-    uint64_t items_in;      /* items received (send calls) */
-    uint64_t items_out;     /* items emitted (rill_emit / rill_emit_to calls) */
+    uint64_t items_in;      /* items received (send calls, send_items items) */
+    uint64_t items_out;     /* items emitted (rill_emit / rill_emit_to calls,
+                               rill_emit_items items) */
     uint64_t busy_ns;       /* time its own code ran: its share of its
                                thread's busy time (docs/stats.md); 0 when
                                its thread's is not measured */
