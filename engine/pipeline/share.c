@@ -285,7 +285,11 @@ int rill__share_plan(rill_pipeline *p) {
         sh->target = -1;
         sh->st = st;
         sh->batch_cap = st->out[0].queue->batch_cap;
-        sh->max_batches = st->out[0].queue->max_batches;
+        /* A queue's batches, plus one per member for a mark or an item for
+         * it alone, while every ring can still hold every batch. */
+        rill__queue *e0 = st->out[0].queue;
+        unsigned fit = ck_ring_capacity(&e0->empty) - 1;
+        sh->max_batches = e0->max_batches + n < fit ? e0->max_batches + n : fit;
         atomic_init(&sh->pending, 0);
         for (unsigned k = 0; k < n; k++) {
             rill__queue *e = st->out[k].queue;
