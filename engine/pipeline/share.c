@@ -120,14 +120,22 @@ void rill__share_publish(rill__share *sh, bool wake) {
         }
 }
 
+/* What the partial batch is for from now on: after a publish it is NULL, or
+ * an empty batch the members' latency checks must see only if it is theirs. */
+static void rill__share_retarget(rill__share *sh, int target, bool wake) {
+    if (sh->target == target)
+        return;
+    rill__share_publish(sh, wake);
+    sh->target = target;
+    sh->room = 0;
+    for (unsigned k = 0; k < sh->n; k++)
+        sh->m[k]->cur = sh->cur && rill__for(sh, k) ? sh->cur : NULL;
+}
+
 /* The slow part of a push: the partial batch is for other members, a member
  * may be full, or there is no partial batch. */
 static int rill__share_prepare(rill__share *sh, int target, int stop_code) {
-    if (sh->target != target) {
-        rill__share_publish(sh, false);
-        sh->target = target;
-        sh->room = 0;
-    }
+    rill__share_retarget(sh, target, false);
     for (;;) {
         if (sh->room == 0 && (sh->room = rill__share_room(sh)) == 0) {
             /* Some member is full: let every consumer see what we hold, and
@@ -199,11 +207,7 @@ int rill__share_push(rill__share *sh, int port, const rill_item *item, int stop_
  * producer side a batch given back wakes (rill__share_release). */
 int rill__share_ready(rill__queue *e) {
     rill__share *sh = e->share;
-    if (sh->target != -1) {
-        rill__share_publish(sh, true);
-        sh->target = -1;
-        sh->room = 0;
-    }
+    rill__share_retarget(sh, -1, true);
     e->consumed_seen = atomic_load_explicit(&e->consumed, memory_order_acquire);
     uint64_t queued = e->produced_local - e->consumed_seen + (sh->cur ? sh->cur->n : 0);
     if (queued >= e->capacity)
@@ -215,9 +219,8 @@ int rill__share_mark(rill__queue *e, bool eos, uint64_t id, int stop_code) {
     rill__share *sh = e->share;
     unsigned k = e->share_ix;
     rill__share_publish(sh, true); /* the items before it, to their members */
-    sh->target = (int)k;
-    sh->room = 0;
-    int rc = rill__share_batch(sh, stop_code);
+    rill__share_retarget(sh, (int)k, true);
+    int rc = sh->cur ? 0 : rill__share_batch(sh, stop_code);
     if (rc)
         return rc;
     if (eos) {
