@@ -108,6 +108,10 @@ void rill__share_publish(rill__share *sh, bool wake) {
     unsigned n = b->n, refs = 0;
     for (unsigned k = 0; k < sh->n; k++)
         refs += rill__for(sh, k);
+    if (RILL__UNLIKELY(!refs)) { /* every member closed: nobody to hand it to */
+        rill__batch_drop(b);
+        return;
+    }
     sh->cur = NULL;
     atomic_store_explicit(&sh->pending, 0, memory_order_relaxed);
     /* Counted before the first member can see it, so that no consumer
