@@ -8,6 +8,9 @@
  *   rill_emit_items(st, items, n) a run: the same path, paid once per run per
  *                                 port (flow_run.c, which maps it)
  *   rill_pipeline_push(p, e, item) from the caller, into an entry stage
+ *     rill__share_push            a stage whose every port is a queue: the item
+ *                                 appended once, to a batch all those queues
+ *                                 receive (share.c); otherwise
  *     rill__deliver               per port: on the same thread, rill__send_inline
  *                                 (past the depth limit: held, held.c);
  *                                 to another, rill__queue_push (queue.c)
@@ -30,6 +33,7 @@
  * through the thread's FIFO instead: held.c). Mechanism: docs/threads.md. */
 #include "pipeline_int.h"
 #include "room.h"
+#include "share.h"
 #include "stats/prof.h"
 
 /* ---- one item, one stage ------------------------------------------------------ */
@@ -99,6 +103,8 @@ RILL_API int rill_emit(rill_stage *st, const rill_item *item) {
     if (RILL__UNLIKELY(rill__stopped(st->p)))
         return rill__stop_code(st->p);
     rill__emit_begin(st);
+    if (RILL__UNLIKELY(st->share)) /* every port a queue: one append for all */
+        return rill__push_result(st->p, rill__share_push(st->share, -1, item, RILL_EABORTED));
     const rill__port *o = st->out;
     for (unsigned i = 0, n = st->nemit; i < n; i++) {
         int rc = rill__deliver(st, &o[i], item);
@@ -114,6 +120,8 @@ RILL_API int rill_emit_to(rill_stage *st, unsigned port, const rill_item *item) 
     if (port >= st->nemit)
         return RILL_EINVAL;
     rill__emit_begin(st);
+    if (RILL__UNLIKELY(st->share))
+        return rill__push_result(st->p, rill__share_push(st->share, (int)port, item, RILL_EABORTED));
     return rill__deliver(st, &st->out[port], item);
 }
 
@@ -140,6 +148,8 @@ static rill__queue *rill__refusing_queue(rill_stage *st, const rill_item *item, 
  * which the look said it would not. Appends never flush another queue. */
 static int rill__emit_queues_first(rill_stage *st, const rill_item *item) {
     rill__emit_begin(st);
+    if (st->share)
+        return rill__push_result(st->p, rill__share_push(st->share, -1, item, RILL_EABORTED));
     const rill__port *o = st->out;
     unsigned n = st->nemit;
     for (unsigned pass = 0; pass < 2; pass++)

@@ -124,6 +124,7 @@ struct rill_stage {
     unsigned nout, capout;
     unsigned nemit;   /* ports emits go to: out[0..nemit), one per connection */
     rill__group *grp; /* replicas: the group (NULL: not replicated) */
+    struct rill__share *share; /* its ports share batches (share.c), or NULL */
     unsigned rindex;  /* which replica */
     bool paired;      /* fed replica by replica: runs on its feeder's thread */
     unsigned nin;     /* producers connected */

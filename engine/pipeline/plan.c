@@ -12,6 +12,7 @@
 
 #include "fault.h"
 #include "pipeline_int.h"
+#include "share.h"
 
 enum { RILL__UNSET = -1, RILL__MIXED = -2 };
 
@@ -166,6 +167,8 @@ int rill__plan(rill_pipeline *p) {
     free(order);
     if (!rc)
         rc = rill__replicas_plan(p);
+    if (!rc)
+        rc = rill__share_plan(p); /* fan-outs whose queues can share batches */
     p->nworkers_alloc = p->workers ? nw : 0;
     for (unsigned i = 0; i < p->n && !rc; i++)
         p->stages[i]->dom = rill__worker_of(p, p->stages[i]->domain);
@@ -178,6 +181,7 @@ int rill__plan(rill_pipeline *p) {
          * queues made so far are freed with p->queues at close. */
         for (unsigned i = 0; i < p->n; i++) {
             p->stages[i]->domain = 0;
+            p->stages[i]->share = NULL; /* the queues free it with themselves */
             for (unsigned k = 0; k < p->stages[i]->nout; k++)
                 p->stages[i]->out[k].queue = NULL;
         }

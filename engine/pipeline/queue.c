@@ -5,6 +5,7 @@
 
 #include "queue_ring.h"
 #include "room.h"
+#include "share.h"
 
 #define RILL__LAZY_WAKE_NS 1000000u
 
@@ -113,31 +114,20 @@ static int rill__queue_try_batch(rill__queue *e) {
     if (rill__got_batch(e))
         return RILL__ROOM;
     if (e->nalloc < e->max_batches) {
-        size_t n = e->batch_cap;
-        rill__batch *b = malloc(sizeof *b + n * sizeof(rill_item) + n * sizeof(rill_ref *));
-        if (!b)
+        if (!(e->cur = rill__batch_new(e->batch_cap)))
             return RILL_ENOMEM;
-        b->items = (rill_item *)(b + 1);
-        b->owners = (rill_ref **)(b->items + n);
-        b->n = b->nowners = 0;
-        b->eos = false;
-        b->has_barrier = false;
-        b->last = RILL_REF_STATIC;
-        b->arena = NULL;
-        b->arena_len = b->arena_cap = 0;
-        b->sums = NULL;
-#ifdef RILL_DEBUG
-        if (!(b->sums = malloc(n * sizeof *b->sums))) {
-            free(b);
-            return RILL_ENOMEM;
-        }
-#endif
-        atomic_init(&b->pub_n, 0);
         e->nalloc++;
-        e->cur = b;
         return RILL__ROOM;
     }
     return RILL__NO_ROOM;
+}
+
+int rill__queue_wait_room(rill__queue *e, int stop_code) {
+    return rill__queue_wait(e, rill__has_room, stop_code);
+}
+
+int rill__queue_wait_for(rill__queue *e, bool (*ready)(rill__queue *), int stop_code) {
+    return rill__queue_wait(e, ready, stop_code);
 }
 
 static int rill__queue_new_batch(rill__queue *e, int stop_code) {
@@ -150,13 +140,20 @@ static int rill__queue_new_batch(rill__queue *e, int stop_code) {
  * the capacity is queued (wake == false); every other flush — end of
  * stream, latency, the producer about to wait — wakes it (wake == true). */
 static void rill__queue_publish(rill__queue *e, bool wake) {
+    if (RILL__UNLIKELY(e->share)) { /* its partial batch is the shared one */
+        rill__share_publish(e->share, wake);
+        return;
+    }
     rill__batch *b = e->cur;
     if (!b || (b->n == 0 && !b->eos && !b->has_barrier))
         return;
-    /* Once in the ring the batch is the consumer's: read nothing of it after. */
-    unsigned n = b->n;
     e->cur = NULL;
     atomic_store_explicit(&e->pending, 0, memory_order_relaxed);
+    rill__queue_hand_over(e, b, b->n, wake);
+}
+
+void rill__queue_hand_over(rill__queue *e, rill__batch *b, unsigned n, bool wake) {
+    /* Once in the ring the batch is the consumer's: read nothing of it after. */
     e->produced_local += n;
     rill__queue_stats *q = e->q;
     rill__queue_stats_begin(q);
@@ -374,6 +371,8 @@ int rill__queue_push_items(rill__queue *e, const rill_item *items, size_t n, int
 }
 
 int rill__queue_ready(rill__queue *e) {
+    if (RILL__UNLIKELY(e->share))
+        return rill__share_ready(e);
     if (e->policy != RILL_OVERFLOW_BLOCK)
         return RILL__ROOM;
     if (rill__queue_full(e))
@@ -384,6 +383,8 @@ int rill__queue_ready(rill__queue *e) {
 int rill__queue_close(rill__queue *e, int stop_code) {
     if (e->eos_sent)
         return 0;
+    if (RILL__UNLIKELY(e->share))
+        return rill__share_mark(e, true, 0, stop_code);
     if (!e->cur) {
         int rc = rill__queue_new_batch(e, stop_code);
         if (rc)
@@ -417,15 +418,20 @@ void rill__queue_done(rill__queue *e, rill__batch *b, unsigned delivered) {
     uint64_t n = b->n;
     rill__queue_stats_begin(e->q);
     atomic_store(&e->delivering, NULL);
-    atomic_store(&b->pub_n, 0);
+    if (!e->share) /* a shared batch may still wait in another queue */
+        atomic_store(&b->pub_n, 0);
     rill__counter_add(&e->q->out, delivered);
     rill__counter_add(&e->q->discarded, n - delivered);
     e->consumed_local += n;
     atomic_store_explicit(&e->consumed, e->consumed_local, memory_order_release);
     rill__queue_stats_end(e->q);
-    rill__batch_drop(b);
-    RILL__PUBLISH(b);
-    ck_ring_enqueue_spsc(&e->empty, e->empty_buf, b);
+    if (RILL__UNLIKELY(e->share)) {
+        rill__share_release(e, b); /* the last of its consumers recycles it */
+    } else {
+        rill__batch_drop(b);
+        RILL__PUBLISH(b);
+        ck_ring_enqueue_spsc(&e->empty, e->empty_buf, b);
+    }
     /* A producer waiting for room sleeps until the queue is half empty (or
      * the consumer runs dry): fewer, larger wake-ups. A rill_try_emit loop
      * waiting on the room fd is signalled by the same rule, after the wake
@@ -442,6 +448,8 @@ void rill__queue_done(rill__queue *e, rill__batch *b, unsigned delivered) {
 int rill__queue_barrier(rill__queue *e, uint64_t id, int stop_code) {
     if (e->eos_sent)
         return 0;
+    if (RILL__UNLIKELY(e->share))
+        return rill__share_mark(e, false, id, stop_code);
     if (!e->cur) { /* a barrier is always handed over at once: cur has none */
         int rc = rill__queue_new_batch(e, stop_code);
         if (rc)

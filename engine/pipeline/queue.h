@@ -41,6 +41,7 @@ typedef struct rill__batch {
     uint64_t barrier;  /* its id */
     uint64_t started;  /* monotonic ns of the first item (latency flushes) */
     _Atomic unsigned pub_n; /* n as published, for statistics readers */
+    _Atomic unsigned refs;  /* shared (share.c): consumers yet to finish with it */
     rill_item *items;
     rill_ref **owners;
     rill_ref *last;    /* owner of the item appended last (static at first) */
@@ -75,6 +76,10 @@ struct rill__queue {
                                   yet); NULL for rill_pipeline_push's queue */
     uint32_t arm_delay_ns;     /* tests: rill__fault_room_arm_ns (fault.h) */
     uint32_t handover_delay_ns; /* tests: rill__fault_handover_ns (fault.h) */
+    struct rill__share *share; /* a member of a shared fan-out (share.c), or NULL */
+    unsigned share_ix;         /* its index there: the producer's port */
+    _Atomic unsigned *pending_at; /* the partial batch's count, for statistics: &pending,
+                                  or the shared one's */
     /* written by a refused rill_try_emit, read once per hand-back */
     _Atomic int armed;         /* 0, or RILL__ROOM_* (room.h): a refused
                                   rill_try_emit waits for the room fd */
@@ -199,5 +204,16 @@ static inline void rill__queue_flush_if_old(rill__queue *e, uint64_t now) {
     else if (now - b->started >= e->latency_ns)
         rill__queue_flush(e);
 }
+
+/* For share.c, which hands one batch to several queues of one producer. */
+/* A new empty batch of batch_cap item slots, or NULL (queue_life.c). */
+rill__batch *rill__batch_new(unsigned batch_cap);
+/* Producer: put b (n items, no longer e->cur) in e's ring, with the counters
+ * and the wake-up rule of a publish. */
+void rill__queue_hand_over(rill__queue *e, rill__batch *b, unsigned n, bool wake);
+/* Producer: wait, as a push does, until e has room for an item, or until
+ * ready(e) holds; 0 or stop_code. */
+int rill__queue_wait_room(rill__queue *e, int stop_code);
+int rill__queue_wait_for(rill__queue *e, bool (*ready)(rill__queue *), int stop_code);
 
 #endif

@@ -7,6 +7,32 @@
 
 #include "queue_ring.h"
 
+/* Here, not in queue_life.c: whether a batch has RILL_DEBUG's sums is
+ * decided per library (this file is built for each, see CMakeLists.txt). */
+rill__batch *rill__batch_new(unsigned n) {
+    rill__batch *b = malloc(sizeof *b + n * sizeof(rill_item) + n * sizeof(rill_ref *));
+    if (!b)
+        return NULL;
+    b->items = (rill_item *)(b + 1);
+    b->owners = (rill_ref **)(b->items + n);
+    b->n = b->nowners = 0;
+    b->eos = false;
+    b->has_barrier = false;
+    b->last = RILL_REF_STATIC;
+    b->arena = NULL;
+    b->arena_len = b->arena_cap = 0;
+    b->sums = NULL;
+#ifdef RILL_DEBUG
+    if (!(b->sums = malloc(n * sizeof *b->sums))) {
+        free(b);
+        return NULL;
+    }
+#endif
+    atomic_init(&b->pub_n, 0);
+    atomic_init(&b->refs, 0);
+    return b;
+}
+
 /* Borrowed bytes must not be read after the producer's call returns: copy
  * them into b's arena, which grows by doubling (moving the copies made so
  * far, which are the items whose owner is NULL) and is kept for the batch's

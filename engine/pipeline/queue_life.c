@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "queue_ring.h"
+#include "share.h"
 
 static unsigned rill__pow2_at_least(unsigned n) {
     unsigned p = 2;
@@ -52,6 +53,7 @@ int rill__queue_init(rill__queue *e, unsigned capacity, unsigned batch_cap, uint
     atomic_init(&e->delivering, NULL);
     atomic_init(&e->armed, 0);
     e->room_efd = NULL;
+    e->pending_at = &e->pending;
     e->wake_depth = capacity / 2 > e->batch_cap ? capacity / 2 : e->batch_cap;
     e->data = data;
     e->stop = stop;
@@ -67,10 +69,14 @@ void rill__queue_fini(rill__queue *e) {
     while (rill__ring_take(e, &v)) {
         RILL__RECEIVE(v);
         dropped += ((rill__batch *)v)->n;
+        if (e->share) { /* freed by the last queue that holds it */
+            rill__share_fini_batch(v);
+            continue;
+        }
         rill__batch_drop(v);
         rill__batch_free(v);
     }
-    if (e->cur) {
+    if (e->cur && !e->share) { /* a member's is the shared one, the share's to free */
         unsent = e->cur->n; /* never handed over: counted in and discarded */
         rill__batch_drop(e->cur);
         rill__batch_free(e->cur);
@@ -92,6 +98,8 @@ void rill__queue_fini(rill__queue *e) {
     free(e->empty_buf);
     e->full_buf = e->empty_buf = NULL;
     e->cur = NULL;
+    if (e->share)
+        rill__share_member_gone(e->share);
 }
 
 uint64_t rill__queue_ring_items(rill__queue *e, uint64_t *delivering) {
