@@ -27,6 +27,29 @@ RILL_TEST(fanout, every_consumer_gets_every_item_at_every_capacity) {
             }
 }
 
+/* Runs (rill_emit_items) into a shared fan-out append once for every
+ * consumer, as single items do. */
+RILL_TEST(fanout, runs_reach_every_consumer_at_every_capacity) {
+    static const unsigned caps[] = {1, 2, 64, 4096};
+    for (unsigned nc = 2; nc <= 4; nc++)
+        for (unsigned ci = 0; ci < 4; ci++)
+            for (unsigned kind = OWNED; kind <= STATIC; kind++) {
+                fan f = {.nc = nc, .capacity = caps[ci]};
+                f.s.n = caps[ci] <= 2 ? (RILL_TEST_TSAN ? 300 : 1000) : (RILL_TEST_TSAN ? 3000 : 20000);
+                f.s.kind = kind;
+                f.s.runs = true;
+                f.s.vals = kind == STATIC ? malloc(f.s.n * sizeof *f.s.vals) : NULL;
+                for (uint64_t i = 0; f.s.vals && i < f.s.n; i++)
+                    f.s.vals[i] = i;
+                bool ok = false;
+                if (kind != STATIC || f.s.vals)
+                    run_complete(&f, &ok);
+                rill_pipeline_free(f.p);
+                free(f.s.vals);
+                CHECK(ok);
+            }
+}
+
 RILL_TEST(fanout, consumers_finish_in_any_order) {
     for (unsigned nc = 2; nc <= 4; nc++)
         for (unsigned slow = 1; slow <= nc; slow++) {

@@ -3,6 +3,9 @@
  *
  *   rill_emit_items(st, items, n)  the stop check, st's n_out; then per port,
  *                                  the whole run before the next port
+ *     rill__share_push_items       a stage whose every port is a queue: the
+ *                                  run once, into the batch they all receive
+ *                                  (share.c); otherwise
  *     rill__run_deliver            on this thread: rill__run_inline; to
  *                                  another, one rill__queue_push_items (a
  *                                  group of replicas: dealt in pieces that
@@ -18,6 +21,7 @@
  * counted as discarded on the emitting thread, as a queue counts what it
  * still holds. Why order within a run is enough: docs/stages.md, "Runs". */
 #include "pipeline_int.h"
+#include "share.h"
 #include "stats/prof.h"
 
 size_t rill__run_send(rill_stage *t, const rill_item *items, size_t n, int *rc) {
@@ -141,6 +145,13 @@ RILL_API int rill_emit_items(rill_stage *st, const rill_item *items, size_t n) {
     rill__counter_add(&st->n_out, n);
     uint64_t lost = 0;
     int rc = 0;
+    if (RILL__UNLIKELY(st->share)) { /* every port a queue: one append for all (share.c) */
+        size_t queued;
+        rc = rill__share_push_items(st->share, items, n, RILL_EABORTED, &queued);
+        if (RILL__UNLIKELY(queued < n))
+            st->dom->discarded += (uint64_t)(n - queued) * st->nemit;
+        return RILL__UNLIKELY(rc < 0) ? (rc == RILL_EABORTED ? rill__stop_code(st->p) : rc) : 0;
+    }
     const rill__port *o = st->out;
     for (unsigned k = 0, np = st->nemit; k < np; k++) {
         if (RILL__UNLIKELY(k && rill__stopped(st->p))) { /* none of it for the rest */

@@ -206,6 +206,35 @@ int rill__share_push(rill__share *sh, int port, const rill_item *item, int stop_
     return 0;
 }
 
+int rill__share_push_items(rill__share *sh, const rill_item *items, size_t n, int stop_code,
+                           size_t *queued) {
+    size_t i = 0;
+    int rc = 0;
+    while (i < n) {
+        if (RILL__UNLIKELY(sh->room == 0 || !sh->cur || sh->target != -1) &&
+            (rc = rill__share_prepare(sh, -1, stop_code)))
+            break;
+        rill__batch *b = sh->cur;
+        size_t take = sh->room < sh->batch_cap - b->n ? sh->room : sh->batch_cap - b->n;
+        take = take < n - i ? take : n - i;
+        if (b->n == 0)
+            b->started = 0; /* stamped lazily by the latency check */
+        size_t got = rill__batch_append(b, items + i, take);
+        b->n += (unsigned)got;
+        sh->room -= (unsigned)got;
+        i += got;
+        atomic_store_explicit(&sh->pending, b->n, memory_order_relaxed);
+        if (got < take) {
+            rc = RILL_ENOMEM;
+            break;
+        }
+        if (b->n == sh->batch_cap)
+            rill__share_publish(sh, false);
+    }
+    *queued = i;
+    return rc;
+}
+
 /* rill_try_emit's look (every member is asked, in port order): a member is
  * refused when full; a missing batch is refused on the first member, whose
  * producer side a batch given back wakes (rill__share_release). */

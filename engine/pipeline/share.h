@@ -21,6 +21,11 @@ int rill__share_plan(struct rill_pipeline *p);
  * flight. 0, stop_code, or RILL_ENOMEM. */
 int rill__share_push(rill__share *sh, int port, const rill_item *item, int stop_code);
 
+/* Producer: rill__share_push for every member, items[0..n) a chunk at a
+ * time; *queued gets how many went in (all but on an error). */
+int rill__share_push_items(rill__share *sh, const rill_item *items, size_t n, int stop_code,
+                           size_t *queued);
+
 /* Producer: hand the partial batch to every member it is for (queue.c's
  * publish of a member comes here). */
 void rill__share_publish(rill__share *sh, bool wake);

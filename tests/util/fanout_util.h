@@ -52,6 +52,7 @@ typedef struct src {
     unsigned nports;
     uint64_t barrier_every; /* a barrier after every this many items (0: none) */
     bool try_emit;
+    bool runs;              /* rill_emit_items, RUN items at a time (no barriers) */
     int room_fd;
     uint64_t *vals;         /* STATIC: vals[i] = i */
     chunk *c;
@@ -79,30 +80,77 @@ static inline int src_emit(rill_stage *st, src *s, const rill_item *it, uint64_t
     }
 }
 
+/* Value v as an item of s's kind; a borrowed one's bytes are *slot, which
+ * lives on the caller's stack only. OWNED: the chunk v falls in must be
+ * made first (src_chunk). */
+static inline rill_item src_item(src *s, uint64_t v, uint64_t *slot) {
+    if (s->kind == OWNED) {
+        s->c->v[v % CHUNK] = v;
+        return (rill_item){&s->c->v[v % CHUNK], sizeof v, &s->c->ref};
+    }
+    if (s->kind == BORROWED) {
+        *slot = v;
+        return rill_item_borrow(slot, sizeof v);
+    }
+    return rill_item_static(&s->vals[v], sizeof v);
+}
+
+/* OWNED: a new chunk at each multiple of CHUNK, the source's reference to
+ * the last one dropped (items emitted hold their own). */
+static inline int src_chunk(src *s, uint64_t v) {
+    if (s->kind != OWNED || (s->c && v % CHUNK != 0))
+        return 0;
+    if (s->c)
+        rill_ref_release(&s->c->ref);
+    if (!(s->c = malloc(sizeof *s->c)))
+        return RILL_ENOMEM;
+    rill_ref_init(&s->c->ref, chunk_release);
+    atomic_fetch_add(&live_chunks, 1);
+    return 0;
+}
+
+/* Runs of RUN items (odd, so runs straddle batches), cut where a chunk
+ * ends: the source drops its reference to a chunk only once the items in
+ * it are emitted. */
+static inline int src_produce_runs(rill_stage *st, src *s) {
+    enum { RUN = 37 };
+    rill_item its[RUN];
+    uint64_t slots[RUN];
+    size_t k = 0;
+    int rc = 0;
+    for (unsigned j = 0; j < 100 && !rc && !(s->n && s->next == s->n); j++) {
+        uint64_t v = s->next;
+        if (k && s->kind == OWNED && v % CHUNK == 0) {
+            rc = rill_emit_items(st, its, k);
+            k = 0;
+        }
+        if (rc || (rc = src_chunk(s, v)))
+            break;
+        its[k] = src_item(s, v, &slots[k]);
+        s->next++;
+        if (++k == RUN) {
+            rc = rill_emit_items(st, its, k);
+            k = 0;
+        }
+    }
+    if (!rc && k)
+        rc = rill_emit_items(st, its, k);
+    return rc ? rc : s->n && s->next == s->n ? RILL_EDONE : 0;
+}
+
 static inline int src_produce(rill_stage *st, void *state) {
     src *s = state;
+    if (s->runs)
+        return src_produce_runs(st, s);
     for (unsigned k = 0; k < 100; k++) {
         if (s->n && s->next == s->n)
             return RILL_EDONE;
-        uint64_t v = s->next;
-        rill_item it;
-        if (s->kind == OWNED) {
-            if (!s->c || v % CHUNK == 0) {
-                if (s->c)
-                    rill_ref_release(&s->c->ref);
-                if (!(s->c = malloc(sizeof *s->c)))
-                    return RILL_ENOMEM;
-                rill_ref_init(&s->c->ref, chunk_release);
-                atomic_fetch_add(&live_chunks, 1);
-            }
-            s->c->v[v % CHUNK] = v;
-            it = (rill_item){&s->c->v[v % CHUNK], sizeof v, &s->c->ref};
-        } else if (s->kind == BORROWED) {
-            it = rill_item_borrow(&v, sizeof v); /* v lives on this stack only */
-        } else {
-            it = rill_item_static(&s->vals[v], sizeof v);
-        }
-        int rc = src_emit(st, s, &it, v);
+        uint64_t v = s->next, slot;
+        int rc = src_chunk(s, v);
+        if (rc)
+            return rc;
+        rill_item it = src_item(s, v, &slot);
+        rc = src_emit(st, s, &it, v);
         if (rc)
             return rc;
         s->next++;
