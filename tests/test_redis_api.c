@@ -129,7 +129,8 @@ RILL_TEST(redis_api, source_and_sink_commit_every_entry_once) {
  * threaded sink behind a deep queue) leaves this consumer's own entries idle
  * long enough for its XAUTOCLAIM to return them. They are in flight, not
  * abandoned: with max_deliveries 1 a second emission would dead-letter
- * good entries (or, above it, count them twice). */
+ * good entries (above it, read them twice and have the second commit
+ * refused; the totals stay exact). */
 RILL_TEST(redis_api, slow_commit_never_claims_its_own_entries_in_flight) {
     redis_server rs;
     if (redis_server_start(&rs, false))
