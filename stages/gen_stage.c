@@ -37,7 +37,7 @@ static int rill__gen_source_produce(rill_stage *st, void *state) {
     rill__gen_stage *s = state;
     for (int i = 0; i < RILL__GEN_SOURCE_BATCH; i++) {
         void *v = NULL;
-        int rc = rill_gen_next(s->g, &v);
+        int rc = rill__gen_resume(s->g, NULL, &v);
         if (rc == RILL_EDONE)
             return RILL_EDONE;
         if (rc < 0)
@@ -59,7 +59,7 @@ static int rill__gen_drive(rill_stage *st, rill__gen_stage *s, const rill_item *
     void *v = (void *)in;
     for (;;) {
         void *y = NULL;
-        int rc = rill_gen_send(s->g, v, &y);
+        int rc = rill__gen_resume(s->g, v, &y);
         if (rc == RILL_EDONE)
             return 0;
         if (rc < 0)

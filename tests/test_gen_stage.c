@@ -129,6 +129,54 @@ RILL_TEST(gen_stage, generator_as_source_into_generator_stage) {
     }
 }
 
+/* A body compiled with the header before RILL_YIELD marked its generator
+ * suspended: the previous RILL_YIELD written out (pc, value, return), with no
+ * store of rill__status. include/rill/coro.h and CHANGES.md promise that such
+ * bodies keep working when the library drives them; a generator source is
+ * driven by the library's own copy of the inline resume. */
+static int old_header_numbers_body(rill_gen *g) {
+    struct numbers *s = RILL_CONTAINER_OF(g, struct numbers, gen);
+    switch (g->rill__pc) {
+    case 0:
+        for (s->i = 0; s->i < s->n; s->i++) {
+            s->item = rill_item_borrow(s->text,
+                                       (size_t)snprintf(s->text, sizeof s->text, "%d", s->i));
+            g->rill__pc = 1;
+            g->rill__val = &s->item;
+            return 1; /* RILL__GEN_YIELD */
+        case 1:;
+        }
+    }
+    g->rill__val = NULL;
+    return 0;
+}
+
+RILL_TEST(gen_stage, a_body_compiled_with_the_previous_header_runs_as_a_source) {
+    CHECK_EQ(RILL__GEN_YIELD, 1); /* the value the body above returns */
+    struct numbers src = {.n = 5};
+    rill_gen_init(&src.gen, old_header_numbers_body, NULL);
+    rill_pipeline *p = NULL;
+    rill_stage *s1, *out;
+    CHECK_OK(rill_pipeline_new("old", &p));
+    CHECK_OK(rill_gen_source_add(p, "numbers", &src.gen, NULL, NULL, &s1));
+    CHECK_OK(rill_collect_add(p, "out", NULL, &out));
+    CHECK_OK(rill_connect(s1, out));
+    int rc = rill_pipeline_run(p);
+    if (rc)
+        fprintf(stderr, "run: %s\n", rill_pipeline_error(p, rc));
+    CHECK_OK(rc);
+    const rill_item *items;
+    size_t n;
+    CHECK_OK(rill_collect_items(out, &items, &n));
+    CHECK_EQ(n, (size_t)src.n);
+    for (size_t i = 0; i < n; i++) {
+        char want[24];
+        snprintf(want, sizeof want, "%zu", i);
+        CHECK(rill_item_eq(&items[i], want, strlen(want)));
+    }
+    rill_pipeline_free(p);
+}
+
 RILL_TEST(gen_stage, bad_item_fails_with_the_body_error_and_closes) {
     struct summer sum = { 0 };
     rill_gen_init(&sum.gen, summer_body, summer_close);

@@ -29,6 +29,44 @@ RILL_TEST(redis_api, parse_addr_accepts_host_port_only) {
     CHECK_EQ(rill_redis_parse_addr("localhost:1", &conf, tiny, sizeof tiny), RILL_EINVAL);
 }
 
+/* A connection setting that cannot work is refused before any connect, and
+ * err names the call, the stage and the field (it was empty, or "bad Redis
+ * address" with no call or field). No server is needed. */
+RILL_TEST(redis_api, a_bad_conf_is_refused_naming_the_field) {
+    rill_pipeline *p = NULL;
+    CHECK_OK(rill_pipeline_new("conf", &p));
+    char err[256], longhost[300];
+    memset(longhost, 'h', sizeof longhost - 1);
+    longhost[sizeof longhost - 1] = '\0';
+    const struct {
+        rill_redis_conf conf;
+        bool null;
+        const char *field;
+    } cases[] = {
+        {{.host = "127.0.0.1", .port = 1}, true, "conf is NULL"},
+        {{.host = NULL, .port = 1}, false, "conf->host is NULL"},
+        {{.host = longhost, .port = 1}, false, "conf->host is longer"},
+        {{.host = "127.0.0.1", .port = 0}, false, "conf->port is 0"},
+    };
+    rill_redis_source_opts o = {.stream = "s", .consumer = "c"};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const rill_redis_conf *c = cases[i].null ? NULL : &cases[i].conf;
+        rill_stage *st = NULL;
+        err[0] = '\0';
+        CHECK_EQ(rill_redis_publish_add(p, "pub", c, "s", NULL, NULL, &st, err, sizeof err),
+                 RILL_EINVAL);
+        if (!strstr(err, "rill_redis_publish_add 'pub'") || !strstr(err, cases[i].field))
+            rill_test__failf(__FILE__, __LINE__, "publish, case %zu: '%s'", i, err);
+        err[0] = '\0';
+        CHECK_EQ(rill_redis_source_add(p, "src", c, &o, NULL, &st, err, sizeof err),
+                 RILL_EINVAL);
+        if (!strstr(err, "rill_redis_source_add 'src'") || !strstr(err, cases[i].field))
+            rill_test__failf(__FILE__, __LINE__, "source, case %zu: '%s'", i, err);
+        CHECK(st == NULL);
+    }
+    rill_pipeline_free(p);
+}
+
 static int sum_counts(void *arg, const char *key, size_t len, uint64_t count) {
     (void)key, (void)len;
     *(uint64_t *)arg += count;
@@ -129,7 +167,8 @@ RILL_TEST(redis_api, source_and_sink_commit_every_entry_once) {
  * threaded sink behind a deep queue) leaves this consumer's own entries idle
  * long enough for its XAUTOCLAIM to return them. They are in flight, not
  * abandoned: with max_deliveries 1 a second emission would dead-letter
- * good entries (or, above it, count them twice). */
+ * good entries (above it, read them twice and have the second commit
+ * refused; the totals stay exact). */
 RILL_TEST(redis_api, slow_commit_never_claims_its_own_entries_in_flight) {
     redis_server rs;
     if (redis_server_start(&rs, false))

@@ -17,6 +17,21 @@
 #define RILL__LIKELY(x) __builtin_expect(!!(x), 1)
 #define RILL__UNLIKELY(x) __builtin_expect(!!(x), 0)
 
+/* rill_gen_send for the library's own drivers (generator stages, scheduler
+ * tasks), whose inline resume is compiled here, not in the program: a body
+ * compiled with a header older than RILL_YIELD's store of
+ * RILL_GEN_SUSPENDED leaves its generator RUNNING after a yield taken
+ * inline, and its next resume would be refused (RILL_ESTATE). One compare,
+ * on a path that costs far more, keeps such bodies working as
+ * include/rill/coro.h promises. After a 0 the generator yielded: it is
+ * suspended, or waiting in a yield from (left as is). */
+static inline int rill__gen_resume(rill_gen *g, void *value, void **out) {
+    int rc = rill_gen_send(g, value, out);
+    if (RILL__LIKELY(rc == 0) && RILL__UNLIKELY(g->rill__status == RILL_GEN_RUNNING))
+        g->rill__status = RILL_GEN_SUSPENDED;
+    return rc;
+}
+
 /* Double an explicit stack that starts in a caller's array `small` (the
  * graph walks use one, not the C stack): its n elements of elem bytes move
  * to a heap block twice the size, an earlier heap block is freed. Returns

@@ -180,7 +180,7 @@ static void rill__step(rill_sched *s) {
     s->current = t;
     s->switches++;
     void *out;
-    int rc = rill_gen_send(t->gen, t->call, &out);
+    int rc = rill__gen_resume(t->gen, t->call, &out);
     s->current = NULL;
     if (RILL__LIKELY(rc == 0)) {
         t->call = out;

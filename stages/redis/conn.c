@@ -59,9 +59,21 @@ RILL_API int rill_redis_parse_addr(const char *addr, rill_redis_conf *conf, char
     return 0;
 }
 
+const char *rill__rconf_bad(const rill_redis_conf *conf) {
+    if (!conf)
+        return "conf is NULL";
+    if (!conf->host)
+        return "conf->host is NULL";
+    if (strlen(conf->host) >= sizeof ((rill__rconn *)0)->host)
+        return "conf->host is longer than 255 bytes";
+    if (!conf->port)
+        return "conf->port is 0";
+    return NULL;
+}
+
 int rill__rconn_init(rill__rconn *rc, const rill_redis_conf *conf) {
     memset(rc, 0, sizeof *rc);
-    if (!conf || !conf->host || strlen(conf->host) >= sizeof rc->host || !conf->port)
+    if (rill__rconf_bad(conf))
         return RILL_EINVAL;
     strcpy(rc->host, conf->host);
     rc->port = conf->port;

@@ -68,9 +68,10 @@ RILL_API int rill_redis_publish_add(rill_pipeline *p, const char *name,
     if (!err || !errlen)
         err = scratch, errlen = sizeof scratch;
     err[0] = '\0';
-    if (!p || !stream || !*stream) {
-        snprintf(err, errlen, "rill_redis_publish_add '%s': %s", name ? name : "(unnamed)",
-                 !p ? "p is NULL" : "stream is NULL or empty");
+    const char *bad = !p ? "p is NULL" : rill__rconf_bad(conf) ? rill__rconf_bad(conf)
+                    : !stream || !*stream ? "stream is NULL or empty" : NULL;
+    if (bad) {
+        snprintf(err, errlen, "rill_redis_publish_add '%s': %s", name ? name : "(unnamed)", bad);
         return RILL_EINVAL;
     }
     rill__rpub *s = calloc(1, sizeof *s);

@@ -25,6 +25,9 @@ typedef struct rill__rconn {
     unsigned timeout_ms, reconnect_ms;
 } rill__rconn;
 
+/* What makes conf unusable, naming the field ("conf->port is 0"), or NULL:
+ * the _add calls put it in their message (rill__rconn_init says EINVAL). */
+const char *rill__rconf_bad(const rill_redis_conf *conf);
 int rill__rconn_init(rill__rconn *rc, const rill_redis_conf *conf);
 /* Close the connection, if open (rc stays usable: rill__rconn_open again). */
 void rill__rconn_close(rill__rconn *rc);

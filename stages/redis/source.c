@@ -165,9 +165,11 @@ static int rill__emit_batch(rill_stage *st, rill__rsource *s, redisReply *r, red
         redisReply *e = ents->element[i];
         if (kind == RILL__CLAIMED && rill__ledger_holds(&s->ledger, e->element[0]->str)) {
             /* Ours, in a batch whose commit is still to come: emitting it
-             * again would count it twice or, past max_deliveries, send a
-             * good entry to the dead letters. XAUTOCLAIM did add one to
-             * its delivery count (one per claim_idle_ms of commit delay). */
+             * again would read it twice for nothing (the second commit is
+             * refused) or, past max_deliveries, send a good entry to the
+             * dead letters. XAUTOCLAIM did add one to its delivery count
+             * (one per claim_idle_ms of commit delay), looked at only if
+             * the pending list is read again (docs/redis.md). */
             atomic_fetch_add(&s->ledger.in_flight_claims, 1);
             continue;
         }

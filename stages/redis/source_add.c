@@ -28,7 +28,8 @@ RILL_API int rill_redis_source_add(rill_pipeline *p, const char *name,
     }
     err[0] = '\0';
     const char *what = name ? name : "(unnamed)";
-    const char *bad = !p ? "p is NULL" : !conf ? "conf is NULL" : !o ? "opts is NULL"
+    const char *bad = !p ? "p is NULL" : rill__rconf_bad(conf) ? rill__rconf_bad(conf)
+                    : !o ? "opts is NULL"
                     : !o->stream || !*o->stream ? "opts->stream is NULL or empty"
                     : !o->consumer || !*o->consumer ? "opts->consumer is NULL or empty" : NULL;
     if (bad) {
@@ -39,9 +40,9 @@ RILL_API int rill_redis_source_add(rill_pipeline *p, const char *name,
     rill__rsource *s = calloc(1, sizeof *s);
     if (!s)
         return RILL_ENOMEM;
-    int rc = rill__rconn_init(&s->conn, conf);
+    int rc = rill__rconn_init(&s->conn, conf); /* conf is good: only ENOMEM is left */
     if (rc) {
-        snprintf(err, errlen, "bad Redis address");
+        snprintf(err, errlen, "rill_redis_source_add '%s': %s", what, rill_strerror(rc));
         free(s);
         return rc;
     }
