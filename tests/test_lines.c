@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -464,6 +465,58 @@ RILL_TEST(lines, downstream_error_stops_the_source) {
     rill_pipeline_free(p);
 }
 
+/* A sink that aborts the pipeline at line k (and takes it): whatever the run
+ * length, every line the source counts was received or discarded, and the
+ * source's items_out agrees with its line count. Every k from 1 to 130, so
+ * that some k ends a run exactly: the next run is then refused at once. */
+typedef struct aborter {
+    uint64_t lines, abort_at;
+    rill_pipeline *p;
+} aborter;
+
+static int aborter_send(rill_stage *st, void *state, const rill_item *it) {
+    (void)st;
+    (void)it;
+    aborter *a = state;
+    if (++a->lines == a->abort_at)
+        rill_pipeline_abort(a->p);
+    return 0;
+}
+
+static const rill_stage_ops aborter_ops = {.send = aborter_send};
+
+RILL_TEST(lines, an_abort_between_runs_leaves_every_line_received_or_discarded) {
+    char path[512];
+    tmp_path(path, sizeof path, "abort");
+    char text[300 * 4];
+    size_t len = 0;
+    for (int i = 0; i < 300; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, "%03d\n", i % 1000);
+    CHECK(write_file(path, text, len));
+    for (uint64_t k = 1; k <= 130; k++) {
+        rill_pipeline *p;
+        rill_stage *src, *sink;
+        aborter a = {.abort_at = k};
+        CHECK_OK(rill_pipeline_new("abort", &p));
+        a.p = p;
+        CHECK_OK(rill_lines_file_add(p, "src", path, NULL, NULL, &src));
+        CHECK_OK(rill_stage_add(p, "sink", &aborter_ops, &a, NULL, &sink));
+        CHECK_OK(rill_connect(src, sink));
+        CHECK_EQ(rill_pipeline_run(p), RILL_EABORTED);
+        struct rill_lines_stats s;
+        rill_lines_stats(src, &s);
+        CHECK_EQ(a.lines, k);
+        CHECK_EQ(s.lines, a.lines + rill_pipeline_discarded(p));
+        rill_stats *st;
+        CHECK_OK(rill_pipeline_stats(p, &st));
+        for (size_t i = 0; i < st->nstages; i++)
+            if (strcmp(st->stages[i].name, "src") == 0)
+                CHECK_EQ(st->stages[i].items_out, s.lines);
+        rill_stats_free(st);
+        rill_pipeline_free(p);
+    }
+    unlink(path);
+}
 RILL_TEST(lines, close_fd_flag_and_file_ownership) {
     char path[512];
     tmp_path(path, sizeof path, "fdown");

@@ -294,3 +294,26 @@ RILL_TEST(runs, bad_arguments_are_refused) {
     CHECK(strstr(rill_pipeline_errmsg(p), "send_items without send"));
     rill_pipeline_free(p);
 }
+
+/* A source with a delay emits its runs item by item; a stop in the middle of
+ * one still leaves every item of it counted out and received or discarded,
+ * as a run without delay does (and as a source counting runs whole expects). */
+RILL_TEST(runs, a_delayed_source_stopped_mid_run_accounts_for_every_item) {
+    rill_pipeline *p;
+    rill_stage *src, *sink;
+    run_src s = {.n = 60, .len = 30};
+    run_sink k = {.abort_at = 7};
+    CHECK_OK(rill_pipeline_new("delayed-src", &p));
+    k.abort_p = p;
+    CHECK_OK(rill_stage_add(p, "src", &run_src_ops, &s, NULL, &src));
+    CHECK_OK(rill_stage_add(p, "sink", &run_sink_ops, &k, NULL, &sink));
+    CHECK_OK(rill_connect(src, sink));
+    CHECK_OK(rill_stage_set_delay(src, 1));
+    CHECK_EQ(rill_pipeline_run(p), RILL_EABORTED);
+    CHECK_EQ(k.n, 7);
+    uint64_t in, out;
+    CHECK(run_stage_counts(p, "src", &in, &out));
+    CHECK_EQ(out, s.len); /* the first run, whole */
+    CHECK_EQ(out, k.n + rill_pipeline_discarded(p));
+    rill_pipeline_free(p);
+}

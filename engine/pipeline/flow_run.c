@@ -123,21 +123,23 @@ static int rill__run_deliver(rill_stage *st, const rill__port *o, const rill_ite
     return RILL__UNLIKELY(rc < 0) ? (rc == RILL_EABORTED ? rill__stop_code(st->p) : rc) : 0;
 }
 
-RILL_API int rill_emit_items(rill_stage *st, const rill_item *items, size_t n) {
-    if (RILL__UNLIKELY(!st || (!items && n)))
-        return RILL_EINVAL;
-    if (RILL__UNLIKELY(rill__stopped(st->p)))
+/* A run, or its rest, that goes nowhere because the pipeline stopped before
+ * it was handed on: emitted and discarded on every port all the same, so
+ * that every item given to rill_emit_items is counted out and then received
+ * or discarded (a source that counts its runs whole, as the line source
+ * does, agrees with items_out and rill_pipeline_discarded). */
+static void rill__run_refused(rill_stage *st, size_t n) {
+    rill__counter_add(&st->n_out, n);
+    st->dom->discarded += (uint64_t)n * st->nemit;
+}
+
+static int rill__emit_run(rill_stage *st, const rill_item *items, size_t n) {
+    if (RILL__UNLIKELY(rill__stopped(st->p))) {
+        rill__run_refused(st, n);
         return rill__stop_code(st->p);
+    }
     if (RILL__UNLIKELY(n == 0))
         return 0;
-    if (RILL__UNLIKELY(st->delay_ns) && st->ops->produce) { /* a delay before each item */
-        for (size_t i = 0; i < n; i++) {
-            int rc = rill_emit(st, &items[i]);
-            if (rc < 0)
-                return rc;
-        }
-        return 0;
-    }
     /* A stage refused by rill_try_emit that emits by other means has
      * stopped waiting for room (as in flow.c's rill__emit_begin). */
     if (RILL__UNLIKELY(st->refused_at))
@@ -168,4 +170,25 @@ RILL_API int rill_emit_items(rill_stage *st, const rill_item *items, size_t n) {
     if (RILL__UNLIKELY(lost))
         st->dom->discarded += lost;
     return rc;
+}
+
+RILL_API int rill_emit_items(rill_stage *st, const rill_item *items, size_t n) {
+    if (RILL__UNLIKELY(!st || (!items && n)))
+        return RILL_EINVAL;
+    if (RILL__UNLIKELY(st->delay_ns) && st->ops->produce && n) {
+        /* a delay before each item: runs of one, the rest refused after a
+         * failure as a run refused whole is */
+        for (size_t i = 0; i < n; i++) {
+            if (!rill__stopped(st->p))
+                rill__busy_wait(st->delay_ns);
+            int rc = rill__emit_run(st, &items[i], 1);
+            if (rc < 0) {
+                if (i + 1 < n)
+                    rill__run_refused(st, n - i - 1);
+                return rc;
+            }
+        }
+        return 0;
+    }
+    return rill__emit_run(st, items, n);
 }

@@ -62,7 +62,8 @@ typedef struct rill_lines_opts {
 struct rill_lines_stats {
     uint64_t lines;      /* lines emitted (in runs, rill_emit_items: a run a
                             stop kept from a stage counts too, its lines
-                            never delivered in rill_pipeline_discarded) */
+                            never delivered in rill_pipeline_discarded; the
+                            source's items_out is the same) */
     uint64_t bytes;      /* bytes read from the fd */
     uint64_t truncated;  /* lines cut to max_line (RILL_LINES_TRUNCATE) */
 };

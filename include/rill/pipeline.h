@@ -352,9 +352,11 @@ int rill_emit_to(rill_stage *st, unsigned port, const rill_item *item);
  * Returns 0; the first error of a downstream stage or the pipeline's error
  * once it has stopped (RILL_EABORTED after an abort), as rill_emit; or
  * RILL_EINVAL if st is NULL, or items is NULL with n > 0. n == 0 emits
- * nothing and returns 0 (or the stop's code). Items of the run that a stop
- * or a failure kept from a stage count in rill_pipeline_discarded, as
- * queued ones do. It may block on a full queue as rill_emit does; call it
+ * nothing and returns 0 (or the stop's code). Every item of the run counts
+ * in st's items_out, also when the pipeline had stopped before the call, and
+ * is then received by each stage after st or counted in
+ * rill_pipeline_discarded (as queued ones are) if a stop or a failure kept it
+ * from one. It may block on a full queue as rill_emit does; call it
  * only from st's callbacks. A source with a delay (rill_stage_set_delay)
  * emits the run item by item, its delay before each. */
 int rill_emit_items(rill_stage *st, const rill_item *items, size_t n);
