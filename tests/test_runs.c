@@ -6,6 +6,7 @@
  * see the same items; bad arguments are refused. Expectations are computed
  * here from the values the source emits (1..n). The threaded twin is
  * test_thread_runs.c. */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -316,4 +317,68 @@ RILL_TEST(runs, a_delayed_source_stopped_mid_run_accounts_for_every_item) {
     CHECK_EQ(out, s.len); /* the first run, whole */
     CHECK_EQ(out, k.n + rill_pipeline_discarded(p));
     rill_pipeline_free(p);
+}
+
+/* Runs nest one level per stage like single items, so past the depth limit
+ * they must be held too: a chain of 10,000 stages passing runs on (all with
+ * send_items) on a thread with a 256 KiB stack. Without the limit applied to
+ * runs this overflows the stack (SIGSEGV). */
+static int count_pass_items(rill_stage *st, void *state, const rill_item *items, size_t n) {
+    *(uint64_t *)state += n;
+    return rill_emit_items(st, items, n);
+}
+static int count_pass(rill_stage *st, void *state, const rill_item *it) {
+    ++*(uint64_t *)state;
+    return rill_emit(st, it);
+}
+static const rill_stage_ops count_pass_ops = {.send = count_pass, .send_items = count_pass_items};
+
+enum { SMALL_STACK_STAGES = 10000 };
+typedef struct small_stack_job {
+    uint64_t passed; /* items every pass-through received, added up */
+    run_src s;
+    run_sink end;
+    int rc;
+} small_stack_job;
+
+static void *small_stack_chain(void *arg) {
+    small_stack_job *j = arg;
+    rill_pipeline *p;
+    rill_stage *prev, *st;
+    j->rc = -1000;
+    if (rill_pipeline_new("deep-runs", &p))
+        return NULL;
+    if (rill_stage_add(p, "src", &run_src_ops, &j->s, NULL, &prev) == 0) {
+        unsigned i = 0;
+        for (; i < SMALL_STACK_STAGES; i++) {
+            if (rill_stage_add(p, NULL, &count_pass_ops, &j->passed, NULL, &st) ||
+                rill_connect(prev, st))
+                break;
+            prev = st;
+        }
+        if (i == SMALL_STACK_STAGES &&
+            rill_stage_add(p, "end", &run_sink_items_ops, &j->end, NULL, &st) == 0 &&
+            rill_connect(prev, st) == 0)
+            j->rc = rill_pipeline_run(p);
+    }
+    rill_pipeline_free(p);
+    return NULL;
+}
+
+RILL_TEST(runs, are_held_past_the_depth_limit_on_a_small_stack) {
+    static small_stack_job j;
+    memset(&j, 0, sizeof j);
+    j.s = (run_src){.n = 300, .len = 50};
+    pthread_attr_t a;
+    pthread_t tid;
+    CHECK_EQ(pthread_attr_init(&a), 0);
+    CHECK_EQ(pthread_attr_setstacksize(&a, 256 * 1024), 0);
+    CHECK_EQ(pthread_create(&tid, &a, small_stack_chain, &j), 0);
+    pthread_join(tid, NULL);
+    pthread_attr_destroy(&a);
+    CHECK_OK(j.rc);
+    CHECK_EQ(j.passed, (uint64_t)SMALL_STACK_STAGES * j.s.n);
+    CHECK_EQ(j.end.n, j.s.n);
+    CHECK_EQ(j.end.sum, run_sum_to(j.s.n));
+    CHECK(j.end.in_order);
 }
