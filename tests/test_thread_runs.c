@@ -6,6 +6,7 @@
  * the middle leaves every emitted item received or discarded. Expectations
  * are computed here from the values emitted (1..n). Threads record into
  * their own stage state, read after close (the join orders it). */
+#include <stdint.h>
 #include <string.h>
 
 #include "rill.h"
@@ -134,5 +135,80 @@ RILL_TEST(thread_runs, a_stop_mid_run_accounts_for_every_item) {
         CHECK_EQ(in, k.n);
         CHECK_EQ(src_out, in + rill_pipeline_discarded(p));
         rill_pipeline_free(p);
+    }
+}
+
+/* ---- out of memory in the middle of a chunk ----------------------------------- */
+
+/* A borrowed item too long for any arena makes its copy fail with
+ * RILL_ENOMEM (before reading a byte of it). In the middle of a run's chunk,
+ * between owned items of two owners and a borrowed one: the run stops there
+ * with the items before it queued, every owner retained by the queue released
+ * exactly once, and every item emitted received or discarded. */
+static unsigned released_a, released_b;
+static void release_a(rill_ref *r) {
+    (void)r;
+    released_a++;
+}
+static void release_b(rill_ref *r) {
+    (void)r;
+    released_b++;
+}
+
+typedef struct oom_src {
+    rill_ref a, b;
+    int rc;
+} oom_src;
+
+static int oom_produce(rill_stage *st, void *state) {
+    oom_src *s = state;
+    static const char bytes[] = "a1b1xa2a3";
+    char local[1] = {'x'};
+    rill_item run[] = {
+        {bytes, 2, &s->a}, {bytes + 2, 2, &s->b}, rill_item_borrow(local, 1),
+        {bytes + 5, 2, &s->a}, rill_item_borrow(local, SIZE_MAX / 4), /* cannot be copied */
+        {bytes + 7, 2, &s->a}, rill_item_static(bytes, 1)};
+    s->rc = rill_emit_items(st, run, sizeof run / sizeof run[0]);
+    return s->rc < 0 ? s->rc : RILL_EDONE;
+}
+static const rill_stage_ops oom_src_ops = {.produce = oom_produce};
+
+static int count_only(rill_stage *st, void *state, const rill_item *it) {
+    (void)st;
+    (void)it;
+    ++*(uint64_t *)state;
+    return 0;
+}
+static const rill_stage_ops count_only_ops = {.send = count_only};
+
+RILL_TEST(thread_runs, out_of_memory_mid_chunk_releases_and_accounts) {
+    for (int threaded_src = 0; threaded_src < 2; threaded_src++) {
+        rill_pipeline *p;
+        rill_stage *src, *sink;
+        oom_src s;
+        uint64_t got = 0;
+        released_a = released_b = 0;
+        rill_ref_init(&s.a, release_a);
+        rill_ref_init(&s.b, release_b);
+        rill_stage_opts so = {.flags = threaded_src ? RILL_STAGE_THREADED : 0};
+        rill_stage_opts th = {.flags = RILL_STAGE_THREADED, .batch = 64};
+        CHECK_OK(rill_pipeline_new("oom", &p));
+        CHECK_OK(rill_stage_add(p, "src", &oom_src_ops, &s, &so, &src));
+        CHECK_OK(rill_stage_add(p, "sink", &count_only_ops, &got, &th, &sink));
+        CHECK_OK(rill_connect(src, sink));
+        CHECK_EQ(rill_pipeline_run(p), RILL_ENOMEM);
+        CHECK_EQ(s.rc, RILL_ENOMEM);
+        uint64_t in, out;
+        CHECK(run_stage_counts(p, "src", &in, &out));
+        CHECK_EQ(out, 7);
+        CHECK(run_stage_counts(p, "sink", &in, &out));
+        CHECK_EQ(in, got);
+        CHECK(got <= 4);
+        CHECK_EQ(7, got + rill_pipeline_discarded(p));
+        rill_pipeline_free(p);
+        CHECK_EQ(released_a, 0); /* our own references are still held */
+        CHECK_EQ(released_b, 0);
+        CHECK_EQ(rill_ref_count(&s.a), 1);
+        CHECK_EQ(rill_ref_count(&s.b), 1);
     }
 }
