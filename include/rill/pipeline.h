@@ -98,7 +98,9 @@ typedef struct rill_stage_ops {
     uint64_t (*hash)(const void *state, const rill_item *item);
 
     /* Receive a run: items[0..n), n >= 1, in order, each borrowed as for
-     * send (the array too: valid for the call only). Must do what send
+     * send (the array too: valid for the call only, never written to; it may
+     * be passed on as it is, rill_emit_items(st, items, n), and must not be
+     * kept, nor a borrowed item's bytes, past the call). Must do what send
      * called on each item in turn would, typically with one loop and no
      * call per item (a filter collects its matches and emits them with
      * rill_emit_items). The engine calls it when items come as a run
@@ -106,7 +108,7 @@ typedef struct rill_stage_ops {
      * delay (rill_stage_set_delay); send still gets single items, so a stage
      * with send_items must have send too. Return 0, or a negative code as
      * send does; a run handed to send_items counts as received whole
-     * (n_in) whatever it returns. Optional (NULL: send per item). */
+     * (items_in) whatever it returns. Optional (NULL: send per item). */
     int (*send_items)(rill_stage *st, void *state, const rill_item *items, size_t n);
 } rill_stage_ops;
 
