@@ -249,3 +249,38 @@ RILL_TEST(thread_runs, leaky_queues_account_for_every_item_of_a_run) {
         rill_pipeline_free(p);
     }
 }
+
+/* ---- shared fan-out ------------------------------------------------------- */
+
+/* A source whose two ports both cross to threads (one shared batch for both
+ * queues, engine/pipeline/share.c), one consumer aborting in the middle:
+ * on each of the two connections every item emitted was received or
+ * discarded. */
+RILL_TEST(thread_runs, a_stop_in_a_shared_fan_out_accounts_for_every_item) {
+    for (int items_op = 0; items_op < 2; items_op++) {
+        rill_pipeline *p;
+        rill_stage *src, *a, *b;
+        run_src s = {.n = 20000, .len = 50};
+        run_sink ka = {.abort_at = 100}, kb = {0};
+        rill_stage_opts th = {.flags = RILL_STAGE_THREADED, .capacity = 32, .batch = 8};
+        CHECK_OK(rill_pipeline_new("tshare", &p));
+        ka.abort_p = p;
+        CHECK_OK(rill_stage_add(p, "src", &run_src_ops, &s, NULL, &src));
+        const rill_stage_ops *ops = items_op ? &run_sink_items_ops : &run_sink_ops;
+        CHECK_OK(rill_stage_add(p, "a", ops, &ka, &th, &a));
+        CHECK_OK(rill_stage_add(p, "b", ops, &kb, &th, &b));
+        CHECK_OK(rill_connect(src, a));
+        CHECK_OK(rill_connect(src, b));
+        CHECK_EQ(rill_pipeline_run(p), RILL_EABORTED);
+        uint64_t in_a = 0, in_b = 0, out = 0, ignore = 0;
+        CHECK(run_stage_counts(p, "src", &ignore, &out));
+        CHECK(run_stage_counts(p, "a", &in_a, &ignore));
+        CHECK(run_stage_counts(p, "b", &in_b, &ignore));
+        CHECK(ka.n >= 100);
+        CHECK(out < s.n);
+        CHECK_EQ(in_a, ka.n);
+        CHECK_EQ(in_b, kb.n);
+        CHECK_EQ(2 * out, in_a + in_b + rill_pipeline_discarded(p));
+        rill_pipeline_free(p);
+    }
+}
