@@ -7,6 +7,7 @@
  * are computed here from the values emitted (1..n). Threads record into
  * their own stage state, read after close (the join orders it). */
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "rill.h"
@@ -283,4 +284,48 @@ RILL_TEST(thread_runs, a_stop_in_a_shared_fan_out_accounts_for_every_item) {
         CHECK_EQ(2 * out, in_a + in_b + rill_pipeline_discarded(p));
         rill_pipeline_free(p);
     }
+}
+
+/* ---- RILL_DEBUG: a static item of a run changed while queued ------------------ */
+
+/* The tests' library checks static items (RILL_DEBUG): a run appended a
+ * chunk at a time is summed item by item too, so a source that rewrites the
+ * buffer its "static" run points into, while the run waits in its partial
+ * batch, is caught and named. */
+typedef struct run_liar {
+    char buf[8][8];
+    int calls;
+} run_liar;
+
+static int run_liar_produce(rill_stage *st, void *state) {
+    run_liar *l = state;
+    if (l->calls++)
+        return RILL_EDONE;
+    rill_item run[8];
+    for (int i = 0; i < 8; i++) {
+        snprintf(l->buf[i], sizeof l->buf[i], "v%d", i);
+        run[i] = rill_item_static(l->buf[i], 2);
+    }
+    int rc = rill_emit_items(st, run, 8);
+    l->buf[5][1] = 'X'; /* still in this thread's partial batch: no race */
+    return rc;
+}
+static const rill_stage_ops run_liar_ops = {.produce = run_liar_produce};
+
+RILL_TEST(thread_runs, debug_check_catches_a_static_run_changed_while_queued) {
+    run_liar l = {0};
+    uint64_t got = 0;
+    rill_pipeline *p;
+    rill_stage *src, *sink;
+    rill_stage_opts th = {.flags = RILL_STAGE_THREADED, .batch = 64,
+                          .max_latency_us = 1000000};
+    CHECK_OK(rill_pipeline_new("t", &p));
+    CHECK_OK(rill_stage_add(p, "liar", &run_liar_ops, &l, NULL, &src));
+    CHECK_OK(rill_stage_add(p, "sink", &count_only_ops, &got, &th, &sink));
+    CHECK_OK(rill_connect(src, sink));
+    CHECK_EQ(rill_pipeline_run(p), RILL_ESTAGE);
+    const char *msg = rill_pipeline_errmsg(p);
+    CHECK(strstr(msg, "stage 'liar'") && strstr(msg, "changed while queued"));
+    CHECK_EQ(got, 0);
+    rill_pipeline_free(p);
 }
