@@ -164,6 +164,7 @@ static const rill_stage_ops try_src_ops = {.produce = try_produce};
 typedef struct held_sink {
     gate *g; /* NULL: never held */
     uint64_t count;
+    atomic_int seen; /* count, for the test thread while running */
 } held_sink;
 
 static int held_send(rill_stage *st, void *state, const rill_item *item) {
@@ -173,6 +174,7 @@ static int held_send(rill_stage *st, void *state, const rill_item *item) {
     if (k->g && k->count == 0)
         gate_pass(k->g);
     k->count++;
+    atomic_store(&k->seen, (int)k->count);
     return 0;
 }
 
@@ -210,4 +212,57 @@ RILL_TEST(fanout, try_emit_refuses_when_any_consumer_is_full_and_its_fd_signals)
         for (unsigned i = 0; i < NC; i++)
             CHECK_EQ(k[i].count, s.n);
     }
+}
+
+/* A leaky queue does not join a shared fan-out (share.c's plan): its
+ * producer must drop for it rather than wait, which a batch shared with
+ * the other queues cannot do. Consumer 1 (drop_oldest) is held at a gate;
+ * consumer 0 (blocking) must still get every item while it is held. */
+static int plain_produce(rill_stage *st, void *state) {
+    try_src *s = state;
+    while (s->next < s->n) {
+        s->v[s->next] = s->next;
+        rill_item it = rill_item_static(&s->v[s->next], sizeof s->v[0]);
+        int rc = rill_emit(st, &it);
+        if (rc)
+            return rc;
+        s->next++;
+    }
+    return RILL_EDONE;
+}
+
+static const rill_stage_ops plain_src_ops = {.produce = plain_produce};
+
+RILL_TEST(fanout, a_drop_oldest_consumer_is_not_shared_and_never_blocks_the_others) {
+    enum { CAP = 4 };
+    try_src s = {.n = 200, .fd = -1};
+    gate g;
+    gate_init(&g);
+    held_sink k[2] = {{0}};
+    k[1].g = &g;
+    rill_pipeline *p;
+    rill_stage *src, *t;
+    CHECK_OK(rill_pipeline_new("fanout-leaky", &p));
+    rill_stage_opts so = {.flags = RILL_STAGE_THREADED};
+    CHECK_OK(rill_stage_add(p, "src", &plain_src_ops, &s, &so, &src));
+    for (unsigned i = 0; i < 2; i++) {
+        rill_stage_opts o = {.flags = RILL_STAGE_THREADED, .capacity = CAP,
+                             .overflow = i ? RILL_OVERFLOW_DROP_OLDEST : RILL_OVERFLOW_BLOCK};
+        char name[16];
+        snprintf(name, sizeof name, "sink-%u", i);
+        CHECK_OK(rill_stage_add(p, name, &held_sink_ops, &k[i], &o, &t));
+        CHECK_OK(rill_connect(src, t));
+    }
+    CHECK_OK(rill_pipeline_start(p));
+    /* a source waiting for the held consumer never gets consumer 0 there */
+    bool all = wait_for(&k[0].seen, (int)s.n, 30);
+    rill_queue_stats q = queue_to(p, "sink-1");
+    gate_open(&g);
+    CHECK_OK(rill_pipeline_close(p));
+    rill_pipeline_free(p);
+    gate_fini(&g);
+    CHECK(all);
+    CHECK(q.dropped > 0);
+    CHECK_EQ(k[0].count, s.n);
+    CHECK(k[1].count < s.n);
 }
