@@ -78,8 +78,6 @@ struct rill__queue {
     uint32_t handover_delay_ns; /* tests: rill__fault_handover_ns (fault.h) */
     struct rill__share *share; /* a member of a shared fan-out (share.c), or NULL */
     unsigned share_ix;         /* its index there: the producer's port */
-    _Atomic unsigned *pending_at; /* the partial batch's count, for statistics: &pending,
-                                  or the shared one's */
     /* written by a refused rill_try_emit, read once per hand-back */
     _Atomic int armed;         /* 0, or RILL__ROOM_* (room.h): a refused
                                   rill_try_emit waits for the room fd */
@@ -88,6 +86,10 @@ struct rill__queue {
     /* the producer's */
     _Alignas(RILL__LINE) rill__batch *cur; /* partial batch being filled */
     _Atomic unsigned pending; /* cur->n, for statistics readers (unpublished) */
+    /* What statistics read as unpublished: &pending, or, for a member of a
+     * shared fan-out, the shared count while the shared partial batch is for
+     * this queue (else &pending, which stays 0 there). Set by share.c. */
+    _Atomic unsigned *_Atomic pending_at;
     uint64_t produced_local;  /* == produced, without the atomic load */
     uint64_t consumed_seen;   /* last value of consumed read by the producer */
     uint64_t dropped_local;   /* items drop_oldest took back out of the ring */

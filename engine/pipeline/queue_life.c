@@ -53,7 +53,7 @@ int rill__queue_init(rill__queue *e, unsigned capacity, unsigned batch_cap, uint
     atomic_init(&e->delivering, NULL);
     atomic_init(&e->armed, 0);
     e->room_efd = NULL;
-    e->pending_at = &e->pending;
+    atomic_init(&e->pending_at, &e->pending);
     e->wake_depth = capacity / 2 > e->batch_cap ? capacity / 2 : e->batch_cap;
     e->data = data;
     e->stop = stop;

@@ -132,8 +132,14 @@ static void rill__share_retarget(rill__share *sh, int target, bool wake) {
     rill__share_publish(sh, wake);
     sh->target = target;
     sh->room = 0;
-    for (unsigned k = 0; k < sh->n; k++)
-        sh->m[k]->cur = sh->cur && rill__for(sh, k) ? sh->cur : NULL;
+    for (unsigned k = 0; k < sh->n; k++) {
+        rill__queue *e = sh->m[k];
+        e->cur = sh->cur && rill__for(sh, k) ? sh->cur : NULL;
+        /* A queue's unpublished items are only those of a partial batch for
+         * it (one for port j alone is not the other queues'). */
+        atomic_store_explicit(&e->pending_at, rill__for(sh, k) ? &sh->pending : &e->pending,
+                              memory_order_relaxed);
+    }
 }
 
 /* The slow part of a push: the partial batch is for other members, a member
@@ -333,7 +339,7 @@ int rill__share_plan(rill_pipeline *p) {
             sh->q[k] = e->q;
             e->share = sh;
             e->share_ix = k;
-            e->pending_at = &sh->pending;
+            atomic_store_explicit(&e->pending_at, &sh->pending, memory_order_relaxed);
         }
         st->share = sh;
     }

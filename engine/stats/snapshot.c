@@ -40,7 +40,10 @@ int rill__queue_stats_read(rill__queue_stats *q, rill_queue_stats *out) {
         out->ready = out->depth - delivering;
         /* The producer's partial batch changes with every item, outside the
          * hand-over bracket: no invariant ties it to the counters. */
-        out->unpublished = e ? atomic_load_explicit(e->pending_at, memory_order_relaxed) : 0;
+        out->unpublished =
+            e ? atomic_load_explicit(atomic_load_explicit(&e->pending_at, memory_order_relaxed),
+                                     memory_order_relaxed)
+              : 0;
         /* Read-modify-writes, not loads: see stats_int.h. */
         if (idle && atomic_fetch_add(&q->busy, 0) == 0 && atomic_fetch_add(&q->version, 0) == v)
             return 0;
