@@ -12,17 +12,10 @@ set -eu
 build=${1:?usage: ip_stats_parallel.sh BUILD_DIR [LOG] [ROUNDS]}
 log=${2:-/tmp/rill-bench-scale.log}
 rounds=${3:-7}
-ips="83.149.9.216 93.114.45.13 207.241.237.101"
+. "$(dirname "$0")/bench_util.sh"
 cores=$(nproc)
 [ -f "$log" ] || { echo "no log $log: run $build/bench_ip_stats_scale first" >&2; exit 1; }
 
-ms() { # run "$@" quietly, print its wall time in ms
-    t0=$(date +%s%N)
-    "$@" >/dev/null
-    t1=$(date +%s%N)
-    echo $(( (t1 - t0) / 1000000 ))
-}
-median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 want=$("$build/bench_ip_stats_scale" --once hand --log "$log" $ips)
 echo "log $log ($(du -h "$log" | cut -f1)); $cores cores; loadavg before: $(cat /proc/loadavg)"

@@ -15,17 +15,9 @@ build=${1:?usage: ip_stats_whole.sh BUILD_DIR [LOG] [ROUNDS] [IP_STATS_OPTION...
 log=${2:-/tmp/rill-bench.log}
 rounds=${3:-11}
 shift $(($# < 3 ? $# : 3))
-ips="83.149.9.216 93.114.45.13 207.241.237.101"
+. "$(dirname "$0")/bench_util.sh"
 [ -f "$log" ] || { echo "no log $log: run $build/bench_ip_stats first" >&2; exit 1; }
 
-ms() { # run "$@" quietly, print its wall time in ms
-    t0=$(date +%s%N)
-    "$@" >/dev/null
-    t1=$(date +%s%N)
-    echo $(( (t1 - t0) / 1000000 ))
-}
-median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-best() { tr ' ' '\n' | grep . | sort -n | head -1; }
 
 want=$("$build/bench_ip_stats_scale" --once hand --log "$log" $ips)
 got=$("$build/ip_stats" --quiet "$@" "$log" $ips)

@@ -8,17 +8,6 @@
 /* Stopped mid-run, by an abort or by a consumer failing: no hang, every
  * queue's in == out + discarded, the pipeline's discarded is their sum, and
  * every owner is released exactly once. */
-typedef struct runner {
-    rill_pipeline *p;
-    int rc;
-} runner;
-
-static void *run_thread(void *arg) {
-    runner *r = arg;
-    r->rc = rill_pipeline_run(r->p);
-    return NULL;
-}
-
 static void run_stopped(unsigned nc, unsigned cap, unsigned fail, unsigned slow, bool *ok) {
     fan f = {.nc = nc, .capacity = cap, .slow = slow};
     *ok = false;
@@ -33,9 +22,9 @@ static void run_stopped(unsigned nc, unsigned cap, unsigned fail, unsigned slow,
         CHECK_EQ(rill_pipeline_run(f.p), RILL_ESTAGE);
     } else {
         /* run on a helper thread; abort from here once some items went through */
-        runner r = {f.p, 0};
+        pipeline_runner r = {f.p, 0};
         pthread_t t;
-        CHECK_OK(pthread_create(&t, NULL, run_thread, &r));
+        CHECK_OK(pthread_create(&t, NULL, pipeline_runner_main, &r));
         double end = now_s() + 30;
         while (now_s() < end && atomic_load(&f.k[nc - 1].seen) < 2000)
             sleep_ms(1);

@@ -49,17 +49,6 @@ static int stall_send(rill_stage *st, void *state, const rill_item *it) {
     return 0;
 }
 
-typedef struct runner {
-    rill_pipeline *p;
-    int rc;
-} runner;
-
-static void *run_thread(void *arg) {
-    runner *r = arg;
-    r->rc = rill_pipeline_run(r->p);
-    return NULL;
-}
-
 /* Capacity 8, batch 4. The consumer holds its first item until the producer
  * is blocked on the full queue (8 pushed), then delivers items 1-4 and
  * holds item 5. Handing back batch 1 leaves 4 queued, half the capacity:
@@ -81,9 +70,9 @@ RILL_TEST(thread_guards, producer_woken_when_the_queue_is_half_empty) {
     CHECK_OK(rill_stage_add(p, "source", &src_ops, &s, NULL, &src));
     CHECK_OK(rill_stage_add(p, "sink", &sink_ops, &s, &o, &sink));
     CHECK_OK(rill_connect(src, sink));
-    runner r = {p, -1};
+    pipeline_runner r = {p, -1};
     pthread_t t;
-    CHECK_EQ(pthread_create(&t, NULL, run_thread, &r), 0);
+    CHECK_EQ(pthread_create(&t, NULL, pipeline_runner_main, &r), 0);
     bool at_first = wait_for(&s.first.entered, 1, 10.0);
     bool full = wait_for(&s.pushed, 8, 10.0);
     sleep_ms(50); /* the 9th emit must be waiting: the queue holds 8 */

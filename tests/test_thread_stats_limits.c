@@ -144,17 +144,6 @@ RILL_TEST(thread_stats_limits, watchdog_pace_is_not_the_sample_interval) {
 
 /* ---- the TCP source's wait for room ------------------------------------------------ */
 
-typedef struct runner {
-    rill_pipeline *p;
-    int rc;
-} runner;
-
-static void *run_main(void *arg) {
-    runner *r = arg;
-    r->rc = rill_pipeline_run(r->p);
-    return NULL;
-}
-
 RILL_TEST(thread_stats_limits, tcp_source_room_wait_counts_as_full_wait) {
     enum { LINES = 2000, DELAY_US = 200 };
     rill_pipeline *p = NULL;
@@ -168,9 +157,9 @@ RILL_TEST(thread_stats_limits, tcp_source_room_wait_counts_as_full_wait) {
     CHECK_OK(rill_connect(source, slow));
     CHECK_OK(rill_stage_set_delay(slow, DELAY_US));
     uint16_t port = rill_tcp_lines_port(source);
-    runner r = {p, 0};
+    pipeline_runner r = {p, 0};
     pthread_t t;
-    CHECK_EQ(pthread_create(&t, NULL, run_main, &r), 0);
+    CHECK_EQ(pthread_create(&t, NULL, pipeline_runner_main, &r), 0);
     int fd = cli_connect(port);
     int sent = 0;
     if (fd >= 0) {

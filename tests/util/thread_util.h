@@ -18,6 +18,8 @@
 
 #include "rill.h"
 
+#include "rill.h"
+
 /* splitmix64: the same seed gives the same run, so a failure can be replayed. */
 static inline uint64_t rng_next(uint64_t *s) {
     uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
@@ -81,6 +83,19 @@ static inline char thread_state(int tid) {
 }
 
 /* The body of count_threads' warm-up thread. */
+/* rill_pipeline_run on a thread of its own:
+ * pthread_create(&t, NULL, pipeline_runner_main, &r), rc read after join. */
+typedef struct pipeline_runner {
+    rill_pipeline *p;
+    int rc;
+} pipeline_runner;
+
+static inline void *pipeline_runner_main(void *arg) {
+    pipeline_runner *r = arg;
+    r->rc = rill_pipeline_run(r->p);
+    return NULL;
+}
+
 static inline void *thread_util__noop(void *arg) { return arg; }
 
 /* Threads of this process, or -1. A sanitizer runtime may start a helper
