@@ -180,8 +180,12 @@ RILL_TEST(redis_api, slow_commit_never_claims_its_own_entries_in_flight) {
     CHECK_OK(publish_keys(&conf, "slow", N, want));
     rill_pipeline *p = NULL;
     rill_stage *src = NULL, *sink = NULL;
+    /* A short block keeps the source coming back to claim while the sink
+     * works through its queue: with the default 200 ms, a fast machine read
+     * every entry at once and then waited in XREADGROUP until the sink was
+     * done, and nothing was ever idle at a claim. */
     rill_redis_source_opts o = {.stream = "slow", .consumer = "c", .count = 50,
-                                .claim_idle_ms = 5, .max_deliveries = 1,
+                                .block_ms = 2, .claim_idle_ms = 5, .max_deliveries = 1,
                                 .idle_exit_ms = 200};
     rill_stage_opts threaded = {.flags = RILL_STAGE_THREADED, .capacity = 4096};
     CHECK_OK(rill_pipeline_new("work", &p));
